@@ -1,0 +1,500 @@
+//! Configuration: finding the manifest, reading `[workspace.metadata.gitops]` and
+//! `[package.metadata.gitops]`, choosing the package, and turning the tables into checked
+//! environments. It reads the TOML directly (no `cargo metadata` run) so that `cargo gitops env`
+//! stays within a few milliseconds, and so that errors can give the line of the bad key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::environment::{self, BranchPattern, Environment, Latest, TagSelector};
+use crate::error::Error;
+use crate::tags::{Placeholder, TagFormat};
+
+/// The `gitops` table, as written in either manifest table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConfig {
+    pub registry: Option<String>,
+    pub image: Option<String>,
+    pub environments: Option<Vec<RawEnvironment>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawEnvironment {
+    pub name: String,
+    pub branches: Option<Vec<String>>,
+    pub tags: Option<RawTags>,
+    pub format: Option<String>,
+    pub latest: Option<RawLatest>,
+    pub build_args: Option<BTreeMap<String, String>>,
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTags {
+    /// `"stable"`, or a channel name that pre-releases start with (`"alpha"`).
+    pub semver: Option<String>,
+    /// A regular expression the whole tag name must match.
+    pub regex: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "true, false, or a tag format such as \"prd-alpha-latest\""
+)]
+pub enum RawLatest {
+    Enabled(bool),
+    Format(String),
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    package: Option<ManifestPackage>,
+    workspace: Option<ManifestWorkspace>,
+}
+
+#[derive(Deserialize)]
+struct ManifestPackage {
+    name: String,
+    metadata: Option<ManifestMetadata>,
+}
+
+#[derive(Deserialize)]
+struct ManifestWorkspace {
+    #[serde(default)]
+    members: Vec<String>,
+    metadata: Option<ManifestMetadata>,
+}
+
+#[derive(Deserialize)]
+struct ManifestMetadata {
+    gitops: Option<RawConfig>,
+}
+
+/// The configuration in force, after defaults, merging and checks.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The manifest the settings came from; `None` when defaults apply (no `Cargo.toml`).
+    pub manifest: Option<PathBuf>,
+    /// The package whose image this is, when one was chosen.
+    pub package: Option<String>,
+    pub registry: Option<String>,
+    /// Image repository name, without registry (`gitops-demo-app`).
+    pub image_name: Option<String>,
+    pub environments: Vec<Environment>,
+}
+
+impl Config {
+    /// The defaults alone, as in a repository without a `Cargo.toml`.
+    pub fn defaults() -> Config {
+        Config {
+            manifest: None,
+            package: None,
+            registry: None,
+            image_name: None,
+            environments: environment::defaults(),
+        }
+    }
+
+    /// The full image reference without tag (`ghcr.io/au2001/gitops-demo-app`), lowercase as
+    /// registries require; an environment may name a repository of its own.
+    pub fn image_for(&self, environment: Option<&Environment>) -> Option<String> {
+        let name = environment
+            .and_then(|env| env.image.as_deref())
+            .or(self.image_name.as_deref())?;
+        let reference = match &self.registry {
+            Some(registry) => format!("{}/{}", registry.trim_end_matches('/'), name),
+            None => name.to_owned(),
+        };
+        Some(reference.to_lowercase())
+    }
+}
+
+/// Finds and reads the configuration. `manifest_path` is `--manifest-path`; otherwise the
+/// nearest `Cargo.toml` above `cwd` is used, and its workspace root if it belongs to one.
+pub fn load(
+    manifest_path: Option<&Path>,
+    package: Option<&str>,
+    cwd: &Path,
+) -> Result<Config, Error> {
+    let start = match manifest_path {
+        Some(path) => {
+            if !path.is_file() {
+                return Err(Error::usage(format!(
+                    "manifest `{}` does not exist; check --manifest-path",
+                    path.display()
+                )));
+            }
+            Some(path.to_path_buf())
+        }
+        None => find_upwards(cwd),
+    };
+    let Some(start) = start else {
+        if let Some(package) = package {
+            return Err(Error::usage(format!(
+                "package `{package}` not found: there is no Cargo.toml here or above; drop -p to use the defaults"
+            )));
+        }
+        return Ok(Config::defaults());
+    };
+
+    let start_manifest = read_manifest(&start)?;
+    let (root_path, root) = if start_manifest.workspace.is_some() {
+        (start.clone(), start_manifest)
+    } else {
+        match find_workspace_root(&start)? {
+            Some((path, manifest)) => (path, manifest),
+            None => (start.clone(), start_manifest),
+        }
+    };
+
+    let root_dir = root_path.parent().unwrap_or(Path::new("."));
+    let mut packages = Vec::new();
+    if let Some(package) = &root.package {
+        packages.push((
+            package.name.clone(),
+            root_path.clone(),
+            package.metadata.as_ref().and_then(|m| m.gitops.clone()),
+        ));
+    }
+    if let Some(workspace) = &root.workspace {
+        for member_path in expand_members(root_dir, &workspace.members) {
+            let manifest = read_manifest(&member_path)?;
+            if let Some(package) = manifest.package {
+                packages.push((
+                    package.name,
+                    member_path,
+                    package.metadata.and_then(|m| m.gitops),
+                ));
+            }
+        }
+    }
+
+    let chosen = match package {
+        Some(name) => Some(packages.iter().find(|(n, _, _)| n == name).ok_or_else(|| {
+            let known: Vec<&str> = packages.iter().map(|(n, _, _)| n.as_str()).collect();
+            Error::usage(format!(
+                "package `{name}` is not in the workspace at {}; known packages: {}",
+                root_path.display(),
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })?),
+        None => {
+            let shipping: Vec<_> = packages
+                .iter()
+                .filter(|(_, _, cfg)| cfg.is_some())
+                .collect();
+            let here = shipping.iter().find(|(_, path, _)| {
+                path.parent()
+                    .is_some_and(|dir| cwd.starts_with(dir) && dir != root_dir)
+            });
+            match (here, shipping.as_slice()) {
+                (Some(found), _) => Some(*found),
+                (None, [only]) => Some(*only),
+                (None, []) => root
+                    .package
+                    .as_ref()
+                    .and_then(|p| packages.iter().find(|(n, _, _)| *n == p.name)),
+                (None, many) => {
+                    let names: Vec<&str> = many.iter().map(|(n, _, _)| n.as_str()).collect();
+                    return Err(Error::usage(format!(
+                        "several packages ship images ({}); choose one with -p",
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+
+    let workspace_raw = root
+        .workspace
+        .as_ref()
+        .and_then(|w| w.metadata.as_ref())
+        .and_then(|m| m.gitops.clone())
+        .unwrap_or_default();
+    let (merged, env_source) =
+        match chosen.and_then(|(_, path, cfg)| cfg.as_ref().map(|c| (path, c))) {
+            Some((package_path, package_raw)) => {
+                let env_source = if package_raw.environments.is_some() {
+                    (package_path.clone(), "package.metadata.gitops")
+                } else {
+                    (root_path.clone(), "workspace.metadata.gitops")
+                };
+                (
+                    RawConfig {
+                        registry: package_raw.registry.clone().or(workspace_raw.registry),
+                        image: package_raw.image.clone().or(workspace_raw.image),
+                        environments: package_raw
+                            .environments
+                            .clone()
+                            .or(workspace_raw.environments),
+                    },
+                    env_source,
+                )
+            }
+            None => (
+                workspace_raw,
+                (root_path.clone(), "workspace.metadata.gitops"),
+            ),
+        };
+
+    let environments = match &merged.environments {
+        Some(raw) => build_environments(raw, &env_source.0, env_source.1)?,
+        None => environment::defaults(),
+    };
+    let package_name = chosen.map(|(name, _, _)| name.clone());
+    Ok(Config {
+        manifest: Some(root_path),
+        image_name: merged.image.or_else(|| package_name.clone()),
+        package: package_name,
+        registry: merged.registry,
+        environments,
+    })
+}
+
+fn find_upwards(cwd: &Path) -> Option<PathBuf> {
+    cwd.ancestors()
+        .map(|dir| dir.join("Cargo.toml"))
+        .find(|path| path.is_file())
+}
+
+fn find_workspace_root(member: &Path) -> Result<Option<(PathBuf, Manifest)>, Error> {
+    let Some(dir) = member.parent().and_then(Path::parent) else {
+        return Ok(None);
+    };
+    for candidate in dir
+        .ancestors()
+        .map(|d| d.join("Cargo.toml"))
+        .filter(|p| p.is_file())
+    {
+        let manifest = read_manifest(&candidate)?;
+        if manifest.workspace.is_some() {
+            return Ok(Some((candidate, manifest)));
+        }
+    }
+    Ok(None)
+}
+
+fn expand_members(root_dir: &Path, members: &[String]) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for member in members {
+        let pattern = root_dir.join(member).join("Cargo.toml");
+        match glob::glob(&pattern.to_string_lossy()) {
+            Ok(found) => paths.extend(found.flatten()),
+            Err(_) => paths.push(pattern),
+        }
+    }
+    paths.retain(|p| p.is_file());
+    paths
+}
+
+fn read_manifest(path: &Path) -> Result<Manifest, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadManifest {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let deserializer =
+        toml::Deserializer::parse(&text).map_err(|err| config_error(path, &text, "", &err))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let key = err.path().to_string();
+        config_error(path, &text, &key, err.inner())
+    })
+}
+
+fn config_error(path: &Path, text: &str, key: &str, err: &toml::de::Error) -> Error {
+    let line = err
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    Error::Config {
+        file: path.to_path_buf(),
+        line,
+        key: if key == "." {
+            String::new()
+        } else {
+            key.to_owned()
+        },
+        message: err.message().trim().to_owned(),
+    }
+}
+
+fn build_environments(
+    raw: &[RawEnvironment],
+    file: &Path,
+    table: &str,
+) -> Result<Vec<Environment>, Error> {
+    let defaults = environment::defaults();
+    let mut built: Vec<Environment> = Vec::with_capacity(raw.len());
+    for (index, raw_env) in raw.iter().enumerate() {
+        let key = |field: &str| format!("{table}.environments[{index}].{field}");
+        let bad = |field: &str, message: String| Error::Config {
+            file: file.to_path_buf(),
+            line: None,
+            key: key(field),
+            message,
+        };
+        let name = raw_env.name.as_str();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad(
+                "name",
+                format!(
+                    "`{name}` is not a valid environment name; use letters, digits, `-` and `_`"
+                ),
+            ));
+        }
+        if built.iter().any(|e| e.name == name) {
+            return Err(bad(
+                "name",
+                format!("environment `{name}` is listed twice; names must be unique"),
+            ));
+        }
+        let inherited = defaults.iter().find(|d| d.name == name);
+
+        let branches = match &raw_env.branches {
+            Some(patterns) => patterns
+                .iter()
+                .map(|p| {
+                    BranchPattern::new(p).map_err(|e| {
+                        bad(
+                            "branches",
+                            format!("`{p}` is not a valid branch pattern: {}", e.kind()),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => inherited.map(|d| d.branches.clone()).unwrap_or_default(),
+        };
+        let tags = match &raw_env.tags {
+            Some(RawTags {
+                semver: Some(_),
+                regex: Some(_),
+            })
+            | Some(RawTags {
+                semver: None,
+                regex: None,
+            }) => {
+                return Err(bad(
+                    "tags",
+                    "give exactly one of `semver` (\"stable\" or a channel name) and `regex`"
+                        .to_owned(),
+                ));
+            }
+            Some(RawTags {
+                semver: Some(track),
+                ..
+            }) => Some(if track == "stable" {
+                TagSelector::SemverStable
+            } else if !track.is_empty() && track.chars().all(|c| c.is_ascii_alphanumeric()) {
+                TagSelector::SemverChannel(track.clone())
+            } else {
+                return Err(bad(
+                    "tags.semver",
+                    format!(
+                        "`{track}` is neither \"stable\" nor a channel name (letters and digits, e.g. \"alpha\")"
+                    ),
+                ));
+            }),
+            Some(RawTags {
+                regex: Some(expr), ..
+            }) => Some(TagSelector::Regex(
+                regex::Regex::new(&format!("^(?:{expr})$")).map_err(|e| {
+                    bad(
+                        "tags.regex",
+                        format!("`{expr}` is not a valid regular expression: {e}"),
+                    )
+                })?,
+            )),
+            None => inherited.and_then(|d| d.tags.clone()),
+        };
+        if branches.is_empty() && tags.is_none() {
+            return Err(bad(
+                "branches",
+                format!("environment `{name}` tracks no refs; give `branches` or `tags`"),
+            ));
+        }
+        let format: TagFormat = match &raw_env.format {
+            Some(text) => text
+                .parse()
+                .map_err(|e| bad("format", format!("`{text}`: {e}")))?,
+            None => inherited.map(|d| d.format.clone()).ok_or_else(|| {
+                bad(
+                    "format",
+                    format!(
+                        "environment `{name}` needs a `format`, e.g. \"{}-{{sha}}-{{timestamp}}\"",
+                        name
+                    ),
+                )
+            })?,
+        };
+        let latest = match &raw_env.latest {
+            Some(RawLatest::Enabled(false)) => Latest::Off,
+            Some(RawLatest::Enabled(true)) => Latest::FromFormat,
+            Some(RawLatest::Format(text)) => {
+                let latest: TagFormat = text
+                    .parse()
+                    .map_err(|e| bad("latest", format!("`{text}`: {e}")))?;
+                if let Some(p) = latest.placeholders().find(|p| {
+                    matches!(
+                        p,
+                        Placeholder::Sha
+                            | Placeholder::Sha40
+                            | Placeholder::Timestamp
+                            | Placeholder::Version
+                    )
+                }) {
+                    return Err(bad(
+                        "latest",
+                        format!(
+                            "`{text}` uses {{{}}}, which changes with each deploy; a latest tag must not",
+                            p.name()
+                        ),
+                    ));
+                }
+                Latest::Format(latest)
+            }
+            None => inherited.map_or(Latest::FromFormat, |d| d.latest.clone()),
+        };
+        let build_args = raw_env.build_args.clone().unwrap_or_default();
+        if let Some(bad_key) = build_args.keys().find(|k| k.is_empty() || k.contains('=')) {
+            return Err(bad(
+                "build-args",
+                format!("`{bad_key}` is not a valid build argument name"),
+            ));
+        }
+        let environment = Environment {
+            name: name.to_owned(),
+            branches,
+            tags,
+            format,
+            latest,
+            build_args,
+            image: raw_env.image.clone(),
+        };
+        environment
+            .check_format()
+            .map_err(|message| bad("format", message))?;
+        built.push(environment);
+    }
+    if built.is_empty() {
+        return Err(Error::Config {
+            file: file.to_path_buf(),
+            line: None,
+            key: format!("{table}.environments"),
+            message: "no environments are configured; remove the key to use the defaults"
+                .to_owned(),
+        });
+    }
+    Ok(built)
+}

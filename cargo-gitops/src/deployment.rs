@@ -1,0 +1,240 @@
+//! A deployment: for one commit and ref, the environment it goes to and the exact image tags it
+//! gets, including the lookup tag that finds an earlier build of the same commit. It does not
+//! talk to registries or builders.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::environment::{self, GitRef, Latest, version_for_tag};
+use crate::error::Error;
+use crate::git;
+use crate::github::Actions;
+use crate::tags::TagValues;
+
+/// Where the ref, commit and time come from, before any git is read.
+#[derive(Debug, Clone, Default)]
+pub struct Request<'a> {
+    pub ref_arg: Option<&'a str>,
+    pub sha_arg: Option<&'a str>,
+    pub timestamp: Option<u64>,
+}
+
+/// What a commit deploys to. Serialised as `cargo gitops env --format json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deployment {
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub sha: String,
+    /// `None` when no environment tracks the ref: nothing to deploy.
+    pub environment: Option<String>,
+    /// The environment's primary tag first, then its `latest` tag when enabled.
+    pub tags: Vec<String>,
+    /// `commit-<sha40>`, with a hash of the build arguments when the environment has any.
+    pub lookup_tag: String,
+    /// Image reference without tag; `None` when no registry or image is configured.
+    pub image: Option<String>,
+    pub timestamp: u64,
+}
+
+/// Timestamps are 10 digits so that numeric and alphabetical order agree.
+const TIMESTAMP_RANGE: std::ops::RangeInclusive<u64> = 1_000_000_000..=9_999_999_999;
+
+/// Works out the deployment of the current commit (or the one the request names).
+pub fn plan(
+    config: &Config,
+    request: &Request<'_>,
+    actions: &Actions,
+    cwd: &Path,
+) -> Result<Deployment, Error> {
+    let (ref_arg, sha_arg) = if actions.active {
+        let git_ref = request
+            .ref_arg
+            .or(actions.git_ref.as_deref())
+            .ok_or(Error::MissingGithubVariable("GITHUB_REF"))?;
+        let sha = request
+            .sha_arg
+            .or(actions.sha.as_deref())
+            .ok_or(Error::MissingGithubVariable("GITHUB_SHA"))?;
+        (Some(git_ref), Some(sha))
+    } else {
+        (request.ref_arg, request.sha_arg)
+    };
+    let checkout = git::resolve(cwd, ref_arg, sha_arg)?;
+    let timestamp = match request.timestamp {
+        Some(ts) if TIMESTAMP_RANGE.contains(&ts) => ts,
+        Some(ts) => {
+            return Err(Error::usage(format!(
+                "--timestamp {ts} is not a 10-digit Unix time in seconds; give a value between 1000000000 and 9999999999"
+            )));
+        }
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(*TIMESTAMP_RANGE.start()),
+    };
+    deployment_for(config, &checkout.git_ref, &checkout.sha, timestamp)
+}
+
+/// The deployment of a known ref and commit at a known time.
+pub fn deployment_for(
+    config: &Config,
+    git_ref: &GitRef,
+    sha: &str,
+    timestamp: u64,
+) -> Result<Deployment, Error> {
+    let matched = environment::resolve(&config.environments, git_ref);
+    let plain_lookup = format!("commit-{sha}");
+    let Some(matched) = matched else {
+        return Ok(Deployment {
+            git_ref: git_ref.full(),
+            sha: sha.to_owned(),
+            environment: None,
+            tags: Vec::new(),
+            lookup_tag: plain_lookup,
+            image: config.image_for(None),
+            timestamp,
+        });
+    };
+    let env = matched.environment;
+    let version = matched.version.as_ref().map(version_for_tag);
+    let values = TagValues {
+        branch: matched.branch.as_deref(),
+        name: matched.name.as_deref(),
+        sha40: sha,
+        timestamp,
+        version: version.as_deref(),
+        env: &env.name,
+    };
+    let tag_error = |source| Error::Tag {
+        environment: env.name.clone(),
+        source,
+    };
+    let mut tags = vec![env.format.render(&values).map_err(tag_error)?];
+    match &env.latest {
+        Latest::Off => {}
+        Latest::FromFormat => tags.push(env.format.render_latest(&values).map_err(tag_error)?),
+        Latest::Format(format) => tags.push(format.render(&values).map_err(tag_error)?),
+    }
+    let lookup_tag = if env.build_args.is_empty() {
+        plain_lookup
+    } else {
+        format!("{plain_lookup}-{}", build_args_hash(&env.build_args))
+    };
+    Ok(Deployment {
+        git_ref: git_ref.full(),
+        sha: sha.to_owned(),
+        environment: Some(env.name.clone()),
+        tags,
+        lookup_tag,
+        image: config.image_for(Some(env)),
+        timestamp,
+    })
+}
+
+/// 8 hex digits that change whenever a build argument does, so that an image is only reused
+/// by pipelines that would have built the same thing.
+fn build_args_hash(args: &BTreeMap<String, String>) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in args {
+        hasher.update(key.as_bytes());
+        hasher.update(b"=");
+        hasher.update(value.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.finalize()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "b4b9fda0123456789abcdef0123456789abcdef0";
+    const TS: u64 = 1_654_880_868;
+
+    fn tags_for(git_ref: GitRef) -> (Option<String>, Vec<String>) {
+        let d = deployment_for(&Config::defaults(), &git_ref, SHA, TS).unwrap();
+        (d.environment, d.tags)
+    }
+
+    #[test]
+    fn default_tags() {
+        let cases: &[(GitRef, Option<&str>, &[&str])] = &[
+            (
+                GitRef::Tag("v1.2.3".into()),
+                Some("production"),
+                &["prd-1.2.3", "prd-latest"],
+            ),
+            (
+                GitRef::Tag("1.2.3".into()),
+                Some("production"),
+                &["prd-1.2.3", "prd-latest"],
+            ),
+            (
+                GitRef::Tag("v1.2.3+build.5".into()),
+                Some("production"),
+                &["prd-1.2.3_build.5", "prd-latest"],
+            ),
+            (
+                GitRef::Tag("v1.1.0-alpha1".into()),
+                Some("alpha"),
+                &["prd-1.1.0-alpha1", "prd-alpha-latest"],
+            ),
+            (
+                GitRef::Tag("v1.0.3-beta2".into()),
+                Some("beta"),
+                &["prd-1.0.3-beta2", "prd-beta-latest"],
+            ),
+            (
+                GitRef::Branch("test/uat1".into()),
+                Some("testing"),
+                &["tst-uat1-b4b9fda-1654880868", "tst-uat1-latest"],
+            ),
+            (
+                GitRef::Branch("main".into()),
+                Some("staging"),
+                &["stg-b4b9fda-1654880868", "stg-latest"],
+            ),
+            (
+                GitRef::Branch("feature/login".into()),
+                Some("development"),
+                &[
+                    "dev-feature-login-b4b9fda-1654880868",
+                    "dev-feature-login-latest",
+                ],
+            ),
+            (GitRef::Tag("v01.2.3".into()), None, &[]),
+            (GitRef::Tag("release-1".into()), None, &[]),
+        ];
+        for (git_ref, env, tags) in cases {
+            let (got_env, got_tags) = tags_for(git_ref.clone());
+            assert_eq!(got_env.as_deref(), *env, "{git_ref}");
+            assert_eq!(got_tags, *tags, "{git_ref}");
+        }
+    }
+
+    #[test]
+    fn lookup_tag_carries_a_hash_of_build_args() {
+        let mut config = Config::defaults();
+        let plain = deployment_for(&config, &GitRef::Branch("main".into()), SHA, TS).unwrap();
+        assert_eq!(plain.lookup_tag, format!("commit-{SHA}"));
+        config.environments[4]
+            .build_args
+            .insert("PROFILE".into(), "staging".into());
+        let with_args = deployment_for(&config, &GitRef::Branch("main".into()), SHA, TS).unwrap();
+        assert!(with_args.lookup_tag.starts_with(&format!("commit-{SHA}-")));
+        assert_eq!(with_args.lookup_tag.len(), "commit-".len() + 40 + 1 + 8);
+        config.environments[4]
+            .build_args
+            .insert("PROFILE".into(), "other".into());
+        let other = deployment_for(&config, &GitRef::Branch("main".into()), SHA, TS).unwrap();
+        assert_ne!(with_args.lookup_tag, other.lookup_tag);
+    }
+}

@@ -1,0 +1,81 @@
+//! The library's error type: one enum for every failure `cargo gitops` reports, each message
+//! lowercase and ending with what to do next. Rendering (with causes) is the binary's job.
+
+use std::path::PathBuf;
+
+use crate::exit_codes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag or argument that cannot be used as given.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A configuration key with a bad value, or a manifest that is not valid TOML.
+    #[error("{}{}: {}{message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), if key.is_empty() { String::new() } else { format!("{key}: ") })]
+    Config {
+        file: PathBuf,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
+
+    #[error("cannot read {}", path.display())]
+    ReadManifest {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{} is not in a git repository; run inside one, or pass both --ref and --sha", path.display())]
+    NotARepository { path: PathBuf },
+
+    #[error("the repository has no commit yet; commit something first, or pass --sha")]
+    NoCommit,
+
+    #[error("HEAD is detached and no tag points at it; check out a branch, or pass --ref")]
+    DetachedWithoutTag,
+
+    #[error(
+        "GITHUB_ACTIONS is true but {0} is not set; pass --ref and --sha, or run inside a GitHub Actions job"
+    )]
+    MissingGithubVariable(&'static str),
+
+    #[error("cannot read the git repository")]
+    Git(#[from] git2::Error),
+
+    #[error("cannot compute the tags of environment `{environment}`")]
+    Tag {
+        environment: String,
+        #[source]
+        source: crate::tags::RenderError,
+    },
+
+    #[error("cannot write {what}")]
+    Write {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::Usage(message.into())
+    }
+
+    /// The process exit code this error ends `cargo gitops` with.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_)
+            | Error::Config { .. }
+            | Error::ReadManifest { .. }
+            | Error::NotARepository { .. }
+            | Error::NoCommit
+            | Error::DetachedWithoutTag
+            | Error::MissingGithubVariable(_)
+            | Error::Tag { .. } => exit_codes::USAGE,
+            Error::Git(_) | Error::Write { .. } => exit_codes::FAILURE,
+        }
+    }
+}

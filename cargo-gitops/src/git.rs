@@ -1,0 +1,165 @@
+//! The local git repository, read through git2: which ref and commit are checked out, and which
+//! tags point at a commit. Where the ref comes from when running in CI is `deployment`'s call.
+
+use std::path::Path;
+
+use git2::{ErrorCode, Oid, Repository};
+
+use crate::environment::{GitRef, parse_semver_tag};
+use crate::error::Error;
+
+/// A ref and the commit it points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    pub git_ref: GitRef,
+    /// 40 lowercase hex digits.
+    pub sha: String,
+}
+
+/// Whether `text` is a full commit id.
+pub fn is_sha40(text: &str) -> bool {
+    text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Resolves the ref and commit to deploy. `ref_arg` and `sha_arg` (from flags or CI variables)
+/// win; what they leave open is read from the repository around `cwd`, which is only opened
+/// when needed.
+pub fn resolve(
+    cwd: &Path,
+    ref_arg: Option<&str>,
+    sha_arg: Option<&str>,
+) -> Result<Checkout, Error> {
+    if let (Some(full), Some(sha)) = (
+        ref_arg.filter(|r| r.starts_with("refs/")),
+        sha_arg.filter(|s| is_sha40(s)),
+    ) {
+        return Ok(Checkout {
+            git_ref: GitRef::from_full(full),
+            sha: sha.to_ascii_lowercase(),
+        });
+    }
+    let repo = match Repository::discover(cwd) {
+        Ok(repo) => Some(repo),
+        // A short `--ref` only needs the repository to tell a tag from a branch.
+        Err(err)
+            if err.code() == ErrorCode::NotFound
+                && sha_arg.is_some_and(is_sha40)
+                && ref_arg.is_some() =>
+        {
+            None
+        }
+        Err(err) if err.code() == ErrorCode::NotFound => {
+            return Err(Error::NotARepository {
+                path: cwd.to_path_buf(),
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
+
+    let git_ref = match ref_arg {
+        Some(text) => parse_ref_arg(repo.as_ref(), text),
+        None => current_ref(repo.as_ref().expect("opened when no ref is given"))?,
+    };
+    let sha = match sha_arg {
+        Some(text) if is_sha40(text) => text.to_ascii_lowercase(),
+        Some(text) => {
+            let repo = repo.as_ref().expect("opened when the sha is not a full id");
+            repo.revparse_single(text)
+                .and_then(|object| object.peel_to_commit())
+                .map_err(|_| Error::usage(format!("--sha `{text}` is not a commit in this repository; give a full 40-hex sha or a revision git knows")))?
+                .id()
+                .to_string()
+        }
+        None => {
+            let repo = repo.as_ref().expect("opened when no sha is given");
+            commit_of(repo, &git_ref)?.to_string()
+        }
+    };
+    Ok(Checkout { git_ref, sha })
+}
+
+/// `--ref` may be full (`refs/tags/v1.2.3`) or short; a short name is a tag only when the
+/// repository has such a tag and no such branch.
+fn parse_ref_arg(repo: Option<&Repository>, text: &str) -> GitRef {
+    if text.starts_with("refs/") {
+        return GitRef::from_full(text);
+    }
+    let exists = |full: String| repo.is_some_and(|r| r.find_reference(&full).is_ok());
+    if exists(format!("refs/tags/{text}")) && !exists(format!("refs/heads/{text}")) {
+        GitRef::Tag(text.to_owned())
+    } else {
+        GitRef::Branch(text.to_owned())
+    }
+}
+
+/// The commit a ref names locally; a ref the repository does not have stands for HEAD, so that
+/// `--ref` can ask "what if this commit were pushed there".
+fn commit_of(repo: &Repository, git_ref: &GitRef) -> Result<Oid, Error> {
+    if let Ok(reference) = repo.find_reference(&git_ref.full()) {
+        return Ok(reference.peel_to_commit()?.id());
+    }
+    head_commit(repo)
+}
+
+fn head_commit(repo: &Repository) -> Result<Oid, Error> {
+    match repo.head() {
+        Ok(head) => Ok(head.peel_to_commit()?.id()),
+        Err(err) if err.code() == ErrorCode::UnbornBranch || err.code() == ErrorCode::NotFound => {
+            Err(Error::NoCommit)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The checked-out branch, or on a detached HEAD the tag at HEAD that matters most: SemVer
+/// tags highest first, then other tags by name.
+fn current_ref(repo: &Repository) -> Result<GitRef, Error> {
+    let head = match repo.head() {
+        Ok(head) => head,
+        Err(err) if err.code() == ErrorCode::UnbornBranch || err.code() == ErrorCode::NotFound => {
+            return Err(Error::NoCommit);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if head.is_branch() {
+        let name = head
+            .shorthand()
+            .map_err(|_| Error::usage("the current branch name is not UTF-8; pass --ref"))?;
+        return Ok(GitRef::Branch(name.to_owned()));
+    }
+    let commit = head.peel_to_commit()?.id();
+    tags_at(repo, commit)?
+        .into_iter()
+        .next()
+        .map(GitRef::Tag)
+        .ok_or(Error::DetachedWithoutTag)
+}
+
+/// Tags that point at `commit`, SemVer tags first (highest first), then the others by name.
+pub fn tags_at(repo: &Repository, commit: Oid) -> Result<Vec<String>, Error> {
+    let mut found = Vec::new();
+    for reference in repo.references_glob("refs/tags/*")? {
+        let reference = reference?;
+        let Some(target) = reference.target() else {
+            continue;
+        };
+        // Packed refs carry the peeled commit of annotated tags, which saves reading the tag
+        // object; loose annotated tags still have to be read.
+        let points_here = target == commit
+            || reference.target_peel() == Some(commit)
+            || (reference.target_peel().is_none()
+                && repo
+                    .find_tag(target)
+                    .is_ok_and(|tag| tag.target_id() == commit));
+        if points_here && let Ok(name) = reference.shorthand() {
+            found.push(name.to_owned());
+        }
+    }
+    found.sort_by(|a, b| match (parse_semver_tag(a), parse_semver_tag(b)) {
+        (Some(va), Some(vb)) => vb.cmp(&va).then_with(|| a.cmp(b)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
+    });
+    Ok(found)
+}

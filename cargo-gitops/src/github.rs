@@ -1,0 +1,81 @@
+//! The GitHub Actions runner: the variables it sets for a job, and the files and workflow
+//! commands through which a step reports back (`$GITHUB_OUTPUT`, the step summary, groups and
+//! error annotations). Generating workflow files is `workflows`' job, not this module's.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::error::Error;
+
+/// What the runner tells a step through its environment.
+#[derive(Debug, Clone, Default)]
+pub struct Actions {
+    /// `GITHUB_ACTIONS=true`.
+    pub active: bool,
+    pub git_ref: Option<String>,
+    pub sha: Option<String>,
+    pub output: Option<PathBuf>,
+    pub step_summary: Option<PathBuf>,
+}
+
+impl Actions {
+    /// Reads the runner's variables from the process environment.
+    pub fn from_env() -> Actions {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Actions {
+            active: var("GITHUB_ACTIONS").as_deref() == Some("true"),
+            git_ref: var("GITHUB_REF"),
+            sha: var("GITHUB_SHA"),
+            output: var("GITHUB_OUTPUT").map(PathBuf::from),
+            step_summary: var("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+        }
+    }
+}
+
+/// Formats step outputs as `$GITHUB_OUTPUT` expects: `key=value`, or a heredoc for values with
+/// line breaks, with a delimiter that does not occur in the value.
+pub fn format_outputs(pairs: &[(&str, String)]) -> String {
+    let mut text = String::new();
+    for (key, value) in pairs {
+        if value.contains('\n') || value.contains('\r') {
+            let mut delimiter = String::from("GITOPS_EOF");
+            while value.contains(&delimiter) {
+                delimiter.push('_');
+            }
+            text.push_str(&format!("{key}<<{delimiter}\n{value}\n{delimiter}\n"));
+        } else {
+            text.push_str(&format!("{key}={value}\n"));
+        }
+    }
+    text
+}
+
+/// Appends to a runner file (`$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`), creating it if needed.
+pub fn append(path: &PathBuf, text: &str) -> Result<(), Error> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(|source| Error::Write {
+            what: path.display().to_string(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_line_values_use_a_heredoc_with_an_unused_delimiter() {
+        let text = format_outputs(&[
+            ("environment", "staging".to_owned()),
+            ("tags", "a\nGITOPS_EOF".to_owned()),
+        ]);
+        assert_eq!(
+            text,
+            "environment=staging\ntags<<GITOPS_EOF_\na\nGITOPS_EOF\nGITOPS_EOF_\n"
+        );
+    }
+}

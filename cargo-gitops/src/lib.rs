@@ -1,0 +1,15 @@
+//! cargo-gitops: GitOps continuous integration for any repository. A git ref becomes an
+//! environment, the environment gives image tags, and the tags are made to exist in a registry
+//! by building once per commit or by retagging. `main.rs` only parses and renders errors.
+
+pub mod cli;
+pub mod config;
+pub mod deployment;
+pub mod environment;
+pub mod error;
+pub mod exit_codes;
+pub mod git;
+pub mod github;
+pub mod tags;
+
+pub use error::Error;
