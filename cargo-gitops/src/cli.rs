@@ -3,16 +3,22 @@
 //! and prints results.
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config;
+use crate::builder::BuilderKind;
+use crate::config::{self, Config};
+use crate::credentials;
 use crate::deployment::{self, Deployment, Request};
 use crate::error::Error;
 use crate::exit_codes;
 use crate::github::{self, Actions};
+use crate::pipeline::{Action, Job, Report};
+use crate::progress::{Mode, Progress};
+use crate::registry::ClientOptions;
+use crate::retagger::{Retagger, RetaggerKind};
 
 /// GitOps continuous integration: derive the deployment environment from git, build a
 /// container image once per commit, and promote it between environments by retagging.
@@ -93,6 +99,40 @@ pub enum Command {
     /// --sha), picks the first configured environment that tracks the ref, and prints its tags.
     /// A ref no environment tracks is not an error: it prints `environment: null` and exits 0.
     Env,
+
+    /// Make the commit's image exist with every tag of its environment: retag, or build once.
+    ///
+    /// Looks up the lookup tag (`commit-<sha40>`) in the registry. When it exists the image is
+    /// retagged (same digest, no layer moves); otherwise it is built once and pushed with the
+    /// lookup tag first, so no environment tag ever points at an incomplete image.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Program that builds images [default: config `builder`, else buildx]
+    #[arg(long, value_enum, value_name = "BUILDER")]
+    pub build_with: Option<BuilderKind>,
+
+    /// Program that looks up and retags images [default: config `retagger`, else crane when installed, else builtin]
+    #[arg(long, value_enum, value_name = "RETAGGER")]
+    pub retag_with: Option<RetaggerKind>,
+
+    /// Print the exact commands for each outcome and run none
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Speak plain HTTP to this registry (loopback registries always are); repeatable
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+
+    /// User name for the registry (built-in client) [env: GITOPS_REGISTRY_USER]
+    #[arg(long, value_name = "USER")]
+    pub registry_user: Option<String>,
+
+    /// Read the registry password from standard input [env: GITOPS_REGISTRY_PASSWORD]
+    #[arg(long)]
+    pub registry_password_stdin: bool,
 }
 
 /// The arguments as cargo passes them: `cargo gitops env` runs `cargo-gitops gitops env`.
@@ -112,29 +152,29 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         source,
     })?;
     let actions = Actions::from_env();
-    match cli.command {
-        Command::Env => {
-            let config = config::load(
-                cli.global.manifest_path.as_deref(),
-                cli.global.package.as_deref(),
-                &cwd,
-            )?;
-            let request = Request {
-                ref_arg: cli.global.git_ref.as_deref(),
-                sha_arg: cli.global.sha.as_deref(),
-                timestamp: cli.global.timestamp,
-            };
-            let deployment = deployment::plan(&config, &request, &actions, &cwd)?;
-            if deployment.environment.is_none() && !cli.global.quiet {
-                eprintln!(
-                    "no environment tracks {}: nothing to deploy",
-                    deployment.git_ref
-                );
-            }
-            print_deployment(&deployment, cli.global.format, &actions)?;
-            Ok(exit_codes::SUCCESS)
-        }
+    let global = &cli.global;
+    let config = config::load(
+        global.manifest_path.as_deref(),
+        global.package.as_deref(),
+        &cwd,
+    )?;
+    let request = Request {
+        ref_arg: global.git_ref.as_deref(),
+        sha_arg: global.sha.as_deref(),
+        timestamp: global.timestamp,
+    };
+    let deployment = deployment::plan(&config, &request, &actions, &cwd)?;
+    if deployment.environment.is_none() && !global.quiet {
+        eprintln!(
+            "no environment tracks {}: nothing to deploy",
+            deployment.git_ref
+        );
     }
+    match &cli.command {
+        Command::Env => print_deployment(&deployment, global.format, &actions)?,
+        Command::Build(args) => build(global, args, &config, &deployment, &actions, &cwd)?,
+    }
+    Ok(exit_codes::SUCCESS)
 }
 
 fn print_deployment(d: &Deployment, format: Format, actions: &Actions) -> Result<(), Error> {
@@ -195,5 +235,155 @@ fn write_stdout(text: &str) -> Result<(), Error> {
             source: err,
         }),
         _ => Ok(()),
+    }
+}
+
+/// Whether stderr is a terminal that should get spinners.
+fn is_interactive(color: ColorChoice) -> bool {
+    match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    }
+}
+
+fn build(
+    global: &GlobalArgs,
+    args: &BuildArgs,
+    config: &Config,
+    deployment: &Deployment,
+    actions: &Actions,
+    cwd: &std::path::Path,
+) -> Result<(), Error> {
+    let password = if args.registry_password_stdin {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
+            Error::Write {
+                what: "the password from standard input".to_owned(),
+                source,
+            }
+        })?;
+        Some(text.trim_end_matches(['\n', '\r']).to_owned())
+    } else {
+        None
+    };
+    let credential = credentials::explicit(args.registry_user.as_deref(), password)?;
+    let mut config = config.clone();
+    config
+        .build
+        .insecure_registries
+        .extend(args.insecure_registries.iter().cloned());
+    let options = ClientOptions {
+        insecure_registries: config.build.insecure_registries.clone(),
+        ..ClientOptions::default()
+    };
+    let retagger_kind = args
+        .retag_with
+        .or(config.build.retagger)
+        .unwrap_or_else(RetaggerKind::default_here);
+    let retagger = Retagger::new(retagger_kind, options, credential);
+    let mode = if global.quiet {
+        Mode::Quiet
+    } else if actions.active {
+        Mode::Actions
+    } else if is_interactive(global.color) {
+        Mode::Spinner
+    } else {
+        Mode::Plain
+    };
+    let progress = Progress::new(mode);
+    let scratch = tempfile::tempdir().map_err(|source| Error::Write {
+        what: "a temporary folder".to_owned(),
+        source,
+    })?;
+    let job = Job {
+        config: &config,
+        deployment,
+        builder: args
+            .build_with
+            .or(config.build.builder)
+            .unwrap_or(BuilderKind::Buildx),
+        retagger: &retagger,
+        progress: &progress,
+        source_url: actions.source_url().or_else(|| crate::git::origin_url(cwd)),
+        scratch_dir: scratch.path(),
+    };
+    if args.dry_run {
+        let lines = job.describe()?;
+        return write_stdout(&(lines.join("\n") + "\n"));
+    }
+    let report = job.run()?;
+    if global.verbose > 0 && retagger.request_count() > 0 {
+        progress.note(&format!(
+            "built-in registry client: {} requests",
+            retagger.request_count()
+        ));
+    }
+    print_report(&report, global.format, actions)
+}
+
+fn print_report(report: &Report, format: Format, actions: &Actions) -> Result<(), Error> {
+    let action = match report.action {
+        Action::Built => "built",
+        Action::Retagged => "retagged",
+        Action::None => "none",
+    };
+    let outputs = github::format_outputs(&[
+        ("action", action.to_owned()),
+        ("built", (report.action == Action::Built).to_string()),
+        ("digest", report.digest.clone().unwrap_or_default()),
+        ("image", report.image.clone().unwrap_or_default()),
+        ("tags", report.tags.join("\n")),
+        (
+            "environment",
+            report.environment.clone().unwrap_or_default(),
+        ),
+        ("ref", report.git_ref.clone()),
+        ("sha", report.sha.clone()),
+    ]);
+    if actions.active {
+        if let Some(path) = &actions.output {
+            github::append(path, &outputs)?;
+        }
+        if let Some(path) = &actions.step_summary {
+            let summary = github::summary_table(&[
+                (
+                    "environment",
+                    report
+                        .environment
+                        .clone()
+                        .unwrap_or_else(|| "none".to_owned()),
+                ),
+                ("action", action.to_owned()),
+                ("image", report.image.clone().unwrap_or_default()),
+                ("digest", report.digest.clone().unwrap_or_default()),
+                ("tags", report.tags.join(", ")),
+                ("ref", report.git_ref.clone()),
+                ("sha", report.sha.clone()),
+            ]);
+            github::append(path, &summary)?;
+        }
+    }
+    match format {
+        Format::Json => write_stdout(
+            &(serde_json::to_string_pretty(report).expect("a report always serialises") + "\n"),
+        ),
+        Format::Github if actions.output.is_none() => write_stdout(&outputs),
+        Format::Github => Ok(()),
+        Format::Human => {
+            let mut text = format!("{:<12} {action}\n", "action");
+            if let Some(digest) = &report.digest {
+                text.push_str(&format!("{:<12} {digest}\n", "digest"));
+            }
+            if let Some(image) = &report.image {
+                for (i, tag) in report.tags.iter().enumerate() {
+                    let key = if i == 0 { "tags" } else { "" };
+                    text.push_str(&format!("{key:<12} {image}:{tag}\n"));
+                }
+            }
+            write_stdout(&text)
+        }
     }
 }

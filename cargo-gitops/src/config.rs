@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::builder::BuilderKind;
 use crate::environment::{self, BranchPattern, Environment, Latest, TagSelector};
 use crate::error::Error;
+use crate::retagger::RetaggerKind;
 use crate::tags::{Placeholder, TagFormat};
 
 /// The `gitops` table, as written in either manifest table.
@@ -19,6 +21,35 @@ pub struct RawConfig {
     pub registry: Option<String>,
     pub image: Option<String>,
     pub environments: Option<Vec<RawEnvironment>>,
+    pub dockerfile: Option<PathBuf>,
+    pub context: Option<PathBuf>,
+    pub platforms: Option<Vec<String>>,
+    pub builder: Option<BuilderKind>,
+    pub retagger: Option<RetaggerKind>,
+    pub buildx_builder: Option<String>,
+    pub cache_from: Option<Vec<String>>,
+    pub cache_to: Option<Vec<String>>,
+    pub insecure_registries: Option<Vec<String>>,
+}
+
+impl RawConfig {
+    /// Key by key, this table's value, else `fallback`'s (a package's table over the workspace's).
+    fn or(self, fallback: RawConfig) -> RawConfig {
+        RawConfig {
+            registry: self.registry.or(fallback.registry),
+            image: self.image.or(fallback.image),
+            environments: self.environments.or(fallback.environments),
+            dockerfile: self.dockerfile.or(fallback.dockerfile),
+            context: self.context.or(fallback.context),
+            platforms: self.platforms.or(fallback.platforms),
+            builder: self.builder.or(fallback.builder),
+            retagger: self.retagger.or(fallback.retagger),
+            buildx_builder: self.buildx_builder.or(fallback.buildx_builder),
+            cache_from: self.cache_from.or(fallback.cache_from),
+            cache_to: self.cache_to.or(fallback.cache_to),
+            insecure_registries: self.insecure_registries.or(fallback.insecure_registries),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +118,26 @@ pub struct Config {
     /// Image repository name, without registry (`gitops-demo-app`).
     pub image_name: Option<String>,
     pub environments: Vec<Environment>,
+    /// The workspace root (the manifest's folder), or the current folder without a manifest;
+    /// relative paths in the configuration start here.
+    pub root_dir: PathBuf,
+    /// The chosen package's folder, where its Dockerfile is looked for first.
+    pub package_dir: Option<PathBuf>,
+    pub build: BuildSettings,
+}
+
+/// How images are built and retagged, as configured (flags may still override).
+#[derive(Debug, Clone, Default)]
+pub struct BuildSettings {
+    pub dockerfile: Option<PathBuf>,
+    pub context: Option<PathBuf>,
+    pub platforms: Vec<String>,
+    pub builder: Option<BuilderKind>,
+    pub retagger: Option<RetaggerKind>,
+    pub buildx_builder: Option<String>,
+    pub cache_from: Vec<String>,
+    pub cache_to: Vec<String>,
+    pub insecure_registries: Vec<String>,
 }
 
 impl Config {
@@ -98,6 +149,30 @@ impl Config {
             registry: None,
             image_name: None,
             environments: environment::defaults(),
+            root_dir: PathBuf::from("."),
+            package_dir: None,
+            build: BuildSettings::default(),
+        }
+    }
+
+    /// The Dockerfile: as configured, else the package's own, else the one at the root.
+    pub fn dockerfile(&self) -> PathBuf {
+        if let Some(path) = &self.build.dockerfile {
+            return self.root_dir.join(path);
+        }
+        self.package_dir
+            .iter()
+            .map(|dir| dir.join("Dockerfile"))
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| self.root_dir.join("Dockerfile"))
+    }
+
+    /// The build context: as configured, else the workspace root (so a member's Dockerfile
+    /// can use the shared `Cargo.lock`).
+    pub fn context(&self) -> PathBuf {
+        match &self.build.context {
+            Some(path) => self.root_dir.join(path),
+            None => self.root_dir.clone(),
         }
     }
 
@@ -140,7 +215,10 @@ pub fn load(
                 "package `{package}` not found: there is no Cargo.toml here or above; drop -p to use the defaults"
             )));
         }
-        return Ok(Config::defaults());
+        return Ok(Config {
+            root_dir: cwd.to_path_buf(),
+            ..Config::defaults()
+        });
     };
 
     let start_manifest = read_manifest(&start)?;
@@ -229,17 +307,7 @@ pub fn load(
                 } else {
                     (root_path.clone(), "workspace.metadata.gitops")
                 };
-                (
-                    RawConfig {
-                        registry: package_raw.registry.clone().or(workspace_raw.registry),
-                        image: package_raw.image.clone().or(workspace_raw.image),
-                        environments: package_raw
-                            .environments
-                            .clone()
-                            .or(workspace_raw.environments),
-                    },
-                    env_source,
-                )
+                (package_raw.clone().or(workspace_raw), env_source)
             }
             None => (
                 workspace_raw,
@@ -253,11 +321,24 @@ pub fn load(
     };
     let package_name = chosen.map(|(name, _, _)| name.clone());
     Ok(Config {
-        manifest: Some(root_path),
+        root_dir: root_dir.to_path_buf(),
+        package_dir: chosen.and_then(|(_, path, _)| path.parent().map(Path::to_path_buf)),
+        manifest: Some(root_path.clone()),
         image_name: merged.image.or_else(|| package_name.clone()),
         package: package_name,
         registry: merged.registry,
         environments,
+        build: BuildSettings {
+            dockerfile: merged.dockerfile,
+            context: merged.context,
+            platforms: merged.platforms.unwrap_or_default(),
+            builder: merged.builder,
+            retagger: merged.retagger,
+            buildx_builder: merged.buildx_builder,
+            cache_from: merged.cache_from.unwrap_or_default(),
+            cache_to: merged.cache_to.unwrap_or_default(),
+            insecure_registries: merged.insecure_registries.unwrap_or_default(),
+        },
     })
 }
 

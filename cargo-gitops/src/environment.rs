@@ -187,19 +187,20 @@ impl Environment {
         let format = &self.format;
         let tracks_branches = !self.branches.is_empty();
         let semver_tags = self.tags.as_ref().is_some_and(TagSelector::is_semver);
-        if tracks_branches && self.tags.is_some() {
-            if let Some(p) = format.placeholders().find(|p| {
+        if tracks_branches
+            && self.tags.is_some()
+            && let Some(p) = format.placeholders().find(|p| {
                 matches!(
                     p,
                     Placeholder::Branch | Placeholder::Name | Placeholder::Version
                 )
-            }) {
-                return Err(format!(
-                    "`{format}` uses {{{}}}, but environment `{}` tracks both branches and tags; use only {{sha}} {{sha40}} {{timestamp}} {{env}}",
-                    p.name(),
-                    self.name
-                ));
-            }
+            })
+        {
+            return Err(format!(
+                "`{format}` uses {{{}}}, but environment `{}` tracks both branches and tags; use only {{sha}} {{sha40}} {{timestamp}} {{env}}",
+                p.name(),
+                self.name
+            ));
         }
         if !tracks_branches
             && let Some(p) = format

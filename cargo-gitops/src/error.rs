@@ -51,6 +51,48 @@ pub enum Error {
         source: crate::tags::RenderError,
     },
 
+    #[error("{registry}: {step} failed: {message}")]
+    Registry {
+        registry: String,
+        step: String,
+        message: String,
+    },
+
+    #[error(
+        "cannot reach registry {registry} during {step}; check that it is running and reachable"
+    )]
+    RegistryUnreachable {
+        registry: String,
+        step: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error(
+        "not logged in to {registry}: run `docker login {registry}` (or `podman login {registry}`), or pass --registry-user with --registry-password-stdin"
+    )]
+    NotLoggedIn { registry: String },
+
+    #[error("cannot read the credentials for {registry}: {detail}")]
+    CredentialHelper { registry: String, detail: String },
+
+    #[error("`{tool}` is not installed: {hint}")]
+    ToolMissing { tool: String, hint: String },
+
+    #[error("cannot start `{command}`")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("`{command}` failed with {status}:\n{output}")]
+    CommandFailed {
+        command: String,
+        status: String,
+        output: String,
+    },
+
     #[error("cannot write {what}")]
     Write {
         what: String,
@@ -74,8 +116,16 @@ impl Error {
             | Error::NoCommit
             | Error::DetachedWithoutTag
             | Error::MissingGithubVariable(_)
-            | Error::Tag { .. } => exit_codes::USAGE,
-            Error::Git(_) | Error::Write { .. } => exit_codes::FAILURE,
+            | Error::Tag { .. }
+            | Error::ToolMissing { .. } => exit_codes::USAGE,
+            Error::Git(_)
+            | Error::Write { .. }
+            | Error::Registry { .. }
+            | Error::RegistryUnreachable { .. }
+            | Error::NotLoggedIn { .. }
+            | Error::CredentialHelper { .. }
+            | Error::Spawn { .. }
+            | Error::CommandFailed { .. } => exit_codes::FAILURE,
         }
     }
 }

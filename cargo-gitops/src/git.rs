@@ -163,3 +163,12 @@ pub fn tags_at(repo: &Repository, commit: Oid) -> Result<Vec<String>, Error> {
     });
     Ok(found)
 }
+
+/// The `origin` remote's URL, for image labels; `None` when there is none.
+pub fn origin_url(cwd: &Path) -> Option<String> {
+    let repo = Repository::discover(cwd).ok()?;
+    let remote = repo.find_remote("origin").ok()?;
+    let url = remote.url().ok()?;
+    // A URL with credentials in it must not end up in an image label.
+    (!url.contains('@') || url.starts_with("git@")).then(|| url.to_owned())
+}

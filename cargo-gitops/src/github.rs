@@ -16,6 +16,8 @@ pub struct Actions {
     pub sha: Option<String>,
     pub output: Option<PathBuf>,
     pub step_summary: Option<PathBuf>,
+    pub server_url: Option<String>,
+    pub repository: Option<String>,
 }
 
 impl Actions {
@@ -28,6 +30,18 @@ impl Actions {
             sha: var("GITHUB_SHA"),
             output: var("GITHUB_OUTPUT").map(PathBuf::from),
             step_summary: var("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+            server_url: var("GITHUB_SERVER_URL"),
+            repository: var("GITHUB_REPOSITORY"),
+        }
+    }
+
+    /// The repository's web address, for `org.opencontainers.image.source`.
+    pub fn source_url(&self) -> Option<String> {
+        match (&self.server_url, &self.repository) {
+            (Some(server), Some(repository)) if self.active => {
+                Some(format!("{server}/{repository}"))
+            }
+            _ => None,
         }
     }
 }
@@ -47,6 +61,21 @@ pub fn format_outputs(pairs: &[(&str, String)]) -> String {
             text.push_str(&format!("{key}={value}\n"));
         }
     }
+    text
+}
+
+/// A two-column Markdown table for `$GITHUB_STEP_SUMMARY`.
+pub fn summary_table(rows: &[(&str, String)]) -> String {
+    let mut text = String::from("### cargo gitops build\n\n| | |\n|---|---|\n");
+    for (key, value) in rows {
+        let value = if value.is_empty() {
+            "–".to_owned()
+        } else {
+            format!("`{}`", value.replace('|', "\\|"))
+        };
+        text.push_str(&format!("| {key} | {value} |\n"));
+    }
+    text.push('\n');
     text
 }
 

@@ -1,0 +1,353 @@
+//! The main job, `cargo gitops build`: look the commit's image up by its lookup tag; retag it
+//! when it exists, otherwise build it once and push it; and never let an environment tag point
+//! at an image that is not complete. The programs it drives are `builder`'s and `retagger`'s.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::builder::{self, BuildSpec, BuilderKind};
+use crate::config::Config;
+use crate::deployment::Deployment;
+use crate::environment::{self, GitRef};
+use crate::error::Error;
+use crate::progress::Progress;
+use crate::registry::Repository;
+use crate::retagger::Retagger;
+
+/// What the job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Built,
+    Retagged,
+    None,
+}
+
+/// The job's result, as `--format json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub action: Action,
+    pub digest: Option<String>,
+    pub image: Option<String>,
+    pub tags: Vec<String>,
+    pub lookup_tag: String,
+    pub environment: Option<String>,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub sha: String,
+}
+
+/// Settings of one run that do not come from the configuration file alone.
+pub struct Job<'a> {
+    pub config: &'a Config,
+    pub deployment: &'a Deployment,
+    pub builder: BuilderKind,
+    pub retagger: &'a Retagger,
+    pub progress: &'a Progress,
+    /// `org.opencontainers.image.source`, when known.
+    pub source_url: Option<String>,
+    /// A folder for the builder's metadata files.
+    pub scratch_dir: &'a Path,
+}
+
+/// How many times the tags are brought back onto the lookup tag's digest when concurrent
+/// runs for the same commit keep moving them.
+const CONVERGE_ROUNDS: usize = 5;
+
+impl Job<'_> {
+    fn report(&self, action: Action, digest: Option<String>) -> Report {
+        let d = self.deployment;
+        Report {
+            action,
+            digest,
+            image: d.image.clone(),
+            tags: d.tags.clone(),
+            lookup_tag: d.lookup_tag.clone(),
+            environment: d.environment.clone(),
+            git_ref: d.git_ref.clone(),
+            sha: d.sha.clone(),
+        }
+    }
+
+    fn target(&self) -> Result<Repository, Error> {
+        let image = self.deployment.image.as_deref().ok_or_else(|| {
+            Error::usage("no image is configured: set `registry` and `image` in [workspace.metadata.gitops] of Cargo.toml")
+        })?;
+        Repository::parse(image)
+    }
+
+    /// Where an earlier build of this commit may be: the target repository first, then the
+    /// other environments' repositories (a promotion across repositories).
+    fn candidates(&self, target: &Repository) -> Result<Vec<Repository>, Error> {
+        let mut candidates = vec![target.clone()];
+        for env in &self.config.environments {
+            if let Some(image) = self.config.image_for(Some(env)) {
+                let repository = Repository::parse(&image)?;
+                if !candidates.contains(&repository) {
+                    candidates.push(repository);
+                }
+            }
+        }
+        Ok(candidates)
+    }
+
+    /// Runs the job: lookup, then retag or build.
+    pub fn run(&self) -> Result<Report, Error> {
+        if self.deployment.environment.is_none() {
+            return Ok(self.report(Action::None, None));
+        }
+        let target = self.target()?;
+        let lookup_tag = &self.deployment.lookup_tag;
+        for repository in self.candidates(&target)? {
+            let found = self.progress.step(
+                &format!("lookup {}", repository.with_tag(lookup_tag)),
+                || self.retagger.lookup(&repository, lookup_tag),
+            )?;
+            if let Some(digest) = found {
+                let mut tags = self.deployment.tags.clone();
+                if repository != target {
+                    tags.insert(0, lookup_tag.clone());
+                }
+                self.progress
+                    .step(&format!("retag {digest} as {}", tags.join(", ")), || {
+                        self.retagger.retag(&repository, &digest, &target, &tags)
+                    })?;
+                return Ok(self.report(Action::Retagged, Some(digest)));
+            }
+        }
+        let spec = self.build_spec(&target);
+        let digest = self.build(&spec)?;
+        Ok(self.report(Action::Built, Some(digest)))
+    }
+
+    /// The commands the job would run, for `--dry-run`: the lookup, then both branches.
+    pub fn describe(&self) -> Result<Vec<String>, Error> {
+        let mut lines = Vec::new();
+        if self.deployment.environment.is_none() {
+            lines.push(format!(
+                "# no environment tracks {}: nothing to do",
+                self.deployment.git_ref
+            ));
+            return Ok(lines);
+        }
+        let target = self.target()?;
+        let lookup_tag = &self.deployment.lookup_tag;
+        lines.push("# 1. look up an earlier build of this commit".to_owned());
+        for repository in self.candidates(&target)? {
+            lines.push(
+                match self.retagger.lookup_command(&repository, lookup_tag) {
+                    Some(command) => command.display(),
+                    None => format!(
+                        "# built-in client: HEAD /v2/{}/manifests/{lookup_tag} on {}",
+                        repository.name, repository.registry
+                    ),
+                },
+            );
+        }
+        lines.push("# 2a. found DIGEST: retag it".to_owned());
+        let commands =
+            self.retagger
+                .retag_commands(&target, "DIGEST", &target, &self.deployment.tags);
+        if commands.is_empty() {
+            lines.push(format!(
+                "# built-in client: GET /v2/{}/manifests/DIGEST, then PUT the same bytes as {}",
+                target.name,
+                self.deployment.tags.join(", ")
+            ));
+        }
+        lines.extend(commands.iter().map(|c| c.display()));
+        lines.push("# 2b. not found: build once and push".to_owned());
+        let spec = self.build_spec(&target);
+        match self.builder {
+            BuilderKind::Buildx => lines.push(builder::buildx_build(&spec).display()),
+            BuilderKind::Podman => {
+                lines.push(builder::podman_build(&spec).display());
+                for tag in &spec.tags {
+                    lines.push(builder::podman_push(&spec, tag, &self.digest_file(tag)).display());
+                }
+            }
+        }
+        Ok(lines)
+    }
+
+    fn digest_file(&self, tag: &str) -> std::path::PathBuf {
+        self.scratch_dir.join(format!("digest-{tag}"))
+    }
+
+    fn build_spec(&self, target: &Repository) -> BuildSpec {
+        let config = self.config;
+        let d = self.deployment;
+        let env = config
+            .environments
+            .iter()
+            .find(|e| Some(&e.name) == d.environment.as_ref());
+        let version = match GitRef::from_full(&d.git_ref) {
+            GitRef::Tag(tag) => environment::parse_semver_tag(&tag).map(|v| v.to_string()),
+            _ => None,
+        }
+        .or_else(|| d.tags.first().cloned())
+        .unwrap_or_else(|| d.sha.clone());
+        let mut labels = BTreeMap::from([
+            (
+                "org.opencontainers.image.revision".to_owned(),
+                d.sha.clone(),
+            ),
+            ("org.opencontainers.image.version".to_owned(), version),
+            (
+                "org.opencontainers.image.created".to_owned(),
+                rfc3339(d.timestamp),
+            ),
+            (
+                "org.opencontainers.image.title".to_owned(),
+                target
+                    .name
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&target.name)
+                    .to_owned(),
+            ),
+            (
+                "cargo-gitops.environment".to_owned(),
+                d.environment.clone().unwrap_or_default(),
+            ),
+        ]);
+        if let Some(source) = &self.source_url {
+            labels.insert("org.opencontainers.image.source".to_owned(), source.clone());
+        }
+        let mut tags = vec![d.lookup_tag.clone()];
+        tags.extend(d.tags.iter().cloned());
+        BuildSpec {
+            repository: target.clone(),
+            tags,
+            dockerfile: config.dockerfile(),
+            context: config.context(),
+            labels,
+            build_args: env.map(|e| e.build_args.clone()).unwrap_or_default(),
+            platforms: config.build.platforms.clone(),
+            buildx_builder: std::env::var("BUILDX_BUILDER")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| config.build.buildx_builder.clone()),
+            cache_from: config.build.cache_from.clone(),
+            cache_to: config.build.cache_to.clone(),
+            insecure_registries: config.build.insecure_registries.clone(),
+            metadata_file: self.scratch_dir.join("buildx-metadata.json"),
+        }
+    }
+
+    /// Builds and pushes; the lookup tag goes first, so the image is complete before any
+    /// environment tag names it. Then brings every tag onto the lookup tag's digest.
+    fn build(&self, spec: &BuildSpec) -> Result<String, Error> {
+        let (lookup_tag, env_tags) = spec
+            .tags
+            .split_first()
+            .expect("the lookup tag is always first");
+        match self.builder {
+            BuilderKind::Buildx => {
+                self.progress
+                    .step("build and push with docker buildx", || {
+                        builder::buildx_build(spec).run()
+                    })?;
+                let metadata = std::fs::read_to_string(&spec.metadata_file).map_err(|source| {
+                    Error::Write {
+                        what: spec.metadata_file.display().to_string(),
+                        source,
+                    }
+                })?;
+                builder::digest_from_buildx_metadata(&metadata)?;
+            }
+            BuilderKind::Podman => {
+                self.progress
+                    .step("build with podman", || builder::podman_build(spec).run())?;
+                for tag in std::iter::once(lookup_tag).chain(env_tags) {
+                    self.progress
+                        .step(&format!("push {}", spec.repository.with_tag(tag)), || {
+                            builder::podman_push(spec, tag, &self.digest_file(tag)).run()
+                        })?;
+                }
+            }
+        }
+        self.progress
+            .step("check that every tag names the same image", || {
+                self.converge(&spec.repository, lookup_tag, env_tags)
+            })
+    }
+
+    /// Makes every environment tag point at the digest the lookup tag has now. Two runs for the
+    /// same commit may race; each ends by checking, so the last one leaves one digest.
+    fn converge(
+        &self,
+        repository: &Repository,
+        lookup_tag: &str,
+        tags: &[String],
+    ) -> Result<String, Error> {
+        for _ in 0..CONVERGE_ROUNDS {
+            let digest = self
+                .retagger
+                .lookup(repository, lookup_tag)?
+                .ok_or_else(|| Error::Registry {
+                    registry: repository.registry.clone(),
+                    step: "check".to_owned(),
+                    message: format!(
+                        "{} is missing right after the push; check the registry",
+                        repository.with_tag(lookup_tag)
+                    ),
+                })?;
+            let mut stale = Vec::new();
+            for tag in tags {
+                if self.retagger.lookup(repository, tag)?.as_deref() != Some(digest.as_str()) {
+                    stale.push(tag.clone());
+                }
+            }
+            if stale.is_empty() {
+                return Ok(digest);
+            }
+            self.retagger
+                .retag(repository, &digest, repository, &stale)?;
+        }
+        Err(Error::Registry {
+            registry: repository.registry.clone(),
+            step: "check".to_owned(),
+            message: format!(
+                "the tags of {repository} kept moving; another job for the same commit may be running, run again once it ends"
+            ),
+        })
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds, as OCI's `created` wants.
+pub fn rfc3339(timestamp: u64) -> String {
+    let days = timestamp / 86_400;
+    let seconds = timestamp % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_654_880_868), "2022-06-10T17:07:48Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+}

@@ -1,0 +1,228 @@
+//! The one place that starts other programs (podman, docker, skopeo, crane, cargo): a command
+//! is built as a `Command`, shown with secrets redacted, and run as one `duct` expression with
+//! its output captured so that a failure can quote the program's last lines.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::error::Error;
+
+/// How many lines of a failed program's output go into the error.
+const TAIL_LINES: usize = 20;
+
+/// An external command, ready to show or to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// Sent on standard input; shown as `<secret on stdin>`, never its content.
+    secret_stdin: Option<String>,
+    dir: Option<PathBuf>,
+}
+
+/// What a program printed, once it succeeded.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Command {
+    pub fn new(program: &str) -> Command {
+        Command {
+            program: program.to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            secret_stdin: None,
+            dir: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Command {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Command {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// An environment variable whose value is shown (not for secrets).
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Command {
+        self.env.push((key.to_owned(), value.into()));
+        self
+    }
+
+    pub fn secret_stdin(mut self, secret: &str) -> Command {
+        self.secret_stdin = Some(secret.to_owned());
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Command {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// The arguments, without the program, as they will be passed.
+    pub fn argv(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// The command as a shell line, for `--dry-run` and `--verbose`.
+    pub fn display(&self) -> String {
+        let mut parts: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+            .collect();
+        parts.push(shell_quote(&self.program));
+        parts.extend(self.args.iter().map(|a| shell_quote(a)));
+        if self.secret_stdin.is_some() {
+            parts.push("<secret on stdin>".to_owned());
+        }
+        parts.join(" ")
+    }
+
+    fn expression(&self) -> duct::Expression {
+        let args: Vec<OsString> = self.args.iter().map(OsString::from).collect();
+        let mut expression = duct::cmd(&self.program, args);
+        for (key, value) in &self.env {
+            expression = expression.env(key, value);
+        }
+        if let Some(dir) = &self.dir {
+            expression = expression.dir(dir);
+        }
+        expression = match &self.secret_stdin {
+            Some(secret) => expression.stdin_bytes(secret.as_bytes().to_vec()),
+            None => expression.stdin_null(),
+        };
+        expression.stdout_capture().stderr_capture().unchecked()
+    }
+
+    /// Runs the command to completion. A non-zero exit is an error quoting the last lines the
+    /// program printed; a program that is not installed is an error that says how to get it.
+    pub fn run(&self) -> Result<Output, Error> {
+        let output = self.expression().run().map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                Error::ToolMissing {
+                    tool: self.program.clone(),
+                    hint: install_hint(&self.program),
+                }
+            } else {
+                Error::Spawn {
+                    command: self.display(),
+                    source,
+                }
+            }
+        })?;
+        if output.status.success() {
+            return Ok(Output {
+                stdout: output.stdout,
+                stderr: output.stderr,
+            });
+        }
+        Err(Error::CommandFailed {
+            command: self.display(),
+            status: output
+                .status
+                .code()
+                .map_or_else(|| "a signal".to_owned(), |c| format!("exit code {c}")),
+            output: tail(&output.stderr, &output.stdout),
+        })
+    }
+}
+
+/// Whether `program` can be found on `PATH`.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let candidate = dir.join(program);
+            candidate.is_file()
+                && std::fs::metadata(&candidate).is_ok_and(|m| {
+                    use std::os::unix::fs::PermissionsExt;
+                    m.permissions().mode() & 0o111 != 0
+                })
+        })
+    })
+}
+
+/// How to get a missing program, or what to use instead.
+pub fn install_hint(program: &str) -> String {
+    match program {
+        "docker" => "install Docker with the buildx plugin, or use --build-with podman or --build-with native".to_owned(),
+        "podman" => "install podman (apt-get install podman), or use another --build-with".to_owned(),
+        "skopeo" => "install skopeo (apt-get install skopeo), or use --retag-with builtin".to_owned(),
+        "crane" => "install crane (go install github.com/google/go-containerregistry/cmd/crane@latest), or use --retag-with builtin".to_owned(),
+        other => format!("install {other} and make sure it is on PATH"),
+    }
+}
+
+/// The last lines a program printed, stderr first since that is where tools explain failures.
+fn tail(stderr: &[u8], stdout: &[u8]) -> String {
+    let text = if stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+        stderr
+    } else {
+        stdout
+    };
+    let text = String::from_utf8_lossy(text);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+}
+
+fn shell_quote(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_and_hides_secrets() {
+        let command = Command::new("podman")
+            .args(["login", "--username", "ci", "--password-stdin", "it's"])
+            .secret_stdin("hunter2");
+        let shown = command.display();
+        assert_eq!(
+            shown,
+            r"podman login --username ci --password-stdin 'it'\''s' <secret on stdin>"
+        );
+        assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn failure_quotes_the_last_lines() {
+        let err = Command::new("sh")
+            .args(["-c", "echo one >&2; echo two >&2; exit 3"])
+            .run()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("exit code 3"), "{text}");
+        assert!(
+            text.ends_with("one\ntwo") || text.contains("one\ntwo"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn missing_program_says_what_to_do() {
+        let err = Command::new("definitely-not-a-tool-gitops")
+            .run()
+            .unwrap_err();
+        assert!(matches!(err, Error::ToolMissing { .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,408 @@
+//! Retaggers: finding an image by its lookup tag and giving it more tags without rebuilding,
+//! digest kept byte for byte — with `crane`, `docker buildx imagetools`, `skopeo`, or the
+//! built-in registry client. The HTTP side of the built-in one lives in `registry`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use clap::ValueEnum;
+use serde::Deserialize;
+
+use crate::credentials::{self, Credential};
+use crate::error::Error;
+use crate::process::{Command, on_path};
+use crate::registry::{
+    ClientOptions, RegistryClient, Repository, Scope, is_plain_http, sha256_digest,
+};
+
+/// Which program looks images up and retags them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetaggerKind {
+    /// `crane digest`, then `crane tag` / `crane copy`.
+    Crane,
+    /// `docker buildx imagetools inspect`, then `create --prefer-index=false`.
+    Imagetools,
+    /// `skopeo inspect --raw`, then `skopeo copy --preserve-digests`.
+    Skopeo,
+    /// The built-in registry client: one HEAD to look up, one GET and one PUT per tag to retag.
+    Builtin,
+}
+
+impl RetaggerKind {
+    /// `crane` when it is installed, otherwise the built-in client.
+    pub fn default_here() -> RetaggerKind {
+        if on_path("crane") {
+            RetaggerKind::Crane
+        } else {
+            RetaggerKind::Builtin
+        }
+    }
+
+    pub fn program(self) -> Option<&'static str> {
+        match self {
+            RetaggerKind::Crane => Some("crane"),
+            RetaggerKind::Imagetools => Some("docker"),
+            RetaggerKind::Skopeo => Some("skopeo"),
+            RetaggerKind::Builtin => None,
+        }
+    }
+}
+
+/// A retagger with its settings and, for the built-in one, a client per registry.
+pub struct Retagger {
+    pub kind: RetaggerKind,
+    options: ClientOptions,
+    explicit_credential: Option<Credential>,
+    clients: std::sync::Mutex<HashMap<String, Arc<RegistryClient>>>,
+}
+
+impl Retagger {
+    pub fn new(
+        kind: RetaggerKind,
+        options: ClientOptions,
+        explicit_credential: Option<Credential>,
+    ) -> Retagger {
+        Retagger {
+            kind,
+            options,
+            explicit_credential,
+            clients: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The built-in client for a registry, made once.
+    pub fn client(&self, registry: &str) -> Result<Arc<RegistryClient>, Error> {
+        let mut clients = self.clients.lock().expect("client cache lock");
+        if let Some(client) = clients.get(registry) {
+            return Ok(client.clone());
+        }
+        let credential = credentials::for_registry(registry, self.explicit_credential.as_ref())?;
+        let client = Arc::new(RegistryClient::new(registry, credential, &self.options));
+        clients.insert(registry.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    /// Requests the built-in clients have sent so far.
+    pub fn request_count(&self) -> u32 {
+        self.clients
+            .lock()
+            .expect("client cache lock")
+            .values()
+            .map(|c| c.request_count())
+            .sum()
+    }
+
+    fn plain_http(&self, repository: &Repository) -> bool {
+        is_plain_http(&repository.registry, &self.options.insecure_registries)
+    }
+
+    /// The command that looks up `tag`, or `None` for the built-in client.
+    pub fn lookup_command(&self, repository: &Repository, tag: &str) -> Option<Command> {
+        let image = repository.with_tag(tag);
+        match self.kind {
+            RetaggerKind::Crane => Some(
+                self.crane_flags(Command::new("crane").arg("digest"), repository)
+                    .arg(image),
+            ),
+            RetaggerKind::Imagetools => Some(
+                Command::new("docker")
+                    .args([
+                        "buildx",
+                        "imagetools",
+                        "inspect",
+                        "--format",
+                        "{{json .Manifest}}",
+                    ])
+                    .arg(image),
+            ),
+            RetaggerKind::Skopeo => {
+                let mut command = Command::new("skopeo").args(["inspect", "--raw"]);
+                if self.plain_http(repository) {
+                    command = command.arg("--tls-verify=false");
+                }
+                Some(command.arg(format!("docker://{image}")))
+            }
+            RetaggerKind::Builtin => None,
+        }
+    }
+
+    /// The digest `tag` points at, or `None` when there is no such tag.
+    pub fn lookup(&self, repository: &Repository, tag: &str) -> Result<Option<String>, Error> {
+        let Some(command) = self.lookup_command(repository, tag) else {
+            let client = self.client(&repository.registry)?;
+            return client.manifest_digest(&repository.name, tag, &Scope::pull(&repository.name));
+        };
+        match command.run() {
+            Ok(output) => Ok(Some(match self.kind {
+                // `--raw` prints the manifest exactly as stored, so its hash is the digest.
+                RetaggerKind::Skopeo => sha256_digest(&output.stdout),
+                RetaggerKind::Imagetools => {
+                    #[derive(Deserialize)]
+                    struct Inspected {
+                        digest: String,
+                    }
+                    serde_json::from_slice::<Inspected>(&output.stdout)
+                        .map(|m| m.digest)
+                        .map_err(|e| Error::Registry {
+                            registry: repository.registry.clone(),
+                            step: "lookup".to_owned(),
+                            message: format!(
+                                "cannot read the digest docker buildx imagetools printed: {e}"
+                            ),
+                        })?
+                }
+                _ => String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+            })),
+            Err(Error::CommandFailed { output, .. }) if says_not_found(&output) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The commands that give `digest` (in `source`) the `tags` in `target`; empty for the
+    /// built-in client, which speaks to the registry itself.
+    pub fn retag_commands(
+        &self,
+        source: &Repository,
+        digest: &str,
+        target: &Repository,
+        tags: &[String],
+    ) -> Vec<Command> {
+        let from = source.with_digest(digest);
+        match self.kind {
+            RetaggerKind::Crane if source == target => tags
+                .iter()
+                .map(|tag| {
+                    self.crane_flags(Command::new("crane").arg("tag"), target)
+                        .args([from.clone(), tag.clone()])
+                })
+                .collect(),
+            RetaggerKind::Crane => tags
+                .iter()
+                .map(|tag| {
+                    self.crane_flags(Command::new("crane").arg("copy"), target)
+                        .args([from.clone(), target.with_tag(tag)])
+                })
+                .collect(),
+            RetaggerKind::Imagetools => {
+                let mut command = Command::new("docker").args([
+                    "buildx",
+                    "imagetools",
+                    "create",
+                    "--prefer-index=false",
+                ]);
+                for tag in tags {
+                    command = command.args(["--tag".to_owned(), target.with_tag(tag)]);
+                }
+                vec![command.arg(from)]
+            }
+            RetaggerKind::Skopeo => tags
+                .iter()
+                .map(|tag| {
+                    let mut command =
+                        Command::new("skopeo").args(["copy", "--all", "--preserve-digests"]);
+                    if self.plain_http(source) {
+                        command = command.arg("--src-tls-verify=false");
+                    }
+                    if self.plain_http(target) {
+                        command = command.arg("--dest-tls-verify=false");
+                    }
+                    command.args([
+                        format!("docker://{from}"),
+                        format!("docker://{}", target.with_tag(tag)),
+                    ])
+                })
+                .collect(),
+            RetaggerKind::Builtin => Vec::new(),
+        }
+    }
+
+    /// Gives the image `digest` of `source` every tag in `tags` in `target`, keeping the digest.
+    /// Across repositories the image's content is brought over first (mounted or streamed),
+    /// so no tag ever points at an incomplete image.
+    pub fn retag(
+        &self,
+        source: &Repository,
+        digest: &str,
+        target: &Repository,
+        tags: &[String],
+    ) -> Result<(), Error> {
+        if self.kind != RetaggerKind::Builtin {
+            for command in self.retag_commands(source, digest, target, tags) {
+                command.run()?;
+            }
+            return Ok(());
+        }
+        let target_client = self.client(&target.registry)?;
+        let source_client = self.client(&source.registry)?;
+        let scope = if source == target {
+            Scope::push(&target.name)
+        } else {
+            Scope::pull(&source.name)
+        };
+        let manifest = source_client.get_manifest(&source.name, digest, &scope)?;
+        if source != target {
+            target_client.copy_image(&source_client, &source.name, &manifest, &target.name)?;
+        }
+        let push = Scope::push(&target.name);
+        for tag in tags {
+            target_client.put_manifest(&target.name, tag, &manifest, &push)?;
+        }
+        Ok(())
+    }
+
+    fn crane_flags(&self, command: Command, repository: &Repository) -> Command {
+        if self.plain_http(repository) {
+            command.arg("--insecure")
+        } else {
+            command
+        }
+    }
+}
+
+/// Whether a tool's error output says the tag or repository does not exist.
+fn says_not_found(output: &str) -> bool {
+    let lower = output.to_lowercase();
+    [
+        "manifest unknown",
+        "manifest_unknown",
+        "name unknown",
+        "name_unknown",
+        "not found",
+        "404",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retagger(kind: RetaggerKind) -> Retagger {
+        Retagger::new(kind, ClientOptions::default(), None)
+    }
+
+    fn repo(text: &str) -> Repository {
+        Repository::parse(text).unwrap()
+    }
+
+    const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+
+    #[test]
+    fn crane_argv() {
+        let r = retagger(RetaggerKind::Crane);
+        let app = repo("ghcr.io/o/app");
+        assert_eq!(
+            r.lookup_command(&app, "commit-abc").unwrap().argv(),
+            ["digest", "ghcr.io/o/app:commit-abc"]
+        );
+        let commands = r.retag_commands(
+            &app,
+            DIGEST,
+            &app,
+            &["prd-1.0.0".into(), "prd-latest".into()],
+        );
+        let argvs: Vec<Vec<&str>> = commands.iter().map(|c| c.argv()).collect();
+        assert_eq!(
+            argvs,
+            [
+                vec!["tag", &format!("ghcr.io/o/app@{DIGEST}"), "prd-1.0.0"],
+                vec!["tag", &format!("ghcr.io/o/app@{DIGEST}"), "prd-latest"],
+            ]
+        );
+        let local = repo("127.0.0.1:5000/app");
+        let copy = r.retag_commands(
+            &repo("127.0.0.1:5000/app-staging"),
+            DIGEST,
+            &local,
+            &["prd-1.0.0".into()],
+        );
+        assert_eq!(
+            copy[0].argv(),
+            [
+                "copy",
+                "--insecure",
+                &format!("127.0.0.1:5000/app-staging@{DIGEST}"),
+                "127.0.0.1:5000/app:prd-1.0.0"
+            ]
+        );
+    }
+
+    #[test]
+    fn imagetools_argv_keeps_the_manifest() {
+        let r = retagger(RetaggerKind::Imagetools);
+        let app = repo("ghcr.io/o/app");
+        let commands = r.retag_commands(
+            &app,
+            DIGEST,
+            &app,
+            &["prd-1.0.0".into(), "prd-latest".into()],
+        );
+        assert_eq!(commands.len(), 1);
+        assert_eq!(
+            commands[0].argv(),
+            [
+                "buildx",
+                "imagetools",
+                "create",
+                "--prefer-index=false",
+                "--tag",
+                "ghcr.io/o/app:prd-1.0.0",
+                "--tag",
+                "ghcr.io/o/app:prd-latest",
+                &format!("ghcr.io/o/app@{DIGEST}"),
+            ]
+        );
+        assert_eq!(
+            r.lookup_command(&app, "commit-abc").unwrap().argv(),
+            [
+                "buildx",
+                "imagetools",
+                "inspect",
+                "--format",
+                "{{json .Manifest}}",
+                "ghcr.io/o/app:commit-abc"
+            ]
+        );
+    }
+
+    #[test]
+    fn skopeo_argv() {
+        let r = retagger(RetaggerKind::Skopeo);
+        let app = repo("localhost:5000/app");
+        assert_eq!(
+            r.lookup_command(&app, "t").unwrap().argv(),
+            [
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                "docker://localhost:5000/app:t"
+            ]
+        );
+        let commands = r.retag_commands(&app, DIGEST, &app, &["a".into()]);
+        assert_eq!(
+            commands[0].argv(),
+            [
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                &format!("docker://localhost:5000/app@{DIGEST}"),
+                "docker://localhost:5000/app:a",
+            ]
+        );
+    }
+
+    #[test]
+    fn not_found_messages() {
+        assert!(says_not_found(
+            "Error: reading manifest commit-x in 127.0.0.1:5000/app: manifest unknown"
+        ));
+        assert!(says_not_found(
+            "MANIFEST_UNKNOWN: manifest unknown; map[Tag:commit-x]"
+        ));
+        assert!(!says_not_found("connection refused"));
+    }
+}
