@@ -1,0 +1,536 @@
+//! `cargo gitops build` end to end against a real registry: build once with podman, promote
+//! by retagging with each retagger that runs here, and the failures around it.
+
+mod harness;
+
+use harness::{Fixture, Registry, path_with_only};
+use serde_json::Value;
+
+fn json(output: &[u8]) -> Value {
+    serde_json::from_slice(output)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(output)))
+}
+
+/// Builds `main` with podman; returns the digest of the lookup tag.
+fn build_main(registry: &Registry, fixture: &Fixture) -> String {
+    let output = fixture
+        .command()
+        .args([
+            "build",
+            "--build-with",
+            "podman",
+            "--retag-with",
+            "builtin",
+            "--format",
+            "json",
+            "--timestamp",
+            "1654880868",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report = json(&output);
+    let sha = fixture.head();
+    assert_eq!(report["action"], "built");
+    assert_eq!(report["environment"], "staging");
+    let lookup = format!("commit-{sha}");
+    let digest = registry
+        .digest(&fixture.image, &lookup)
+        .expect("lookup tag pushed");
+    assert_eq!(report["digest"], digest.as_str());
+    let stg = format!("stg-{}-1654880868", &sha[..7]);
+    assert_eq!(
+        registry.tags(&fixture.image),
+        vec![lookup.clone(), stg.clone(), "stg-latest".to_owned()]
+    );
+    assert_eq!(
+        registry.digest(&fixture.image, &stg).as_deref(),
+        Some(digest.as_str())
+    );
+    assert_eq!(
+        registry.digest(&fixture.image, "stg-latest").as_deref(),
+        Some(digest.as_str())
+    );
+    digest
+}
+
+/// Tags HEAD `v1.0.0`, checks it out detached, and promotes it with `retagger`, with a PATH
+/// that has no podman (so a build attempt would fail) and no git (it is read through git2).
+fn promote(
+    registry: &Registry,
+    fixture: &Fixture,
+    retagger: &str,
+    extra_path: &[&str],
+    digest: &str,
+) {
+    fixture.git(&["tag", "-a", "-m", "release", "v1.0.0"]);
+    fixture.git(&["checkout", "-q", "--detach", "v1.0.0"]);
+    let (_bin, path) = path_with_only(extra_path);
+    let before = registry.requests().len();
+    let output = fixture
+        .command()
+        .env("PATH", path)
+        .args([
+            "build",
+            "--build-with",
+            "podman",
+            "--retag-with",
+            retagger,
+            "--format",
+            "json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report = json(&output);
+    assert_eq!(report["action"], "retagged", "{report}");
+    assert_eq!(report["environment"], "production");
+    assert_eq!(report["digest"], digest);
+    assert_eq!(
+        report["tags"],
+        serde_json::json!(["prd-1.0.0", "prd-latest"])
+    );
+    assert_eq!(
+        registry.digest(&fixture.image, "prd-1.0.0").as_deref(),
+        Some(digest)
+    );
+    assert_eq!(
+        registry.digest(&fixture.image, "prd-latest").as_deref(),
+        Some(digest)
+    );
+    // A retag moves no layer: nothing is uploaded, and no layer is downloaded.
+    let (manifest, _, _) = registry.manifest(&fixture.image, digest).unwrap();
+    let layers: Vec<String> = json(&manifest)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!layers.is_empty());
+    let moved: Vec<String> = registry.requests()[before..]
+        .iter()
+        .filter(|r| {
+            r.contains("/blobs/uploads")
+                || (r.starts_with("GET ") && layers.iter().any(|l| r.contains(l.as_str())))
+        })
+        .cloned()
+        .collect();
+    assert!(moved.is_empty(), "{moved:?}");
+}
+
+#[test]
+fn builds_once_then_promotes_by_retag_with_the_builtin_client() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let digest = build_main(&registry, &fixture);
+    promote(&registry, &fixture, "builtin", &[], &digest);
+}
+
+#[test]
+fn promotes_by_retag_with_skopeo() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let digest = build_main(&registry, &fixture);
+    promote(&registry, &fixture, "skopeo", &["skopeo"], &digest);
+}
+
+#[test]
+fn a_second_run_for_the_same_commit_retags() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let digest = build_main(&registry, &fixture);
+    let output = fixture
+        .command()
+        .args([
+            "build",
+            "--build-with",
+            "podman",
+            "--retag-with",
+            "builtin",
+            "--format",
+            "json",
+            "--timestamp",
+            "1654880999",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report = json(&output);
+    assert_eq!(report["action"], "retagged");
+    assert_eq!(report["digest"], digest.as_str());
+    let sha = fixture.head();
+    assert_eq!(
+        registry
+            .digest(&fixture.image, &format!("stg-{}-1654880999", &sha[..7]))
+            .as_deref(),
+        Some(digest.as_str())
+    );
+}
+
+#[test]
+fn concurrent_runs_for_one_commit_leave_every_tag_on_one_digest() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let runs: Vec<_> = (0..2)
+        .map(|i| {
+            let mut command =
+                std::process::Command::new(assert_cmd::cargo::cargo_bin("cargo-gitops"));
+            command
+                .current_dir(fixture.path())
+                .env("STORAGE_DRIVER", "vfs")
+                .env_remove("GITHUB_ACTIONS")
+                .env("DOCKER_CONFIG", fixture.path().join(".none"))
+                .env("REGISTRY_AUTH_FILE", fixture.path().join(".auth.json"))
+                // Different creation times make the two builds differ, as real racing builds can.
+                .args([
+                    "build",
+                    "--build-with",
+                    "podman",
+                    "--retag-with",
+                    "builtin",
+                    "-q",
+                    "--timestamp",
+                    &format!("165488086{i}"),
+                ]);
+            command.spawn().unwrap()
+        })
+        .collect();
+    for mut run in runs {
+        assert!(run.wait().unwrap().success());
+    }
+    let sha = fixture.head();
+    let lookup = registry
+        .digest(&fixture.image, &format!("commit-{sha}"))
+        .unwrap();
+    for tag in registry.tags(&fixture.image) {
+        assert_eq!(
+            registry.digest(&fixture.image, &tag).as_deref(),
+            Some(lookup.as_str()),
+            "{tag}"
+        );
+    }
+}
+
+#[test]
+fn no_environment_is_nothing_to_do() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    fixture.git(&["tag", "nightly"]);
+    fixture.git(&["checkout", "-q", "--detach", "nightly"]);
+    let output = fixture
+        .command()
+        .args(["build", "--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert_eq!(json(&output.stdout)["action"], "none");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nothing to deploy"));
+    assert!(registry.requests().is_empty(), "{:?}", registry.requests());
+}
+
+#[test]
+fn a_stopped_registry_fails_naming_it_and_the_step() {
+    let mut registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    registry.stop();
+    let output = fixture
+        .command()
+        .args(["build", "--build-with", "podman", "--retag-with", "builtin"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let error: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(
+        error[0].contains(&registry.host()) && error[0].contains("lookup"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_registry_killed_mid_push_leaves_no_environment_tag_and_a_rerun_completes() {
+    let mut registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin("cargo-gitops"))
+        .current_dir(fixture.path())
+        .env("STORAGE_DRIVER", "vfs")
+        .env_remove("GITHUB_ACTIONS")
+        .env("DOCKER_CONFIG", fixture.path().join(".none"))
+        .env("REGISTRY_AUTH_FILE", fixture.path().join(".auth.json"))
+        .args([
+            "build",
+            "--build-with",
+            "podman",
+            "--retag-with",
+            "builtin",
+            "-q",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the registry as soon as the first blob upload starts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !registry
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("POST ") && r.contains("/blobs/uploads/"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no upload started");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    registry.stop();
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    registry.restart();
+    let tags = registry.tags(&fixture.image);
+    assert!(
+        tags.iter().all(|t| !t.starts_with("stg-")),
+        "an environment tag survived a failed push: {tags:?}"
+    );
+
+    let output = fixture
+        .command()
+        .args([
+            "build",
+            "--build-with",
+            "podman",
+            "--retag-with",
+            "builtin",
+            "--format",
+            "json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report = json(&output);
+    let digest = report["digest"].as_str().unwrap().to_owned();
+    for tag in registry.tags(&fixture.image) {
+        assert_eq!(
+            registry.digest(&fixture.image, &tag).as_deref(),
+            Some(digest.as_str()),
+            "{tag}"
+        );
+    }
+}
+
+#[test]
+fn wrong_credentials_say_not_logged_in_and_never_print_the_password() {
+    let registry = Registry::start_with_user("ci", "right-password-1");
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let output = fixture
+        .command()
+        .args([
+            "build",
+            "--retag-with",
+            "builtin",
+            "--registry-user",
+            "ci",
+            "--registry-password-stdin",
+            "-v",
+        ])
+        .write_stdin("wrong-password-2\n")
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        all.contains(&format!("not logged in to {}", registry.host())),
+        "{all}"
+    );
+    assert!(
+        !all.contains("wrong-password-2") && !all.contains("right-password-1"),
+        "{all}"
+    );
+}
+
+#[test]
+fn dry_run_prints_the_commands_and_runs_none() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let (_bin, path) = path_with_only(&[]);
+    let output = fixture
+        .command()
+        .env("PATH", path)
+        .env("GITOPS_REGISTRY_USER", "ci")
+        .env("GITOPS_REGISTRY_PASSWORD", "s3cret-value")
+        .args([
+            "build",
+            "--dry-run",
+            "--build-with",
+            "podman",
+            "--retag-with",
+            "skopeo",
+            "--timestamp",
+            "1654880868",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let sha = fixture.head();
+    let host = registry.host();
+    assert!(
+        stdout.contains(&format!(
+            "skopeo inspect --raw --tls-verify=false docker://{host}/fixture:commit-{sha}"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("podman push --tls-verify=false --digestfile")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{host}/fixture:stg-{}-1654880868", &sha[..7])),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("s3cret-value")
+            && !String::from_utf8_lossy(&output.stderr).contains("s3cret-value")
+    );
+    assert!(
+        registry.requests().is_empty(),
+        "dry run spoke to the registry: {:?}",
+        registry.requests()
+    );
+}
+
+#[test]
+fn a_missing_tool_is_one_line_that_says_what_to_install() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let (_bin, path) = path_with_only(&[]);
+    let output = fixture
+        .command()
+        .env("PATH", path)
+        .args(["build", "--retag-with", "skopeo"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let error: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(
+        error[0].contains("`skopeo` is not installed")
+            && error[0].contains("apt-get install skopeo"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn github_actions_outputs_and_summary() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let sha = fixture.head();
+    let outputs = fixture.path().join("github_output");
+    let summary = fixture.path().join("step_summary");
+    fixture
+        .command()
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_REF", "refs/heads/main")
+        .env("GITHUB_SHA", &sha)
+        .env("GITHUB_OUTPUT", &outputs)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args([
+            "build",
+            "--build-with",
+            "podman",
+            "--retag-with",
+            "builtin",
+            "--timestamp",
+            "1654880868",
+        ])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("::group::build with podman"));
+    let text = std::fs::read_to_string(&outputs).unwrap();
+    let digest = registry
+        .digest("fixture", &format!("commit-{sha}"))
+        .unwrap();
+    assert!(text.contains("action=built\nbuilt=true\n"), "{text}");
+    assert!(text.contains(&format!("digest={digest}\n")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "tags<<GITOPS_EOF\nstg-{}-1654880868\nstg-latest\nGITOPS_EOF\n",
+            &sha[..7]
+        )),
+        "{text}"
+    );
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(summary.contains("| action | `built` |"), "{summary}");
+}
+
+#[test]
+#[ignore = "needs crane"]
+fn promotes_by_retag_with_crane() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let digest = build_main(&registry, &fixture);
+    promote(&registry, &fixture, "crane", &["crane"], &digest);
+}
+
+#[test]
+#[ignore = "needs docker buildx"]
+fn promotes_by_retag_with_docker_buildx_imagetools() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let digest = build_main(&registry, &fixture);
+    promote(&registry, &fixture, "imagetools", &["docker"], &digest);
+}
+
+#[test]
+#[ignore = "needs docker buildx"]
+fn builds_with_docker_buildx() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let output = fixture
+        .command()
+        .args([
+            "build",
+            "--build-with",
+            "buildx",
+            "--retag-with",
+            "builtin",
+            "--format",
+            "json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report = json(&output);
+    assert_eq!(report["action"], "built");
+    let digest = registry
+        .digest(&fixture.image, &format!("commit-{}", fixture.head()))
+        .unwrap();
+    assert_eq!(report["digest"], digest.as_str());
+    assert_eq!(
+        registry.digest(&fixture.image, "stg-latest").as_deref(),
+        Some(digest.as_str())
+    );
+}

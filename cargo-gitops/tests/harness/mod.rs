@@ -1,0 +1,423 @@
+//! Real parts for integration tests: Debian's `docker-registry` on a free loopback port with
+//! storage in a temp dir (optionally behind htpasswd), read back through its HTTP API and its
+//! access log; and fixture repositories whose Dockerfile is `FROM scratch` plus a statically
+//! linked binary.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// A running `docker-registry`, stopped when dropped.
+pub struct Registry {
+    child: Option<Child>,
+    pub port: u16,
+    dir: TempDir,
+    htpasswd: Option<PathBuf>,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        Registry::start_inner(None)
+    }
+
+    /// A registry that requires basic authentication (`htpasswd -B`).
+    pub fn start_with_user(user: &str, password: &str) -> Registry {
+        Registry::start_inner(Some((user, password)))
+    }
+
+    fn start_inner(user: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let htpasswd = user.map(|(user, password)| {
+            let path = dir.path().join("htpasswd");
+            let status = Command::new("htpasswd")
+                .args(["-Bbc", path.to_str().unwrap(), user, password])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("htpasswd (Debian apache2-utils) must be installed: .ci/test installs it");
+            assert!(status.success());
+            path
+        });
+        let mut registry = Registry {
+            child: None,
+            port: 0,
+            dir,
+            htpasswd,
+        };
+        registry.restart();
+        registry
+    }
+
+    /// Starts (again) on a free port, or on the same port after a stop; storage is kept.
+    pub fn restart(&mut self) {
+        for _ in 0..5 {
+            if self.port == 0 || self.child.is_some() {
+                self.port = free_port();
+            }
+            self.write_config();
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.log_path())
+                .unwrap();
+            let child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(self.dir.path().join("config.yml"))
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("docker-registry (Debian package) must be installed: .ci/test installs it");
+            self.child = Some(child);
+            if self.wait_ready() {
+                return;
+            }
+            self.stop();
+            self.port = 0;
+        }
+        panic!(
+            "docker-registry did not start; see {}",
+            self.log_path().display()
+        );
+    }
+
+    fn write_config(&self) {
+        let auth = match &self.htpasswd {
+            Some(path) => format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                path.display()
+            ),
+            None => String::new(),
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{auth}http:\n  addr: 127.0.0.1:{}\n",
+            self.dir.path().join("data").display(),
+            self.port
+        );
+        std::fs::write(self.dir.path().join("config.yml"), config).unwrap();
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(child) = &mut self.child
+                && child.try_wait().unwrap().is_some()
+            {
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Kills the registry at once, as a crash would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
+    }
+
+    /// The API requests in the access log, as `METHOD /path STATUS`, oldest first.
+    pub fn requests(&self) -> Vec<String> {
+        let mut bytes = Vec::new();
+        std::fs::File::open(self.log_path())
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .filter_map(|line| {
+                let start = line
+                    .find("\"HEAD ")
+                    .or_else(|| line.find("\"GET "))
+                    .or_else(|| line.find("\"PUT "))
+                    .or_else(|| line.find("\"POST "))
+                    .or_else(|| line.find("\"PATCH "))
+                    .or_else(|| line.find("\"DELETE "))?;
+                let rest = &line[start + 1..];
+                let end = rest.find('"')?;
+                let request = rest[..end].trim_end_matches(" HTTP/1.1");
+                let status = rest[end + 1..].split_whitespace().next().unwrap_or("");
+                Some(format!("{request} {status}"))
+            })
+            .collect()
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent()
+    }
+
+    fn authorise<B>(
+        &self,
+        request: ureq::RequestBuilder<B>,
+        auth: Option<(&str, &str)>,
+    ) -> ureq::RequestBuilder<B> {
+        match auth {
+            Some((user, password)) => {
+                use base64::Engine as _;
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                request.header("Authorization", format!("Basic {token}"))
+            }
+            None => request,
+        }
+    }
+
+    /// The tags of a repository, sorted, through `GET /v2/<name>/tags/list`.
+    pub fn tags(&self, name: &str) -> Vec<String> {
+        self.tags_as(name, None)
+    }
+
+    pub fn tags_as(&self, name: &str, auth: Option<(&str, &str)>) -> Vec<String> {
+        let url = format!("http://{}/v2/{name}/tags/list?n=100000", self.host());
+        let mut response = self.authorise(self.agent().get(&url), auth).call().unwrap();
+        if response.status() == 404 {
+            return Vec::new();
+        }
+        assert_eq!(response.status(), 200, "tags list of {name}");
+        let json: serde_json::Value = response.body_mut().read_json().unwrap();
+        let mut tags: Vec<String> = json["tags"]
+            .as_array()
+            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        tags.sort();
+        tags
+    }
+
+    /// The digest of a tag, from the registry's `Docker-Content-Digest`, checked against the
+    /// bytes it serves.
+    pub fn digest(&self, name: &str, reference: &str) -> Option<String> {
+        self.digest_as(name, reference, None)
+    }
+
+    pub fn digest_as(
+        &self,
+        name: &str,
+        reference: &str,
+        auth: Option<(&str, &str)>,
+    ) -> Option<String> {
+        let (bytes, _, header) = self.manifest_as(name, reference, auth)?;
+        let computed = sha256(&bytes);
+        assert_eq!(
+            header, computed,
+            "registry header and manifest bytes disagree"
+        );
+        Some(computed)
+    }
+
+    /// The manifest bytes, media type and header digest of a tag or digest.
+    pub fn manifest(&self, name: &str, reference: &str) -> Option<(Vec<u8>, String, String)> {
+        self.manifest_as(name, reference, None)
+    }
+
+    pub fn manifest_as(
+        &self,
+        name: &str,
+        reference: &str,
+        auth: Option<(&str, &str)>,
+    ) -> Option<(Vec<u8>, String, String)> {
+        let url = format!("http://{}/v2/{name}/manifests/{reference}", self.host());
+        let mut response = self
+            .authorise(
+                self.agent().get(&url).header("Accept", MANIFEST_ACCEPT),
+                auth,
+            )
+            .call()
+            .unwrap();
+        if response.status() == 404 {
+            return None;
+        }
+        assert_eq!(response.status(), 200, "manifest {name}:{reference}");
+        let header = |n: &str| {
+            response
+                .headers()
+                .get(n)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        let media_type = header("content-type");
+        let digest = header("docker-content-digest");
+        let bytes = response.body_mut().read_to_vec().unwrap();
+        Some((bytes, media_type, digest))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(bytes);
+    format!(
+        "sha256:{}",
+        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// A statically linked program, built once per test binary, to put in `FROM scratch` images.
+pub fn static_binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let dir =
+                std::env::temp_dir().join(format!("cargo-gitops-fixture-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let source = dir.join("hello.c");
+            std::fs::write(
+                &source,
+                "#include <unistd.h>\nint main(void){write(1,\"hello\\n\",6);return 0;}\n",
+            )
+            .unwrap();
+            let binary = dir.join("hello");
+            let status = Command::new("cc")
+                .args(["-static", "-Os", "-o"])
+                .arg(&binary)
+                .arg(&source)
+                .status()
+                .expect("a C compiler (cc) is needed for the fixture binary");
+            assert!(status.success(), "cc -static failed");
+            binary
+        })
+        .clone()
+}
+
+/// A git repository whose image is `FROM scratch` plus a static binary, configured for a
+/// registry, with one commit on `main`.
+pub struct Fixture {
+    pub dir: TempDir,
+    pub image: String,
+}
+
+impl Fixture {
+    pub fn new(registry: &str, image: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(static_binary(), dir.path().join("hello")).unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY hello /hello\nUSER 65532\nENTRYPOINT [\"/hello\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            format!("[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"{registry}\"\nimage = \"{image}\"\n"),
+        )
+        .unwrap();
+        // Empty logins, so the machine's own never leak into a test.
+        std::fs::write(dir.path().join(".auth.json"), "{\"auths\":{}}").unwrap();
+        std::fs::write(dir.path().join(".gitignore"), ".auth.json\n").unwrap();
+        let fixture = Fixture {
+            dir,
+            image: image.to_owned(),
+        };
+        fixture.git(&["init", "-q", "-b", "main"]);
+        fixture.git(&["add", "-A"]);
+        fixture.git(&["commit", "-q", "-m", "first"]);
+        fixture
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs git in the fixture with a fixed identity; returns stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .args([
+                "-c",
+                "user.name=Test",
+                "-c",
+                "user.email=test@example.com",
+                "-c",
+                "commit.gpgsign=false",
+                "-c",
+                "tag.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(self.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// `cargo-gitops` in the fixture, outside any CI, with podman on vfs storage.
+    pub fn command(&self) -> assert_cmd::Command {
+        let mut command = assert_cmd::Command::cargo_bin("cargo-gitops").unwrap();
+        command
+            .current_dir(self.path())
+            .env("STORAGE_DRIVER", "vfs")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_REF")
+            .env_remove("GITHUB_SHA")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITOPS_REGISTRY_USER")
+            .env_remove("GITOPS_REGISTRY_PASSWORD")
+            .env("DOCKER_CONFIG", self.path().join(".no-docker-config"))
+            .env("REGISTRY_AUTH_FILE", self.path().join(".auth.json"))
+            .timeout(Duration::from_secs(120));
+        command
+    }
+}
+
+/// A `PATH` holding only the named programs (as links), to prove which ones a run uses.
+pub fn path_with_only(programs: &[&str]) -> (TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for program in programs {
+        let found = which(program).unwrap_or_else(|| panic!("{program} must be installed"));
+        std::os::unix::fs::symlink(found, dir.path().join(program)).unwrap();
+    }
+    let path = dir.path().display().to_string();
+    (dir, path)
+}
+
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
