@@ -19,6 +19,7 @@ use crate::pipeline::{Action, Job, Report};
 use crate::progress::{Mode, Progress};
 use crate::registry::ClientOptions;
 use crate::retagger::{Retagger, RetaggerKind};
+use crate::workflows;
 
 /// GitOps continuous integration: derive the deployment environment from git, build a
 /// container image once per commit, and promote it between environments by retagging.
@@ -106,6 +107,20 @@ pub enum Command {
     /// retagged (same digest, no layer moves); otherwise it is built once and pushed with the
     /// lookup tag first, so no environment tag ever points at an incomplete image.
     Build(BuildArgs),
+
+    /// Write the GitHub Actions workflows: one pipeline, one workflow per environment.
+    ///
+    /// Renders `.github/workflows/gitops-pipeline.yml` and `gitops-<environment>.yml` from the
+    /// templates and the configuration, so triggers always agree with `cargo gitops env`.
+    /// With --check, writes nothing and exits 1 with a diff when the files are out of date.
+    InitWorkflows(InitWorkflowsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitWorkflowsArgs {
+    /// Write nothing; exit 1 and print a unified diff when the committed workflows differ
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]
@@ -158,21 +173,25 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         global.package.as_deref(),
         &cwd,
     )?;
-    let request = Request {
-        ref_arg: global.git_ref.as_deref(),
-        sha_arg: global.sha.as_deref(),
-        timestamp: global.timestamp,
+    let plan = || -> Result<Deployment, Error> {
+        let request = Request {
+            ref_arg: global.git_ref.as_deref(),
+            sha_arg: global.sha.as_deref(),
+            timestamp: global.timestamp,
+        };
+        let deployment = deployment::plan(&config, &request, &actions, &cwd)?;
+        if deployment.environment.is_none() && !global.quiet {
+            eprintln!(
+                "no environment tracks {}: nothing to deploy",
+                deployment.git_ref
+            );
+        }
+        Ok(deployment)
     };
-    let deployment = deployment::plan(&config, &request, &actions, &cwd)?;
-    if deployment.environment.is_none() && !global.quiet {
-        eprintln!(
-            "no environment tracks {}: nothing to deploy",
-            deployment.git_ref
-        );
-    }
     match &cli.command {
-        Command::Env => print_deployment(&deployment, global.format, &actions)?,
-        Command::Build(args) => build(global, args, &config, &deployment, &actions, &cwd)?,
+        Command::Env => print_deployment(&plan()?, global.format, &actions)?,
+        Command::Build(args) => build(global, args, &config, &plan()?, &actions, &cwd)?,
+        Command::InitWorkflows(args) => return init_workflows(args, &config, global.quiet),
     }
     Ok(exit_codes::SUCCESS)
 }
@@ -386,4 +405,32 @@ fn print_report(report: &Report, format: Format, actions: &Actions) -> Result<()
             write_stdout(&text)
         }
     }
+}
+
+fn init_workflows(args: &InitWorkflowsArgs, config: &Config, quiet: bool) -> Result<u8, Error> {
+    let files = workflows::generate(config, &config.workflows)?;
+    let root = &config.root_dir;
+    if args.check {
+        let drift = workflows::drift(root, &files);
+        if drift.is_empty() {
+            if !quiet {
+                eprintln!("{} workflows are up to date", files.len());
+            }
+            return Ok(exit_codes::SUCCESS);
+        }
+        write_stdout(&drift.concat())?;
+        eprintln!(
+            "error: {} workflow file(s) differ from what the configuration generates; run `cargo gitops init-workflows` and commit the result",
+            drift.len()
+        );
+        return Ok(exit_codes::FAILURE);
+    }
+    workflows::write(root, &files)?;
+    if !quiet {
+        for file in &files {
+            eprintln!("wrote {}", file.path.display());
+        }
+        eprintln!("next: commit .github/workflows");
+    }
+    Ok(exit_codes::SUCCESS)
 }

@@ -13,6 +13,7 @@ use crate::environment::{self, BranchPattern, Environment, Latest, TagSelector};
 use crate::error::Error;
 use crate::retagger::RetaggerKind;
 use crate::tags::{Placeholder, TagFormat};
+use crate::workflows::{self, ExtraStep, Pin, RegistrySecrets, WorkflowSettings};
 
 /// The `gitops` table, as written in either manifest table.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -30,6 +31,13 @@ pub struct RawConfig {
     pub cache_from: Option<Vec<String>>,
     pub cache_to: Option<Vec<String>>,
     pub insecure_registries: Option<Vec<String>>,
+    pub templates: Option<PathBuf>,
+    pub actions: Option<BTreeMap<String, Pin>>,
+    pub workflow_steps: Option<Vec<ExtraStep>>,
+    pub id_token: Option<bool>,
+    pub runs_on: Option<String>,
+    pub install_path: Option<String>,
+    pub registry_secrets: Option<RegistrySecrets>,
 }
 
 impl RawConfig {
@@ -48,6 +56,13 @@ impl RawConfig {
             cache_from: self.cache_from.or(fallback.cache_from),
             cache_to: self.cache_to.or(fallback.cache_to),
             insecure_registries: self.insecure_registries.or(fallback.insecure_registries),
+            templates: self.templates.or(fallback.templates),
+            actions: self.actions.or(fallback.actions),
+            workflow_steps: self.workflow_steps.or(fallback.workflow_steps),
+            id_token: self.id_token.or(fallback.id_token),
+            runs_on: self.runs_on.or(fallback.runs_on),
+            install_path: self.install_path.or(fallback.install_path),
+            registry_secrets: self.registry_secrets.or(fallback.registry_secrets),
         }
     }
 }
@@ -124,6 +139,7 @@ pub struct Config {
     /// The chosen package's folder, where its Dockerfile is looked for first.
     pub package_dir: Option<PathBuf>,
     pub build: BuildSettings,
+    pub workflows: WorkflowSettings,
 }
 
 /// How images are built and retagged, as configured (flags may still override).
@@ -152,6 +168,10 @@ impl Config {
             root_dir: PathBuf::from("."),
             package_dir: None,
             build: BuildSettings::default(),
+            workflows: WorkflowSettings {
+                pins: workflows::default_pins(),
+                ..WorkflowSettings::default()
+            },
         }
     }
 
@@ -339,6 +359,32 @@ pub fn load(
             cache_to: merged.cache_to.unwrap_or_default(),
             insecure_registries: merged.insecure_registries.unwrap_or_default(),
         },
+        workflows: WorkflowSettings {
+            templates: merged.templates,
+            pins: {
+                let mut pins = workflows::default_pins();
+                for (action, pin) in merged.actions.unwrap_or_default() {
+                    if !(pin.sha.len() == 40 && pin.sha.bytes().all(|b| b.is_ascii_hexdigit())) {
+                        return Err(Error::Config {
+                            file: root_path.clone(),
+                            line: None,
+                            key: format!("workspace.metadata.gitops.actions.\"{action}\".sha"),
+                            message: format!(
+                                "`{}` is not a full 40-hex commit sha; pin actions to commits, not tags",
+                                pin.sha
+                            ),
+                        });
+                    }
+                    pins.insert(action, pin);
+                }
+                pins
+            },
+            extra_steps: merged.workflow_steps.unwrap_or_default(),
+            id_token: merged.id_token.unwrap_or(false),
+            runs_on: merged.runs_on,
+            install_path: merged.install_path,
+            registry_secrets: merged.registry_secrets,
+        },
     })
 }
 
@@ -450,7 +496,7 @@ fn build_environments(
                     BranchPattern::new(p).map_err(|e| {
                         bad(
                             "branches",
-                            format!("`{p}` is not a valid branch pattern: {}", e.kind()),
+                            format!("`{p}` is not a valid branch pattern: {e}"),
                         )
                     })
                 })

@@ -90,11 +90,25 @@ pub struct BranchPattern {
 }
 
 impl BranchPattern {
-    pub fn new(source: &str) -> Result<BranchPattern, globset::Error> {
+    /// Takes `*`, `**` and `[...]` only: the syntax GitHub's branch filters and globs share, so
+    /// that generated workflow triggers and the matcher agree.
+    pub fn new(source: &str) -> Result<BranchPattern, String> {
+        if let Some(c) = source
+            .chars()
+            .find(|c| matches!(c, '?' | '+' | '{' | '}' | '!' | '\\'))
+        {
+            return Err(format!(
+                "`{c}` means different things to git globs and GitHub filters; use only * ** and [...]"
+            ));
+        }
+        if source.is_empty() {
+            return Err("the pattern is empty".to_owned());
+        }
         let glob = globset::GlobBuilder::new(source)
             .literal_separator(true)
             .backslash_escape(true)
-            .build()?;
+            .build()
+            .map_err(|e| e.kind().to_string())?;
         Ok(BranchPattern {
             source: source.to_owned(),
             matcher: glob.compile_matcher(),
@@ -103,6 +117,10 @@ impl BranchPattern {
 
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    pub fn has_wildcard(&self) -> bool {
+        self.source.contains(['*', '['])
     }
 
     pub fn matches(&self, branch: &str) -> bool {
@@ -114,7 +132,7 @@ impl BranchPattern {
     fn name_of<'b>(&self, branch: &'b str) -> &'b str {
         let fixed = self
             .source
-            .find(['*', '?', '[', '{', '\\'])
+            .find(['*', '['])
             .map_or("", |end| &self.source[..end]);
         branch
             .strip_prefix(fixed)

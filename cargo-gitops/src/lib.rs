@@ -18,5 +18,6 @@ pub mod progress;
 pub mod registry;
 pub mod retagger;
 pub mod tags;
+pub mod workflows;
 
 pub use error::Error;
