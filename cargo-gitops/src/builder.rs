@@ -20,15 +20,8 @@ pub enum BuilderKind {
     Buildx,
     /// `podman build`, then `podman push` of each tag.
     Podman,
-}
-
-impl BuilderKind {
-    pub fn program(self) -> &'static str {
-        match self {
-            BuilderKind::Buildx => "docker",
-            BuilderKind::Podman => "podman",
-        }
-    }
+    /// No Dockerfile, no daemon: the crate's binary, compiled statically, packed as an image.
+    Native,
 }
 
 /// Everything a build needs, whatever the builder.

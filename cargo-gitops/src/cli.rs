@@ -148,6 +148,19 @@ pub struct BuildArgs {
     /// Read the registry password from standard input [env: GITOPS_REGISTRY_PASSWORD]
     #[arg(long)]
     pub registry_password_stdin: bool,
+
+    /// With --build-with native: write an OCI image layout to DIR instead of pushing
+    #[arg(long, value_name = "oci:DIR", value_parser = parse_oci_output)]
+    pub output: Option<PathBuf>,
+}
+
+fn parse_oci_output(text: &str) -> Result<PathBuf, String> {
+    text.strip_prefix("oci:")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            format!("`{text}` is not oci:DIR; write e.g. --output oci:target/gitops/image")
+        })
 }
 
 /// The arguments as cargo passes them: `cargo gitops env` runs `cargo-gitops gitops env`.
@@ -289,6 +302,15 @@ fn build(
         None
     };
     let credential = credentials::explicit(args.registry_user.as_deref(), password)?;
+    let builder = args
+        .build_with
+        .or(config.build.builder)
+        .unwrap_or(BuilderKind::Buildx);
+    if args.output.is_some() && builder != BuilderKind::Native {
+        return Err(Error::usage(
+            "--output writes an image the tool packs itself; add --build-with native",
+        ));
+    }
     let mut config = config.clone();
     config
         .build
@@ -320,14 +342,15 @@ fn build(
     let job = Job {
         config: &config,
         deployment,
-        builder: args
-            .build_with
-            .or(config.build.builder)
-            .unwrap_or(BuilderKind::Buildx),
+        builder,
         retagger: &retagger,
         progress: &progress,
         source_url: actions.source_url().or_else(|| crate::git::origin_url(cwd)),
         scratch_dir: scratch.path(),
+        output: args.output.clone(),
+        epoch: source_date_epoch()?
+            .or_else(|| crate::git::commit_time(cwd, &deployment.sha))
+            .unwrap_or(deployment.timestamp),
     };
     if args.dry_run {
         let lines = job.describe()?;
@@ -341,6 +364,18 @@ fn build(
         ));
     }
     print_report(&report, global.format, actions)
+}
+
+/// `SOURCE_DATE_EPOCH`, the reproducible-builds convention for "the time of the source".
+fn source_date_epoch() -> Result<Option<u64>, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) if !text.trim().is_empty() => text.trim().parse().map(Some).map_err(|_| {
+            Error::usage(format!(
+                "SOURCE_DATE_EPOCH `{text}` is not a Unix time in seconds; unset it or fix it"
+            ))
+        }),
+        _ => Ok(None),
+    }
 }
 
 fn print_report(report: &Report, format: Format, actions: &Actions) -> Result<(), Error> {
@@ -395,6 +430,9 @@ fn print_report(report: &Report, format: Format, actions: &Actions) -> Result<()
             let mut text = format!("{:<12} {action}\n", "action");
             if let Some(digest) = &report.digest {
                 text.push_str(&format!("{:<12} {digest}\n", "digest"));
+            }
+            if let Some(layout) = &report.layout {
+                text.push_str(&format!("{:<12} {}\n", "layout", layout.display()));
             }
             if let Some(image) = &report.image {
                 for (i, tag) in report.tags.iter().enumerate() {

@@ -31,6 +31,10 @@ pub struct RawConfig {
     pub cache_from: Option<Vec<String>>,
     pub cache_to: Option<Vec<String>>,
     pub insecure_registries: Option<Vec<String>>,
+    pub bin: Option<String>,
+    pub base: Option<String>,
+    pub exposed_ports: Option<Vec<String>>,
+    pub image_env: Option<BTreeMap<String, String>>,
     pub templates: Option<PathBuf>,
     pub actions: Option<BTreeMap<String, Pin>>,
     pub workflow_steps: Option<Vec<ExtraStep>>,
@@ -56,6 +60,10 @@ impl RawConfig {
             cache_from: self.cache_from.or(fallback.cache_from),
             cache_to: self.cache_to.or(fallback.cache_to),
             insecure_registries: self.insecure_registries.or(fallback.insecure_registries),
+            bin: self.bin.or(fallback.bin),
+            base: self.base.or(fallback.base),
+            exposed_ports: self.exposed_ports.or(fallback.exposed_ports),
+            image_env: self.image_env.or(fallback.image_env),
             templates: self.templates.or(fallback.templates),
             actions: self.actions.or(fallback.actions),
             workflow_steps: self.workflow_steps.or(fallback.workflow_steps),
@@ -154,6 +162,13 @@ pub struct BuildSettings {
     pub cache_from: Vec<String>,
     pub cache_to: Vec<String>,
     pub insecure_registries: Vec<String>,
+    /// Native builds: the binary to pack, when the package has several.
+    pub bin: Option<String>,
+    /// Native builds: a base image pinned by digest.
+    pub base: Option<String>,
+    pub exposed_ports: Vec<String>,
+    /// Native builds: environment variables of the image.
+    pub image_env: BTreeMap<String, String>,
 }
 
 impl Config {
@@ -358,6 +373,10 @@ pub fn load(
             cache_from: merged.cache_from.unwrap_or_default(),
             cache_to: merged.cache_to.unwrap_or_default(),
             insecure_registries: merged.insecure_registries.unwrap_or_default(),
+            bin: merged.bin,
+            base: merged.base,
+            exposed_ports: merged.exposed_ports.unwrap_or_default(),
+            image_env: merged.image_env.unwrap_or_default(),
         },
         workflows: WorkflowSettings {
             templates: merged.templates,

@@ -172,3 +172,10 @@ pub fn origin_url(cwd: &Path) -> Option<String> {
     // A URL with credentials in it must not end up in an image label.
     (!url.contains('@') || url.starts_with("git@")).then(|| url.to_owned())
 }
+
+/// The committer time of `sha`, for reproducible timestamps; `None` outside a repository.
+pub fn commit_time(cwd: &Path, sha: &str) -> Option<u64> {
+    let repo = Repository::discover(cwd).ok()?;
+    let commit = repo.find_commit(Oid::from_str(sha).ok()?).ok()?;
+    u64::try_from(commit.time().seconds()).ok()
+}

@@ -12,6 +12,8 @@ pub mod error;
 pub mod exit_codes;
 pub mod git;
 pub mod github;
+pub mod image;
+pub mod native;
 pub mod pipeline;
 pub mod process;
 pub mod progress;

@@ -3,7 +3,7 @@
 //! at an image that is not complete. The programs it drives are `builder`'s and `retagger`'s.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::deployment::Deployment;
 use crate::environment::{self, GitRef};
 use crate::error::Error;
+use crate::native;
 use crate::progress::Progress;
 use crate::registry::Repository;
 use crate::retagger::Retagger;
@@ -37,6 +38,9 @@ pub struct Report {
     #[serde(rename = "ref")]
     pub git_ref: String,
     pub sha: String,
+    /// The OCI image layout written instead of pushing, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<PathBuf>,
 }
 
 /// Settings of one run that do not come from the configuration file alone.
@@ -50,6 +54,10 @@ pub struct Job<'a> {
     pub source_url: Option<String>,
     /// A folder for the builder's metadata files.
     pub scratch_dir: &'a Path,
+    /// `--output oci:DIR`: write an OCI image layout instead of pushing (native builds).
+    pub output: Option<PathBuf>,
+    /// Every timestamp inside a native image: `SOURCE_DATE_EPOCH`, else the commit's time.
+    pub epoch: u64,
 }
 
 /// How many times the tags are brought back onto the lookup tag's digest when concurrent
@@ -68,6 +76,7 @@ impl Job<'_> {
             environment: d.environment.clone(),
             git_ref: d.git_ref.clone(),
             sha: d.sha.clone(),
+            layout: None,
         }
     }
 
@@ -97,6 +106,9 @@ impl Job<'_> {
     pub fn run(&self) -> Result<Report, Error> {
         if self.deployment.environment.is_none() {
             return Ok(self.report(Action::None, None));
+        }
+        if let Some(dir) = self.layout_dir() {
+            return self.build_layout(&dir);
         }
         let target = self.target()?;
         let lookup_tag = &self.deployment.lookup_tag;
@@ -129,6 +141,20 @@ impl Job<'_> {
             lines.push(format!(
                 "# no environment tracks {}: nothing to do",
                 self.deployment.git_ref
+            ));
+            return Ok(lines);
+        }
+        if let Some(dir) = self.layout_dir() {
+            let binary = native::find_binary(&self.native_spec())?;
+            for target in self.native_targets()? {
+                lines.push(
+                    native::compile_command(&binary, &target, &self.manifest(), self.epoch)
+                        .display(),
+                );
+            }
+            lines.push(format!(
+                "# then pack the binary as an OCI image layout in {}",
+                dir.display()
             ));
             return Ok(lines);
         }
@@ -168,6 +194,19 @@ impl Job<'_> {
                     lines.push(builder::podman_push(&spec, tag, &self.digest_file(tag)).display());
                 }
             }
+            BuilderKind::Native => {
+                let binary = native::find_binary(&self.native_spec())?;
+                for target in self.native_targets()? {
+                    lines.push(
+                        native::compile_command(&binary, &target, &self.manifest(), self.epoch)
+                            .display(),
+                    );
+                }
+                lines.push(format!(
+                    "# built-in client: upload the layer and config blobs, then PUT the manifest as {}",
+                    spec.tags.join(", ")
+                ));
+            }
         }
         Ok(lines)
     }
@@ -183,12 +222,42 @@ impl Job<'_> {
             .environments
             .iter()
             .find(|e| Some(&e.name) == d.environment.as_ref());
+        let title = target
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or(&target.name)
+            .to_owned();
+        let mut tags = vec![d.lookup_tag.clone()];
+        tags.extend(d.tags.iter().cloned());
+        BuildSpec {
+            repository: target.clone(),
+            tags,
+            dockerfile: config.dockerfile(),
+            context: config.context(),
+            labels: self.labels(&title),
+            build_args: env.map(|e| e.build_args.clone()).unwrap_or_default(),
+            platforms: config.build.platforms.clone(),
+            buildx_builder: std::env::var("BUILDX_BUILDER")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| config.build.buildx_builder.clone()),
+            cache_from: config.build.cache_from.clone(),
+            cache_to: config.build.cache_to.clone(),
+            insecure_registries: config.build.insecure_registries.clone(),
+            metadata_file: self.scratch_dir.join("buildx-metadata.json"),
+        }
+    }
+
+    /// The OCI labels every build carries.
+    fn labels(&self, title: &str) -> BTreeMap<String, String> {
+        let d = self.deployment;
         let version = match GitRef::from_full(&d.git_ref) {
             GitRef::Tag(tag) => environment::parse_semver_tag(&tag).map(|v| v.to_string()),
             _ => None,
         }
-        .or_else(|| d.tags.first().cloned())
-        .unwrap_or_else(|| d.sha.clone());
+        // Not the primary tag: it holds the build time, and labels must not change per build.
+        .unwrap_or_else(|| d.sha[..7.min(d.sha.len())].to_owned());
         let mut labels = BTreeMap::from([
             (
                 "org.opencontainers.image.revision".to_owned(),
@@ -201,12 +270,7 @@ impl Job<'_> {
             ),
             (
                 "org.opencontainers.image.title".to_owned(),
-                target
-                    .name
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or(&target.name)
-                    .to_owned(),
+                title.to_owned(),
             ),
             (
                 "cargo-gitops.environment".to_owned(),
@@ -216,25 +280,7 @@ impl Job<'_> {
         if let Some(source) = &self.source_url {
             labels.insert("org.opencontainers.image.source".to_owned(), source.clone());
         }
-        let mut tags = vec![d.lookup_tag.clone()];
-        tags.extend(d.tags.iter().cloned());
-        BuildSpec {
-            repository: target.clone(),
-            tags,
-            dockerfile: config.dockerfile(),
-            context: config.context(),
-            labels,
-            build_args: env.map(|e| e.build_args.clone()).unwrap_or_default(),
-            platforms: config.build.platforms.clone(),
-            buildx_builder: std::env::var("BUILDX_BUILDER")
-                .ok()
-                .filter(|v| !v.is_empty())
-                .or_else(|| config.build.buildx_builder.clone()),
-            cache_from: config.build.cache_from.clone(),
-            cache_to: config.build.cache_to.clone(),
-            insecure_registries: config.build.insecure_registries.clone(),
-            metadata_file: self.scratch_dir.join("buildx-metadata.json"),
-        }
+        labels
     }
 
     /// Builds and pushes; the lookup tag goes first, so the image is complete before any
@@ -258,6 +304,22 @@ impl Job<'_> {
                 })?;
                 builder::digest_from_buildx_metadata(&metadata)?;
             }
+            BuilderKind::Native => {
+                let image = self.native_image()?;
+                let client = self.retagger.client(&spec.repository.registry)?;
+                let base_client = self.base_client()?;
+                self.progress.step(
+                    &format!("push {}", spec.repository.with_tag(lookup_tag)),
+                    || {
+                        image.push(
+                            &client,
+                            base_client.as_deref(),
+                            &spec.repository,
+                            lookup_tag,
+                        )
+                    },
+                )?;
+            }
             BuilderKind::Podman => {
                 self.progress
                     .step("build with podman", || builder::podman_build(spec).run())?;
@@ -273,6 +335,138 @@ impl Job<'_> {
             .step("check that every tag names the same image", || {
                 self.converge(&spec.repository, lookup_tag, env_tags)
             })
+    }
+
+    /// Where a native build writes an OCI layout instead of pushing: `--output`, or
+    /// `target/gitops/<name>` when no registry is configured.
+    fn layout_dir(&self) -> Option<PathBuf> {
+        if self.builder != BuilderKind::Native {
+            return None;
+        }
+        self.output.clone().or_else(|| {
+            (self.deployment.image.is_none() || self.config.registry.is_none()).then(|| {
+                let name = self
+                    .config
+                    .image_name
+                    .clone()
+                    .or_else(|| self.config.package.clone())
+                    .unwrap_or_else(|| "image".to_owned());
+                self.config
+                    .root_dir
+                    .join("target")
+                    .join("gitops")
+                    .join(name.replace('/', "-"))
+            })
+        })
+    }
+
+    fn manifest(&self) -> PathBuf {
+        self.config
+            .manifest
+            .clone()
+            .unwrap_or_else(|| self.config.root_dir.join("Cargo.toml"))
+    }
+
+    fn native_spec(&self) -> native::NativeSpec {
+        let title = self
+            .config
+            .image_name
+            .clone()
+            .or_else(|| self.config.package.clone())
+            .unwrap_or_default();
+        let mut labels = self.labels(&title);
+        labels.insert(
+            "org.opencontainers.image.created".to_owned(),
+            rfc3339(self.epoch),
+        );
+        native::NativeSpec {
+            manifest: self.manifest(),
+            package: self.config.package.clone(),
+            bin: self.config.build.bin.clone(),
+            platforms: self.config.build.platforms.clone(),
+            epoch: self.epoch,
+            exposed_ports: self.config.build.exposed_ports.clone(),
+            env: self.config.build.image_env.clone(),
+            labels,
+            base: self.config.build.base.clone(),
+        }
+    }
+
+    /// The Rust targets for the configured platforms, all checked before anything compiles.
+    fn native_targets(&self) -> Result<Vec<native::Target>, Error> {
+        let installed = native::installed_targets()?;
+        let platforms = if self.config.build.platforms.is_empty() {
+            vec![native::host_platform().to_owned()]
+        } else {
+            self.config.build.platforms.clone()
+        };
+        platforms
+            .iter()
+            .map(|p| native::target_for(p, &installed))
+            .collect()
+    }
+
+    fn base_client(
+        &self,
+    ) -> Result<Option<std::sync::Arc<crate::registry::RegistryClient>>, Error> {
+        match &self.config.build.base {
+            Some(base) => {
+                let repository = Repository::parse(base.split('@').next().unwrap_or(base))?;
+                Ok(Some(self.retagger.client(&repository.registry)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Compiles for every platform and packs the image (nothing is pushed).
+    fn native_image(&self) -> Result<crate::image::Image, Error> {
+        let spec = self.native_spec();
+        let binary = native::find_binary(&spec)?;
+        let targets = self.native_targets()?;
+        let base_client = self.base_client()?;
+        let mut bases = Vec::new();
+        for target in &targets {
+            bases.push(match (&spec.base, &base_client) {
+                (Some(base), Some(client)) => {
+                    Some(self.progress.step(&format!("read base image {base}"), || {
+                        native::fetch_base(client, base, target)
+                    })?)
+                }
+                _ => None,
+            });
+        }
+        let mut built = Vec::new();
+        for target in targets {
+            self.progress.step(
+                &format!("compile {} for {}", binary.bin, target.triple),
+                || native::compile_command(&binary, &target, &spec.manifest, self.epoch).run(),
+            )?;
+            let path = native::binary_path(&binary, &target);
+            built.push((target, path));
+        }
+        self.progress.step("pack the image", || {
+            native::pack(&spec, &binary, &built, &bases)
+        })
+    }
+
+    fn build_layout(&self, dir: &Path) -> Result<Report, Error> {
+        let image = self.native_image()?;
+        let mut tags = vec![self.deployment.lookup_tag.clone()];
+        tags.extend(self.deployment.tags.iter().cloned());
+        let base_client = self.base_client()?;
+        self.progress
+            .step(&format!("write OCI image layout {}", dir.display()), || {
+                image.write_layout(dir, &tags, base_client.as_deref())
+            })?;
+        if self.output.is_none() {
+            self.progress.note(&format!(
+                "no registry is configured, so the image was written to {}; set `registry` and `image` in [workspace.metadata.gitops] to push",
+                dir.display()
+            ));
+        }
+        let mut report = self.report(Action::Built, Some(image.digest().to_owned()));
+        report.layout = Some(dir.to_path_buf());
+        Ok(report)
     }
 
     /// Makes every environment tag point at the digest the lookup tag has now. Two runs for the

@@ -27,6 +27,9 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
 /// Manifests larger than this are refused rather than read into memory.
 const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Blobs read whole (configs, base layers written to a layout) stop here.
+const MAX_BLOB_IN_MEMORY: u64 = 2 * 1024 * 1024 * 1024;
+
 /// An image repository in a registry, without tag: `ghcr.io/au2001/app`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Repository {
@@ -417,6 +420,37 @@ impl RegistryClient {
             404 => Ok(false),
             _ => Err(self.failure(response, "check blob")),
         }
+    }
+
+    /// A whole blob, checked against its digest (image configs, base layers for a layout).
+    pub fn get_blob(&self, name: &str, digest: &str) -> Result<Vec<u8>, Error> {
+        let scope = Scope::pull(name);
+        let mut response = self.execute(&Request {
+            method: Method::Get,
+            path: format!("/v2/{name}/blobs/{digest}"),
+            accept: None,
+            content_type: None,
+            body: &[],
+            scope: &scope,
+            step: "read blob",
+        })?;
+        if response.status().as_u16() != 200 {
+            return Err(self.failure(response, "read blob"));
+        }
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BLOB_IN_MEMORY)
+            .read_to_vec()
+            .map_err(|e| self.transport(e, "read blob"))?;
+        if sha256_digest(&bytes) != digest {
+            return Err(Error::Registry {
+                registry: self.registry.clone(),
+                step: "read blob".to_owned(),
+                message: format!("blob {digest} arrived with other content; try again"),
+            });
+        }
+        Ok(bytes)
     }
 
     /// Asks the registry to link a blob from another repository; `Ok(None)` when mounted,

@@ -397,7 +397,7 @@ fn dry_run_prints_the_commands_and_runs_none() {
         "{stdout}"
     );
     assert!(
-        stdout.contains(&format!("podman push --tls-verify=false --digestfile")),
+        stdout.contains("podman push --tls-verify=false --digestfile"),
         "{stdout}"
     );
     assert!(

