@@ -359,7 +359,10 @@ pub fn load(
         root_dir: root_dir.to_path_buf(),
         package_dir: chosen.and_then(|(_, path, _)| path.parent().map(Path::to_path_buf)),
         manifest: Some(root_path.clone()),
-        image_name: merged.image.or_else(|| package_name.clone()),
+        // The package's name stands in for `image` only once a registry says where it goes.
+        image_name: merged
+            .image
+            .or_else(|| merged.registry.as_ref().and(package_name.clone())),
         package: package_name,
         registry: merged.registry,
         environments,
@@ -558,7 +561,7 @@ fn build_environments(
                 regex::Regex::new(&format!("^(?:{expr})$")).map_err(|e| {
                     bad(
                         "tags.regex",
-                        format!("`{expr}` is not a valid regular expression: {e}"),
+                        format!("`{expr}` is not a valid regular expression: {}", last_line(&e.to_string())),
                     )
                 })?,
             )),
@@ -643,4 +646,11 @@ fn build_environments(
         });
     }
     Ok(built)
+}
+
+/// The last non-empty line of a multi-line message (the regex crate puts the reason there),
+/// so errors stay on one line.
+fn last_line(text: &str) -> &str {
+    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(text).trim();
+    line.strip_prefix("error: ").unwrap_or(line)
 }

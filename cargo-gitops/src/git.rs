@@ -147,10 +147,10 @@ pub fn tags_at(repo: &Repository, commit: Oid) -> Result<Vec<String>, Error> {
         // object; loose annotated tags still have to be read.
         let points_here = target == commit
             || reference.target_peel() == Some(commit)
+            // Loose annotated tags (and tags of tags) are peeled object by object.
             || (reference.target_peel().is_none()
-                && repo
-                    .find_tag(target)
-                    .is_ok_and(|tag| tag.target_id() == commit));
+                && repo.find_tag(target).is_ok()
+                && reference.peel_to_commit().is_ok_and(|c| c.id() == commit));
         if points_here && let Ok(name) = reference.shorthand() {
             found.push(name.to_owned());
         }

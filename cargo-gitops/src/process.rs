@@ -10,6 +10,14 @@ use crate::error::Error;
 /// How many lines of a failed program's output go into the error.
 const TAIL_LINES: usize = 20;
 
+/// `--verbose`: show each command (secrets redacted) before it runs.
+static ECHO_COMMANDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every command run from now on print itself to stderr first.
+pub fn echo_commands(on: bool) {
+    ECHO_COMMANDS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// An external command, ready to show or to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
@@ -108,6 +116,9 @@ impl Command {
     /// Runs the command to completion. A non-zero exit is an error quoting the last lines the
     /// program printed; a program that is not installed is an error that says how to get it.
     pub fn run(&self) -> Result<Output, Error> {
+        if ECHO_COMMANDS.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("$ {}", self.display());
+        }
         let output = self.expression().run().map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 Error::ToolMissing {
