@@ -561,7 +561,10 @@ fn build_environments(
                 regex::Regex::new(&format!("^(?:{expr})$")).map_err(|e| {
                     bad(
                         "tags.regex",
-                        format!("`{expr}` is not a valid regular expression: {}", last_line(&e.to_string())),
+                        format!(
+                            "`{expr}` is not a valid regular expression: {}",
+                            last_line(&e.to_string())
+                        ),
                     )
                 })?,
             )),
@@ -651,6 +654,11 @@ fn build_environments(
 /// The last non-empty line of a multi-line message (the regex crate puts the reason there),
 /// so errors stay on one line.
 fn last_line(text: &str) -> &str {
-    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(text).trim();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim();
     line.strip_prefix("error: ").unwrap_or(line)
 }
