@@ -114,6 +114,33 @@ pub enum Command {
     /// templates and the configuration, so triggers always agree with `cargo gitops env`.
     /// With --check, writes nothing and exits 1 with a diff when the files are out of date.
     InitWorkflows(InitWorkflowsArgs),
+
+    /// Write Flux image automation manifests: the policies that select each environment's newest tag.
+    ///
+    /// One ImageRepository for the image and one ImagePolicy per environment (per branch given
+    /// with --branch where tags name the branch), each with an anchored tag pattern derived from
+    /// the environment's tag format, so it never selects another environment's image.
+    Flux(FluxArgs),
+
+    /// Tag HEAD with the next SemVer release: patch, minor, major, or a version.
+    ///
+    /// Computes the version from the repository's tags (a channel release is X.Y.Z-CHANNEL.N),
+    /// refuses on a dirty working tree, an existing tag, a version not above the current one, or
+    /// HEAD off the staging branch, then creates an annotated tag; --push publishes it.
+    Release(ReleaseArgs),
+
+    /// Promote HEAD to a branch-tracked environment: fast-forward its branch, or open a pull request.
+    ///
+    /// Moves the environment's branch (e.g. test/uat1) to HEAD, fast-forward only; --push
+    /// publishes it, --pr prints the `gh pr create` command for the approval workflow instead.
+    /// Tag-tracked environments are promoted with `cargo gitops release`.
+    Promote(PromoteArgs),
+
+    /// List what an environment has received, newest first, from the registry's tags.
+    ///
+    /// Each line: build time or version, tag, commit (from the `commit-<sha40>` lookup tag with
+    /// the same digest) and digest.
+    History(HistoryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +208,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     })?;
     let actions = Actions::from_env();
     let global = &cli.global;
+    crate::process::echo_commands(global.verbose > 0);
     let config = config::load(
         global.manifest_path.as_deref(),
         global.package.as_deref(),
@@ -205,6 +233,10 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Env => print_deployment(&plan()?, global.format, &actions)?,
         Command::Build(args) => build(global, args, &config, &plan()?, &actions, &cwd)?,
         Command::InitWorkflows(args) => return init_workflows(args, &config, global.quiet),
+        Command::Flux(args) => flux(args, &config, global.quiet)?,
+        Command::Release(args) => release(global, args, &config, &cwd, &actions)?,
+        Command::Promote(args) => promote(global, args, &config, &cwd)?,
+        Command::History(args) => history(global, args, &config)?,
     }
     Ok(exit_codes::SUCCESS)
 }
@@ -471,4 +503,359 @@ fn init_workflows(args: &InitWorkflowsArgs, config: &Config, quiet: bool) -> Res
         eprintln!("next: commit .github/workflows");
     }
     Ok(exit_codes::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct FluxArgs {
+    /// A branch to follow in environments whose tags name the branch (development, testing); repeatable
+    #[arg(long = "branch", value_name = "NAME")]
+    pub branches: Vec<String>,
+
+    /// Namespace of the Flux objects
+    #[arg(long, value_name = "NAMESPACE", default_value = "flux-system")]
+    pub namespace: String,
+
+    /// How often Flux scans the registry (a Go duration)
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub interval: String,
+
+    /// Secret with the registry login (`kubectl create secret docker-registry`)
+    #[arg(long, value_name = "NAME")]
+    pub secret_ref: Option<String>,
+
+    /// Start of the object names [default: the image's name]
+    #[arg(long, value_name = "PREFIX")]
+    pub name_prefix: Option<String>,
+
+    /// Print only the `image:` line with the policy marker for a deployment of this environment
+    #[arg(long, value_name = "ENVIRONMENT")]
+    pub marker: Option<String>,
+
+    /// Write the manifests to this file instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// patch, minor, major, or a version such as 1.4.0
+    #[arg(value_name = "BUMP")]
+    pub bump: crate::release::Bump,
+
+    /// Release the next pre-release of this production channel (X.Y.Z-CHANNEL.N)
+    #[arg(long, value_name = "CHANNEL")]
+    pub channel: Option<String>,
+
+    /// Push the tag to origin once created
+    #[arg(long)]
+    pub push: bool,
+
+    /// Print the git commands and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Release from a branch other than the staging branch, or a tag no environment tracks
+    #[arg(long)]
+    pub force: bool,
+
+    /// The tag's message [default: "Release TAG"]
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The environment to promote HEAD to (one that follows a branch, such as testing)
+    #[arg(value_name = "ENVIRONMENT")]
+    pub environment: String,
+
+    /// The environment's branch, when it follows a pattern such as test/*
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+
+    /// Push the branch to origin once moved
+    #[arg(long, conflicts_with = "pr")]
+    pub push: bool,
+
+    /// Move nothing; print the `gh pr create` command that asks for the promotion
+    #[arg(long)]
+    pub pr: bool,
+
+    /// Print the git commands and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The environment to list
+    #[arg(value_name = "ENVIRONMENT")]
+    pub environment: String,
+
+    /// Only this branch's images, where tags name the branch
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+
+    /// Show at most this many images (one registry request each)
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+
+    /// Speak plain HTTP to this registry (loopback registries always are); repeatable
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+}
+
+fn flux(args: &FluxArgs, config: &Config, quiet: bool) -> Result<(), Error> {
+    let options = crate::flux::Options {
+        branches: args.branches.clone(),
+        namespace: args.namespace.clone(),
+        interval: args.interval.clone(),
+        secret_ref: args.secret_ref.clone(),
+        name_prefix: args.name_prefix.clone(),
+    };
+    let manifests = crate::flux::plan(config, &options)?;
+    if let Some(environment) = &args.marker {
+        let lines = crate::flux::markers(&manifests, environment)?;
+        return write_stdout(&(lines.join("\n") + "\n"));
+    }
+    if !quiet {
+        for note in &manifests.notes {
+            eprintln!("note: {note}");
+        }
+    }
+    let yaml = crate::flux::render(&manifests);
+    let Some(path) = &args.output else {
+        return write_stdout(&yaml);
+    };
+    std::fs::write(path, yaml).map_err(|source| Error::Write {
+        what: path.display().to_string(),
+        source,
+    })?;
+    if !quiet {
+        eprintln!(
+            "wrote {} ({} image repositories, {} image policies)",
+            path.display(),
+            manifests.repositories.len(),
+            manifests.policies.len()
+        );
+    }
+    Ok(())
+}
+
+fn release(
+    global: &GlobalArgs,
+    args: &ReleaseArgs,
+    config: &Config,
+    cwd: &std::path::Path,
+    actions: &Actions,
+) -> Result<(), Error> {
+    let request = crate::release::ReleaseRequest {
+        bump: args.bump.clone(),
+        channel: args.channel.clone(),
+        force: args.force,
+        message: args.message.clone(),
+    };
+    let plan = crate::release::plan_release(config, cwd, &request)?;
+    if args.push {
+        crate::release::check_remote(cwd)?;
+    }
+    let after = plan
+        .previous
+        .as_deref()
+        .map_or_else(|| "first release".to_owned(), |p| format!("after {p}"));
+    if args.dry_run {
+        let mut lines = vec![
+            format!(
+                "# release {} ({after}) on {}, for environment {}",
+                plan.tag,
+                &plan.commit[..7],
+                plan.environment.as_deref().unwrap_or("none")
+            ),
+            plan.tag_command().display(),
+        ];
+        if args.push {
+            lines.push(plan.push_command().display());
+        }
+        return write_stdout(&(lines.join("\n") + "\n"));
+    }
+    plan.create()?;
+    if !global.quiet {
+        eprintln!(
+            "created tag {} on {} ({after})",
+            plan.tag,
+            &plan.commit[..7]
+        );
+    }
+    if args.push {
+        plan.push_command().run()?;
+        if !global.quiet {
+            eprintln!("pushed {} to {}", plan.tag, crate::release::REMOTE);
+        }
+    } else if !global.quiet {
+        eprintln!("next: {}", plan.push_command().display());
+    }
+    match global.format {
+        Format::Human => write_stdout(&format!("{}\n", plan.tag)),
+        Format::Json => {
+            let mut json = serde_json::to_value(&plan).expect("a release always serialises");
+            json["pushed"] = serde_json::Value::Bool(args.push);
+            write_stdout(&format!("{json:#}\n"))
+        }
+        Format::Github => {
+            let text = github::format_outputs(&[
+                ("tag", plan.tag.clone()),
+                ("version", plan.version.clone()),
+                ("commit", plan.commit.clone()),
+                ("pushed", args.push.to_string()),
+            ]);
+            match &actions.output {
+                Some(path) => github::append(path, &text),
+                None => write_stdout(&text),
+            }
+        }
+    }
+}
+
+fn promote(
+    global: &GlobalArgs,
+    args: &PromoteArgs,
+    config: &Config,
+    cwd: &std::path::Path,
+) -> Result<(), Error> {
+    use crate::release::PromoteMode;
+    let mode = if args.pr {
+        PromoteMode::PullRequest
+    } else if args.push {
+        PromoteMode::Push
+    } else {
+        PromoteMode::Move
+    };
+    let promotion = crate::release::plan_promotion(
+        config,
+        cwd,
+        &args.environment,
+        args.branch.as_deref(),
+        mode,
+    )?;
+    if mode == PromoteMode::PullRequest {
+        return write_stdout(&(promotion.pull_request_command().display() + "\n"));
+    }
+    let short = |sha: &str| sha[..7].to_owned();
+    let movement = match &promotion.from {
+        _ if promotion.is_noop() => format!(
+            "{} is already at {}",
+            promotion.branch,
+            short(&promotion.to)
+        ),
+        Some(from) => format!(
+            "move {} from {} to {} (fast-forward, {} commit{})",
+            promotion.branch,
+            short(from),
+            short(&promotion.to),
+            promotion.commits,
+            if promotion.commits == 1 { "" } else { "s" }
+        ),
+        None => format!("create {} at {}", promotion.branch, short(&promotion.to)),
+    };
+    if args.dry_run {
+        let mut lines = vec![format!(
+            "# promote to {}: {movement}",
+            promotion.environment
+        )];
+        if !promotion.is_noop() {
+            lines.push(promotion.move_command().display());
+        }
+        if mode == PromoteMode::Push {
+            lines.push(promotion.push_command().display());
+        }
+        return write_stdout(&(lines.join("\n") + "\n"));
+    }
+    if !promotion.is_noop() {
+        promotion.move_branch()?;
+    }
+    if !global.quiet {
+        eprintln!("{movement}");
+    }
+    if mode == PromoteMode::Push {
+        promotion.push_command().run()?;
+        if !global.quiet {
+            eprintln!("pushed {} to {}", promotion.branch, crate::release::REMOTE);
+        }
+    } else if !global.quiet {
+        eprintln!("next: {}", promotion.push_command().display());
+    }
+    if global.format == Format::Json {
+        let mut json = serde_json::to_value(&promotion).expect("a promotion always serialises");
+        json["pushed"] = serde_json::Value::Bool(mode == PromoteMode::Push);
+        return write_stdout(&format!("{json:#}\n"));
+    }
+    Ok(())
+}
+
+fn history(global: &GlobalArgs, args: &HistoryArgs, config: &Config) -> Result<(), Error> {
+    if global.format == Format::Github {
+        return Err(Error::usage(
+            "history prints --format human or json; drop --format github",
+        ));
+    }
+    if args.limit == 0 {
+        return Err(Error::usage("--limit must be at least 1"));
+    }
+    let environment = crate::release::find_environment(config, &args.environment)?;
+    let per_branch = environment.format.placeholders().any(|p| {
+        matches!(
+            p,
+            crate::tags::Placeholder::Branch | crate::tags::Placeholder::Name
+        )
+    });
+    let branch = match &args.branch {
+        None => None,
+        Some(_) if !per_branch => {
+            return Err(Error::usage(format!(
+                "environment `{}` does not tag per branch (`{}`); drop --branch",
+                environment.name, environment.format
+            )));
+        }
+        Some(branch) => {
+            let found = environment
+                .matches(&crate::environment::GitRef::Branch(branch.clone()))
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "branch `{branch}` is not one of environment `{}`'s",
+                        environment.name
+                    ))
+                })?;
+            Some((branch.clone(), found.name.unwrap_or_else(|| branch.clone())))
+        }
+    };
+    let repository = crate::history::repository_of(config, environment)?;
+    let mut insecure_registries = config.build.insecure_registries.clone();
+    insecure_registries.extend(args.insecure_registries.iter().cloned());
+    let options = ClientOptions {
+        insecure_registries,
+        ..ClientOptions::default()
+    };
+    let explicit = credentials::explicit(None, None)?;
+    let credential = credentials::for_registry(&repository.registry, explicit.as_ref())?;
+    let client = crate::registry::RegistryClient::new(&repository.registry, credential, &options);
+    let query = crate::history::Query {
+        environment,
+        branch: branch.as_ref().map(|(b, n)| (b.as_str(), n.as_str())),
+        limit: args.limit,
+    };
+    let entries = crate::history::list(&client, &repository, &query)?;
+    if global.format == Format::Json {
+        let json = serde_json::to_string_pretty(&entries).expect("entries always serialise");
+        return write_stdout(&format!("{json}\n"));
+    }
+    if entries.is_empty() {
+        if !global.quiet {
+            eprintln!(
+                "no images of environment `{}` in {repository}",
+                environment.name
+            );
+        }
+        return Ok(());
+    }
+    write_stdout(&crate::history::table(&entries))
 }

@@ -93,6 +93,16 @@ pub enum Error {
         output: String,
     },
 
+    /// A release or promotion that would be wrong as things stand; the message says why and
+    /// what to do instead.
+    #[error("{0}")]
+    Refused(String),
+
+    #[error(
+        "git has no identity to sign the tag with: run `git config user.name \"Your Name\"` and `git config user.email you@example.com`, or set GIT_COMMITTER_NAME and GIT_COMMITTER_EMAIL"
+    )]
+    MissingIdentity,
+
     #[error("cannot write {what}")]
     Write {
         what: String,
@@ -117,7 +127,9 @@ impl Error {
             | Error::DetachedWithoutTag
             | Error::MissingGithubVariable(_)
             | Error::Tag { .. }
-            | Error::ToolMissing { .. } => exit_codes::USAGE,
+            | Error::ToolMissing { .. }
+            | Error::Refused(_)
+            | Error::MissingIdentity => exit_codes::USAGE,
             Error::Git(_)
             | Error::Write { .. }
             | Error::Registry { .. }

@@ -1,0 +1,236 @@
+//! An environment's history: the images it has received, newest first, read from the registry's
+//! tags. Which tags are the environment's, and how they order, is `flux`'s tag filter, so the
+//! history and the CD tool agree; the commit of each image comes from the `commit-<sha40>`
+//! lookup tag that names the same digest. The HTTP is `registry`'s.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::environment::Environment;
+use crate::error::Error;
+use crate::flux::{self, BranchChoice, Order, SHA_GROUP, SHA40_GROUP, TIMESTAMP_GROUP};
+use crate::registry::{RegistryClient, Repository, Scope};
+
+/// One image the environment received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// What orders it: the timestamp or the version, as text.
+    pub order: String,
+    /// `{timestamp}`, for timestamp-ordered environments.
+    pub timestamp: Option<u64>,
+    /// `{version}`, for version-ordered environments.
+    pub version: Option<String>,
+    pub tag: String,
+    /// The full commit when a lookup tag names the same image, else the short sha the tag
+    /// carries, else `None`.
+    pub commit: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub environment: &'a Environment,
+    /// Only this branch's images, for environments that tag per branch.
+    pub branch: Option<(&'a str, &'a str)>,
+    /// At most this many entries (and as many digest requests).
+    pub limit: usize,
+}
+
+/// A `commit-<sha40>` lookup tag, possibly with a build-arguments hash: the commit it names.
+fn lookup_commit(tag: &str) -> Option<&str> {
+    let rest = tag.strip_prefix("commit-")?;
+    let sha = rest.get(..40)?;
+    let suffix = &rest[40..];
+    let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let suffix_ok = suffix.is_empty()
+        || suffix
+            .strip_prefix('-')
+            .is_some_and(|h| h.len() == 8 && hex(h));
+    (hex(sha) && suffix_ok).then_some(sha)
+}
+
+enum Key {
+    Timestamp(u64),
+    Version(semver::Version),
+}
+
+/// Lists the environment's images in `repository`, newest first: one tag listing, one `HEAD`
+/// per entry shown, and one `HEAD` per lookup tag compared (each at most once).
+pub fn list(
+    client: &RegistryClient,
+    repository: &Repository,
+    query: &Query<'_>,
+) -> Result<Vec<Entry>, Error> {
+    let choice = match query.branch {
+        Some((branch, name)) => BranchChoice::Exact { branch, name },
+        None => BranchChoice::Any,
+    };
+    let filter = flux::tag_filter(query.environment, choice)?;
+    let regex = regex::Regex::new(&filter.pattern).map_err(|e| {
+        Error::usage(format!(
+            "cannot use the tag pattern `{}`: {e}; please report this",
+            filter.pattern
+        ))
+    })?;
+    let tags = client.list_tags(&repository.name)?;
+
+    let mut found: Vec<(Key, String, Option<String>)> = Vec::new();
+    for tag in &tags {
+        let Some(captures) = regex.captures(tag) else {
+            continue;
+        };
+        let sha = captures
+            .name(SHA40_GROUP)
+            .or_else(|| captures.name(SHA_GROUP))
+            .map(|m| m.as_str().to_owned());
+        let key = match filter.order {
+            Order::Timestamp => captures
+                .name(TIMESTAMP_GROUP)
+                .and_then(|m| m.as_str().parse().ok())
+                .map(Key::Timestamp),
+            Order::Semver { .. } => captures
+                .name(flux::VERSION_GROUP)
+                .and_then(|m| semver::Version::parse(m.as_str()).ok())
+                .map(Key::Version),
+        };
+        if let Some(key) = key {
+            found.push((key, tag.clone(), sha));
+        }
+    }
+    found.sort_by(|a, b| {
+        let by_key = match (&a.0, &b.0) {
+            (Key::Timestamp(x), Key::Timestamp(y)) => y.cmp(x),
+            (Key::Version(x), Key::Version(y)) => y.cmp(x),
+            _ => std::cmp::Ordering::Equal,
+        };
+        by_key.then_with(|| b.1.cmp(&a.1))
+    });
+    found.truncate(query.limit);
+
+    let lookups: Vec<(&str, &str)> = tags
+        .iter()
+        .filter_map(|tag| lookup_commit(tag).map(|sha| (tag.as_str(), sha)))
+        .collect();
+    let scope = Scope::pull(&repository.name);
+    let mut lookup_digests: HashMap<&str, Option<String>> = HashMap::new();
+    let mut entries = Vec::with_capacity(found.len());
+    for (key, tag, sha) in found {
+        let digest = client.manifest_digest(&repository.name, &tag, &scope)?;
+        let mut commit = None;
+        if let Some(digest) = &digest {
+            // Only lookup tags of a matching commit are worth a request, when the tag says which.
+            for (lookup, full) in lookups
+                .iter()
+                .filter(|(_, full)| sha.as_deref().is_none_or(|s| full.starts_with(s)))
+            {
+                let lookup_digest = match lookup_digests.get(lookup) {
+                    Some(known) => known.clone(),
+                    None => {
+                        let fetched = client.manifest_digest(&repository.name, lookup, &scope)?;
+                        lookup_digests.insert(lookup, fetched.clone());
+                        fetched
+                    }
+                };
+                if lookup_digest.as_deref() == Some(digest.as_str()) {
+                    commit = Some((*full).to_owned());
+                    break;
+                }
+            }
+        }
+        let (order, timestamp, version) = match key {
+            Key::Timestamp(ts) => (ts.to_string(), Some(ts), None),
+            Key::Version(v) => (v.to_string(), None, Some(v.to_string())),
+        };
+        entries.push(Entry {
+            order,
+            timestamp,
+            version,
+            tag,
+            commit: commit.or(sha),
+            digest,
+        });
+    }
+    Ok(entries)
+}
+
+/// The image repository an environment's images are in.
+pub fn repository_of(config: &Config, environment: &Environment) -> Result<Repository, Error> {
+    let image = config.image_for(Some(environment)).ok_or_else(|| {
+        Error::usage(
+            "no image is configured: set `registry` and `image` in [workspace.metadata.gitops] of Cargo.toml",
+        )
+    })?;
+    Repository::parse(&image)
+}
+
+/// The entries as an aligned table: time (UTC) or version, tag, short commit, digest.
+pub fn table(entries: &[Entry]) -> String {
+    let first = if entries.iter().any(|e| e.version.is_some()) {
+        "VERSION"
+    } else {
+        "BUILT (UTC)"
+    };
+    let mut rows = vec![[
+        first.to_owned(),
+        "TAG".to_owned(),
+        "COMMIT".to_owned(),
+        "DIGEST".to_owned(),
+    ]];
+    for entry in entries {
+        let when = match (entry.timestamp, &entry.version) {
+            (Some(ts), _) => crate::pipeline::rfc3339(ts),
+            (None, Some(version)) => version.clone(),
+            (None, None) => entry.order.clone(),
+        };
+        let commit = entry
+            .commit
+            .as_deref()
+            .map_or("-".to_owned(), |c| c.get(..7).unwrap_or(c).to_owned());
+        rows.push([
+            when,
+            entry.tag.clone(),
+            commit,
+            entry.digest.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_tags() {
+        let sha = "b4b9fda0123456789abcdef0123456789abcdef0";
+        assert_eq!(lookup_commit(&format!("commit-{sha}")), Some(sha));
+        assert_eq!(lookup_commit(&format!("commit-{sha}-0a1b2c3d")), Some(sha));
+        assert_eq!(lookup_commit(&format!("commit-{sha}-0a1b")), None);
+        assert_eq!(lookup_commit("commit-b4b9fda"), None);
+        assert_eq!(
+            lookup_commit(&format!("commit-{}", sha.to_uppercase())),
+            None
+        );
+    }
+}
