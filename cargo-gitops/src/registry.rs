@@ -170,6 +170,14 @@ pub struct Manifest {
     pub digest: String,
 }
 
+/// How one try of a multi-request operation failed.
+enum Attempt {
+    /// Another try may succeed.
+    Retry(Error),
+    /// Trying again would fail the same way.
+    Fail(Error),
+}
+
 /// The parts of a manifest that name other content.
 #[derive(Debug, Deserialize)]
 struct ManifestRefs {
@@ -332,27 +340,33 @@ impl RegistryClient {
         reference: &str,
         scope: &Scope,
     ) -> Result<Manifest, Error> {
-        let mut response = self.execute(&Request {
-            method: Method::Get,
-            path: format!("/v2/{name}/manifests/{reference}"),
-            accept: Some(MANIFEST_MEDIA_TYPES.join(", ")),
-            content_type: None,
-            body: &[],
-            scope,
-            step: "read manifest",
+        let (media_type, bytes) = self.retrying(|| {
+            let mut response = self
+                .execute(&Request {
+                    method: Method::Get,
+                    path: format!("/v2/{name}/manifests/{reference}"),
+                    accept: Some(MANIFEST_MEDIA_TYPES.join(", ")),
+                    content_type: None,
+                    body: &[],
+                    scope,
+                    step: "read manifest",
+                })
+                .map_err(Attempt::Fail)?;
+            if response.status().as_u16() != 200 {
+                return Err(Attempt::Fail(self.failure(response, "read manifest")));
+            }
+            let media_type = header(&response, "content-type")
+                .map(|t| t.split(';').next().unwrap_or_default().trim().to_owned())
+                .unwrap_or_else(|| MANIFEST_MEDIA_TYPES[1].to_owned());
+            // A body cut part-way is a dropped connection too: read it again.
+            let bytes = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_MANIFEST_BYTES)
+                .read_to_vec()
+                .map_err(|e| Attempt::Retry(self.transport(e, "read manifest")))?;
+            Ok((media_type, bytes))
         })?;
-        if response.status().as_u16() != 200 {
-            return Err(self.failure(response, "read manifest"));
-        }
-        let media_type = header(&response, "content-type")
-            .map(|t| t.split(';').next().unwrap_or_default().trim().to_owned())
-            .unwrap_or_else(|| MANIFEST_MEDIA_TYPES[1].to_owned());
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_MANIFEST_BYTES)
-            .read_to_vec()
-            .map_err(|e| self.transport(e, "read manifest"))?;
         let digest = sha256_digest(&bytes);
         if reference.starts_with("sha256:") && reference != digest {
             return Err(Error::Registry {
@@ -525,19 +539,21 @@ impl RegistryClient {
         target: &str,
         digest: &str,
         location: String,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Attempt> {
         let pull = Scope::pull(source_name);
-        let mut download = source.execute(&Request {
-            method: Method::Get,
-            path: format!("/v2/{source_name}/blobs/{digest}"),
-            accept: None,
-            content_type: None,
-            body: &[],
-            scope: &pull,
-            step: "read blob",
-        })?;
+        let mut download = source
+            .execute(&Request {
+                method: Method::Get,
+                path: format!("/v2/{source_name}/blobs/{digest}"),
+                accept: None,
+                content_type: None,
+                body: &[],
+                scope: &pull,
+                step: "read blob",
+            })
+            .map_err(Attempt::Fail)?;
         if download.status().as_u16() != 200 {
-            return Err(source.failure(download, "read blob"));
+            return Err(Attempt::Fail(source.failure(download, "read blob")));
         }
         let length = download.body().content_length();
         let reader = download.body_mut().as_reader();
@@ -557,10 +573,13 @@ impl RegistryClient {
         let mut reader: Box<dyn Read> = Box::new(reader);
         let response = request
             .send(ureq::SendBody::from_reader(&mut reader))
-            .map_err(|e| self.transport(e, "upload blob"))?;
+            .map_err(|e| Attempt::Retry(self.transport(e, "upload blob")))?;
+        // The body was a stream and is gone, so `execute` could not retry; the caller
+        // starts the copy over instead.
         match response.status().as_u16() {
             201 | 204 => Ok(()),
-            _ => Err(self.failure(response, "upload blob")),
+            429 | 500..=599 => Err(Attempt::Retry(self.failure(response, "upload blob"))),
+            _ => Err(Attempt::Fail(self.failure(response, "upload blob"))),
         }
     }
 
@@ -578,25 +597,37 @@ impl RegistryClient {
             return Ok(());
         }
         let same_registry = std::ptr::eq(source, self) || source.registry == self.registry;
-        let start = Instant::now();
-        let mut attempt = 1;
-        loop {
+        self.retrying(|| {
             let location = if same_registry {
-                match self.mount_blob(target, source_name, digest)? {
+                match self
+                    .mount_blob(target, source_name, digest)
+                    .map_err(Attempt::Fail)?
+                {
                     None => return Ok(()),
                     Some(location) => location,
                 }
             } else {
-                self.start_upload(target)?
+                self.start_upload(target).map_err(Attempt::Fail)?
             };
-            match self.stream_blob(source, source_name, target, digest, location) {
-                Err(Error::RegistryUnreachable { .. })
-                    if attempt < self.retry.attempts && start.elapsed() < self.retry.budget =>
+            self.stream_blob(source, source_name, target, digest, location)
+        })
+    }
+
+    /// Runs `attempt` again when it fails in a way another try may fix (a dropped connection,
+    /// a cut body, a 429 or 5xx to a request that could not be replayed), within the budget.
+    fn retrying<T>(&self, mut attempt: impl FnMut() -> Result<T, Attempt>) -> Result<T, Error> {
+        let start = Instant::now();
+        let mut tries = 1;
+        loop {
+            match attempt() {
+                Ok(value) => return Ok(value),
+                Err(Attempt::Retry(_))
+                    if tries < self.retry.attempts && start.elapsed() < self.retry.budget =>
                 {
-                    std::thread::sleep(backoff(self.retry.base_delay, attempt));
-                    attempt += 1;
+                    std::thread::sleep(backoff(self.retry.base_delay, tries));
+                    tries += 1;
                 }
-                other => return other,
+                Err(Attempt::Retry(err) | Attempt::Fail(err)) => return Err(err),
             }
         }
     }
