@@ -673,30 +673,39 @@ impl RegistryClient {
         let mut tags = Vec::new();
         let mut path = format!("/v2/{name}/tags/list?n=1000");
         loop {
-            let mut response = self.execute(&Request {
-                method: Method::Get,
-                path: path.clone(),
-                accept: Some("application/json".to_owned()),
-                content_type: None,
-                body: &[],
-                scope: &scope,
-                step: "list tags",
+            let page = self.retrying(|| {
+                let mut response = self
+                    .execute(&Request {
+                        method: Method::Get,
+                        path: path.clone(),
+                        accept: Some("application/json".to_owned()),
+                        content_type: None,
+                        body: &[],
+                        scope: &scope,
+                        step: "list tags",
+                    })
+                    .map_err(Attempt::Fail)?;
+                match response.status().as_u16() {
+                    200 => {}
+                    404 => return Ok(None),
+                    _ => return Err(Attempt::Fail(self.failure(response, "list tags"))),
+                }
+                let next = header(&response, "link").and_then(|link| {
+                    let start = link.find('<')? + 1;
+                    let end = link[start..].find('>')? + start;
+                    Some(link[start..end].to_owned())
+                });
+                // A page cut part-way is read again, like any dropped connection.
+                let list: TagList = response
+                    .body_mut()
+                    .read_json()
+                    .map_err(|e| Attempt::Retry(self.transport(e, "list tags")))?;
+                Ok(Some((list.tags.unwrap_or_default(), next)))
             })?;
-            match response.status().as_u16() {
-                200 => {}
-                404 => return Ok(tags),
-                _ => return Err(self.failure(response, "list tags")),
-            }
-            let next = header(&response, "link").and_then(|link| {
-                let start = link.find('<')? + 1;
-                let end = link[start..].find('>')? + start;
-                Some(link[start..end].to_owned())
-            });
-            let list: TagList = response
-                .body_mut()
-                .read_json()
-                .map_err(|e| self.transport(e, "list tags"))?;
-            tags.extend(list.tags.unwrap_or_default());
+            let Some((page_tags, next)) = page else {
+                return Ok(tags);
+            };
+            tags.extend(page_tags);
             match next {
                 Some(next) => path = next,
                 None => return Ok(tags),

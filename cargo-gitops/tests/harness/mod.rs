@@ -421,3 +421,132 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
+
+impl Registry {
+    /// The access log once it has stopped growing: the registry writes a line just after it
+    /// answers, so a test that reads the log at once may miss the last request.
+    pub fn settled_requests(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = self.requests();
+        loop {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = self.requests();
+            if now.len() == last.len() || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    /// Stores `bytes` as a manifest under `reference`, as a client would (for set-up only).
+    pub fn put_manifest(&self, name: &str, reference: &str, bytes: &[u8], media_type: &str) {
+        let url = format!("http://{}/v2/{name}/manifests/{reference}", self.host());
+        let response = self
+            .agent()
+            .put(&url)
+            .header("Content-Type", media_type)
+            .send(bytes)
+            .unwrap();
+        assert_eq!(response.status(), 201, "PUT manifest {name}:{reference}");
+    }
+}
+
+/// Runs a program with a time limit (coreutils `timeout`); panics with its output when it fails.
+/// Returns its standard output.
+pub fn run_bounded(command: &mut Command, seconds: u64) -> String {
+    let program = command.get_program().to_owned();
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let mut bounded = Command::new("timeout");
+    bounded.arg(seconds.to_string()).arg(&program).args(&args);
+    if let Some(dir) = command.get_current_dir() {
+        bounded.current_dir(dir);
+    }
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => bounded.env(key, value),
+            None => bounded.env_remove(key),
+        };
+    }
+    let output = bounded.stdin(Stdio::null()).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{program:?} {args:?} ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A folder holding a `FROM scratch` Dockerfile and the static binary: a build context.
+pub fn scratch_context() -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(static_binary(), dir.path().join("hello")).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY hello /hello\nUSER 65532\nENTRYPOINT [\"/hello\"]\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// podman with storage of its own (vfs, in a temp dir), so tests running side by side share
+/// no images, no locks and no manifest lists. Never pulls: images are `FROM scratch`.
+pub struct Podman {
+    dir: TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Podman {
+        let dir = tempfile::tempdir().unwrap();
+        // No logins: the machine's own never leak in, and `--creds` is the only way to log in.
+        std::fs::write(dir.path().join("auth.json"), "{\"auths\":{}}").unwrap();
+        Podman { dir }
+    }
+
+    /// `podman` with this storage; run it with `run_bounded`.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new("podman");
+        command
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .env("STORAGE_DRIVER", "vfs")
+            .env("REGISTRY_AUTH_FILE", self.dir.path().join("auth.json"));
+        command
+    }
+
+    /// Runs podman with `args` (at most two minutes); returns its standard output.
+    pub fn run(&self, args: &[&str]) -> String {
+        run_bounded(self.command().args(args), 120)
+    }
+
+    /// Builds `context` as `image` (`localhost/NAME:TAG`), for `platform` when given.
+    pub fn build(&self, context: &Path, image: &str, platform: Option<&str>) {
+        let mut args = vec!["build", "-q", "--no-cache", "-t", image];
+        if let Some(platform) = platform {
+            args.extend(["--platform", platform]);
+        }
+        args.push(context.to_str().unwrap());
+        self.run(&args);
+    }
+
+    /// Pushes a local image to `destination` (`HOST/NAME:TAG`) over plain HTTP, in `format`
+    /// (`v2s2` or `oci`), logging in with `creds` (`user:password`) when given.
+    pub fn push(&self, image: &str, destination: &str, format: &str, creds: Option<&str>) {
+        let mut args = vec!["push", "-q", "--tls-verify=false", "--format", format];
+        if let Some(creds) = creds {
+            args.extend(["--creds", creds]);
+        }
+        args.extend([image, destination]);
+        self.run(&args);
+    }
+}
+
+impl Default for Podman {
+    fn default() -> Self {
+        Podman::new()
+    }
+}
