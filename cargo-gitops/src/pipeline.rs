@@ -145,13 +145,7 @@ impl Job<'_> {
             return Ok(lines);
         }
         if let Some(dir) = self.layout_dir() {
-            let binary = native::find_binary(&self.native_spec())?;
-            for target in self.native_targets()? {
-                lines.push(
-                    native::compile_command(&binary, &target, &self.manifest(), self.epoch)
-                        .display(),
-                );
-            }
+            lines.extend(self.describe_compile()?);
             lines.push(format!(
                 "# then pack the binary as an OCI image layout in {}",
                 dir.display()
@@ -195,13 +189,7 @@ impl Job<'_> {
                 }
             }
             BuilderKind::Native => {
-                let binary = native::find_binary(&self.native_spec())?;
-                for target in self.native_targets()? {
-                    lines.push(
-                        native::compile_command(&binary, &target, &self.manifest(), self.epoch)
-                            .display(),
-                    );
-                }
+                lines.extend(self.describe_compile()?);
                 lines.push(format!(
                     "# built-in client: upload the layer and config blobs, then PUT the manifest as {}",
                     spec.tags.join(", ")
@@ -209,6 +197,18 @@ impl Job<'_> {
             }
         }
         Ok(lines)
+    }
+
+    /// The cargo commands of a native build, one per platform.
+    fn describe_compile(&self) -> Result<Vec<String>, Error> {
+        let binary = native::find_binary(&self.native_spec())?;
+        Ok(self
+            .native_targets()?
+            .iter()
+            .map(|target| {
+                native::compile_command(&binary, target, &self.manifest(), self.epoch).display()
+            })
+            .collect())
     }
 
     fn digest_file(&self, tag: &str) -> std::path::PathBuf {
