@@ -1,37 +1,21 @@
 //! `cargo gitops build` end to end against a real registry: build once with podman, promote
 //! by retagging with each retagger that runs here, and the failures around it.
 
-mod harness;
+mod support;
 
-use harness::{Fixture, Registry, path_with_only};
-use serde_json::Value;
+use support::{Fixture, Registry, TestCommand, json, path_with_only, printed};
 
-fn json(output: &[u8]) -> Value {
-    serde_json::from_slice(output)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(output)))
+/// `cargo gitops build --build-with BUILDER --retag-with RETAGGER` plus `args`, in the fixture.
+fn build(fixture: &Fixture, builder: &str, retagger: &str, args: &[&str]) -> TestCommand {
+    let mut command = fixture.build(retagger, &["--build-with", builder]);
+    command.args(args);
+    command
 }
 
 /// Builds `main` with podman; returns the digest of the lookup tag.
 fn build_main(registry: &Registry, fixture: &Fixture) -> String {
-    let output = fixture
-        .command()
-        .args([
-            "build",
-            "--build-with",
-            "podman",
-            "--retag-with",
-            "builtin",
-            "--format",
-            "json",
-            "--timestamp",
-            "1654880868",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report = json(&output);
+    let args = ["--format", "json", "--timestamp", "1654880868"];
+    let report = build(fixture, "podman", "builtin", &args).json();
     let sha = fixture.head();
     assert_eq!(report["action"], "built");
     assert_eq!(report["environment"], "staging");
@@ -65,28 +49,13 @@ fn promote(
     extra_path: &[&str],
     digest: &str,
 ) {
-    fixture.git(&["tag", "-a", "-m", "release", "v1.0.0"]);
-    fixture.git(&["checkout", "-q", "--detach", "v1.0.0"]);
+    fixture.git(["tag", "-a", "-m", "release", "v1.0.0"]);
+    fixture.git(["checkout", "-q", "--detach", "v1.0.0"]);
     let (_bin, path) = path_with_only(extra_path);
     let before = registry.requests().len();
-    let output = fixture
-        .command()
+    let report = build(fixture, "podman", retagger, &["--format", "json"])
         .env("PATH", path)
-        .args([
-            "build",
-            "--build-with",
-            "podman",
-            "--retag-with",
-            retagger,
-            "--format",
-            "json",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report = json(&output);
+        .json();
     assert_eq!(report["action"], "retagged", "{report}");
     assert_eq!(report["environment"], "production");
     assert_eq!(report["digest"], digest);
@@ -122,20 +91,33 @@ fn promote(
     assert!(moved.is_empty(), "{moved:?}");
 }
 
-#[test]
-fn builds_once_then_promotes_by_retag_with_the_builtin_client() {
+/// Every tag of the fixture's image is on `digest`.
+fn assert_every_tag_on(registry: &Registry, fixture: &Fixture, digest: &str) {
+    for tag in registry.tags(&fixture.image) {
+        assert_eq!(
+            registry.digest(&fixture.image, &tag).as_deref(),
+            Some(digest),
+            "{tag}"
+        );
+    }
+}
+
+/// Builds `main` in a new fixture, then promotes it with `retagger` (see `promote`).
+fn build_then_promote(retagger: &str, extra_path: &[&str]) {
     let registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
     let digest = build_main(&registry, &fixture);
-    promote(&registry, &fixture, "builtin", &[], &digest);
+    promote(&registry, &fixture, retagger, extra_path, &digest);
+}
+
+#[test]
+fn builds_once_then_promotes_by_retag_with_the_builtin_client() {
+    build_then_promote("builtin", &[]);
 }
 
 #[test]
 fn promotes_by_retag_with_skopeo() {
-    let registry = Registry::start();
-    let fixture = Fixture::new(&registry.host(), "fixture");
-    let digest = build_main(&registry, &fixture);
-    promote(&registry, &fixture, "skopeo", &["skopeo"], &digest);
+    build_then_promote("skopeo", &["skopeo"]);
 }
 
 #[test]
@@ -143,25 +125,8 @@ fn a_second_run_for_the_same_commit_retags() {
     let registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
     let digest = build_main(&registry, &fixture);
-    let output = fixture
-        .command()
-        .args([
-            "build",
-            "--build-with",
-            "podman",
-            "--retag-with",
-            "builtin",
-            "--format",
-            "json",
-            "--timestamp",
-            "1654880999",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report = json(&output);
+    let args = ["--format", "json", "--timestamp", "1654880999"];
+    let report = build(&fixture, "podman", "builtin", &args).json();
     assert_eq!(report["action"], "retagged");
     assert_eq!(report["digest"], digest.as_str());
     let sha = fixture.head();
@@ -179,26 +144,12 @@ fn concurrent_runs_for_one_commit_leave_every_tag_on_one_digest() {
     let fixture = Fixture::new(&registry.host(), "fixture");
     let runs: Vec<_> = (0..2)
         .map(|i| {
-            let mut command =
-                std::process::Command::new(assert_cmd::cargo::cargo_bin("cargo-gitops"));
-            command
-                .current_dir(fixture.path())
-                .env("STORAGE_DRIVER", "vfs")
-                .env_remove("GITHUB_ACTIONS")
-                .env("DOCKER_CONFIG", fixture.path().join(".none"))
-                .env("REGISTRY_AUTH_FILE", fixture.path().join(".auth.json"))
-                // Different creation times make the two builds differ, as real racing builds can.
-                .args([
-                    "build",
-                    "--build-with",
-                    "podman",
-                    "--retag-with",
-                    "builtin",
-                    "-q",
-                    "--timestamp",
-                    &format!("165488086{i}"),
-                ]);
-            command.spawn().unwrap()
+            // Different creation times make the two builds differ, as real racing builds can.
+            let args = ["-q", "--timestamp", &format!("165488086{i}")];
+            build(&fixture, "podman", "builtin", &args)
+                .std()
+                .spawn()
+                .unwrap()
         })
         .collect();
     for mut run in runs {
@@ -208,28 +159,19 @@ fn concurrent_runs_for_one_commit_leave_every_tag_on_one_digest() {
     let lookup = registry
         .digest(&fixture.image, &format!("commit-{sha}"))
         .unwrap();
-    for tag in registry.tags(&fixture.image) {
-        assert_eq!(
-            registry.digest(&fixture.image, &tag).as_deref(),
-            Some(lookup.as_str()),
-            "{tag}"
-        );
-    }
+    assert_every_tag_on(&registry, &fixture, &lookup);
 }
 
 #[test]
 fn no_environment_is_nothing_to_do() {
     let registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
-    fixture.git(&["tag", "nightly"]);
-    fixture.git(&["checkout", "-q", "--detach", "nightly"]);
+    fixture.git(["tag", "nightly"]);
+    fixture.git(["checkout", "-q", "--detach", "nightly"]);
     let output = fixture
         .command()
         .args(["build", "--format", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+        .expect_exit(0);
     assert_eq!(json(&output.stdout)["action"], "none");
     assert!(String::from_utf8_lossy(&output.stderr).contains("nothing to deploy"));
     assert!(registry.requests().is_empty(), "{:?}", registry.requests());
@@ -240,44 +182,19 @@ fn a_stopped_registry_fails_naming_it_and_the_step() {
     let mut registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
     registry.stop();
-    let output = fixture
-        .command()
-        .args(["build", "--build-with", "podman", "--retag-with", "builtin"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let error: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(error.len(), 1, "{stderr}");
+    let error = build(&fixture, "podman", "builtin", &[]).expect_error(1);
     assert!(
-        error[0].contains(&registry.host()) && error[0].contains("lookup"),
-        "{stderr}"
+        error.contains(&registry.host()) && error.contains("lookup"),
+        "{error}"
     );
-    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
 fn a_registry_killed_mid_push_leaves_no_environment_tag_and_a_rerun_completes() {
     let mut registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
-    let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin("cargo-gitops"))
-        .current_dir(fixture.path())
-        .env("STORAGE_DRIVER", "vfs")
-        .env_remove("GITHUB_ACTIONS")
-        .env("DOCKER_CONFIG", fixture.path().join(".none"))
-        .env("REGISTRY_AUTH_FILE", fixture.path().join(".auth.json"))
-        .args([
-            "build",
-            "--build-with",
-            "podman",
-            "--retag-with",
-            "builtin",
-            "-q",
-        ])
+    let mut run = build(&fixture, "podman", "builtin", &["-q"])
+        .std()
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -301,58 +218,21 @@ fn a_registry_killed_mid_push_leaves_no_environment_tag_and_a_rerun_completes() 
         "an environment tag survived a failed push: {tags:?}"
     );
 
-    let output = fixture
-        .command()
-        .args([
-            "build",
-            "--build-with",
-            "podman",
-            "--retag-with",
-            "builtin",
-            "--format",
-            "json",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report = json(&output);
+    let report = build(&fixture, "podman", "builtin", &["--format", "json"]).json();
     let digest = report["digest"].as_str().unwrap().to_owned();
-    for tag in registry.tags(&fixture.image) {
-        assert_eq!(
-            registry.digest(&fixture.image, &tag).as_deref(),
-            Some(digest.as_str()),
-            "{tag}"
-        );
-    }
+    assert_every_tag_on(&registry, &fixture, &digest);
 }
 
 #[test]
 fn wrong_credentials_say_not_logged_in_and_never_print_the_password() {
     let registry = Registry::start_with_user("ci", "right-password-1");
     let fixture = Fixture::new(&registry.host(), "fixture");
+    let args = ["--registry-user", "ci", "--registry-password-stdin", "-v"];
     let output = fixture
-        .command()
-        .args([
-            "build",
-            "--retag-with",
-            "builtin",
-            "--registry-user",
-            "ci",
-            "--registry-password-stdin",
-            "-v",
-        ])
+        .build("builtin", &args)
         .write_stdin("wrong-password-2\n")
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .expect_exit(1);
+    let all = printed(&output);
     assert!(
         all.contains(&format!("not logged in to {}", registry.host())),
         "{all}"
@@ -368,25 +248,12 @@ fn dry_run_prints_the_commands_and_runs_none() {
     let registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
     let (_bin, path) = path_with_only(&[]);
-    let output = fixture
-        .command()
+    let args = ["--dry-run", "--timestamp", "1654880868"];
+    let output = build(&fixture, "podman", "skopeo", &args)
         .env("PATH", path)
         .env("GITOPS_REGISTRY_USER", "ci")
         .env("GITOPS_REGISTRY_PASSWORD", "s3cret-value")
-        .args([
-            "build",
-            "--dry-run",
-            "--build-with",
-            "podman",
-            "--retag-with",
-            "skopeo",
-            "--timestamp",
-            "1654880868",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+        .expect_exit(0);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let sha = fixture.head();
     let host = registry.host();
@@ -420,24 +287,14 @@ fn a_missing_tool_is_one_line_that_says_what_to_install() {
     let registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
     let (_bin, path) = path_with_only(&[]);
-    let output = fixture
+    let error = fixture
         .command()
         .env("PATH", path)
         .args(["build", "--retag-with", "skopeo"])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let error: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(error.len(), 1, "{stderr}");
+        .expect_error(2);
     assert!(
-        error[0].contains("`skopeo` is not installed")
-            && error[0].contains("apt-get install skopeo"),
-        "{stderr}"
+        error.contains("`skopeo` is not installed") && error.contains("apt-get install skopeo"),
+        "{error}"
     );
 }
 
@@ -448,25 +305,20 @@ fn github_actions_outputs_and_summary() {
     let sha = fixture.head();
     let outputs = fixture.path().join("github_output");
     let summary = fixture.path().join("step_summary");
-    fixture
-        .command()
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_REF", "refs/heads/main")
-        .env("GITHUB_SHA", &sha)
-        .env("GITHUB_OUTPUT", &outputs)
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .args([
-            "build",
-            "--build-with",
-            "podman",
-            "--retag-with",
-            "builtin",
-            "--timestamp",
-            "1654880868",
-        ])
-        .assert()
-        .success()
-        .stderr(predicates::str::contains("::group::build with podman"));
+    build(
+        &fixture,
+        "podman",
+        "builtin",
+        &["--timestamp", "1654880868"],
+    )
+    .env("GITHUB_ACTIONS", "true")
+    .env("GITHUB_REF", "refs/heads/main")
+    .env("GITHUB_SHA", &sha)
+    .env("GITHUB_OUTPUT", &outputs)
+    .env("GITHUB_STEP_SUMMARY", &summary)
+    .assert()
+    .success()
+    .stderr(predicates::str::contains("::group::build with podman"));
     let text = std::fs::read_to_string(&outputs).unwrap();
     let digest = registry
         .digest("fixture", &format!("commit-{sha}"))
@@ -487,19 +339,13 @@ fn github_actions_outputs_and_summary() {
 #[test]
 #[ignore = "needs crane"]
 fn promotes_by_retag_with_crane() {
-    let registry = Registry::start();
-    let fixture = Fixture::new(&registry.host(), "fixture");
-    let digest = build_main(&registry, &fixture);
-    promote(&registry, &fixture, "crane", &["crane"], &digest);
+    build_then_promote("crane", &["crane"]);
 }
 
 #[test]
 #[ignore = "needs docker buildx"]
 fn promotes_by_retag_with_docker_buildx_imagetools() {
-    let registry = Registry::start();
-    let fixture = Fixture::new(&registry.host(), "fixture");
-    let digest = build_main(&registry, &fixture);
-    promote(&registry, &fixture, "imagetools", &["docker"], &digest);
+    build_then_promote("imagetools", &["docker"]);
 }
 
 #[test]
@@ -507,23 +353,7 @@ fn promotes_by_retag_with_docker_buildx_imagetools() {
 fn builds_with_docker_buildx() {
     let registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
-    let output = fixture
-        .command()
-        .args([
-            "build",
-            "--build-with",
-            "buildx",
-            "--retag-with",
-            "builtin",
-            "--format",
-            "json",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report = json(&output);
+    let report = build(&fixture, "buildx", "builtin", &["--format", "json"]).json();
     assert_eq!(report["action"], "built");
     let digest = registry
         .digest(&fixture.image, &format!("commit-{}", fixture.head()))

@@ -3,10 +3,10 @@
 //! HEAD at a tag, GitHub Actions variables, flags, shallow clones), the environment and tags it
 //! gets with the defaults and with configuration, the output formats, and the errors.
 
-mod util;
+mod support;
 
 use serde_json::{Value, json};
-use util::{Dir, TestCommand, git_in};
+use support::{Dir, TestCommand, git_in};
 
 /// The design's example build time; every test passes it so that tags are exact.
 const TS: &str = "1654880868";
@@ -33,26 +33,6 @@ fn strings(value: &Value) -> Vec<String> {
 
 fn sha7(sha: &str) -> &str {
     &sha[..7]
-}
-
-/// Asserts the error contract: exit 2, nothing on stdout, exactly one stderr line starting with
-/// `error: `, no panic and no backtrace (`RUST_BACKTRACE=1` is set). Returns the line.
-fn usage_error(cmd: &mut TestCommand) -> String {
-    let output = cmd.expect_exit(2);
-    let stderr = String::from_utf8(output.stderr).expect("stderr is UTF-8");
-    assert!(
-        output.stdout.is_empty(),
-        "stdout: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr}"
-    );
-    assert_eq!(stderr.lines().count(), 1, "one line expected:\n{stderr}");
-    assert!(stderr.ends_with('\n'), "{stderr:?}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    stderr.trim_end().to_owned()
 }
 
 /// Docker's tag grammar, written out independently of the library.
@@ -416,7 +396,7 @@ fn other_tags_have_nothing_to_deploy() {
                 .command()
                 .args(["env", "--format", "json", "--timestamp", TS])
                 .expect_exit(0);
-            let got: Value = serde_json::from_slice(&output.stdout).unwrap();
+            let got: Value = support::json(&output.stdout);
             assert_eq!(
                 got,
                 json!({
@@ -733,7 +713,7 @@ fn github_actions_pull_request_refs_have_nothing_to_deploy() {
     let output = cmd
         .args(["env", "--format", "json", "--timestamp", TS])
         .expect_exit(0);
-    let got: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let got: Value = support::json(&output.stdout);
     assert_eq!(got["ref"], "refs/pull/4/merge");
     assert_eq!(got["environment"], Value::Null);
     assert_eq!(got["tags"], json!([]));
@@ -967,7 +947,7 @@ fn shallow_clones_work() {
 #[test]
 fn not_a_git_repository() {
     let dir = Dir::new();
-    let line = usage_error(dir.command().args(["env", "--timestamp", TS]));
+    let line = dir.command().args(["env", "--timestamp", TS]).usage_error();
     assert_eq!(
         line,
         format!(
@@ -980,7 +960,7 @@ fn not_a_git_repository() {
 #[test]
 fn a_repository_without_commits() {
     let dir = Dir::git_repo();
-    let line = usage_error(dir.command().args(["env", "--timestamp", TS]));
+    let line = dir.command().args(["env", "--timestamp", TS]).usage_error();
     assert_eq!(
         line,
         "error: the repository has no commit yet; commit something first, or pass --sha"
@@ -991,7 +971,7 @@ fn a_repository_without_commits() {
 fn a_detached_head_without_tags() {
     let dir = Dir::git_repo_with_commit();
     dir.git(["checkout", "--quiet", "--detach"]);
-    let line = usage_error(dir.command().args(["env", "--timestamp", TS]));
+    let line = dir.command().args(["env", "--timestamp", TS]).usage_error();
     assert!(
         line.contains("HEAD is detached and no tag points at it"),
         "{line}"
@@ -1024,7 +1004,7 @@ fn bad_flag_values() {
         ),
     ];
     for (args, start) in cases {
-        let line = usage_error(dir.command().arg("env").args(*args));
+        let line = dir.command().arg("env").args(*args).usage_error();
         assert!(line.starts_with(start), "{args:?}: {line}");
     }
 }
@@ -1090,7 +1070,7 @@ fn malformed_configuration() {
     for (manifest, expected) in &cases {
         let dir = Dir::git_repo_with_commit();
         dir.create("Cargo.toml", manifest);
-        let line = usage_error(dir.command().args(["env", "--timestamp", TS]));
+        let line = dir.command().args(["env", "--timestamp", TS]).usage_error();
         let file = dir.join("Cargo.toml");
         let prefix = format!("error: {}{expected}", file.display());
         assert!(
@@ -1108,7 +1088,7 @@ fn a_bad_tag_regex_is_a_one_line_error() {
         "[workspace.metadata.gitops]\n\n[[workspace.metadata.gitops.environments]]\n\
          name = \"release\"\ntags = { regex = \"(\" }\nformat = \"rel-{sha}-{timestamp}\"\n",
     );
-    let line = usage_error(dir.command().args(["env", "--timestamp", TS]));
+    let line = dir.command().args(["env", "--timestamp", TS]).usage_error();
     let prefix = format!(
         "error: {}: workspace.metadata.gitops.environments[0].tags.regex: `(` is not a valid regular expression",
         dir.join("Cargo.toml").display()
@@ -1360,18 +1340,18 @@ registry = "registry.example.com/acme"
     };
     dir.create(
         "crates/api/Cargo.toml",
-        &package("api", "[package.metadata.gitops]\nimage = \"Shop-API\"\n"),
+        package("api", "[package.metadata.gitops]\nimage = \"Shop-API\"\n"),
     );
     dir.create(
         "crates/web/Cargo.toml",
-        &package(
+        package(
             "web",
             "[package.metadata.gitops]\nimage = \"shop-web\"\n\n\
              [[package.metadata.gitops.environments]]\nname = \"staging\"\n\
              format = \"web-{sha}-{timestamp}\"\n",
         ),
     );
-    dir.create("crates/common/Cargo.toml", &package("common", ""));
+    dir.create("crates/common/Cargo.toml", package("common", ""));
     let sha = dir.commit("workspace");
     (dir, sha)
 }
@@ -1438,15 +1418,15 @@ fn package_metadata_is_chosen_with_p() {
 #[test]
 fn several_shipping_packages_need_p() {
     let (dir, _) = workspace_with_packages();
-    let line = usage_error(dir.command().args(["env", "--timestamp", TS]));
+    let line = dir.command().args(["env", "--timestamp", TS]).usage_error();
     assert_eq!(
         line,
         "error: several packages ship images (api, web); choose one with -p"
     );
-    let line = usage_error(
-        dir.command()
-            .args(["env", "-p", "nosuchpkg", "--timestamp", TS]),
-    );
+    let line = dir
+        .command()
+        .args(["env", "-p", "nosuchpkg", "--timestamp", TS])
+        .usage_error();
     assert!(
         line.starts_with("error: package `nosuchpkg` is not in the workspace at "),
         "{line}"

@@ -4,13 +4,16 @@
 //! branch, rendered by the library's own tag code: each policy must pick the newest tag of its
 //! own environment and branch, and admit no tag of any other.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cargo_gitops::config::{self, Config};
 use cargo_gitops::deployment::deployment_for;
 use cargo_gitops::environment::{GitRef, parse_semver_tag};
 use regex::Regex;
+use support::{Dir, TestCommand, gitops_manifest};
 use yaml_rust2::{Yaml, YamlLoader};
 
 const API_VERSION: &str = "image.toolkit.fluxcd.io/v1";
@@ -438,58 +441,41 @@ fn check_policies(h: &History, policies: &[FluxPolicy]) {
 // Running the binary.
 // ---------------------------------------------------------------------------------------------
 
+/// A directory with a `Cargo.toml` whose image is `ghcr.io/acme/shop` (not a repository: the
+/// command reads no git).
 struct Project {
-    dir: tempfile::TempDir,
+    dir: Dir,
 }
 
 impl Project {
     fn new(extra_config: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Cargo.toml"),
-            format!(
-                "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\nimage = \"shop\"\n{extra_config}"
-            ),
-        )
-        .unwrap();
+        let dir = Dir::new();
+        dir.create(
+            "Cargo.toml",
+            gitops_manifest("ghcr.io/acme", "shop", extra_config),
+        );
         Project { dir }
     }
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
     fn config(&self) -> Config {
-        config::load(Some(&self.path().join("Cargo.toml")), None, self.path()).unwrap()
+        config::load(Some(&self.dir.join("Cargo.toml")), None, self.dir.path()).unwrap()
     }
 
-    fn command(&self) -> assert_cmd::Command {
-        let mut command = assert_cmd::Command::cargo_bin("cargo-gitops").unwrap();
-        command
-            .current_dir(self.path())
-            .env_remove("GITHUB_ACTIONS")
-            .env("RUST_BACKTRACE", "1");
+    /// `cargo gitops flux ARGS`.
+    fn flux_command(&self, args: &[&str]) -> TestCommand {
+        let mut command = self.dir.command();
+        command.arg("flux").args(args);
         command
     }
 
     /// `cargo gitops flux ARGS`: exit 0; returns stdout and stderr.
     fn flux(&self, args: &[&str]) -> (String, String) {
-        let output = self.command().arg("flux").args(args).output().unwrap();
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        let stderr = String::from_utf8(output.stderr).unwrap();
-        assert!(output.status.success(), "flux {args:?} failed: {stderr}");
-        (stdout, stderr)
+        self.flux_command(args).succeeds()
     }
 
     /// `cargo gitops flux ARGS` that must fail with exit 2 and one line; returns it.
     fn flux_usage_error(&self, args: &[&str]) -> String {
-        let output = self.command().arg("flux").args(args).output().unwrap();
-        let stderr = String::from_utf8(output.stderr).unwrap();
-        assert_eq!(output.status.code(), Some(2), "flux {args:?}: {stderr}");
-        assert!(output.stdout.is_empty());
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"));
-        stderr.trim_end().to_owned()
+        self.flux_command(args).usage_error()
     }
 }
 
@@ -810,7 +796,7 @@ fn options_reach_the_manifests() {
 #[test]
 fn output_file_and_markers() {
     let project = Project::new("");
-    let file = project.path().join("deploy/flux.yaml");
+    let file = project.dir.join("deploy/flux.yaml");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     let (stdout, stderr) = project.flux(&["--output", file.to_str().unwrap()]);
     assert!(stdout.is_empty());
@@ -841,15 +827,9 @@ fn output_file_and_markers() {
 
 #[test]
 fn without_an_image_it_says_what_to_configure() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\n").unwrap();
-    let output = assert_cmd::Command::cargo_bin("cargo-gitops")
-        .unwrap()
-        .current_dir(dir.path())
-        .args(["flux"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    let dir = Dir::new();
+    dir.create("Cargo.toml", "[workspace]\n");
+    let output = dir.command().args(["flux"]).expect_exit(2);
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("no image is configured"), "{stderr}");
 }
@@ -873,17 +853,12 @@ fn readme_shows_the_real_output() {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("the section has a yaml block");
-    let output = assert_cmd::Command::cargo_bin("cargo-gitops")
-        .unwrap()
-        .current_dir(&root)
+    let stdout = TestCommand::new(&root)
         .arg("flux")
         .args(command_line.split_whitespace())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
+        .stdout();
     assert_eq!(
-        String::from_utf8(output.stdout).unwrap(),
-        block,
+        stdout, block,
         "README's Flux manifests are out of date: run `cargo gitops flux{command_line}` and paste its output"
     );
 }

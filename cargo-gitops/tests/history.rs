@@ -3,78 +3,35 @@
 //! environment's tags; a promotion retags the same manifest), then the history of each
 //! environment is read back through the real binary and checked against what was pushed.
 
-mod harness;
+mod support;
 
 use std::time::Duration;
 
 use cargo_gitops::config::Config;
 use cargo_gitops::deployment::deployment_for;
 use cargo_gitops::environment::GitRef;
-use harness::{Registry, sha256};
 use serde_json::Value;
+use support::{Dir, Registry, TestCommand, gitops_manifest, sha256};
 
 const IMAGE: &str = "shop";
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent()
-}
-
-/// Uploads a blob in one request pair (POST, then PUT with the digest); returns its digest.
-fn upload_blob(registry: &Registry, bytes: &[u8]) -> String {
-    let digest = sha256(bytes);
-    let base = format!("http://{}", registry.host());
-    let response = agent()
-        .post(format!("{base}/v2/{IMAGE}/blobs/uploads/"))
-        .send_empty()
-        .unwrap();
-    assert_eq!(response.status(), 202, "start upload");
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let location = if location.starts_with("http") {
-        location
-    } else {
-        format!("{base}{location}")
-    };
-    let separator = if location.contains('?') { '&' } else { '?' };
-    let response = agent()
-        .put(format!("{location}{separator}digest={digest}"))
-        .header("Content-Type", "application/octet-stream")
-        .send(bytes)
-        .unwrap();
-    assert_eq!(response.status(), 201, "finish upload");
-    digest
-}
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Stores an image made for `sha` (its config names the commit, so each commit's image has a
 /// digest of its own) under every tag in `tags`; returns the manifest's digest.
 fn push_image(registry: &Registry, sha: &str, tags: &[String]) -> String {
-    let layer = upload_blob(registry, b"a layer that every image shares");
+    let layer = registry.put_blob(IMAGE, b"a layer that every image shares");
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"org.opencontainers.image.revision":"{sha}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
     );
-    let config_digest = upload_blob(registry, config.as_bytes());
+    let config_digest = registry.put_blob(IMAGE, config.as_bytes());
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer}","size":31}}]}}"#,
         config.len()
     );
     for tag in tags {
-        retag(registry, manifest.as_bytes(), tag);
+        registry.put_manifest(IMAGE, tag, manifest.as_bytes(), OCI_MANIFEST);
     }
     sha256(manifest.as_bytes())
-}
-
-fn retag(registry: &Registry, manifest: &[u8], tag: &str) {
-    let response = agent()
-        .put(format!(
-            "http://{}/v2/{IMAGE}/manifests/{tag}",
-            registry.host()
-        ))
-        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-        .send(manifest)
-        .unwrap();
-    assert_eq!(response.status(), 201, "PUT manifest {tag}");
 }
 
 fn sha(n: u8) -> String {
@@ -102,85 +59,43 @@ fn pipeline(
     (d.tags, digest)
 }
 
+/// A directory with a `Cargo.toml` whose image is `shop` in `registry` (not a repository: the
+/// command reads no git).
 struct Project {
-    dir: tempfile::TempDir,
+    dir: Dir,
 }
 
 impl Project {
     fn new(registry: &Registry) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Cargo.toml"),
-            format!(
-                "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"{}\"\nimage = \"{IMAGE}\"\n",
-                registry.host()
-            ),
-        )
-        .unwrap();
-        // Empty logins, so the machine's own never leak in.
-        std::fs::write(dir.path().join("auth.json"), "{\"auths\":{}}").unwrap();
+        let dir = Dir::new();
+        dir.create("Cargo.toml", gitops_manifest(&registry.host(), IMAGE, ""));
         Project { dir }
     }
 
-    fn command(&self, args: &[&str]) -> std::process::Output {
-        assert_cmd::Command::cargo_bin("cargo-gitops")
-            .unwrap()
-            .current_dir(self.dir.path())
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITOPS_REGISTRY_USER")
-            .env_remove("GITOPS_REGISTRY_PASSWORD")
-            .env("DOCKER_CONFIG", self.dir.path().join("no-docker-config"))
-            .env("REGISTRY_AUTH_FILE", self.dir.path().join("auth.json"))
-            .env("RUST_BACKTRACE", "1")
+    /// `cargo gitops history ARGS`.
+    fn history(&self, args: &[&str]) -> TestCommand {
+        let mut command = self.dir.command();
+        command
             .timeout(Duration::from_secs(60))
             .arg("history")
-            .args(args)
-            .output()
-            .unwrap()
+            .args(args);
+        command
     }
 
     fn stdout(&self, args: &[&str]) -> String {
-        let output = self.command(args);
-        assert!(
-            output.status.success(),
-            "history {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        self.history(args).stdout()
     }
 
     fn json(&self, args: &[&str]) -> Vec<Value> {
         let mut all = vec!["--format", "json"];
         all.extend(args);
-        serde_json::from_str::<Value>(&self.stdout(&all))
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        self.history(&all).json().as_array().unwrap().clone()
     }
 
+    /// Runs `history ARGS`, which must fail with exit `code` and one `error: ` line; returns it.
     fn error(&self, args: &[&str], code: i32) -> String {
-        let output = self.command(args);
-        let stderr = String::from_utf8(output.stderr).unwrap();
-        assert_eq!(output.status.code(), Some(code), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(stderr.starts_with("error: "), "{stderr}");
-        stderr
+        self.history(args).one_line_error(code)
     }
-}
-
-/// The requests the registry logged after `before`, once its log stops growing.
-fn requests_since(registry: &Registry, before: usize) -> Vec<String> {
-    let mut last = registry.requests().len();
-    for _ in 0..20 {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = registry.requests().len();
-        if now == last {
-            break;
-        }
-        last = now;
-    }
-    registry.requests()[before..].to_vec()
 }
 
 fn field<'v>(entry: &'v Value, key: &str) -> &'v Value {
@@ -322,7 +237,7 @@ fn history_asks_for_one_digest_per_listed_tag() {
     let before = registry.requests().len();
     let entries = project.json(&["staging", "--limit", "2"]);
     assert_eq!(entries.len(), 2);
-    let requests = requests_since(&registry, before);
+    let requests = registry.requests_since(before);
     let heads: Vec<&String> = requests
         .iter()
         .filter(|r| r.starts_with("HEAD /v2/shop/manifests/stg-"))
@@ -355,8 +270,7 @@ fn history_errors_and_empty_results() {
     let mut registry = Registry::start();
     let project = Project::new(&registry);
     // Nothing pushed yet: said on stderr, nothing on stdout, exit 0.
-    let output = project.command(&["testing"]);
-    assert!(output.status.success());
+    let output = project.history(&["testing"]).expect_exit(0);
     assert!(output.stdout.is_empty());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no images of environment `testing`"));
     assert_eq!(project.json(&["testing"]), Vec::<Value>::new());

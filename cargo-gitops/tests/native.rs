@@ -1,20 +1,20 @@
 //! `cargo gitops build --build-with native`: reproducible images from a crate's binary, that
 //! run, push to a real registry and promote by retag; and the errors around them.
 
-mod harness;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::Registry;
 use serde_json::Value;
+use support::{Dir, Registry, TestCommand, git_in, json, run_bounded};
 
 const SHA_FILE: &str = "src/main.rs";
 
 /// A one-binary crate with no dependencies, committed in a fresh git repository.
-fn fixture_crate(registry: Option<&str>, extra_config: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+fn fixture_crate(registry: Option<&str>, extra_config: &str) -> Dir {
+    let dir = Dir::git_repo();
     let gitops = match registry {
         Some(registry) => format!(
             "\n[package.metadata.gitops]\nregistry = \"{registry}\"\nimage = \"hello\"\nexposed-ports = [\"8080/tcp\"]\n{extra_config}"
@@ -23,106 +23,61 @@ fn fixture_crate(registry: Option<&str>, extra_config: &str) -> tempfile::TempDi
             format!("\n[package.metadata.gitops]\nexposed-ports = [\"8080/tcp\"]\n{extra_config}")
         }
     };
-    std::fs::write(
-        dir.path().join("Cargo.toml"),
+    dir.create(
+        "Cargo.toml",
         format!("[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n{gitops}"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("src")).unwrap();
-    std::fs::write(
-        dir.path().join(SHA_FILE),
+    );
+    dir.create(
+        SHA_FILE,
         "fn main() {\n    println!(\"hello from a native image\");\n}\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join(".gitignore"), "/target\n").unwrap();
-    git(dir.path(), &["init", "-q", "-b", "main"]);
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-q", "-m", "first"]);
+    );
+    dir.create(".gitignore", "/target\n");
+    dir.commit("first");
     dir
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "tag.gpgsign=false",
-        ])
+/// `cargo gitops build --build-with native --format json` plus `args`, run in `dir`; exit 0.
+fn build_json(dir: &Path, args: &[&str]) -> Value {
+    TestCommand::new(dir)
+        .args(["build", "--build-with", "native", "--format", "json"])
         .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+        .json()
 }
 
-fn gitops(dir: &Path) -> assert_cmd::Command {
-    let mut command = assert_cmd::Command::cargo_bin("cargo-gitops").unwrap();
-    command
-        .current_dir(dir)
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env("DOCKER_CONFIG", dir.join(".no-docker"))
-        .timeout(Duration::from_secs(300));
-    command
-}
-
-fn json(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
+/// `cargo gitops build --build-with native` plus `args`, run in `dir`, that fails with exit
+/// `code`; returns its one error line.
+fn build_error(dir: &Path, args: &[&str], code: i32) -> String {
+    TestCommand::new(dir)
+        .args(["build", "--build-with", "native"])
+        .args(args)
+        .expect_error(code)
 }
 
 fn build_layout(dir: &Path, out: &Path, timestamp: &str) -> Value {
-    let output = gitops(dir)
-        .args([
-            "build",
-            "--build-with",
-            "native",
-            "--format",
-            "json",
+    build_json(
+        dir,
+        &[
             "--timestamp",
             timestamp,
-        ])
-        .arg(format!("--output=oci:{}", out.display()))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    json(&output)
+            &format!("--output=oci:{}", out.display()),
+        ],
+    )
 }
 
 #[test]
 fn two_clean_builds_of_one_commit_give_one_digest() {
     let first = fixture_crate(None, "");
     // The same commit, cloned elsewhere, built later: a different path and wall-clock time.
-    let second = tempfile::tempdir().unwrap();
-    let clone = second.path().join("checkout");
-    let status = Command::new("git")
-        .args(["clone", "-q"])
-        .arg(first.path())
-        .arg(&clone)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let second = Dir::new();
+    let clone = second.join("checkout");
+    let (from, to) = (first.path().to_str().unwrap(), clone.to_str().unwrap());
+    second.git(["clone", "-q", from, to]);
     // Both checkouts name the same origin, as two CI runs of one repository do: the image's
     // `source` label comes from it.
-    git(
-        first.path(),
-        &["remote", "add", "origin", "https://example.com/hello.git"],
-    );
-    git(
+    first.git(["remote", "add", "origin", "https://example.com/hello.git"]);
+    git_in(
         &clone,
-        &[
+        [
             "remote",
             "set-url",
             "origin",
@@ -130,8 +85,8 @@ fn two_clean_builds_of_one_commit_give_one_digest() {
         ],
     );
 
-    let out_a = tempfile::tempdir().unwrap();
-    let out_b = tempfile::tempdir().unwrap();
+    let out_a = Dir::new();
+    let out_b = Dir::new();
     let a = build_layout(first.path(), out_a.path(), "1654880868");
     std::thread::sleep(Duration::from_millis(1100));
     let b = build_layout(&clone, out_b.path(), "1754880868");
@@ -142,7 +97,7 @@ fn two_clean_builds_of_one_commit_give_one_digest() {
         "the same commit built twice gave two images"
     );
     // The layout's index names the tags and the digest the report gave.
-    let index: Value = json(&std::fs::read(out_a.path().join("index.json")).unwrap());
+    let index: Value = json(&std::fs::read(out_a.join("index.json")).unwrap());
     let names: Vec<&str> = index["manifests"]
         .as_array()
         .unwrap()
@@ -153,7 +108,7 @@ fn two_clean_builds_of_one_commit_give_one_digest() {
                 .unwrap()
         })
         .collect();
-    let sha = git(first.path(), &["rev-parse", "HEAD"]);
+    let sha = first.head();
     assert_eq!(
         names,
         [
@@ -174,12 +129,10 @@ fn two_clean_builds_of_one_commit_give_one_digest() {
 #[test]
 fn without_a_registry_the_layout_goes_under_target_gitops() {
     let dir = fixture_crate(None, "");
-    let output = gitops(dir.path())
+    let output = dir
+        .command()
         .args(["build", "--build-with", "native", "--format", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+        .expect_exit(0);
     let report = json(&output.stdout);
     let layout = PathBuf::from(report["layout"].as_str().unwrap());
     assert!(layout.ends_with("target/gitops/hello"), "{layout:?}");
@@ -195,43 +148,32 @@ fn without_a_registry_the_layout_goes_under_target_gitops() {
 #[test]
 fn the_demo_app_image_runs() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let layout = out.path().join("layout");
-    let output = gitops(workspace)
-        .args([
-            "build",
+    let out = Dir::new();
+    let layout = out.join("layout");
+    let report = build_json(
+        workspace,
+        &[
             "-p",
             "demo-app",
-            "--build-with",
-            "native",
-            "--format",
-            "json",
             "--ref",
             "refs/heads/main",
             "--sha",
             "0123456789abcdef0123456789abcdef01234567",
             "--timestamp",
             "1654880868",
-        ])
-        .arg(format!("--output=oci:{}", layout.display()))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(json(&output)["action"], "built");
+            &format!("--output=oci:{}", layout.display()),
+        ],
+    );
+    assert_eq!(report["action"], "built");
 
-    let bundle = out.path().join("bundle");
-    let status = Command::new("umoci")
-        .args(["unpack", "--rootless", "--image"])
-        .arg(format!("{}:stg-latest", layout.display()))
-        .arg(&bundle)
-        .output()
-        .expect("umoci (Debian) must be installed: .ci/test installs it");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
+    let bundle = out.join("bundle");
+    // umoci (Debian) is installed by .ci/test.
+    run_bounded(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:stg-latest", layout.display()))
+            .arg(&bundle),
+        120,
     );
     let config: Value = json(&std::fs::read(bundle.join("config.json")).unwrap());
     assert_eq!(
@@ -240,7 +182,7 @@ fn the_demo_app_image_runs() {
     );
     assert_eq!(config["process"]["user"]["uid"], 65532);
 
-    let port = harness::free_port();
+    let port = support::free_port();
     let mut server = Command::new(bundle.join("rootfs/usr/local/bin/demo-app"))
         .env_clear()
         .env("HOST", "127.0.0.1")
@@ -280,23 +222,8 @@ fn the_demo_app_image_runs() {
 fn pushes_to_a_registry_and_promotes_by_retag() {
     let registry = Registry::start();
     let dir = fixture_crate(Some(&registry.host()), "");
-    let output = gitops(dir.path())
-        .args([
-            "build",
-            "--build-with",
-            "native",
-            "--format",
-            "json",
-            "--timestamp",
-            "1654880868",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report = json(&output);
-    let sha = git(dir.path(), &["rev-parse", "HEAD"]);
+    let report = build_json(dir.path(), &["--timestamp", "1654880868"]);
+    let sha = dir.head();
     let digest = registry.digest("hello", &format!("commit-{sha}")).unwrap();
     assert_eq!(report["action"], "built");
     assert_eq!(report["digest"], digest.as_str());
@@ -306,17 +233,13 @@ fn pushes_to_a_registry_and_promotes_by_retag() {
     );
 
     // skopeo reads the labels and the config the tool wrote.
-    let inspect = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", "--config"])
-        .arg(format!("docker://{}/hello:stg-latest", registry.host()))
-        .output()
-        .unwrap();
-    assert!(
-        inspect.status.success(),
-        "{}",
-        String::from_utf8_lossy(&inspect.stderr)
+    let inspect = run_bounded(
+        Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--config"])
+            .arg(format!("docker://{}/hello:stg-latest", registry.host())),
+        120,
     );
-    let config = json(&inspect.stdout);
+    let config = json(inspect.as_bytes());
     assert_eq!(config["config"]["User"], "65532");
     assert_eq!(
         config["config"]["Entrypoint"],
@@ -333,16 +256,9 @@ fn pushes_to_a_registry_and_promotes_by_retag() {
     assert_eq!(labels["org.opencontainers.image.version"], &sha[..7]);
 
     // A second push of the same image uploads no blob again.
-    git(dir.path(), &["tag", "-a", "-m", "release", "v1.0.0"]);
-    git(dir.path(), &["checkout", "-q", "--detach", "v1.0.0"]);
-    let output = gitops(dir.path())
-        .args(["build", "--build-with", "native", "--format", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report = json(&output);
+    dir.git(["tag", "-a", "-m", "release", "v1.0.0"]);
+    dir.git(["checkout", "-q", "--detach", "v1.0.0"]);
+    let report = build_json(dir.path(), &[]);
     assert_eq!(report["action"], "retagged");
     assert_eq!(
         registry.digest("hello", "prd-1.0.0").as_deref(),
@@ -355,18 +271,14 @@ fn a_base_image_goes_under_the_binary() {
     let registry = Registry::start();
     // A base image in the registry: one layer with a file, pushed by the built-in client.
     let base_dir = fixture_crate(Some(&registry.host()), "");
-    let base_layout = tempfile::tempdir().unwrap();
+    let base_layout = Dir::new();
     build_layout(base_dir.path(), base_layout.path(), "1654880868");
-    let copy = Command::new("skopeo")
-        .args(["copy", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:stg-latest", base_layout.path().display()))
-        .arg(format!("docker://{}/base:1", registry.host()))
-        .output()
-        .unwrap();
-    assert!(
-        copy.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copy.stderr)
+    run_bounded(
+        Command::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:stg-latest", base_layout.path().display()))
+            .arg(format!("docker://{}/base:1", registry.host())),
+        120,
     );
     let base_digest = registry.digest("base", "1").unwrap();
 
@@ -374,14 +286,10 @@ fn a_base_image_goes_under_the_binary() {
         Some(&registry.host()),
         &format!("base = \"{}/base@{base_digest}\"\n", registry.host()),
     );
-    let output = gitops(dir.path())
-        .args(["build", "--build-with", "native", "--format", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let digest = json(&output)["digest"].as_str().unwrap().to_owned();
+    let digest = build_json(dir.path(), &[])["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (manifest, _, _) = registry.manifest("hello", &digest).unwrap();
     let (base_manifest, _, _) = registry.manifest("base", &base_digest).unwrap();
     let layers = json(&manifest)["layers"].as_array().unwrap().clone();
@@ -394,45 +302,22 @@ fn a_base_image_goes_under_the_binary() {
     );
 }
 
-fn one_error_line(output: &std::process::Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    errors[0].to_owned()
-}
-
 #[test]
 fn a_package_without_a_binary_is_one_line() {
     let registry = Registry::start();
     let dir = fixture_crate(Some(&registry.host()), "");
     std::fs::remove_file(dir.path().join(SHA_FILE)).unwrap();
     std::fs::write(dir.path().join("src/lib.rs"), "pub fn f() {}\n").unwrap();
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-q", "-m", "a library"]);
-    let output = gitops(dir.path())
-        .args(["build", "--build-with", "native"])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    assert!(one_error_line(&output).contains("package `hello` has no binary target"));
+    dir.commit("a library");
+    assert!(build_error(dir.path(), &[], 2).contains("package `hello` has no binary target"));
     assert!(registry.tags("hello").is_empty(), "something was pushed");
 }
 
 #[test]
 fn a_package_that_is_not_in_the_workspace_is_one_line() {
     let dir = fixture_crate(None, "");
-    let output = gitops(dir.path())
-        .args(["build", "-p", "nosuch", "--build-with", "native"])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    assert!(one_error_line(&output).contains("package `nosuch` is not in the workspace"));
+    let line = build_error(dir.path(), &["-p", "nosuch"], 2);
+    assert!(line.contains("package `nosuch` is not in the workspace"));
 }
 
 #[test]
@@ -440,13 +325,7 @@ fn a_base_image_that_cannot_be_fetched_is_one_line_and_nothing_is_pushed() {
     let registry = Registry::start();
     let missing = format!("{}/base@sha256:{}", registry.host(), "0".repeat(64));
     let dir = fixture_crate(Some(&registry.host()), &format!("base = \"{missing}\"\n"));
-    let output = gitops(dir.path())
-        .args(["build", "--build-with", "native"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    let line = one_error_line(&output);
+    let line = build_error(dir.path(), &[], 1);
     assert!(
         line.contains(&registry.host()) && line.contains("read manifest"),
         "{line}"
@@ -457,14 +336,8 @@ fn a_base_image_that_cannot_be_fetched_is_one_line_and_nothing_is_pushed() {
 #[test]
 fn a_platform_without_its_rust_target_names_the_rustup_command() {
     let dir = fixture_crate(None, "platforms = [\"linux/amd64\", \"linux/riscv64\"]\n");
-    let output = gitops(dir.path())
-        .args(["build", "--build-with", "native"])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
     assert!(
-        one_error_line(&output)
+        build_error(dir.path(), &[], 2)
             .contains("platform `linux/riscv64` is not supported by native builds")
     );
     let dir = fixture_crate(None, "platforms = [\"linux/arm64\"]\n");
@@ -474,14 +347,9 @@ fn a_platform_without_its_rust_target_names_the_rustup_command() {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     if !installed.contains("aarch64-unknown-linux") {
-        let output = gitops(dir.path())
-            .args(["build", "--build-with", "native"])
-            .assert()
-            .code(2)
-            .get_output()
-            .clone();
         assert!(
-            one_error_line(&output).contains("run `rustup target add aarch64-unknown-linux-musl`")
+            build_error(dir.path(), &[], 2)
+                .contains("run `rustup target add aarch64-unknown-linux-musl`")
         );
     }
 }

@@ -5,7 +5,7 @@
 //! a fault-injecting proxy, and promotion across repositories and registries. Results are read
 //! back through the registry's own HTTP API, never through the client under test.
 
-mod harness;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 use cargo_gitops::credentials::Credential;
 use cargo_gitops::registry::{ClientOptions, RegistryClient, Repository, RetryPolicy, Scope};
 use cargo_gitops::retagger::{Retagger, RetaggerKind};
-use harness::{Fixture, Podman, Registry, run_bounded, scratch_context};
-use serde_json::Value;
+use support::{Dir, Fixture, Podman, Registry, json, printed, run_bounded, scratch_context};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -52,16 +51,6 @@ fn repo(host: &str, name: &str) -> Repository {
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn json(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
-}
-
-/// The requests the registry logged after the first `before` ones.
-fn since(registry: &Registry, before: usize) -> Vec<String> {
-    registry.settled_requests()[before..].to_vec()
 }
 
 /// Builds the `FROM scratch` image and pushes it to `registry` as `name:tag` in `format`
@@ -129,10 +118,10 @@ fn push_multi_platform(
 /// Makes an OCI layout with umoci (one layer: the static binary) and pushes it with
 /// `skopeo copy` as `name:tag`; returns the digest the registry reports.
 fn push_skopeo(registry: &Registry, name: &str, tag: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
+    let dir = Dir::new();
+    let layout = dir.join("layout");
     let image = format!("{}:v1", layout.display());
-    let binary = harness::static_binary();
+    let binary = support::static_binary();
     run_bounded(
         std::process::Command::new("umoci").args(["init", "--layout", layout.to_str().unwrap()]),
         60,
@@ -221,7 +210,7 @@ fn assert_retag_is_one_get_and_one_put_per_tag(
         tags.iter()
             .map(|t| format!("PUT /v2/{name}/manifests/{t} 201")),
     );
-    assert_eq!(since(registry, before), expected);
+    assert_eq!(registry.requests_since(before), expected);
     assert_eq!(retagger.request_count() as usize, expected.len());
     for tag in tags {
         let copy = registry.manifest(name, tag).unwrap();
@@ -563,29 +552,21 @@ fn a_cli_promotion_is_one_head_one_get_and_one_put_per_tag() {
         None,
     );
     let before = registry.settled_requests().len();
-    let output = fixture
-        .command()
-        .args([
-            "build",
-            "--retag-with",
-            "builtin",
-            "--ref",
-            "refs/tags/v1.0.0",
-            "--sha",
-            &sha,
-            "--format",
-            "json",
-            "-v",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let args = [
+        "--ref",
+        "refs/tags/v1.0.0",
+        "--sha",
+        &sha,
+        "--format",
+        "json",
+        "-v",
+    ];
+    let output = fixture.build("builtin", &args).expect_exit(0);
     let report = json(&output.stdout);
     assert_eq!(report["action"], "retagged");
     assert_eq!(report["digest"], digest.as_str());
     assert_eq!(
-        since(&registry, before),
+        registry.requests_since(before),
         [
             format!("HEAD /v2/fixture/manifests/commit-{sha} 200"),
             format!("GET /v2/fixture/manifests/{digest} 200"),
@@ -739,7 +720,7 @@ fn basic_auth_through_the_library_answers_one_challenge() {
     retagger
         .retag(&app, &digest, &app, &strings(&["a", "b", "c"]))
         .unwrap();
-    let requests = since(&registry, before);
+    let requests = registry.requests_since(before);
     assert_eq!(
         requests,
         [
@@ -795,39 +776,20 @@ fn basic_auth_through_the_cli_never_prints_the_password() {
         Some((USER, PASSWORD)),
     );
     let auth = Some((USER, PASSWORD));
-    let docker_config = tempfile::tempdir().unwrap();
+    let docker_config = Dir::new();
     {
         use base64::Engine as _;
         let encoded =
             base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
-        std::fs::write(
-            docker_config.path().join("config.json"),
+        docker_config.create(
+            "config.json",
             format!(
                 r#"{{"auths":{{"{}":{{"auth":"{encoded}"}}}}}}"#,
                 registry.host()
             ),
-        )
-        .unwrap();
+        );
     }
-    let build = |timestamp: &str| {
-        let mut command = fixture.command();
-        command.args([
-            "build",
-            "--retag-with",
-            "builtin",
-            "-v",
-            "--timestamp",
-            timestamp,
-        ]);
-        command
-    };
-    let printed = |output: &std::process::Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    };
+    let build = |timestamp: &str| fixture.build("builtin", &["-v", "--timestamp", timestamp]);
     let flag_args = ["--registry-user", USER, "--registry-password-stdin"];
 
     // Right password on stdin, from the variables, from config.json.
@@ -845,12 +807,12 @@ fn basic_auth_through_the_cli_never_prints_the_password() {
         ("config.json", config_file, "1654880003"),
     ] {
         let before = registry.settled_requests().len();
-        let output = command.assert().get_output().clone();
+        let output = command.output();
         let all = printed(&output);
         assert!(output.status.success(), "{how}: {all}");
         assert!(all.contains("retagged"), "{how}: {all}");
         assert!(!all.contains(PASSWORD), "{how} printed the password: {all}");
-        let requests = since(&registry, before);
+        let requests = registry.requests_since(before);
         assert_eq!(unauthorised(&requests), 1, "{how}: {requests:?}");
         assert_eq!(requests.len(), 5, "{how}: {requests:?}");
         assert!(
@@ -873,7 +835,7 @@ fn basic_auth_through_the_cli_never_prints_the_password() {
         .env("GITOPS_REGISTRY_USER", USER)
         .env("GITOPS_REGISTRY_PASSWORD", WRONG);
     for (how, mut command) in [("stdin", stdin), ("variables", variables)] {
-        let output = command.assert().code(1).get_output().clone();
+        let output = command.expect_exit(1);
         let all = printed(&output);
         assert!(
             all.contains(&format!("not logged in to {}", registry.host())),
@@ -1066,7 +1028,7 @@ fn a_retry_after_beyond_the_budget_gives_up_at_once_and_moves_no_tag() {
 
 #[test]
 fn a_connection_refused_fails_naming_the_registry() {
-    let port = harness::free_port();
+    let port = support::free_port();
     let host = format!("127.0.0.1:{port}");
     let app = repo(&host, "app");
     let started = Instant::now();
@@ -1307,7 +1269,7 @@ fn a_promotion_within_a_registry_mounts_the_blobs() {
     }
     expected.push(format!("PUT /v2/app/manifests/{digest} 201"));
     expected.extend(TARGET_TAGS.map(|t| format!("PUT /v2/app/manifests/{t} 201")));
-    assert_eq!(since(&registry, before), expected);
+    assert_eq!(registry.requests_since(before), expected);
     assert_eq!(retagger.request_count() as usize, expected.len());
     assert_tags_moved(&registry, &digest);
     assert_eq!(registry.tags("app-staging"), ["commit-a"]);
@@ -1331,7 +1293,7 @@ fn a_promotion_across_registries_streams_the_blobs_and_keeps_the_digest() {
         .unwrap();
     let mut expected = vec![format!("GET /v2/app/manifests/{digest} 200")];
     expected.extend(blobs.iter().map(|b| format!("GET /v2/app/blobs/{b} 200")));
-    assert_eq!(since(&source, source_before), expected);
+    assert_eq!(source.requests_since(source_before), expected);
     let requests = target.settled_requests();
     let mut i = 0;
     for blob in &blobs {
@@ -1371,7 +1333,7 @@ fn a_promotion_across_registries_streams_the_blobs_and_keeps_the_digest() {
         .collect();
     expected.push(format!("PUT /v2/app/manifests/{digest} 201"));
     expected.push("PUT /v2/app/manifests/again 201".to_owned());
-    assert_eq!(since(&target, before), expected);
+    assert_eq!(target.requests_since(before), expected);
 }
 
 #[test]
@@ -1390,7 +1352,7 @@ fn a_multi_platform_index_across_repositories_copies_each_child_then_the_index()
             &strings(&TARGET_TAGS),
         )
         .unwrap();
-    let requests = since(&registry, before);
+    let requests = registry.requests_since(before);
     let manifest_puts: Vec<&String> = requests
         .iter()
         .filter(|r| r.starts_with("PUT /v2/app/manifests/"))
@@ -1522,7 +1484,7 @@ fn list_tags_and_lookups_against_the_real_registry() {
     );
     assert_eq!(client.manifest_digest("app", "nope", &pull).unwrap(), None);
     assert_eq!(
-        since(&registry, before),
+        registry.requests_since(before),
         [
             "HEAD /v2/app/manifests/t1099 200",
             "HEAD /v2/app/manifests/nope 404"
@@ -1537,7 +1499,7 @@ fn the_proxy_forwards_uploads_intact() {
     let proxy = Proxy::start(registry.port, |_| Fault::Forward);
     let client = RegistryClient::new(&proxy.addr, None, &fast_options());
     let blob = vec![7u8; 300_000];
-    let digest = harness::sha256(&blob);
+    let digest = support::sha256(&blob);
     client.upload_blob("app", &digest, &blob).unwrap();
     assert!(
         client

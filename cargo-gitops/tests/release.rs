@@ -2,68 +2,25 @@
 //! binary in real repositories made with the `git` command line (with a bare repository as
 //! `origin` where pushing matters), and checked with `git` itself.
 
-use std::path::Path;
-use std::process::Output;
+mod support;
 
-use tempfile::TempDir;
+use std::ops::Deref;
 
-/// `-c` settings for every `git` call: a fixed identity, `main`, no signing.
-const GIT_SETTINGS: &[&str] = &[
-    "-c",
-    "user.name=Release Tester",
-    "-c",
-    "user.email=release@example.com",
-    "-c",
-    "init.defaultBranch=main",
-    "-c",
-    "commit.gpgsign=false",
-    "-c",
-    "tag.gpgsign=false",
-    "-c",
-    "advice.detachedHead=false",
-];
-
-/// Variables that would point git (or the tool) somewhere else, or leak CI context.
-const SCRUBBED: &[&str] = &[
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_COMMON_DIR",
-    "GIT_AUTHOR_NAME",
-    "GIT_AUTHOR_EMAIL",
-    "GIT_COMMITTER_NAME",
-    "GIT_COMMITTER_EMAIL",
-    "EMAIL",
-    "GITHUB_ACTIONS",
-    "GITHUB_REF",
-    "GITHUB_SHA",
-    "GITHUB_OUTPUT",
-];
-
-fn git_in(dir: &Path, args: &[&str]) -> String {
-    let mut command = std::process::Command::new("git");
-    command.current_dir(dir).args(GIT_SETTINGS).args(args);
-    for var in SCRUBBED {
-        command.env_remove(var);
-    }
-    let output = command
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .expect("git runs");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
+use support::{Dir, TestCommand, git_in};
 
 /// A repository with one commit on `main`, its identity in its own configuration (where
 /// libgit2 reads it), and an empty home so the machine's settings stay out.
 struct Repo {
-    dir: TempDir,
-    home: TempDir,
+    dir: Dir,
+    home: Dir,
+}
+
+impl Deref for Repo {
+    type Target = Dir;
+
+    fn deref(&self) -> &Dir {
+        &self.dir
+    }
 }
 
 impl Repo {
@@ -73,109 +30,55 @@ impl Repo {
 
     fn with_identity(identity: bool) -> Repo {
         let repo = Repo {
-            dir: tempfile::tempdir().unwrap(),
-            home: tempfile::tempdir().unwrap(),
+            dir: Dir::git_repo(),
+            home: Dir::new(),
         };
-        repo.git(&["init", "-q"]);
         if identity {
-            repo.git(&["config", "user.name", "Release Tester"]);
-            repo.git(&["config", "user.email", "release@example.com"]);
+            repo.git(["config", "user.name", "Release Tester"]);
+            repo.git(["config", "user.email", "release@example.com"]);
         }
-        repo.write("README", "hello\n");
+        repo.create("README", "hello\n");
         repo.commit("first");
         repo
     }
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        git_in(self.path(), args)
-    }
-
-    fn write(&self, file: &str, text: &str) {
-        std::fs::write(self.path().join(file), text).unwrap();
-    }
-
     /// Commits a change and returns the new HEAD.
     fn commit(&self, message: &str) -> String {
-        let file = format!("{}.txt", message.replace(' ', "-"));
-        self.write(&file, message);
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", message]);
-        self.head()
-    }
-
-    fn head(&self) -> String {
-        self.git(&["rev-parse", "HEAD"])
-    }
-
-    fn rev(&self, name: &str) -> Option<String> {
-        let output = std::process::Command::new("git")
-            .current_dir(self.path())
-            .args(["rev-parse", "--verify", "-q", &format!("{name}^{{commit}}")])
-            .output()
-            .unwrap();
-        output
-            .status
-            .success()
-            .then(|| String::from_utf8(output.stdout).unwrap().trim().to_owned())
+        self.create(format!("{}.txt", message.replace(' ', "-")), message);
+        self.dir.commit(message)
     }
 
     /// A bare repository as `origin`, with `main` pushed; it lives as long as the returned dir.
-    fn with_origin(&self) -> TempDir {
-        let remote = tempfile::tempdir().unwrap();
-        git_in(remote.path(), &["init", "-q", "--bare"]);
-        self.git(&["remote", "add", "origin", remote.path().to_str().unwrap()]);
-        self.git(&["push", "-q", "origin", "main"]);
+    fn with_origin(&self) -> Dir {
+        let remote = Dir::new();
+        remote.git(["init", "-q", "--bare"]);
+        self.git(["remote", "add", "origin", remote.path().to_str().unwrap()]);
+        self.git(["push", "-q", "origin", "main"]);
         remote
     }
 
-    fn tool(&self, args: &[&str]) -> Output {
-        let mut command = assert_cmd::Command::cargo_bin("cargo-gitops").unwrap();
-        command.current_dir(self.path());
-        for var in SCRUBBED {
-            command.env_remove(var);
-        }
+    /// The tool with `args`, run in the repository with the empty home.
+    fn tool(&self, args: &[&str]) -> TestCommand {
+        let mut command = self.command();
         command
             .env("HOME", self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("RUST_BACKTRACE", "1")
-            .args(args)
-            .output()
-            .unwrap()
+            .args(args);
+        command
     }
 
     /// Runs the tool; asserts exit 0; returns stdout and stderr.
     fn ok(&self, args: &[&str]) -> (String, String) {
-        let output = self.tool(args);
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        let stderr = String::from_utf8(output.stderr).unwrap();
-        assert!(
-            output.status.success(),
-            "{args:?} failed ({:?}):\n{stderr}",
-            output.status.code()
-        );
-        (stdout, stderr)
+        self.tool(args).succeeds()
     }
 
     /// Runs the tool; asserts exit 2, no stdout, one stderr line without a panic; returns it.
     fn refused(&self, args: &[&str]) -> String {
-        let output = self.tool(args);
-        let stderr = String::from_utf8(output.stderr).unwrap();
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(output.stdout.is_empty(), "{args:?} printed to stdout");
-        assert_eq!(stderr.lines().count(), 1, "one line expected:\n{stderr}");
-        assert!(stderr.starts_with("error: "), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        stderr.trim_end().to_owned()
+        self.tool(args).usage_error()
     }
 
     fn tags(&self) -> Vec<String> {
-        let text = self.git(&["tag", "--list"]);
+        let text = self.git(["tag", "--list"]);
         text.lines().map(str::to_owned).collect()
     }
 }
@@ -191,10 +94,10 @@ fn first_release_is_an_annotated_v_tag_on_head() {
     assert_eq!(stdout, "v0.1.0\n");
     assert!(stderr.contains("created tag v0.1.0"), "{stderr}");
     assert!(stderr.contains("next: git push origin v0.1.0"), "{stderr}");
-    assert_eq!(repo.git(&["cat-file", "-t", "v0.1.0"]), "tag", "annotated");
+    assert_eq!(repo.git(["cat-file", "-t", "v0.1.0"]), "tag", "annotated");
     assert_eq!(repo.rev("v0.1.0").unwrap(), repo.head());
     assert_eq!(
-        repo.git(&[
+        repo.git([
             "for-each-ref",
             "--format=%(taggername) %(taggeremail) %(contents:subject)",
             "refs/tags/v0.1.0"
@@ -206,8 +109,8 @@ fn first_release_is_an_annotated_v_tag_on_head() {
 #[test]
 fn next_versions_follow_the_existing_tags() {
     let repo = Repo::new();
-    repo.git(&["tag", "v1.2.3"]);
-    repo.git(&["tag", "-a", "-m", "alpha", "v1.3.0-alpha.1"]);
+    repo.git(["tag", "v1.2.3"]);
+    repo.git(["tag", "-a", "-m", "alpha", "v1.3.0-alpha.1"]);
     repo.commit("two");
     assert_eq!(repo.ok(&["release", "patch"]).0, "v1.2.4\n");
     repo.commit("three");
@@ -228,15 +131,14 @@ fn next_versions_follow_the_existing_tags() {
         "v2.0.0-beta.2\n"
     );
     assert_eq!(
-        repo.git(&[
+        repo.git([
             "for-each-ref",
             "--format=%(contents:subject)",
             "refs/tags/v2.0.0-beta.2"
         ]),
         "second beta"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&repo.ok(&["release", "major", "--format", "json"]).0).unwrap();
+    let json = repo.tool(&["release", "major", "--format", "json"]).json();
     assert_eq!(json["tag"], "v2.0.0");
     assert_eq!(json["version"], "2.0.0");
     assert_eq!(json["previous"], "v1.3.0");
@@ -248,7 +150,7 @@ fn next_versions_follow_the_existing_tags() {
 #[test]
 fn a_repository_without_v_keeps_it_that_way() {
     let repo = Repo::new();
-    repo.git(&["tag", "1.0.0"]);
+    repo.git(["tag", "1.0.0"]);
     repo.commit("two");
     assert_eq!(repo.ok(&["release", "patch"]).0, "1.0.1\n");
     assert_eq!(repo.ok(&["release", "v1.1.0"]).0, "1.1.0\n");
@@ -257,14 +159,14 @@ fn a_repository_without_v_keeps_it_that_way() {
 #[test]
 fn release_refuses_with_the_reason() {
     let repo = Repo::new();
-    repo.git(&["tag", "v1.2.3"]);
+    repo.git(["tag", "v1.2.3"]);
 
     // An untracked file is not part of any commit; a changed tracked one is.
-    repo.write("notes.tmp", "scratch");
-    repo.write("README", "changed\n");
+    repo.create("notes.tmp", "scratch");
+    repo.create("README", "changed\n");
     let error = repo.refused(&["release", "patch"]);
     assert!(error.contains("uncommitted changes (README)"), "{error}");
-    repo.git(&["checkout", "--", "README"]);
+    repo.git(["checkout", "--", "README"]);
 
     let error = repo.refused(&["release", "1.2.3"]);
     assert!(error.contains("tag v1.2.3 already exists"), "{error}");
@@ -283,35 +185,34 @@ fn release_refuses_with_the_reason() {
         "{error}"
     );
 
-    repo.git(&["switch", "-q", "-c", "feature/x"]);
+    repo.git(["switch", "-q", "-c", "feature/x"]);
     let error = repo.refused(&["release", "patch"]);
     assert!(
         error.contains("HEAD is on `feature/x`, not on the staging branch `main`"),
         "{error}"
     );
-    repo.git(&["switch", "-q", "--detach", "main"]);
+    repo.git(["switch", "-q", "--detach", "main"]);
     let error = repo.refused(&["release", "patch"]);
     assert!(error.contains("HEAD is detached"), "{error}");
     assert_eq!(repo.tags(), ["v1.2.3"], "nothing was created");
     assert_eq!(repo.ok(&["release", "patch", "--force"]).0, "v1.2.4\n");
 
     // clap's own usage error for a bad argument: exit 2, no panic.
-    let output = repo.tool(&["release", "sideways"]);
-    assert_eq!(output.status.code(), Some(2));
+    let output = repo.tool(&["release", "sideways"]).expect_exit(2);
     assert!(String::from_utf8_lossy(&output.stderr).contains("sideways"));
 }
 
 #[test]
 fn release_follows_the_configured_staging_branch() {
     let repo = Repo::new();
-    repo.write(
+    repo.create(
         "Cargo.toml",
         "[workspace]\n\n[[workspace.metadata.gitops.environments]]\nname = \"production\"\n\n[[workspace.metadata.gitops.environments]]\nname = \"staging\"\nbranches = [\"trunk\"]\n",
     );
     repo.commit("config");
     let error = repo.refused(&["release", "patch"]);
     assert!(error.contains("staging branch `trunk`"), "{error}");
-    repo.git(&["switch", "-q", "-c", "trunk"]);
+    repo.git(["switch", "-q", "-c", "trunk"]);
     assert_eq!(repo.ok(&["release", "patch"]).0, "v0.0.1\n");
 }
 
@@ -348,10 +249,10 @@ fn release_dry_run_and_push() {
     let (stdout, stderr) = repo.ok(&["release", "patch", "--push"]);
     assert_eq!(stdout, "v0.0.1\n");
     assert!(stderr.contains("pushed v0.0.1 to origin"), "{stderr}");
-    let remote_tags = git_in(remote.path(), &["tag", "--list"]);
+    let remote_tags = git_in(remote.path(), ["tag", "--list"]);
     assert_eq!(remote_tags, "v0.0.1");
     assert_eq!(
-        git_in(remote.path(), &["rev-parse", "v0.0.1^{commit}"]),
+        git_in(remote.path(), ["rev-parse", "v0.0.1^{commit}"]),
         head
     );
 }
@@ -377,7 +278,7 @@ fn promote_fast_forwards_a_testing_branch() {
     assert!(stderr.contains("fast-forward, 2 commits"), "{stderr}");
     assert_eq!(repo.rev("test/uat1").unwrap(), head);
     assert_eq!(
-        repo.git(&["symbolic-ref", "--short", "HEAD"]),
+        repo.git(["symbolic-ref", "--short", "HEAD"]),
         "main",
         "HEAD stays where it was"
     );
@@ -389,10 +290,10 @@ fn promote_fast_forwards_a_testing_branch() {
 #[test]
 fn promote_refuses_what_is_not_a_fast_forward() {
     let repo = Repo::new();
-    repo.git(&["branch", "test/uat1"]);
-    repo.git(&["switch", "-q", "test/uat1"]);
+    repo.git(["branch", "test/uat1"]);
+    repo.git(["switch", "-q", "test/uat1"]);
     let theirs = repo.commit("only on uat1");
-    repo.git(&["switch", "-q", "main"]);
+    repo.git(["switch", "-q", "main"]);
     repo.commit("only on main");
     let error = repo.refused(&["promote", "testing", "--branch", "test/uat1"]);
     assert!(
@@ -412,22 +313,22 @@ fn promote_pushes_and_checks_origin_too() {
     let (_, stderr) = repo.ok(&["promote", "testing", "--branch", "test/uat1", "--push"]);
     assert!(stderr.contains("pushed test/uat1 to origin"), "{stderr}");
     assert_eq!(
-        git_in(remote.path(), &["rev-parse", "refs/heads/test/uat1"]),
+        git_in(remote.path(), ["rev-parse", "refs/heads/test/uat1"]),
         head
     );
 
     // Someone else moves test/uat1 at origin; once fetched, a promotion would drop their commit.
-    let other = tempfile::tempdir().unwrap();
+    let other = Dir::new();
     git_in(
         other.path(),
-        &["clone", "-q", remote.path().to_str().unwrap(), "."],
+        ["clone", "-q", remote.path().to_str().unwrap(), "."],
     );
-    git_in(other.path(), &["switch", "-q", "test/uat1"]);
+    git_in(other.path(), ["switch", "-q", "test/uat1"]);
     std::fs::write(other.path().join("theirs.txt"), "theirs").unwrap();
-    git_in(other.path(), &["add", "-A"]);
-    git_in(other.path(), &["commit", "-q", "-m", "theirs"]);
-    git_in(other.path(), &["push", "-q", "origin", "test/uat1"]);
-    repo.git(&["fetch", "-q", "origin"]);
+    git_in(other.path(), ["add", "-A"]);
+    git_in(other.path(), ["commit", "-q", "-m", "theirs"]);
+    git_in(other.path(), ["push", "-q", "origin", "test/uat1"]);
+    repo.git(["fetch", "-q", "origin"]);
     repo.commit("three");
     let error = repo.refused(&["promote", "testing", "--branch", "test/uat1", "--push"]);
     assert!(error.contains("at origin it is at"), "{error}");
@@ -436,7 +337,7 @@ fn promote_pushes_and_checks_origin_too() {
 #[test]
 fn promote_to_a_single_branch_environment_needs_no_branch() {
     let repo = Repo::new();
-    repo.git(&["switch", "-q", "-c", "feature/login"]);
+    repo.git(["switch", "-q", "-c", "feature/login"]);
     let head = repo.commit("login");
     let (stdout, _) = repo.ok(&["promote", "staging", "--dry-run", "--push"]);
     assert_eq!(
@@ -455,8 +356,8 @@ fn promote_to_a_single_branch_environment_needs_no_branch() {
 #[test]
 fn promote_prints_the_pull_request() {
     let repo = Repo::new();
-    repo.git(&["branch", "test/uat1"]);
-    repo.git(&["switch", "-q", "-c", "feature/login"]);
+    repo.git(["branch", "test/uat1"]);
+    repo.git(["switch", "-q", "-c", "feature/login"]);
     let head = repo.commit("login");
     let before = repo.rev("test/uat1");
     let (stdout, _) = repo.ok(&["promote", "testing", "--branch", "test/uat1", "--pr"]);
@@ -473,16 +374,16 @@ fn promote_prints_the_pull_request() {
         "a pull request moves nothing"
     );
     // clap refuses the pair, with its usage text: exit 2 still.
-    let output = repo.tool(&[
+    repo.tool(&[
         "promote",
         "testing",
         "--branch",
         "test/uat1",
         "--pr",
         "--push",
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    repo.git(&["switch", "-q", "--detach"]);
+    ])
+    .expect_exit(2);
+    repo.git(["switch", "-q", "--detach"]);
     let error = repo.refused(&["promote", "testing", "--branch", "test/uat1", "--pr"]);
     assert!(error.contains("HEAD is detached"), "{error}");
 }

@@ -2,9 +2,12 @@
 //! workflow's triggers and `cargo gitops env`, the real validators (zizmor, check-jsonschema,
 //! actionlint), and the drift check.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
+use support::Dir;
 use yaml_rust2::{Yaml, YamlLoader};
 
 const SHA: &str = "b4b9fda0123456789abcdef0123456789abcdef0";
@@ -59,49 +62,16 @@ name = "development"
 "#;
 
 /// A temp repository with `config` as its Cargo.toml and one commit.
-fn repository(config: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Cargo.toml"), config).unwrap();
-    git(dir.path(), &["init", "-q", "-b", "main"]);
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-q", "-m", "first"]);
+fn repository(config: &str) -> Dir {
+    let dir = Dir::git_repo();
+    dir.create("Cargo.toml", config);
+    dir.commit("first");
     dir
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(status.success(), "git {args:?}");
-}
-
-fn gitops(dir: &Path) -> assert_cmd::Command {
-    let mut command = assert_cmd::Command::cargo_bin("cargo-gitops").unwrap();
-    command
-        .current_dir(dir)
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("GITHUB_REF")
-        .env_remove("GITHUB_SHA")
-        .env_remove("GITHUB_OUTPUT");
-    command
-}
-
 /// Generates the workflows into `dir` and returns them by file name, sorted.
-fn generate(dir: &Path) -> Vec<(String, String)> {
-    gitops(dir)
-        .args(["init-workflows", "-q"])
-        .assert()
-        .success();
+fn generate(dir: &Dir) -> Vec<(String, String)> {
+    dir.command().args(["init-workflows", "-q"]).expect_exit(0);
     let mut files: Vec<(String, String)> = std::fs::read_dir(dir.join(".github/workflows"))
         .unwrap()
         .map(|e| {
@@ -119,7 +89,7 @@ fn generate(dir: &Path) -> Vec<(String, String)> {
 #[test]
 fn snapshots_of_the_default_configuration() {
     let dir = repository(DEFAULT_CONFIG);
-    let files = generate(dir.path());
+    let files = generate(&dir);
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -141,7 +111,7 @@ fn snapshots_of_the_default_configuration() {
 #[test]
 fn snapshots_of_three_testing_environments_channels_and_a_custom_registry() {
     let dir = repository(CUSTOM_CONFIG);
-    for (name, contents) in generate(dir.path()) {
+    for (name, contents) in generate(&dir) {
         insta::assert_snapshot!(format!("custom__{name}"), contents);
     }
 }
@@ -203,18 +173,14 @@ fn strings(yaml: &Yaml) -> Vec<String> {
 }
 
 /// The environment `cargo gitops env` gives a ref, run as GitHub Actions would run it.
-fn environment_of(dir: &Path, full_ref: &str) -> Option<String> {
-    let output = gitops(dir)
+fn environment_of(dir: &Dir, full_ref: &str) -> Option<String> {
+    let json = dir
+        .command()
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_REF", full_ref)
         .env("GITHUB_SHA", SHA)
         .args(["env", "--format", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&output).unwrap();
+        .json();
     json["environment"].as_str().map(str::to_owned)
 }
 
@@ -261,7 +227,7 @@ const TAGS: &[&str] = &[
 
 fn check_triggers_agree_with_env(config: &str) {
     let dir = repository(config);
-    let files = generate(dir.path());
+    let files = generate(&dir);
     let mut refs: Vec<(String, &str)> = BRANCHES
         .iter()
         .map(|b| (format!("refs/heads/{b}"), *b))
@@ -269,7 +235,7 @@ fn check_triggers_agree_with_env(config: &str) {
     refs.extend(TAGS.iter().map(|t| (format!("refs/tags/{t}"), *t)));
     let resolved: Vec<Option<String>> = refs
         .iter()
-        .map(|(full, _)| environment_of(dir.path(), full))
+        .map(|(full, _)| environment_of(&dir, full))
         .collect();
 
     for (file, contents) in files.iter().filter(|(n, _)| n != "gitops-pipeline.yml") {
@@ -343,7 +309,7 @@ fn run_validator(program: &str, args: &[&str], dir: &Path) {
 
 fn validate(config: &str) {
     let dir = repository(config);
-    let files = generate(dir.path());
+    let files = generate(&dir);
     let paths: Vec<String> = files
         .iter()
         .map(|(n, _)| format!(".github/workflows/{n}"))
@@ -376,13 +342,11 @@ fn generated_custom_workflows_pass_zizmor_check_jsonschema_and_actionlint() {
 fn the_validators_catch_what_the_generator_must_avoid() {
     // The same checks fail on a workflow with an unpinned action and an injection in `run:`,
     // so their passing above means something.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join(".github/workflows")).unwrap();
-    std::fs::write(
-        dir.path().join(".github/workflows/bad.yml"),
+    let dir = Dir::new();
+    dir.create(
+        ".github/workflows/bad.yml",
         "name: bad\non: pull_request_target\npermissions: {}\njobs:\n  a:\n    name: a\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: x\n        run: echo ${{ github.head_ref }}\n",
-    )
-    .unwrap();
+    );
     let status = Command::new("zizmor")
         .args(["--offline", "--no-progress", ".github/workflows"])
         .current_dir(dir.path())
@@ -405,23 +369,20 @@ fn the_validators_catch_what_the_generator_must_avoid() {
 #[test]
 fn check_fails_after_a_hand_edit_and_passes_after_regeneration() {
     let dir = repository(DEFAULT_CONFIG);
-    generate(dir.path());
-    gitops(dir.path())
+    generate(&dir);
+    dir.command()
         .args(["init-workflows", "--check"])
-        .assert()
-        .success();
+        .expect_exit(0);
 
-    let staging = dir.path().join(".github/workflows/gitops-staging.yml");
+    let staging = dir.join(".github/workflows/gitops-staging.yml");
     let edited = std::fs::read_to_string(&staging)
         .unwrap()
         .replace("cancel-in-progress: false", "cancel-in-progress: true");
     std::fs::write(&staging, edited).unwrap();
-    let output = gitops(dir.path())
+    let output = dir
+        .command()
         .args(["init-workflows", "--check"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
+        .expect_exit(1);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("--- a/.github/workflows/gitops-staging.yml"),
@@ -444,31 +405,21 @@ fn check_fails_after_a_hand_edit_and_passes_after_regeneration() {
             .contains("cancel-in-progress: true")
     );
 
-    gitops(dir.path())
-        .args(["init-workflows", "-q"])
-        .assert()
-        .success();
-    gitops(dir.path())
+    dir.command().args(["init-workflows", "-q"]).expect_exit(0);
+    dir.command()
         .args(["init-workflows", "--check"])
-        .assert()
-        .success();
+        .expect_exit(0);
 }
 
 #[test]
 fn check_reports_a_workflow_that_is_no_longer_generated() {
     let dir = repository(DEFAULT_CONFIG);
-    generate(dir.path());
-    std::fs::write(
-        dir.path().join(".github/workflows/gitops-qa.yml"),
-        "name: qa\n",
-    )
-    .unwrap();
-    let output = gitops(dir.path())
+    generate(&dir);
+    dir.create(".github/workflows/gitops-qa.yml", "name: qa\n");
+    let output = dir
+        .command()
         .args(["init-workflows", "--check"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
+        .expect_exit(1);
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("gitops-qa.yml is no longer generated")
     );
@@ -478,13 +429,11 @@ fn check_reports_a_workflow_that_is_no_longer_generated() {
 fn a_user_template_replaces_the_embedded_one() {
     let config = format!("{DEFAULT_CONFIG}templates = \"ci\"\n");
     let dir = repository(&config);
-    std::fs::create_dir_all(dir.path().join("ci")).unwrap();
-    std::fs::write(
-        dir.path().join("ci/environment.yml"),
+    dir.create(
+        "ci/environment.yml",
         "# custom [[ name ]] via [[ pipeline_file ]]\n",
-    )
-    .unwrap();
-    let files = generate(dir.path());
+    );
+    let files = generate(&dir);
     let staging = &files
         .iter()
         .find(|(n, _)| n == "gitops-staging.yml")
@@ -506,18 +455,8 @@ fn a_user_template_replaces_the_embedded_one() {
 fn an_undefined_variable_in_a_template_is_an_error() {
     let config = format!("{DEFAULT_CONFIG}templates = \"ci\"\n");
     let dir = repository(&config);
-    std::fs::create_dir_all(dir.path().join("ci")).unwrap();
-    std::fs::write(
-        dir.path().join("ci/pipeline.yml"),
-        "name: [[ no_such_value ]]\n",
-    )
-    .unwrap();
-    let output = gitops(dir.path())
-        .args(["init-workflows"])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
+    dir.create("ci/pipeline.yml", "name: [[ no_such_value ]]\n");
+    let output = dir.command().args(["init-workflows"]).expect_exit(2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.starts_with("error: template `pipeline.yml` is not valid")
@@ -525,7 +464,7 @@ fn an_undefined_variable_in_a_template_is_an_error() {
         "{stderr}"
     );
     assert!(
-        !dir.path().join(".github/workflows").exists(),
+        !dir.join(".github/workflows").exists(),
         "nothing is written when rendering fails"
     );
 }
@@ -536,12 +475,7 @@ fn an_unpinned_extra_step_is_refused() {
         "{DEFAULT_CONFIG}workflow-steps = [{{ name = \"cache\", uses = \"actions/cache@v4\" }}]\n"
     );
     let dir = repository(&config);
-    let output = gitops(dir.path())
-        .args(["init-workflows"])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
+    let output = dir.command().args(["init-workflows"]).expect_exit(2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("not pinned to a full commit sha"),

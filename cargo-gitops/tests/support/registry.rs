@@ -1,17 +1,17 @@
 //! Real parts for integration tests: Debian's `docker-registry` on a free loopback port with
 //! storage in a temp dir (optionally behind htpasswd), read back through its HTTP API and its
-//! access log; and fixture repositories whose Dockerfile is `FROM scratch` plus a statically
-//! linked binary.
-
-#![allow(dead_code)]
+//! access log; podman on storage of its own; and fixture repositories whose Dockerfile is
+//! `FROM scratch` plus a statically linked binary.
 
 use std::io::Read;
 use std::net::TcpListener;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
+use super::command::{TestCommand, no_logins};
+use super::repo::{Dir, gitops_manifest};
 
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
@@ -19,7 +19,7 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, appl
 pub struct Registry {
     child: Option<Child>,
     pub port: u16,
-    dir: TempDir,
+    dir: Dir,
     htpasswd: Option<PathBuf>,
 }
 
@@ -42,9 +42,9 @@ impl Registry {
     }
 
     fn start_inner(user: Option<(&str, &str)>) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Dir::new();
         let htpasswd = user.map(|(user, password)| {
-            let path = dir.path().join("htpasswd");
+            let path = dir.join("htpasswd");
             let status = Command::new("htpasswd")
                 .args(["-Bbc", path.to_str().unwrap(), user, password])
                 .stdout(Stdio::null())
@@ -78,7 +78,7 @@ impl Registry {
                 .unwrap();
             let child = Command::new("docker-registry")
                 .arg("serve")
-                .arg(self.dir.path().join("config.yml"))
+                .arg(self.dir.join("config.yml"))
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
@@ -106,10 +106,10 @@ impl Registry {
         };
         let config = format!(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{auth}http:\n  addr: 127.0.0.1:{}\n",
-            self.dir.path().join("data").display(),
+            self.dir.join("data").display(),
             self.port
         );
-        std::fs::write(self.dir.path().join("config.yml"), config).unwrap();
+        std::fs::write(self.dir.join("config.yml"), config).unwrap();
     }
 
     fn wait_ready(&mut self) -> bool {
@@ -141,11 +141,11 @@ impl Registry {
     }
 
     pub fn storage(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.dir.join("data")
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("registry.log")
+        self.dir.join("registry.log")
     }
 
     /// The API requests in the access log, as `METHOD /path STATUS`, oldest first.
@@ -274,6 +274,66 @@ impl Registry {
         let bytes = response.body_mut().read_to_vec().unwrap();
         Some((bytes, media_type, digest))
     }
+
+    /// The access log once it has stopped growing: the registry writes a line just after it
+    /// answers, so a test that reads the log at once may miss the last request.
+    pub fn settled_requests(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = self.requests();
+        loop {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = self.requests();
+            if now.len() == last.len() || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    /// The requests logged after the first `before` ones, once the log has stopped growing.
+    pub fn requests_since(&self, before: usize) -> Vec<String> {
+        self.settled_requests()[before..].to_vec()
+    }
+
+    /// Uploads a blob to repository `name` in one request pair (POST, then PUT with the
+    /// digest), as a client would (for set-up only); returns its digest.
+    pub fn put_blob(&self, name: &str, bytes: &[u8]) -> String {
+        let digest = sha256(bytes);
+        let base = format!("http://{}", self.host());
+        let response = self
+            .agent()
+            .post(format!("{base}/v2/{name}/blobs/uploads/"))
+            .send_empty()
+            .unwrap();
+        assert_eq!(response.status(), 202, "start upload");
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let location = if location.starts_with("http") {
+            location
+        } else {
+            format!("{base}{location}")
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let response = self
+            .agent()
+            .put(format!("{location}{separator}digest={digest}"))
+            .header("Content-Type", "application/octet-stream")
+            .send(bytes)
+            .unwrap();
+        assert_eq!(response.status(), 201, "finish upload");
+        digest
+    }
+
+    /// Stores `bytes` as a manifest under `reference`, as a client would (for set-up only).
+    pub fn put_manifest(&self, name: &str, reference: &str, bytes: &[u8], media_type: &str) {
+        let url = format!("http://{}/v2/{name}/manifests/{reference}", self.host());
+        let response = self
+            .agent()
+            .put(&url)
+            .header("Content-Type", media_type)
+            .send(bytes)
+            .unwrap();
+        assert_eq!(response.status(), 201, "PUT manifest {name}:{reference}");
+    }
 }
 
 impl Drop for Registry {
@@ -296,9 +356,7 @@ pub fn static_binary() -> PathBuf {
     static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BINARY
         .get_or_init(|| {
-            let dir =
-                std::env::temp_dir().join(format!("cargo-gitops-fixture-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
+            let dir = super::process_dir();
             let source = dir.join("hello.c");
             std::fs::write(
                 &source,
@@ -318,99 +376,63 @@ pub fn static_binary() -> PathBuf {
         .clone()
 }
 
+/// Writes a `FROM scratch` Dockerfile and the static binary it copies into `dir`.
+fn write_scratch_image(dir: &Dir) {
+    std::fs::copy(static_binary(), dir.join("hello")).unwrap();
+    dir.create(
+        "Dockerfile",
+        "FROM scratch\nCOPY hello /hello\nUSER 65532\nENTRYPOINT [\"/hello\"]\n",
+    );
+}
+
 /// A git repository whose image is `FROM scratch` plus a static binary, configured for a
-/// registry, with one commit on `main`.
+/// registry, with one commit on `main`. It is a `Dir`: `git`, `head` and `path` are its own.
 pub struct Fixture {
-    pub dir: TempDir,
+    pub repo: Dir,
     pub image: String,
 }
 
 impl Fixture {
     pub fn new(registry: &str, image: &str) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(static_binary(), dir.path().join("hello")).unwrap();
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM scratch\nCOPY hello /hello\nUSER 65532\nENTRYPOINT [\"/hello\"]\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("Cargo.toml"),
-            format!("[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"{registry}\"\nimage = \"{image}\"\n"),
-        )
-        .unwrap();
-        // Empty logins, so the machine's own never leak into a test.
-        std::fs::write(dir.path().join(".auth.json"), "{\"auths\":{}}").unwrap();
-        std::fs::write(dir.path().join(".gitignore"), ".auth.json\n").unwrap();
-        let fixture = Fixture {
-            dir,
+        let repo = Dir::git_repo();
+        write_scratch_image(&repo);
+        repo.create("Cargo.toml", gitops_manifest(registry, image, ""));
+        repo.commit("first");
+        Fixture {
+            repo,
             image: image.to_owned(),
-        };
-        fixture.git(&["init", "-q", "-b", "main"]);
-        fixture.git(&["add", "-A"]);
-        fixture.git(&["commit", "-q", "-m", "first"]);
-        fixture
+        }
     }
 
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Runs git in the fixture with a fixed identity; returns stdout.
-    pub fn git(&self, args: &[&str]) -> String {
-        let output = Command::new("git")
-            .args([
-                "-c",
-                "user.name=Test",
-                "-c",
-                "user.email=test@example.com",
-                "-c",
-                "commit.gpgsign=false",
-                "-c",
-                "tag.gpgsign=false",
-            ])
-            .args(args)
-            .current_dir(self.path())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    }
-
-    pub fn head(&self) -> String {
-        self.git(&["rev-parse", "HEAD"])
-    }
-
-    /// `cargo-gitops` in the fixture, outside any CI, with podman on vfs storage.
-    pub fn command(&self) -> assert_cmd::Command {
-        let mut command = assert_cmd::Command::cargo_bin("cargo-gitops").unwrap();
+    /// `cargo-gitops` in the fixture, outside any CI, with no login and podman on vfs storage.
+    pub fn command(&self) -> TestCommand {
+        let mut command = self.repo.command();
+        command.timeout(Duration::from_secs(120));
         command
-            .current_dir(self.path())
-            .env("STORAGE_DRIVER", "vfs")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_REF")
-            .env_remove("GITHUB_SHA")
-            .env_remove("GITHUB_OUTPUT")
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .env_remove("GITOPS_REGISTRY_USER")
-            .env_remove("GITOPS_REGISTRY_PASSWORD")
-            .env("DOCKER_CONFIG", self.path().join(".no-docker-config"))
-            .env("REGISTRY_AUTH_FILE", self.path().join(".auth.json"))
-            .timeout(Duration::from_secs(120));
+    }
+
+    /// `cargo gitops build --retag-with RETAGGER` plus `args`, in the fixture.
+    pub fn build(&self, retagger: &str, args: &[&str]) -> TestCommand {
+        let mut command = self.command();
+        command.args(["build", "--retag-with", retagger]).args(args);
         command
     }
 }
 
+impl Deref for Fixture {
+    type Target = Dir;
+
+    fn deref(&self) -> &Dir {
+        &self.repo
+    }
+}
+
 /// A `PATH` holding only the named programs (as links), to prove which ones a run uses.
-pub fn path_with_only(programs: &[&str]) -> (TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
+pub fn path_with_only(programs: &[&str]) -> (Dir, String) {
+    let dir = Dir::new();
     for program in programs {
         let found = which(program).unwrap_or_else(|| panic!("{program} must be installed"));
-        std::os::unix::fs::symlink(found, dir.path().join(program)).unwrap();
+        std::os::unix::fs::symlink(found, dir.join(program)).unwrap();
     }
     let path = dir.path().display().to_string();
     (dir, path)
@@ -420,35 +442,6 @@ pub fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(program))
         .find(|p| p.is_file())
-}
-
-impl Registry {
-    /// The access log once it has stopped growing: the registry writes a line just after it
-    /// answers, so a test that reads the log at once may miss the last request.
-    pub fn settled_requests(&self) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut last = self.requests();
-        loop {
-            std::thread::sleep(Duration::from_millis(150));
-            let now = self.requests();
-            if now.len() == last.len() || Instant::now() > deadline {
-                return now;
-            }
-            last = now;
-        }
-    }
-
-    /// Stores `bytes` as a manifest under `reference`, as a client would (for set-up only).
-    pub fn put_manifest(&self, name: &str, reference: &str, bytes: &[u8], media_type: &str) {
-        let url = format!("http://{}/v2/{name}/manifests/{reference}", self.host());
-        let response = self
-            .agent()
-            .put(&url)
-            .header("Content-Type", media_type)
-            .send(bytes)
-            .unwrap();
-        assert_eq!(response.status(), 201, "PUT manifest {name}:{reference}");
-    }
 }
 
 /// Runs a program with a time limit (coreutils `timeout`); panics with its output when it fails.
@@ -479,29 +472,21 @@ pub fn run_bounded(command: &mut Command, seconds: u64) -> String {
 }
 
 /// A folder holding a `FROM scratch` Dockerfile and the static binary: a build context.
-pub fn scratch_context() -> TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(static_binary(), dir.path().join("hello")).unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY hello /hello\nUSER 65532\nENTRYPOINT [\"/hello\"]\n",
-    )
-    .unwrap();
+pub fn scratch_context() -> Dir {
+    let dir = Dir::new();
+    write_scratch_image(&dir);
     dir
 }
 
 /// podman with storage of its own (vfs, in a temp dir), so tests running side by side share
 /// no images, no locks and no manifest lists. Never pulls: images are `FROM scratch`.
 pub struct Podman {
-    dir: TempDir,
+    dir: Dir,
 }
 
 impl Podman {
     pub fn new() -> Podman {
-        let dir = tempfile::tempdir().unwrap();
-        // No logins: the machine's own never leak in, and `--creds` is the only way to log in.
-        std::fs::write(dir.path().join("auth.json"), "{\"auths\":{}}").unwrap();
-        Podman { dir }
+        Podman { dir: Dir::new() }
     }
 
     /// `podman` with this storage; run it with `run_bounded`.
@@ -509,12 +494,13 @@ impl Podman {
         let mut command = Command::new("podman");
         command
             .arg("--root")
-            .arg(self.dir.path().join("root"))
+            .arg(self.dir.join("root"))
             .arg("--runroot")
-            .arg(self.dir.path().join("run"))
+            .arg(self.dir.join("run"))
             .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
             .env("STORAGE_DRIVER", "vfs")
-            .env("REGISTRY_AUTH_FILE", self.dir.path().join("auth.json"));
+            // No logins: the machine's own never leak in, and `--creds` is the only way to log in.
+            .env("REGISTRY_AUTH_FILE", no_logins().1);
         command
     }
 

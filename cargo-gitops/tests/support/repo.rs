@@ -1,25 +1,16 @@
-//! Shared helpers for the integration tests, in the manner of ripgrep's `tests/util.rs`: each
-//! test gets its own temporary directory (`Dir`), may turn it into a git repository built with
-//! the real `git` command line, and runs the command under test there (`TestCommand`) with an
-//! environment scrubbed of the caller's CI and git variables, so that a test behaves the same
-//! on a laptop, inside a git hook and on a GitHub runner.
-
-// Each test binary uses its own subset of these helpers.
-#![allow(dead_code)]
+//! Temporary directories (`Dir`) that may be git repositories, built with the real `git` command
+//! line with a fixed identity and date, branch `main` and no user or system configuration, so
+//! that a test behaves the same on a laptop, inside a git hook and on a GitHub runner.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-/// Variables that would leak the caller's context into a test: GitHub Actions' (the tool reads
-/// them) and git's own (set while a git hook runs, they would redirect every `git` call).
-const SCRUBBED_VARS: &[&str] = &[
-    "GITHUB_ACTIONS",
-    "GITHUB_REF",
-    "GITHUB_REF_NAME",
-    "GITHUB_SHA",
-    "GITHUB_OUTPUT",
-    "GITHUB_STEP_SUMMARY",
+use super::command::TestCommand;
+
+/// Variables set while a git hook runs: they would redirect every `git` call. Removed from
+/// every `git` call and every run of the command under test.
+pub(super) const GIT_REDIRECTS: &[&str] = &[
     "GIT_DIR",
     "GIT_WORK_TREE",
     "GIT_INDEX_FILE",
@@ -33,14 +24,17 @@ const SCRUBBED_VARS: &[&str] = &[
 
 /// A fixed identity and date, so that git works on a machine with no git configuration and
 /// commits do not depend on the clock.
-const GIT_IDENTITY: &[(&str, &str)] = &[
+pub(super) const GIT_IDENTITY: &[(&str, &str)] = &[
     ("GIT_AUTHOR_NAME", "Test Author"),
     ("GIT_AUTHOR_EMAIL", "author@example.com"),
     ("GIT_AUTHOR_DATE", "2022-06-10T17:07:48Z"),
     ("GIT_COMMITTER_NAME", "Test Committer"),
     ("GIT_COMMITTER_EMAIL", "committer@example.com"),
     ("GIT_COMMITTER_DATE", "2022-06-10T17:07:48Z"),
-    // Neither the machine's nor the user's configuration (signing, hooks, default branch).
+];
+
+/// Neither the machine's nor the user's configuration (signing, hooks, default branch).
+pub(super) const NO_GIT_CONFIG: &[(&str, &str)] = &[
     ("GIT_CONFIG_NOSYSTEM", "1"),
     ("GIT_CONFIG_GLOBAL", "/dev/null"),
 ];
@@ -107,7 +101,7 @@ impl Dir {
     }
 
     /// Writes a file (creating its directories), relative to the root.
-    pub fn create(&self, relative: impl AsRef<Path>, contents: &str) -> &Dir {
+    pub fn create(&self, relative: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> &Dir {
         let path = self.join(relative);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("create parent directories");
@@ -144,6 +138,18 @@ impl Dir {
         self.git(["rev-parse", "HEAD"])
     }
 
+    /// The commit `name` points at, or `None` when it names none.
+    pub fn rev(&self, name: &str) -> Option<String> {
+        let output = git_output(
+            &self.root,
+            ["rev-parse", "--verify", "-q", &format!("{name}^{{commit}}")],
+        );
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8(output.stdout).unwrap().trim().to_owned())
+    }
+
     /// The command under test, run in the root.
     pub fn command(&self) -> TestCommand {
         TestCommand::new(&self.root)
@@ -155,6 +161,37 @@ impl Dir {
     }
 }
 
+impl Default for Dir {
+    fn default() -> Self {
+        Dir::new()
+    }
+}
+
+/// The `Cargo.toml` of an empty workspace whose image is `registry`/`image`, followed by
+/// `extra` (more of its `[workspace.metadata.gitops]` table, or tables of its own).
+pub fn gitops_manifest(registry: &str, image: &str, extra: &str) -> String {
+    format!(
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"{registry}\"\nimage = \"{image}\"\n{extra}"
+    )
+}
+
+/// Runs `git` in `dir` with a fixed identity and no ambient configuration, whatever its exit
+/// status.
+pub fn git_output<I, S>(dir: &Path, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = std::process::Command::new("git");
+    cmd.current_dir(dir).args(GIT_SETTINGS).args(args);
+    for var in GIT_REDIRECTS {
+        cmd.env_remove(var);
+    }
+    cmd.envs(GIT_IDENTITY.iter().copied())
+        .envs(NO_GIT_CONFIG.iter().copied());
+    cmd.output().expect("run git (is it installed?)")
+}
+
 /// Runs `git` in `dir` with a fixed identity and no ambient configuration; panics with git's
 /// stderr if it fails. Returns stdout, trimmed.
 pub fn git_in<I, S>(dir: &Path, args: I) -> String
@@ -162,16 +199,11 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = std::process::Command::new("git");
-    cmd.current_dir(dir).args(GIT_SETTINGS).args(args);
-    for var in SCRUBBED_VARS {
-        cmd.env_remove(var);
-    }
-    cmd.envs(GIT_IDENTITY.iter().copied());
-    let output = cmd.output().expect("run git (is it installed?)");
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let output = git_output(dir, &args);
     assert!(
         output.status.success(),
-        "{cmd:?} failed ({}):\n{}",
+        "git {args:?} in {dir:?} failed ({}):\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
@@ -179,73 +211,4 @@ where
         .expect("git output is UTF-8")
         .trim()
         .to_owned()
-}
-
-/// The `cargo-gitops` binary of this package, run in one directory with a clean environment.
-pub struct TestCommand {
-    cmd: assert_cmd::Command,
-}
-
-impl TestCommand {
-    fn new(dir: &Path) -> TestCommand {
-        let mut cmd =
-            assert_cmd::Command::cargo_bin("cargo-gitops").expect("cargo-gitops is built");
-        cmd.current_dir(dir);
-        for var in SCRUBBED_VARS {
-            cmd.env_remove(var);
-        }
-        cmd.env("RUST_BACKTRACE", "1");
-        TestCommand { cmd }
-    }
-
-    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut TestCommand {
-        self.cmd.arg(arg);
-        self
-    }
-
-    pub fn args<I, S>(&mut self, args: I) -> &mut TestCommand
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        self.cmd.args(args);
-        self
-    }
-
-    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut TestCommand {
-        self.cmd.env(key, value);
-        self
-    }
-
-    /// Runs the command, whatever its exit status.
-    pub fn output(&mut self) -> Output {
-        self.cmd.output().expect("run cargo-gitops")
-    }
-
-    /// Runs the command, asserts that it exits 0, and returns its stdout.
-    pub fn stdout(&mut self) -> String {
-        let output = self.expect_exit(0);
-        String::from_utf8(output.stdout).expect("stdout is UTF-8")
-    }
-
-    /// Runs the command, asserts that it exits 0, and parses its stdout as one JSON value.
-    pub fn json(&mut self) -> serde_json::Value {
-        let stdout = self.stdout();
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}"))
-    }
-
-    /// Runs the command and asserts its exit code; shows both streams when it differs.
-    pub fn expect_exit(&mut self, code: i32) -> Output {
-        let output = self.output();
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "{:?}: unexpected exit status\n--- stdout\n{}\n--- stderr\n{}",
-            self.cmd,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
-    }
 }

@@ -1,0 +1,38 @@
+//! Test support shared by every integration test, in the manner of ripgrep's `tests/util.rs`:
+//! temporary directories and git repositories made with the real `git` command line (`repo`),
+//! the command under test run in them with a scrubbed environment, with its JSON and its error
+//! lines read back (`command`), and the real parts some tests need: Debian's `docker-registry`,
+//! podman on storage of its own, and fixture repositories whose image is `FROM scratch`
+//! (`registry`).
+//!
+//! Each test crate includes it with `mod support;` and uses its own subset of it.
+
+#![allow(dead_code)]
+
+mod command;
+mod registry;
+mod repo;
+
+// Every test crate uses its own subset of what is re-exported here.
+#[allow(unused_imports)]
+pub use command::{TestCommand, json, one_error_line, printed};
+#[allow(unused_imports)]
+pub use registry::{
+    Fixture, MANIFEST_ACCEPT, Podman, Registry, free_port, path_with_only, run_bounded,
+    scratch_context, sha256, static_binary, which,
+};
+#[allow(unused_imports)]
+pub use repo::{Dir, git_in, git_output, gitops_manifest};
+
+use std::path::{Path, PathBuf};
+
+/// A directory of this test process's own, kept for its whole run, for what is made once and
+/// shared by every test in it (the static binary, the empty logins).
+fn process_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("cargo-gitops-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the test process's directory");
+        dir
+    })
+}
