@@ -42,6 +42,9 @@ pub struct BuildSpec {
     pub insecure_registries: Vec<String>,
     /// Where the builder writes what it pushed, to read back the digest.
     pub metadata_file: PathBuf,
+    /// The source's time (`SOURCE_DATE_EPOCH` or the commit's): timestamps in the image come
+    /// from it, so two builds of one commit can give one digest.
+    pub epoch: u64,
 }
 
 impl BuildSpec {
@@ -85,6 +88,13 @@ pub fn buildx_build(spec: &BuildSpec) -> Command {
         command = command.args(["--builder", builder.as_str()]);
     }
     command = command.args(spec.common_args());
+    if !spec.build_args.contains_key("SOURCE_DATE_EPOCH") {
+        // BuildKit takes the image's timestamps from this build argument.
+        command = command.args([
+            "--build-arg".to_owned(),
+            format!("SOURCE_DATE_EPOCH={}", spec.epoch),
+        ]);
+    }
     command = command.args([
         "--metadata-file".to_owned(),
         spec.metadata_file.display().to_string(),
@@ -102,6 +112,7 @@ pub fn buildx_build(spec: &BuildSpec) -> Command {
 pub fn podman_build(spec: &BuildSpec) -> Command {
     Command::new("podman")
         .arg("build")
+        .args(["--timestamp".to_owned(), spec.epoch.to_string()])
         .args(spec.common_args())
         .arg(spec.context.display().to_string())
 }
@@ -157,6 +168,7 @@ mod tests {
             cache_to: vec!["type=gha,mode=max".into()],
             insecure_registries: vec![],
             metadata_file: "/tmp/meta.json".into(),
+            epoch: 1_654_880_000,
         }
     }
 
@@ -186,6 +198,8 @@ mod tests {
                 "PROFILE=release",
                 "--platform",
                 "linux/amd64,linux/arm64",
+                "--build-arg",
+                "SOURCE_DATE_EPOCH=1654880000",
                 "--metadata-file",
                 "/tmp/meta.json",
                 "--cache-from",
@@ -214,8 +228,14 @@ mod tests {
         );
         let build = podman_build(&spec);
         assert_eq!(
-            build.argv()[..3],
-            ["build", "--file", "demo-app/Dockerfile"]
+            build.argv()[..5],
+            [
+                "build",
+                "--timestamp",
+                "1654880000",
+                "--file",
+                "demo-app/Dockerfile"
+            ]
         );
         assert_eq!(build.argv().last(), Some(&"."));
     }

@@ -184,8 +184,17 @@ impl Job<'_> {
             BuilderKind::Buildx => lines.push(builder::buildx_build(&spec).display()),
             BuilderKind::Podman => {
                 lines.push(builder::podman_build(&spec).display());
-                for tag in &spec.tags {
+                let (lookup_tag, env_tags) = spec
+                    .tags
+                    .split_first()
+                    .expect("the lookup tag is always first");
+                for (i, tag) in env_tags.iter().enumerate() {
                     lines.push(builder::podman_push(&spec, tag, &self.digest_file(tag)).display());
+                    if i == 0 {
+                        lines.push(format!(
+                            "# then, unless it exists: point {lookup_tag} at the digest just pushed"
+                        ));
+                    }
                 }
             }
             BuilderKind::Native => {
@@ -246,6 +255,7 @@ impl Job<'_> {
             cache_to: config.build.cache_to.clone(),
             insecure_registries: config.build.insecure_registries.clone(),
             metadata_file: self.scratch_dir.join("buildx-metadata.json"),
+            epoch: self.epoch,
         }
     }
 
@@ -266,7 +276,8 @@ impl Job<'_> {
             ("org.opencontainers.image.version".to_owned(), version),
             (
                 "org.opencontainers.image.created".to_owned(),
-                rfc3339(d.timestamp),
+                // The source's time, not the clock's: a rebuild of one commit keeps its labels.
+                rfc3339(self.epoch),
             ),
             (
                 "org.opencontainers.image.title".to_owned(),
@@ -323,11 +334,16 @@ impl Job<'_> {
             BuilderKind::Podman => {
                 self.progress
                     .step("build with podman", || builder::podman_build(spec).run())?;
-                for tag in std::iter::once(lookup_tag).chain(env_tags) {
-                    self.progress
-                        .step(&format!("push {}", spec.repository.with_tag(tag)), || {
-                            builder::podman_push(spec, tag, &self.digest_file(tag)).run()
-                        })?;
+                let (primary, others) = env_tags
+                    .split_first()
+                    .expect("an environment always has a primary tag");
+                self.push_with_podman(spec, primary)?;
+                self.progress.step(
+                    &format!("claim {}", spec.repository.with_tag(lookup_tag)),
+                    || self.claim_lookup(spec, primary, lookup_tag),
+                )?;
+                for tag in others {
+                    self.push_with_podman(spec, tag)?;
                 }
             }
         }
@@ -335,6 +351,40 @@ impl Job<'_> {
             .step("check that every tag names the same image", || {
                 self.converge(&spec.repository, lookup_tag, env_tags)
             })
+    }
+
+    fn push_with_podman(&self, spec: &BuildSpec, tag: &str) -> Result<(), Error> {
+        self.progress
+            .step(&format!("push {}", spec.repository.with_tag(tag)), || {
+                builder::podman_push(spec, tag, &self.digest_file(tag))
+                    .run()
+                    .map(drop)
+            })
+    }
+
+    /// Points the lookup tag at what podman pushed as `primary`, unless another run for this
+    /// commit got there first (then its image is the commit's, and `converge` moves this run's
+    /// tags onto it). A claim is a HEAD and a PUT, so racing runs rarely both find it free;
+    /// the image is complete before any tag names it, whichever run wins.
+    fn claim_lookup(&self, spec: &BuildSpec, primary: &str, lookup_tag: &str) -> Result<(), Error> {
+        if self
+            .retagger
+            .lookup(&spec.repository, lookup_tag)?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let file = self.digest_file(primary);
+        let digest = std::fs::read_to_string(&file).map_err(|source| Error::Write {
+            what: file.display().to_string(),
+            source,
+        })?;
+        self.retagger.retag(
+            &spec.repository,
+            digest.trim(),
+            &spec.repository,
+            &[lookup_tag.to_owned()],
+        )
     }
 
     /// Where a native build writes an OCI layout instead of pushing: `--output`, or
@@ -374,11 +424,7 @@ impl Job<'_> {
             .clone()
             .or_else(|| self.config.package.clone())
             .unwrap_or_default();
-        let mut labels = self.labels(&title);
-        labels.insert(
-            "org.opencontainers.image.created".to_owned(),
-            rfc3339(self.epoch),
-        );
+        let labels = self.labels(&title);
         native::NativeSpec {
             manifest: self.manifest(),
             package: self.config.package.clone(),

@@ -140,20 +140,29 @@ fn a_second_run_for_the_same_commit_retags() {
 
 #[test]
 fn concurrent_runs_for_one_commit_leave_every_tag_on_one_digest() {
+    // Both runs build; whichever claims the lookup tag first wins, and the other's tags follow.
     let registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
     let runs: Vec<_> = (0..2)
         .map(|i| {
-            // Different creation times make the two builds differ, as real racing builds can.
+            // Different source times make the two builds differ, as racing builds of a
+            // Dockerfile that is not reproducible do.
             let args = ["-q", "--timestamp", &format!("165488086{i}")];
-            build(&fixture, "podman", "builtin", &args)
-                .std()
-                .spawn()
-                .unwrap()
+            let mut command = build(&fixture, "podman", "builtin", &args).std();
+            command.env("SOURCE_DATE_EPOCH", format!("165488000{i}"));
+            command
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            command.spawn().unwrap()
         })
         .collect();
-    for mut run in runs {
-        assert!(run.wait().unwrap().success());
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let sha = fixture.head();
     let lookup = registry
