@@ -373,3 +373,26 @@ fn builds_with_docker_buildx() {
         Some(digest.as_str())
     );
 }
+
+#[test]
+fn a_failed_build_shows_the_builders_last_lines_and_pushes_nothing() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    std::fs::write(
+        fixture.path().join("Dockerfile"),
+        "FROM scratch\nCOPY no-such-file /no-such-file\n",
+    )
+    .unwrap();
+    fixture.git(["commit", "-q", "-a", "-m", "a broken Dockerfile"]);
+    let output = build(&fixture, "podman", "builtin", &[]).expect_exit(1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error: `podman build"), "{stderr}");
+    assert!(stderr.contains("failed with exit code"), "{stderr}");
+    // The builder's own explanation is quoted, not just its exit code.
+    assert!(stderr.contains("no-such-file"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        registry.tags(&fixture.image).is_empty(),
+        "a failed build pushed something"
+    );
+}
