@@ -176,6 +176,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub registry_password_stdin: bool,
 
+    /// Refuse (exit 2) unless the ref deploys to this environment; the generated workflows
+    /// pass the GitHub Environment they run under, so its protection rules cannot be skipped
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
+
     /// With --build-with native: write an OCI image layout to DIR instead of pushing
     #[arg(long, value_name = "oci:DIR", value_parser = parse_oci_output)]
     pub output: Option<PathBuf>,
@@ -333,7 +338,31 @@ fn build(
     } else {
         None
     };
-    let credential = credentials::explicit(args.registry_user.as_deref(), password)?;
+    if let Some(expected) = &args.environment
+        && deployment.environment.as_deref() != Some(expected.as_str())
+    {
+        return Err(Error::usage(format!(
+            "{} deploys to {}, not to `{expected}`; run the workflow of that environment instead",
+            deployment.git_ref,
+            deployment
+                .environment
+                .as_deref()
+                .map_or("no environment".to_owned(), |e| format!("`{e}`"))
+        )));
+    }
+    // Flags and variables name the credential of the target registry, and only of it.
+    let target_registry = deployment
+        .image
+        .as_deref()
+        .map(crate::registry::Repository::parse)
+        .transpose()?
+        .map(|r| r.registry);
+    let credential = credentials::explicit(args.registry_user.as_deref(), password)?.map(|c| {
+        match &target_registry {
+            Some(registry) => c.only_for(registry),
+            None => c,
+        }
+    });
     let builder = args
         .build_with
         .or(config.build.builder)

@@ -18,6 +18,9 @@ type CredentialLookup = fn(&str) -> Result<DockerCredential, CredentialRetrieval
 pub struct Credential {
     user: String,
     secret: String,
+    /// The one registry this credential may be sent to; `None` for a stored login, which is
+    /// already looked up by registry.
+    registry: Option<String>,
 }
 
 impl fmt::Debug for Credential {
@@ -31,17 +34,20 @@ impl Credential {
         Credential {
             user: user.into(),
             secret: secret.into(),
+            registry: None,
         }
     }
 
-    pub fn user(&self) -> &str {
-        &self.user
+    /// Restricts a credential to one registry, so that it is never sent to another (a base
+    /// image's registry, the source of a cross-registry copy).
+    pub fn only_for(mut self, registry: &str) -> Credential {
+        self.registry = Some(registry.to_owned());
+        self
     }
 
-    /// The secret, for handing to another program through a private channel (stdin, a 0600
-    /// file), never through its arguments.
-    pub fn secret(&self) -> &str {
-        &self.secret
+    /// Whether this credential may be sent to `registry`.
+    pub fn applies_to(&self, registry: &str) -> bool {
+        self.registry.as_deref().is_none_or(|only| only == registry)
     }
 
     pub(crate) fn basic_header(&self) -> String {
@@ -55,7 +61,9 @@ pub fn for_registry(
     registry: &str,
     explicit: Option<&Credential>,
 ) -> Result<Option<Credential>, Error> {
-    if let Some(credential) = explicit {
+    if let Some(credential) =
+        explicit.filter(|c| c.registry.as_deref().is_none_or(|r| r == registry))
+    {
         return Ok(Some(credential.clone()));
     }
     let servers: Vec<String> = if registry == "docker.io" {
@@ -133,6 +141,16 @@ pub fn explicit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_for_one_registry_is_never_offered_to_another() {
+        let credential = Credential::new("ci", "hunter2").only_for("ghcr.io");
+        assert!(credential.applies_to("ghcr.io"));
+        assert!(!credential.applies_to("gcr.io"));
+        assert!(!credential.applies_to("127.0.0.1:5000"));
+        let found = for_registry("ghcr.io", Some(&credential)).unwrap();
+        assert_eq!(found, Some(credential));
+    }
 
     #[test]
     fn debug_never_shows_the_secret() {

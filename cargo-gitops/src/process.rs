@@ -1,5 +1,5 @@
 //! The one place that starts other programs (podman, docker, skopeo, crane, cargo): a command
-//! is built as a `Command`, shown with secrets redacted, and run as one `duct` expression with
+//! is built as a `Command`, shown as a shell line (no secret is ever passed to one), and run as one `duct` expression with
 //! its output captured so that a failure can quote the program's last lines.
 
 use std::ffi::OsString;
@@ -10,7 +10,7 @@ use crate::error::Error;
 /// How many lines of a failed program's output go into the error.
 const TAIL_LINES: usize = 20;
 
-/// `--verbose`: show each command (secrets redacted) before it runs.
+/// `--verbose`: show each command before it runs.
 static ECHO_COMMANDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Makes every command run from now on print itself to stderr first.
@@ -24,8 +24,6 @@ pub struct Command {
     program: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    /// Sent on standard input; shown as `<secret on stdin>`, never its content.
-    secret_stdin: Option<String>,
     dir: Option<PathBuf>,
 }
 
@@ -42,7 +40,6 @@ impl Command {
             program: program.to_owned(),
             args: Vec::new(),
             env: Vec::new(),
-            secret_stdin: None,
             dir: None,
         }
     }
@@ -60,11 +57,6 @@ impl Command {
     /// An environment variable whose value is shown (not for secrets).
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Command {
         self.env.push((key.to_owned(), value.into()));
-        self
-    }
-
-    pub fn secret_stdin(mut self, secret: &str) -> Command {
-        self.secret_stdin = Some(secret.to_owned());
         self
     }
 
@@ -91,9 +83,6 @@ impl Command {
             .collect();
         parts.push(shell_quote(&self.program));
         parts.extend(self.args.iter().map(|a| shell_quote(a)));
-        if self.secret_stdin.is_some() {
-            parts.push("<secret on stdin>".to_owned());
-        }
         parts.join(" ")
     }
 
@@ -106,10 +95,7 @@ impl Command {
         if let Some(dir) = &self.dir {
             expression = expression.dir(dir);
         }
-        expression = match &self.secret_stdin {
-            Some(secret) => expression.stdin_bytes(secret.as_bytes().to_vec()),
-            None => expression.stdin_null(),
-        };
+        expression = expression.stdin_null();
         expression.stdout_capture().stderr_capture().unchecked()
     }
 
@@ -203,16 +189,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn display_quotes_and_hides_secrets() {
-        let command = Command::new("podman")
-            .args(["login", "--username", "ci", "--password-stdin", "it's"])
-            .secret_stdin("hunter2");
-        let shown = command.display();
+    fn display_quotes_what_the_shell_would_split() {
+        let command = Command::new("skopeo")
+            .env("REGISTRY_AUTH_FILE", "/tmp/auth file.json")
+            .args(["copy", "it's", "docker://127.0.0.1:5000/app:v1"]);
         assert_eq!(
-            shown,
-            r"podman login --username ci --password-stdin 'it'\''s' <secret on stdin>"
+            command.display(),
+            r"REGISTRY_AUTH_FILE='/tmp/auth file.json' skopeo copy 'it'\''s' docker://127.0.0.1:5000/app:v1"
         );
-        assert!(!shown.contains("hunter2"));
     }
 
     #[test]

@@ -225,7 +225,6 @@ pub struct RegistryClient {
 #[derive(Default)]
 struct AuthState {
     basic: bool,
-    bearer_challenge: Option<BearerChallenge>,
     tokens: HashMap<String, String>,
 }
 
@@ -293,10 +292,6 @@ impl RegistryClient {
             auth: Mutex::new(AuthState::default()),
             requests: std::sync::atomic::AtomicU32::new(0),
         }
-    }
-
-    pub fn registry(&self) -> &str {
-        &self.registry
     }
 
     /// How many HTTP requests this client has sent.
@@ -847,7 +842,6 @@ impl RegistryClient {
         };
         let token = self.fetch_token(&challenge, scope, step)?;
         let mut state = self.auth.lock().expect("auth state lock");
-        state.bearer_challenge = Some(challenge);
         state.tokens.insert(scope.0.clone(), token);
         Ok(())
     }
@@ -870,7 +864,16 @@ impl RegistryClient {
         if let Some(service) = &challenge.service {
             request = request.query("service", service);
         }
-        if let Some(credential) = &self.credential {
+        // The password goes to the token service only over HTTPS, or to the registry itself.
+        let realm_host = challenge
+            .realm
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or("");
+        let trusted =
+            challenge.realm.starts_with("https://") || realm_host == api_host(&self.registry);
+        if let Some(credential) = self.credential.as_ref().filter(|_| trusted) {
             request = request.header("Authorization", credential.basic_header());
         }
         self.count();

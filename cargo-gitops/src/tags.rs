@@ -213,14 +213,6 @@ impl TagFormat {
         })
     }
 
-    /// The literal text before the first placeholder: every tag of this format starts with it.
-    pub fn fixed_prefix(&self) -> &str {
-        match self.parts.first() {
-            Some(Part::Literal(text)) => text,
-            _ => "",
-        }
-    }
-
     /// Renders the tag. When the result would pass 128 characters, only the values that come
     /// from git names (`{branch}`, `{name}`) are shortened: the sha, timestamp and version never are.
     pub fn render(&self, values: &TagValues<'_>) -> Result<String, RenderError> {

@@ -396,3 +396,22 @@ fn a_failed_build_shows_the_builders_last_lines_and_pushes_nothing() {
         "a failed build pushed something"
     );
 }
+
+#[test]
+fn a_ref_of_another_environment_is_refused_before_anything_runs() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    // `main` deploys to staging; the production workflow must not push its tags.
+    let line = build(
+        &fixture,
+        "podman",
+        "builtin",
+        &["--environment", "production"],
+    )
+    .expect_error(2);
+    assert!(
+        line.contains("refs/heads/main deploys to `staging`, not to `production`"),
+        "{line}"
+    );
+    assert!(registry.requests().is_empty(), "{:?}", registry.requests());
+}
