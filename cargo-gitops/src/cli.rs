@@ -207,7 +207,7 @@ pub fn args_from_cargo(args: impl IntoIterator<Item = OsString>) -> Vec<OsString
 
 /// Runs a parsed command line; returns the exit code on success.
 pub fn run(cli: Cli) -> Result<u8, Error> {
-    let cwd = std::env::current_dir().map_err(|source| Error::Write {
+    let cwd = std::env::current_dir().map_err(|source| Error::Read {
         what: "the current directory".to_owned(),
         source,
     })?;
@@ -329,7 +329,7 @@ fn build(
     let password = if args.registry_password_stdin {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
-            Error::Write {
+            Error::Read {
                 what: "the password from standard input".to_owned(),
                 source,
             }

@@ -103,6 +103,18 @@ pub enum Error {
     )]
     MissingIdentity,
 
+    #[error(
+        "no image is configured: set `registry` and `image` in [workspace.metadata.gitops] of Cargo.toml"
+    )]
+    NoImage,
+
+    #[error("cannot read {what}")]
+    Read {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("cannot write {what}")]
     Write {
         what: String,
@@ -129,9 +141,11 @@ impl Error {
             | Error::Tag { .. }
             | Error::ToolMissing { .. }
             | Error::Refused(_)
-            | Error::MissingIdentity => exit_codes::USAGE,
+            | Error::MissingIdentity
+            | Error::NoImage => exit_codes::USAGE,
             Error::Git(_)
             | Error::Write { .. }
+            | Error::Read { .. }
             | Error::Registry { .. }
             | Error::RegistryUnreachable { .. }
             | Error::NotLoggedIn { .. }

@@ -369,11 +369,7 @@ pub struct Manifests {
 /// Works out the repositories and policies for the configured environments.
 pub fn plan(config: &Config, options: &Options) -> Result<Manifests, Error> {
     check_options(options)?;
-    let main_image = config.image_for(None).ok_or_else(|| {
-        Error::usage(
-            "no image is configured: set `registry` and `image` in [workspace.metadata.gitops] of Cargo.toml",
-        )
-    })?;
+    let main_image = config.image_for(None).ok_or(Error::NoImage)?;
     let prefix = match &options.name_prefix {
         Some(prefix) => prefix.clone(),
         None => {

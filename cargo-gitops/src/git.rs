@@ -33,8 +33,10 @@ pub fn resolve(
         ref_arg.filter(|r| r.starts_with("refs/")),
         sha_arg.filter(|s| is_sha40(s)),
     ) {
+        let git_ref = GitRef::from_full(full);
+        check_ref_name(&git_ref)?;
         return Ok(Checkout {
-            git_ref: GitRef::from_full(full),
+            git_ref,
             sha: sha.to_ascii_lowercase(),
         });
     }
@@ -60,6 +62,7 @@ pub fn resolve(
         Some(text) => parse_ref_arg(repo.as_ref(), text),
         None => current_ref(repo.as_ref().expect("opened when no ref is given"))?,
     };
+    check_ref_name(&git_ref)?;
     let sha = match sha_arg {
         Some(text) if is_sha40(text) => text.to_ascii_lowercase(),
         Some(text) => {
@@ -76,6 +79,20 @@ pub fn resolve(
         }
     };
     Ok(Checkout { git_ref, sha })
+}
+
+/// Refuses names git itself would refuse (`refs/heads/`, `a..b`, `x.lock`), which would give
+/// tags with nothing of the branch in them.
+pub fn check_ref_name(git_ref: &GitRef) -> Result<(), Error> {
+    let full = git_ref.full();
+    if git2::Reference::is_valid_name(&full) {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "`{}` is not a valid git ref name; give a branch or tag as git names it",
+            full.escape_debug()
+        )))
+    }
 }
 
 /// `--ref` may be full (`refs/tags/v1.2.3`) or short; a short name is a tag only when the

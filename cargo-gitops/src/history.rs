@@ -158,11 +158,7 @@ pub fn list(
 
 /// The image repository an environment's images are in.
 pub fn repository_of(config: &Config, environment: &Environment) -> Result<Repository, Error> {
-    let image = config.image_for(Some(environment)).ok_or_else(|| {
-        Error::usage(
-            "no image is configured: set `registry` and `image` in [workspace.metadata.gitops] of Cargo.toml",
-        )
-    })?;
+    let image = config.image_for(Some(environment)).ok_or(Error::NoImage)?;
     Repository::parse(&image)
 }
 

@@ -307,7 +307,7 @@ pub fn pack(
     };
     let mut platforms = Vec::new();
     for ((target, path), base) in built.iter().zip(base) {
-        let contents = std::fs::read(path).map_err(|source| Error::Write {
+        let contents = std::fs::read(path).map_err(|source| Error::Read {
             what: path.display().to_string(),
             source,
         })?;

@@ -81,9 +81,7 @@ impl Job<'_> {
     }
 
     fn target(&self) -> Result<Repository, Error> {
-        let image = self.deployment.image.as_deref().ok_or_else(|| {
-            Error::usage("no image is configured: set `registry` and `image` in [workspace.metadata.gitops] of Cargo.toml")
-        })?;
+        let image = self.deployment.image.as_deref().ok_or(Error::NoImage)?;
         Repository::parse(image)
     }
 
@@ -375,7 +373,7 @@ impl Job<'_> {
             return Ok(());
         }
         let file = self.digest_file(primary);
-        let digest = std::fs::read_to_string(&file).map_err(|source| Error::Write {
+        let digest = std::fs::read_to_string(&file).map_err(|source| Error::Read {
             what: file.display().to_string(),
             source,
         })?;

@@ -200,13 +200,21 @@ fn channel_number(version: &Version, channel: &str) -> Option<u64> {
     rest.parse().ok()
 }
 
-fn bumped(base: &Version, bump: &Bump) -> Version {
-    match bump {
-        Bump::Patch => Version::new(base.major, base.minor, base.patch + 1),
-        Bump::Minor => Version::new(base.major, base.minor + 1, 0),
-        Bump::Major => Version::new(base.major + 1, 0, 0),
+fn bumped(base: &Version, bump: &Bump) -> Result<Version, Error> {
+    let next = |n: u64| {
+        n.checked_add(1).ok_or_else(|| {
+            Error::Refused(format!(
+                "{base} cannot be bumped: a number would pass {}; give the version to release",
+                u64::MAX
+            ))
+        })
+    };
+    Ok(match bump {
+        Bump::Patch => Version::new(base.major, base.minor, next(base.patch)?),
+        Bump::Minor => Version::new(base.major, next(base.minor)?, 0),
+        Bump::Major => Version::new(next(base.major)?, 0, 0),
         Bump::Exact(version) => version.clone(),
-    }
+    })
 }
 
 /// Works out the next release and checks that it may be made: a clean working tree, HEAD on
@@ -253,7 +261,7 @@ pub fn plan_release(
         Version::new(v.major, v.minor, v.patch)
     });
 
-    let mut version = bumped(&base, &request.bump);
+    let mut version = bumped(&base, &request.bump)?;
     if let Some(channel) = &request.channel {
         let next = existing
             .iter()
@@ -262,7 +270,7 @@ pub fn plan_release(
             })
             .filter_map(|(_, v)| channel_number(v, channel))
             .max()
-            .map_or(1, |n| n + 1);
+            .map_or(1, |n| n.saturating_add(1));
         version.pre = Prerelease::new(&format!("{channel}.{next}")).map_err(|e| {
             Error::usage(format!(
                 "--channel `{channel}` does not make a valid pre-release: {e}"
@@ -615,9 +623,14 @@ mod tests {
     #[test]
     fn bumps() {
         let base = v("1.2.3");
-        assert_eq!(bumped(&base, &Bump::Patch), v("1.2.4"));
-        assert_eq!(bumped(&base, &Bump::Minor), v("1.3.0"));
-        assert_eq!(bumped(&base, &Bump::Major), v("2.0.0"));
+        assert_eq!(bumped(&base, &Bump::Patch).unwrap(), v("1.2.4"));
+        assert_eq!(bumped(&base, &Bump::Minor).unwrap(), v("1.3.0"));
+        assert_eq!(bumped(&base, &Bump::Major).unwrap(), v("2.0.0"));
+        let huge = v("18446744073709551615.0.0");
+        assert!(matches!(
+            bumped(&huge, &Bump::Major),
+            Err(Error::Refused(_))
+        ));
         assert_eq!("v2.0.0".parse::<Bump>().unwrap(), Bump::Exact(v("2.0.0")));
         assert!("2.0".parse::<Bump>().is_err());
     }

@@ -262,17 +262,20 @@ impl Retagger {
 
 /// Whether a tool's error output says the tag or repository does not exist.
 fn says_not_found(output: &str) -> bool {
+    // Only the registry's own codes (as crane and skopeo relay them) and imagetools' exact
+    // wording: a proxy's 404 page or a missing helper must fail, not trigger a rebuild.
     let lower = output.to_lowercase();
     [
         "manifest unknown",
         "manifest_unknown",
         "name unknown",
         "name_unknown",
-        "not found",
-        "404",
     ]
     .iter()
     .any(|needle| lower.contains(needle))
+        || output
+            .lines()
+            .any(|line| line.starts_with("ERROR: ") && line.ends_with(": not found"))
 }
 
 #[cfg(test)]
@@ -403,6 +406,15 @@ mod tests {
         assert!(says_not_found(
             "MANIFEST_UNKNOWN: manifest unknown; map[Tag:commit-x]"
         ));
+        assert!(says_not_found(
+            "ERROR: 127.0.0.1:5000/app:commit-x: not found"
+        ));
         assert!(!says_not_found("connection refused"));
+        assert!(!says_not_found(
+            "unexpected status from proxy: 404 Not Found"
+        ));
+        assert!(!says_not_found(
+            "docker-credential-gcloud: not found in PATH"
+        ));
     }
 }

@@ -239,9 +239,7 @@ fn template_error(name: &str, err: &minijinja::Error) -> Error {
 /// Renders every workflow for the configuration.
 pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<GeneratedFile>, Error> {
     let templates = template_environment(settings, &config.root_dir)?;
-    let image = config
-        .image_for(None)
-        .ok_or_else(|| Error::usage("no image is configured: set `registry` and `image` in [workspace.metadata.gitops] of Cargo.toml"))?;
+    let image = config.image_for(None).ok_or(Error::NoImage)?;
     let registry = Repository::parse(&image)?.registry;
     let needs_crane = config.build.retagger == Some(RetaggerKind::Crane);
     let mut extra_steps = Vec::new();
