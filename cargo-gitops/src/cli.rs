@@ -104,8 +104,8 @@ pub enum Command {
     /// Make the commit's image exist with every tag of its environment: retag, or build once.
     ///
     /// Looks up the lookup tag (`commit-<sha40>`) in the registry. When it exists the image is
-    /// retagged (same digest, no layer moves); otherwise it is built once and pushed with the
-    /// lookup tag first, so no environment tag ever points at an incomplete image.
+    /// retagged (same digest, no layer moves); otherwise it is built once and pushed, and every
+    /// tag is brought onto the lookup tag's digest. No tag ever names an incomplete image.
     Build(BuildArgs),
 
     /// Write the GitHub Actions workflows: one pipeline, one workflow per environment.
@@ -458,34 +458,40 @@ fn print_report(report: &Report, format: Format, actions: &Actions) -> Result<()
         ("ref", report.git_ref.clone()),
         ("sha", report.sha.clone()),
     ]);
-    if actions.active {
-        if let Some(path) = &actions.output {
-            github::append(path, &outputs)?;
-        }
-        if let Some(path) = &actions.step_summary {
-            let summary = github::summary_table(&[
-                (
-                    "environment",
-                    report
-                        .environment
-                        .clone()
-                        .unwrap_or_else(|| "none".to_owned()),
-                ),
-                ("action", action.to_owned()),
-                ("image", report.image.clone().unwrap_or_default()),
-                ("digest", report.digest.clone().unwrap_or_default()),
-                ("tags", report.tags.join(", ")),
-                ("ref", report.git_ref.clone()),
-                ("sha", report.sha.clone()),
-            ]);
-            github::append(path, &summary)?;
-        }
+    // In Actions the outputs always go to $GITHUB_OUTPUT; elsewhere, as `env` does, only
+    // with --format github, and to stdout when there is no such file.
+    let output_file = actions
+        .output
+        .as_ref()
+        .filter(|_| actions.active || format == Format::Github);
+    if let Some(path) = output_file {
+        github::append(path, &outputs)?;
+    }
+    if actions.active
+        && let Some(path) = &actions.step_summary
+    {
+        let summary = github::summary_table(&[
+            (
+                "environment",
+                report
+                    .environment
+                    .clone()
+                    .unwrap_or_else(|| "none".to_owned()),
+            ),
+            ("action", action.to_owned()),
+            ("image", report.image.clone().unwrap_or_default()),
+            ("digest", report.digest.clone().unwrap_or_default()),
+            ("tags", report.tags.join(", ")),
+            ("ref", report.git_ref.clone()),
+            ("sha", report.sha.clone()),
+        ]);
+        github::append(path, &summary)?;
     }
     match format {
         Format::Json => write_stdout(
             &(serde_json::to_string_pretty(report).expect("a report always serialises") + "\n"),
         ),
-        Format::Github if actions.output.is_none() => write_stdout(&outputs),
+        Format::Github if output_file.is_none() => write_stdout(&outputs),
         Format::Github => Ok(()),
         Format::Human => {
             let mut text = format!("{:<12} {action}\n", "action");

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::builder::BuilderKind;
 use crate::environment::{self, BranchPattern, Environment, Latest, TagSelector};
 use crate::error::Error;
+use crate::registry::Repository;
 use crate::retagger::RetaggerKind;
 use crate::tags::{Placeholder, TagFormat};
 use crate::workflows::{self, ExtraStep, Pin, RegistrySecrets, WorkflowSettings};
@@ -355,7 +356,7 @@ pub fn load(
         None => environment::defaults(),
     };
     let package_name = chosen.map(|(name, _, _)| name.clone());
-    Ok(Config {
+    let config = Config {
         root_dir: root_dir.to_path_buf(),
         package_dir: chosen.and_then(|(_, path, _)| path.parent().map(Path::to_path_buf)),
         manifest: Some(root_path.clone()),
@@ -407,7 +408,40 @@ pub fn load(
             install_path: merged.install_path,
             registry_secrets: merged.registry_secrets,
         },
-    })
+    };
+    check_image_names(&config, &root_path)?;
+    Ok(config)
+}
+
+/// Registry and image names must make image references: no scheme, no credentials (they
+/// would be printed), no spaces. Checked here so the error names the key and the file.
+fn check_image_names(config: &Config, file: &Path) -> Result<(), Error> {
+    let bad = |key: &str, message: String| Error::Config {
+        file: file.to_path_buf(),
+        line: None,
+        key: format!("workspace.metadata.gitops.{key}"),
+        message,
+    };
+    if let Some(registry) = &config.registry
+        && (registry.is_empty() || registry.contains("://") || registry.contains('@'))
+    {
+        return Err(bad(
+            "registry",
+            "write the registry as HOST[:PORT][/NAMESPACE], without a scheme or credentials (logins come from docker login or --registry-user)".to_owned(),
+        ));
+    }
+    let mut images = vec![("image", config.image_for(None))];
+    for env in &config.environments {
+        if env.image.is_some() {
+            images.push(("environments.image", config.image_for(Some(env))));
+        }
+    }
+    for (key, image) in images {
+        if let Some(image) = image {
+            Repository::parse(&image).map_err(|e| bad(key, e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 fn find_upwards(cwd: &Path) -> Option<PathBuf> {

@@ -204,13 +204,33 @@ pub fn compile_command(binary: &Binary, target: &Target, manifest: &Path, epoch:
     if !cargo_home.is_empty() {
         rustflags.push(format!("--remap-path-prefix={cargo_home}=/cargo"));
     }
-    // Target-scoped flags leave build scripts and proc macros (compiled for the host) alone.
-    let variable = format!(
-        "CARGO_TARGET_{}_RUSTFLAGS",
-        target.triple.to_uppercase().replace('-', "_")
-    );
+    // Target-scoped flags leave build scripts and proc macros (compiled for the host) alone,
+    // but cargo ignores them when RUSTFLAGS is set: then ours join the user's, encoded.
+    let user_flags = std::env::var("CARGO_ENCODED_RUSTFLAGS")
+        .ok()
+        .filter(|f| !f.is_empty())
+        .map(|f| f.split('\x1f').map(str::to_owned).collect::<Vec<_>>())
+        .or_else(|| {
+            std::env::var("RUSTFLAGS")
+                .ok()
+                .filter(|f| !f.trim().is_empty())
+                .map(|f| f.split_whitespace().map(str::to_owned).collect())
+        });
+    let (variable, value) = match user_flags {
+        Some(mut flags) => {
+            flags.extend(rustflags.join(" ").split(' ').map(str::to_owned));
+            ("CARGO_ENCODED_RUSTFLAGS".to_owned(), flags.join("\x1f"))
+        }
+        None => (
+            format!(
+                "CARGO_TARGET_{}_RUSTFLAGS",
+                target.triple.to_uppercase().replace('-', "_")
+            ),
+            rustflags.join(" "),
+        ),
+    };
     Command::new(&cargo())
-        .env(&variable, rustflags.join(" "))
+        .env(&variable, value)
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
         .args(["build", "--release", "--manifest-path"])
         .arg(manifest.display().to_string())

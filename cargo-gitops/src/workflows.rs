@@ -246,6 +246,33 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
     for step in &settings.extra_steps {
         extra_steps.push(render_step(step)?);
     }
+    // These go into YAML and shell lines verbatim, so only plain names are taken.
+    if let Some(secrets) = &settings.registry_secrets {
+        for name in [&secrets.username, &secrets.password] {
+            let plain = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !plain {
+                return Err(Error::usage(format!(
+                    "registry-secrets: `{}` is not a secret name; GitHub secret names are letters, digits and `_`",
+                    name.escape_debug()
+                )));
+            }
+        }
+    }
+    if let Some(path) = &settings.install_path
+        && (path.is_empty()
+            || !path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_./-".contains(c)))
+    {
+        return Err(Error::usage(format!(
+            "install-path: `{}` is not a plain relative path (letters, digits, `_ . / -`); it goes into a shell command",
+            path.escape_debug()
+        )));
+    }
     let install = match &settings.install_path {
         Some(path) => format!("cargo install --locked --path {path}"),
         None => format!(
