@@ -237,6 +237,22 @@ impl Environment {
                 self.name
             ));
         }
+        if self.latest == Latest::FromFormat {
+            let sample = crate::tags::TagValues {
+                branch: Some("b"),
+                name: Some("n"),
+                sha40: "0000000000000000000000000000000000000000",
+                timestamp: 1_000_000_000,
+                version: Some("1.0.0"),
+                env: &self.name,
+            };
+            if format.render_latest(&sample).as_deref() == Ok("latest") {
+                return Err(format!(
+                    "`{format}` starts with a value that changes each deploy, so its latest tag would be a bare `latest` shared with other environments; set `latest = \"{}-latest\"` or `latest = false`",
+                    self.name
+                ));
+            }
+        }
         let has_sha = format.uses(Placeholder::Sha) || format.uses(Placeholder::Sha40);
         let has_version = format.uses(Placeholder::Version);
         if !has_sha && !has_version {
@@ -396,6 +412,10 @@ mod tests {
                 .unwrap_err()
                 .contains("cannot be ordered")
         );
+        env.format = "{sha}-{timestamp}".parse().unwrap();
+        assert!(env.check_format().unwrap_err().contains("bare `latest`"));
+        env.latest = Latest::Off;
+        env.check_format().unwrap();
         env.format = "stg-{version}-{timestamp}".parse().unwrap();
         assert!(env.check_format().unwrap_err().contains("tracks no tags"));
         let mut prod = defaults().remove(0);

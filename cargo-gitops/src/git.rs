@@ -118,7 +118,8 @@ fn commit_of(repo: &Repository, git_ref: &GitRef) -> Result<Oid, Error> {
     head_commit(repo)
 }
 
-fn head_commit(repo: &Repository) -> Result<Oid, Error> {
+/// The commit HEAD names; a repository without one is `Error::NoCommit`.
+pub fn head_commit(repo: &Repository) -> Result<Oid, Error> {
     match repo.head() {
         Ok(head) => Ok(head.peel_to_commit()?.id()),
         Err(err) if err.code() == ErrorCode::UnbornBranch || err.code() == ErrorCode::NotFound => {

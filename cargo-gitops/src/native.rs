@@ -140,6 +140,11 @@ pub fn find_binary(spec: &NativeSpec) -> Result<Binary, Error> {
         None => match (metadata.root_package(), packages.as_slice()) {
             (Some(root), _) => root,
             (None, [only]) => only,
+            (None, []) => {
+                return Err(Error::usage(
+                    "this workspace has no package to pack; add one with a binary target, or point --manifest-path at one",
+                ));
+            }
             (None, _) => {
                 return Err(Error::usage(
                     "choose the package to pack with -p; this workspace has several",

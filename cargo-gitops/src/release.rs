@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::environment::{self, BranchPattern, Environment, GitRef, parse_semver_tag};
 use crate::error::Error;
+use crate::git;
 use crate::process::Command;
 
 /// The remote releases and promotions are pushed to.
@@ -87,16 +88,6 @@ fn open(cwd: &Path) -> Result<(Repository, PathBuf), Error> {
         )
     })?;
     Ok((repo, workdir))
-}
-
-fn head_commit(repo: &Repository) -> Result<Oid, Error> {
-    match repo.head() {
-        Ok(head) => Ok(head.peel_to_commit()?.id()),
-        Err(err) if matches!(err.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => {
-            Err(Error::NoCommit)
-        }
-        Err(err) => Err(err.into()),
-    }
 }
 
 /// The checked-out branch; `None` on a detached HEAD.
@@ -240,7 +231,7 @@ pub fn plan_release(
         }
     }
     let (repo, workdir) = open(cwd)?;
-    let head = head_commit(&repo)?;
+    let head = git::head_commit(&repo)?;
     check_clean(&repo)?;
     if !request.force {
         check_on_staging(&repo, config)?;
@@ -481,7 +472,7 @@ pub fn plan_promotion(
     let env = find_environment(config, environment)?;
     let branch = environment_branch(config, env, branch)?;
     let (repo, workdir) = open(cwd)?;
-    let head = head_commit(&repo)?;
+    let head = git::head_commit(&repo)?;
     let current = current_branch(&repo)?;
 
     if mode == PromoteMode::PullRequest {
