@@ -662,10 +662,7 @@ fn flux(args: &FluxArgs, config: &Config, quiet: bool) -> Result<(), Error> {
     let Some(path) = &args.output else {
         return write_stdout(&yaml);
     };
-    std::fs::write(path, yaml).map_err(|source| Error::Write {
-        what: path.display().to_string(),
-        source,
-    })?;
+    crate::files::write_whole(path, yaml.as_bytes())?;
     if !quiet {
         eprintln!(
             "wrote {} ({} image repositories, {} image policies)",

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
 use crate::error::Error;
+use crate::files::write_whole;
 use crate::registry::{Manifest, RegistryClient, Repository, Scope, sha256_digest};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -313,14 +314,9 @@ impl Image {
         base_client: Option<&RegistryClient>,
     ) -> Result<(), Error> {
         let blobs = dir.join("blobs").join("sha256");
-        let io = |path: &Path| {
-            let what = path.display().to_string();
-            move |source| Error::Write { what, source }
-        };
-        std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
         let write_blob = |blob: &Blob| -> Result<(), Error> {
             let path = blobs.join(blob.digest.trim_start_matches("sha256:"));
-            write_atomically(&path, &blob.bytes).map_err(io(&path))
+            write_whole(&path, &blob.bytes)
         };
         for platform in &self.platforms {
             if let (Some(base), Some(base_client)) = (&self.base, base_client) {
@@ -329,7 +325,7 @@ impl Image {
                     let path = blobs.join(digest.trim_start_matches("sha256:"));
                     if !path.is_file() {
                         let bytes = base_client.get_blob(&base.name, digest)?;
-                        write_atomically(&path, &bytes).map_err(io(&path))?;
+                        write_whole(&path, &bytes)?;
                     }
                 }
             }
@@ -355,13 +351,13 @@ impl Image {
             .collect();
         let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
         let layout = dir.join("oci-layout");
-        write_atomically(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io(&layout))?;
+        write_whole(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         let index_path = dir.join("index.json");
-        write_atomically(
+        // index.json last: a layout is only usable once everything it names is there.
+        write_whole(
             &index_path,
             &serde_json::to_vec(&index).expect("an index always serialises"),
         )
-        .map_err(io(&index_path))
     }
 }
 
@@ -371,13 +367,6 @@ fn as_manifest(blob: &Blob) -> Manifest {
         media_type: blob.media_type.clone(),
         digest: blob.digest.clone(),
     }
-}
-
-/// Writes beside, then renames, so a reader never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary: PathBuf = path.with_extension("partial");
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
 }
 
 #[cfg(test)]

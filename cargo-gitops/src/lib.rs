@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod environment;
 pub mod error;
 pub mod exit_codes;
+pub mod files;
 pub mod flux;
 pub mod git;
 pub mod github;

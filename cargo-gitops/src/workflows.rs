@@ -384,21 +384,7 @@ fn render_step(step: &ExtraStep) -> Result<String, Error> {
 /// Writes the files under `root`, creating `.github/workflows` if needed.
 pub fn write(root: &Path, files: &[GeneratedFile]) -> Result<(), Error> {
     for file in files {
-        let path = root.join(&file.path);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-                what: dir.display().to_string(),
-                source,
-            })?;
-        }
-        // Write beside, then rename: a failure never leaves a half-written workflow.
-        let temporary = path.with_extension("yml.tmp");
-        std::fs::write(&temporary, &file.contents)
-            .and_then(|()| std::fs::rename(&temporary, &path))
-            .map_err(|source| Error::Write {
-                what: path.display().to_string(),
-                source,
-            })?;
+        crate::files::write_whole(&root.join(&file.path), file.contents.as_bytes())?;
     }
     Ok(())
 }
