@@ -867,9 +867,10 @@ fn history(global: &GlobalArgs, args: &HistoryArgs, config: &Config) -> Result<(
         insecure_registries,
         ..ClientOptions::default()
     };
-    let explicit = credentials::explicit(None, None)?;
-    let credential = credentials::for_registry(&repository.registry, explicit.as_ref())?;
-    let client = crate::registry::RegistryClient::new(&repository.registry, credential, &options);
+    // The one place that makes registry clients, with the same credential rules as `build`.
+    let explicit = credentials::explicit(None, None)?.map(|c| c.only_for(&repository.registry));
+    let client =
+        Retagger::new(RetaggerKind::Builtin, options, explicit).client(&repository.registry)?;
     let query = crate::history::Query {
         environment,
         branch: branch.as_ref().map(|(b, n)| (b.as_str(), n.as_str())),

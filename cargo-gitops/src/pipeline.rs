@@ -305,12 +305,14 @@ impl Job<'_> {
                     .step("build and push with docker buildx", || {
                         builder::buildx_build(spec).run()
                     })?;
-                let metadata = std::fs::read_to_string(&spec.metadata_file).map_err(|source| {
-                    Error::Write {
+                // buildx records what it pushed; no digest there means nothing was pushed,
+                // whatever its exit code said. The digest that counts is the lookup tag's,
+                // which `converge` reads next.
+                let metadata =
+                    std::fs::read_to_string(&spec.metadata_file).map_err(|source| Error::Read {
                         what: spec.metadata_file.display().to_string(),
                         source,
-                    }
-                })?;
+                    })?;
                 builder::digest_from_buildx_metadata(&metadata)?;
             }
             BuilderKind::Native => {
@@ -393,12 +395,7 @@ impl Job<'_> {
         }
         self.output.clone().or_else(|| {
             (self.deployment.image.is_none() || self.config.registry.is_none()).then(|| {
-                let name = self
-                    .config
-                    .image_name
-                    .clone()
-                    .or_else(|| self.config.package.clone())
-                    .unwrap_or_else(|| "image".to_owned());
+                let name = self.image_title().unwrap_or_else(|| "image".to_owned());
                 self.config
                     .root_dir
                     .join("target")
@@ -406,6 +403,14 @@ impl Job<'_> {
                     .join(name.replace('/', "-"))
             })
         })
+    }
+
+    /// What a native image is called when no registry names it: the image, else the package.
+    fn image_title(&self) -> Option<String> {
+        self.config
+            .image_name
+            .clone()
+            .or_else(|| self.config.package.clone())
     }
 
     fn manifest(&self) -> PathBuf {
@@ -416,13 +421,7 @@ impl Job<'_> {
     }
 
     fn native_spec(&self) -> native::NativeSpec {
-        let title = self
-            .config
-            .image_name
-            .clone()
-            .or_else(|| self.config.package.clone())
-            .unwrap_or_default();
-        let labels = self.labels(&title);
+        let labels = self.labels(&self.image_title().unwrap_or_default());
         native::NativeSpec {
             manifest: self.manifest(),
             package: self.config.package.clone(),
