@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::environment::{self, Environment, GitRef, Latest, TagSelector};
 use crate::error::Error;
 use crate::registry::{Repository, is_plain_http};
-use crate::tags::{self, Placeholder, TagFormat, TagValues};
+use crate::tags::{self, Part, Placeholder, TagValues};
 
 /// The Flux API the manifests are written for.
 pub const API_VERSION: &str = "image.toolkit.fluxcd.io/v1";
@@ -66,41 +66,6 @@ pub enum BranchChoice<'a> {
     Any,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
-    Literal(String),
-    Placeholder(Placeholder),
-}
-
-/// The format as literal text and placeholders, read back from its text (`Display`), which
-/// was checked when the format was parsed: every `{` opens a known placeholder.
-fn pieces(format: &TagFormat) -> Vec<Piece> {
-    let source = format.to_string();
-    let mut pieces = Vec::new();
-    let mut rest = source.as_str();
-    while !rest.is_empty() {
-        let placeholder = rest.strip_prefix('{').and_then(|after| {
-            let end = after.find('}')?;
-            let found = Placeholder::ALL
-                .into_iter()
-                .find(|p| p.name() == &after[..end])?;
-            Some((found, &after[end + 1..]))
-        });
-        match placeholder {
-            Some((found, after)) => {
-                pieces.push(Piece::Placeholder(found));
-                rest = after;
-            }
-            None => {
-                let end = rest[1..].find('{').map_or(rest.len(), |i| i + 1);
-                pieces.push(Piece::Literal(rest[..end].to_owned()));
-                rest = &rest[end..];
-            }
-        }
-    }
-    pieces
-}
-
 /// Tag text is `[A-Za-z0-9_.-]`, where `.` is the only regex metacharacter; anything else
 /// that is not a word character or `-` is escaped too, which RE2 and `regex` both read as
 /// the character itself.
@@ -142,11 +107,11 @@ fn build_suffix() -> String {
 /// `latest` tag, its lookup tags, or another environment's tags.
 pub fn tag_filter(env: &Environment, branch: BranchChoice<'_>) -> Result<TagFilter, Error> {
     let format = &env.format;
-    let pieces = pieces(format);
+    let pieces = format.parts();
     let per_branch = format.uses(Placeholder::Branch) || format.uses(Placeholder::Name);
     let exact = match branch {
         BranchChoice::Exact { branch, name } if per_branch => {
-            Some(shortened_branch(env, &pieces, branch, name)?)
+            Some(shortened_branch(env, pieces, branch, name)?)
         }
         _ => None,
     };
@@ -160,10 +125,10 @@ pub fn tag_filter(env: &Environment, branch: BranchChoice<'_>) -> Result<TagFilt
             format!("(?:{inner})")
         }
     };
-    for piece in &pieces {
+    for piece in pieces {
         let part = match piece {
-            Piece::Literal(text) => escape(text),
-            Piece::Placeholder(p) => match p {
+            Part::Literal(text) => escape(text),
+            Part::Placeholder(p) => match p {
                 Placeholder::Sha => group(SHA_GROUP, "[0-9a-f]{7}"),
                 Placeholder::Sha40 => group(SHA40_GROUP, "[0-9a-f]{40}"),
                 // Timestamps are 10 digits (`deployment` enforces it).
@@ -208,7 +173,7 @@ pub fn tag_filter(env: &Environment, branch: BranchChoice<'_>) -> Result<TagFilt
 /// reproduces its output is searched for, so the rule lives in `tags` alone.
 fn shortened_branch(
     env: &Environment,
-    pieces: &[Piece],
+    pieces: &[Part],
     branch: &str,
     name: &str,
 ) -> Result<(String, String), Error> {
@@ -226,10 +191,10 @@ fn shortened_branch(
         let assembled: String = pieces
             .iter()
             .map(|piece| match piece {
-                Piece::Literal(text) => text.clone(),
-                Piece::Placeholder(Placeholder::Branch) => short_branch.to_owned(),
-                Piece::Placeholder(Placeholder::Name) => short_name.to_owned(),
-                Piece::Placeholder(p) => render_one(*p, &values),
+                Part::Literal(text) => text.clone(),
+                Part::Placeholder(Placeholder::Branch) => short_branch.to_owned(),
+                Part::Placeholder(Placeholder::Name) => short_name.to_owned(),
+                Part::Placeholder(p) => render_one(*p, &values),
             })
             .collect();
         if assembled == rendered {
@@ -812,21 +777,6 @@ mod tests {
             Order::Semver {
                 range: ">=0.0.0-alpha".into()
             }
-        );
-    }
-
-    #[test]
-    fn pieces_round_trip() {
-        let format: TagFormat = "x{env}-{branch}{sha}".parse().unwrap();
-        assert_eq!(
-            pieces(&format),
-            vec![
-                Piece::Literal("x".into()),
-                Piece::Placeholder(Placeholder::Env),
-                Piece::Literal("-".into()),
-                Piece::Placeholder(Placeholder::Branch),
-                Piece::Placeholder(Placeholder::Sha),
-            ]
         );
     }
 

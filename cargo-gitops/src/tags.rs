@@ -94,8 +94,9 @@ impl Placeholder {
     }
 }
 
+/// One piece of a format: literal text, or a placeholder.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
+pub enum Part {
     Literal(String),
     Placeholder(Placeholder),
 }
@@ -202,6 +203,11 @@ pub enum RenderError {
 }
 
 impl TagFormat {
+    /// The format, piece by piece, as parsed.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
     pub fn uses(&self, placeholder: Placeholder) -> bool {
         self.parts.contains(&Part::Placeholder(placeholder))
     }
