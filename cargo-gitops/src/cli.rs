@@ -834,32 +834,7 @@ fn history(global: &GlobalArgs, args: &HistoryArgs, config: &Config) -> Result<(
         return Err(Error::usage("--limit must be at least 1"));
     }
     let environment = crate::release::find_environment(config, &args.environment)?;
-    let per_branch = environment.format.placeholders().any(|p| {
-        matches!(
-            p,
-            crate::tags::Placeholder::Branch | crate::tags::Placeholder::Name
-        )
-    });
-    let branch = match &args.branch {
-        None => None,
-        Some(_) if !per_branch => {
-            return Err(Error::usage(format!(
-                "environment `{}` does not tag per branch (`{}`); drop --branch",
-                environment.name, environment.format
-            )));
-        }
-        Some(branch) => {
-            let found = environment
-                .matches(&crate::environment::GitRef::Branch(branch.clone()))
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "branch `{branch}` is not one of environment `{}`'s",
-                        environment.name
-                    ))
-                })?;
-            Some((branch.clone(), found.name.unwrap_or_else(|| branch.clone())))
-        }
-    };
+    let branch = crate::history::branch_of(environment, args.branch.as_deref())?;
     let repository = crate::history::repository_of(config, environment)?;
     let mut insecure_registries = config.build.insecure_registries.clone();
     insecure_registries.extend(args.insecure_registries.iter().cloned());

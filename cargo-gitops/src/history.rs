@@ -39,6 +39,40 @@ pub struct Query<'a> {
     pub limit: usize,
 }
 
+/// `--branch` for an environment that tags per branch: the branch and its `{name}`.
+pub fn branch_of(
+    environment: &Environment,
+    branch: Option<&str>,
+) -> Result<Option<(String, String)>, Error> {
+    let Some(branch) = branch else {
+        return Ok(None);
+    };
+    let per_branch = environment.format.placeholders().any(|p| {
+        matches!(
+            p,
+            crate::tags::Placeholder::Branch | crate::tags::Placeholder::Name
+        )
+    });
+    if !per_branch {
+        return Err(Error::usage(format!(
+            "environment `{}` does not tag per branch (`{}`); drop --branch",
+            environment.name, environment.format
+        )));
+    }
+    let found = environment
+        .matches(&crate::environment::GitRef::Branch(branch.to_owned()))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "branch `{branch}` is not one of environment `{}`'s",
+                environment.name
+            ))
+        })?;
+    Ok(Some((
+        branch.to_owned(),
+        found.name.unwrap_or_else(|| branch.to_owned()),
+    )))
+}
+
 /// A `commit-<sha40>` lookup tag, possibly with a build-arguments hash: the commit it names.
 fn lookup_commit(tag: &str) -> Option<&str> {
     let rest = tag.strip_prefix("commit-")?;
