@@ -9,11 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::ci::github::Actions;
 use crate::config::Config;
 use crate::environment::{self, GitRef, Latest, version_for_tag};
 use crate::error::Error;
 use crate::git;
-use crate::github::Actions;
 use crate::tags::TagValues;
 
 /// Where the ref, commit and time come from, before any git is read.

@@ -1,29 +1,32 @@
 //! cargo-gitops: GitOps continuous integration for any repository. A git ref becomes an
 //! environment, the environment gives image tags, and the tags are made to exist in a registry
-//! by building once per commit or by retagging. `main.rs` only parses and renders errors.
+//! by building once per commit or by retagging. The command line lives in the binary
+//! (`main.rs`, `cli/`); everything it calls is here.
+//!
+//! Layers, each importing only from the ones above it in this list:
+//! - foundations: `error`, `exit_codes`, `files`, `process`, `progress`, `time`
+//! - the vocabulary: `tags`, `environment`, `git`
+//! - `config`: finding, reading and validating the configuration
+//! - `registry`: references, one transport, client operations, credentials, OCI types
+//! - `ci`: what each CI system tells a job and how a job reports back; pipeline generation
+//! - `deployment`: what one commit deploys to
+//! - `build`: the job (lookup, then retag or build), its plan and its drivers
+//! - `delivery`: Flux policies, releases, promotions, history
 
-pub mod builder;
-pub mod cli;
+pub mod build;
+pub mod ci;
 pub mod config;
-pub mod credentials;
+pub mod delivery;
 pub mod deployment;
 pub mod environment;
 pub mod error;
 pub mod exit_codes;
 pub mod files;
-pub mod flux;
 pub mod git;
-pub mod github;
-pub mod history;
-pub mod image;
-pub mod native;
-pub mod pipeline;
 pub mod process;
 pub mod progress;
 pub mod registry;
-pub mod release;
-pub mod retagger;
 pub mod tags;
-pub mod workflows;
+pub mod time;
 
 pub use error::Error;

@@ -1,12 +1,14 @@
 //! The `cargo-gitops` binary: parses the command line, runs it, and renders any error once,
 //! on one line with its causes.
 
+mod cli;
+
 use std::error::Error as _;
 use std::process::ExitCode;
 
-use cargo_gitops::cli::{self, Cli};
-use cargo_gitops::github::Actions;
+use cargo_gitops::ci::github::Actions;
 use clap::Parser;
+use cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(cli::args_from_cargo(std::env::args_os()));

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use ureq::http::Response;
 
-use crate::credentials::Credential;
 use crate::error::Error;
+use crate::registry::credentials::Credential;
 
 /// Every manifest media type, so the registry returns a manifest as stored, never converted.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [

@@ -10,18 +10,18 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment as Templates, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 
+use crate::build::retag::RetaggerKind;
 use crate::config::Config;
 use crate::environment::{BranchPattern, Environment, TagSelector};
 use crate::error::Error;
-use crate::registry::Repository;
-use crate::retagger::RetaggerKind;
+use crate::registry::client::Repository;
 
 /// The templates shipped in the binary, by file name.
 const EMBEDDED: [(&str, &str); 2] = [
-    ("pipeline.yml", include_str!("../templates/pipeline.yml")),
+    ("pipeline.yml", include_str!("../../templates/pipeline.yml")),
     (
         "environment.yml",
-        include_str!("../templates/environment.yml"),
+        include_str!("../../templates/environment.yml"),
     ),
 ];
 

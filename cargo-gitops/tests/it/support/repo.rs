@@ -177,7 +177,7 @@ pub fn gitops_manifest(registry: &str, image: &str, extra: &str) -> String {
 
 /// Runs `git` in `dir` with a fixed identity and no ambient configuration, whatever its exit
 /// status.
-pub fn git_output<I, S>(dir: &Path, args: I) -> Output
+fn git_output<I, S>(dir: &Path, args: I) -> Output
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,

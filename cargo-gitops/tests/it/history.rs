@@ -3,15 +3,13 @@
 //! environment's tags; a promotion retags the same manifest), then the history of each
 //! environment is read back through the real binary and checked against what was pushed.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Dir, Registry, TestCommand, gitops_manifest, sha256};
 use cargo_gitops::config::Config;
 use cargo_gitops::deployment::deployment_for;
 use cargo_gitops::environment::GitRef;
 use serde_json::Value;
-use support::{Dir, Registry, TestCommand, gitops_manifest, sha256};
 
 const IMAGE: &str = "shop";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -3,10 +3,8 @@
 //! HEAD at a tag, GitHub Actions variables, flags, shallow clones), the environment and tags it
 //! gets with the defaults and with configuration, the output formats, and the errors.
 
-mod support;
-
+use crate::support::{Dir, TestCommand, git_in};
 use serde_json::{Value, json};
-use support::{Dir, TestCommand, git_in};
 
 /// The design's example build time; every test passes it so that tags are exact.
 const TS: &str = "1654880868";
@@ -416,7 +414,7 @@ fn other_tags_have_nothing_to_deploy() {
                 .command()
                 .args(["env", "--format", "json", "--timestamp", TS])
                 .expect_exit(0);
-            let got: Value = support::json(&output.stdout);
+            let got: Value = crate::support::json(&output.stdout);
             assert_eq!(
                 got,
                 json!({
@@ -733,7 +731,7 @@ fn github_actions_pull_request_refs_have_nothing_to_deploy() {
     let output = cmd
         .args(["env", "--format", "json", "--timestamp", TS])
         .expect_exit(0);
-    let got: Value = support::json(&output.stdout);
+    let got: Value = crate::support::json(&output.stdout);
     assert_eq!(got["ref"], "refs/pull/4/merge");
     assert_eq!(got["environment"], Value::Null);
     assert_eq!(got["tags"], json!([]));

@@ -8,18 +8,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::builder::BuilderKind;
-use crate::config::{self, Config};
-use crate::credentials;
-use crate::deployment::{self, Deployment, Request};
-use crate::error::Error;
-use crate::exit_codes;
-use crate::github::{self, Actions};
-use crate::pipeline::{Action, Job, Report};
-use crate::progress::{Mode, Progress};
-use crate::registry::ClientOptions;
-use crate::retagger::{Retagger, RetaggerKind};
-use crate::workflows;
+use cargo_gitops::build::builder::BuilderKind;
+use cargo_gitops::build::job::{Action, Job, Report};
+use cargo_gitops::build::retag::{Retagger, RetaggerKind};
+use cargo_gitops::ci::github::{self, Actions};
+use cargo_gitops::ci::workflows;
+use cargo_gitops::config::{self, Config};
+use cargo_gitops::deployment::{self, Deployment, Request};
+use cargo_gitops::error::Error;
+use cargo_gitops::exit_codes;
+use cargo_gitops::progress::{Mode, Progress};
+use cargo_gitops::registry::client::ClientOptions;
+use cargo_gitops::registry::credentials;
 
 /// GitOps continuous integration: derive the deployment environment from git, build a
 /// container image once per commit, and promote it between environments by retagging.
@@ -213,7 +213,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     })?;
     let actions = Actions::from_env();
     let global = &cli.global;
-    crate::process::echo_commands(global.verbose > 0);
+    cargo_gitops::process::echo_commands(global.verbose > 0);
     let config = config::load(
         global.manifest_path.as_deref(),
         global.package.as_deref(),
@@ -354,7 +354,7 @@ fn build(
     let target_registry = deployment
         .image
         .as_deref()
-        .map(crate::registry::Repository::parse)
+        .map(cargo_gitops::registry::client::Repository::parse)
         .transpose()?
         .map(|r| r.registry);
     let credential = credentials::explicit(args.registry_user.as_deref(), password)?.map(|c| {
@@ -406,11 +406,13 @@ fn build(
         builder,
         retagger: &retagger,
         progress: &progress,
-        source_url: actions.source_url().or_else(|| crate::git::origin_url(cwd)),
+        source_url: actions
+            .source_url()
+            .or_else(|| cargo_gitops::git::origin_url(cwd)),
         scratch_dir: scratch.path(),
         output: args.output.clone(),
         epoch: source_date_epoch()?
-            .or_else(|| crate::git::commit_time(cwd, &deployment.sha))
+            .or_else(|| cargo_gitops::git::commit_time(cwd, &deployment.sha))
             .unwrap_or(deployment.timestamp),
     };
     if args.dry_run {
@@ -575,7 +577,7 @@ pub struct FluxArgs {
 pub struct ReleaseArgs {
     /// patch, minor, major, or a version such as 1.4.0
     #[arg(value_name = "BUMP")]
-    pub bump: crate::release::Bump,
+    pub bump: cargo_gitops::delivery::release::Bump,
 
     /// Release the next pre-release of this production channel (X.Y.Z-CHANNEL.N)
     #[arg(long, value_name = "CHANNEL")]
@@ -641,16 +643,16 @@ pub struct HistoryArgs {
 }
 
 fn flux(args: &FluxArgs, config: &Config, quiet: bool) -> Result<(), Error> {
-    let options = crate::flux::Options {
+    let options = cargo_gitops::delivery::flux::Options {
         branches: args.branches.clone(),
         namespace: args.namespace.clone(),
         interval: args.interval.clone(),
         secret_ref: args.secret_ref.clone(),
         name_prefix: args.name_prefix.clone(),
     };
-    let manifests = crate::flux::plan(config, &options)?;
+    let manifests = cargo_gitops::delivery::flux::plan(config, &options)?;
     if let Some(environment) = &args.marker {
-        let lines = crate::flux::markers(&manifests, environment)?;
+        let lines = cargo_gitops::delivery::flux::markers(&manifests, environment)?;
         return write_stdout(&(lines.join("\n") + "\n"));
     }
     if !quiet {
@@ -658,11 +660,11 @@ fn flux(args: &FluxArgs, config: &Config, quiet: bool) -> Result<(), Error> {
             eprintln!("note: {note}");
         }
     }
-    let yaml = crate::flux::render(&manifests);
+    let yaml = cargo_gitops::delivery::flux::render(&manifests);
     let Some(path) = &args.output else {
         return write_stdout(&yaml);
     };
-    crate::files::write_whole(path, yaml.as_bytes())?;
+    cargo_gitops::files::write_whole(path, yaml.as_bytes())?;
     if !quiet {
         eprintln!(
             "wrote {} ({} image repositories, {} image policies)",
@@ -681,15 +683,15 @@ fn release(
     cwd: &std::path::Path,
     actions: &Actions,
 ) -> Result<(), Error> {
-    let request = crate::release::ReleaseRequest {
+    let request = cargo_gitops::delivery::release::ReleaseRequest {
         bump: args.bump.clone(),
         channel: args.channel.clone(),
         force: args.force,
         message: args.message.clone(),
     };
-    let plan = crate::release::plan_release(config, cwd, &request)?;
+    let plan = cargo_gitops::delivery::release::plan_release(config, cwd, &request)?;
     if args.push {
-        crate::release::check_remote(cwd)?;
+        cargo_gitops::delivery::release::check_remote(cwd)?;
     }
     let after = plan
         .previous
@@ -721,7 +723,11 @@ fn release(
     if args.push {
         plan.push_command().run()?;
         if !global.quiet {
-            eprintln!("pushed {} to {}", plan.tag, crate::release::REMOTE);
+            eprintln!(
+                "pushed {} to {}",
+                plan.tag,
+                cargo_gitops::delivery::release::REMOTE
+            );
         }
     } else if !global.quiet {
         eprintln!("next: {}", plan.push_command().display());
@@ -754,7 +760,7 @@ fn promote(
     config: &Config,
     cwd: &std::path::Path,
 ) -> Result<(), Error> {
-    use crate::release::PromoteMode;
+    use cargo_gitops::delivery::release::PromoteMode;
     let mode = if args.pr {
         PromoteMode::PullRequest
     } else if args.push {
@@ -762,7 +768,7 @@ fn promote(
     } else {
         PromoteMode::Move
     };
-    let promotion = crate::release::plan_promotion(
+    let promotion = cargo_gitops::delivery::release::plan_promotion(
         config,
         cwd,
         &args.environment,
@@ -811,7 +817,11 @@ fn promote(
     if mode == PromoteMode::Push {
         promotion.push_command().run()?;
         if !global.quiet {
-            eprintln!("pushed {} to {}", promotion.branch, crate::release::REMOTE);
+            eprintln!(
+                "pushed {} to {}",
+                promotion.branch,
+                cargo_gitops::delivery::release::REMOTE
+            );
         }
     } else if !global.quiet {
         eprintln!("next: {}", promotion.push_command().display());
@@ -833,9 +843,9 @@ fn history(global: &GlobalArgs, args: &HistoryArgs, config: &Config) -> Result<(
     if args.limit == 0 {
         return Err(Error::usage("--limit must be at least 1"));
     }
-    let environment = crate::release::find_environment(config, &args.environment)?;
-    let branch = crate::history::branch_of(environment, args.branch.as_deref())?;
-    let repository = crate::history::repository_of(config, environment)?;
+    let environment = cargo_gitops::delivery::release::find_environment(config, &args.environment)?;
+    let branch = cargo_gitops::delivery::history::branch_of(environment, args.branch.as_deref())?;
+    let repository = cargo_gitops::delivery::history::repository_of(config, environment)?;
     let mut insecure_registries = config.build.insecure_registries.clone();
     insecure_registries.extend(args.insecure_registries.iter().cloned());
     let options = ClientOptions {
@@ -846,12 +856,12 @@ fn history(global: &GlobalArgs, args: &HistoryArgs, config: &Config) -> Result<(
     let explicit = credentials::explicit(None, None)?.map(|c| c.only_for(&repository.registry));
     let client =
         Retagger::new(RetaggerKind::Builtin, options, explicit).client(&repository.registry)?;
-    let query = crate::history::Query {
+    let query = cargo_gitops::delivery::history::Query {
         environment,
         branch: branch.as_ref().map(|(b, n)| (b.as_str(), n.as_str())),
         limit: args.limit,
     };
-    let entries = crate::history::list(&client, &repository, &query)?;
+    let entries = cargo_gitops::delivery::history::list(&client, &repository, &query)?;
     if global.format == Format::Json {
         let json = serde_json::to_string_pretty(&entries).expect("entries always serialise");
         return write_stdout(&format!("{json}\n"));
@@ -865,5 +875,5 @@ fn history(global: &GlobalArgs, args: &HistoryArgs, config: &Config) -> Result<(
         }
         return Ok(());
     }
-    write_stdout(&crate::history::table(&entries))
+    write_stdout(&cargo_gitops::delivery::history::table(&entries))
 }

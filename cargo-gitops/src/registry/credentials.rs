@@ -8,7 +8,7 @@ use std::fmt;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 
 use crate::error::Error;
-use crate::registry::basic_auth_value;
+use crate::registry::client::basic_auth_value;
 
 /// A stored-login reader of `docker_credential` (Docker's or podman's file).
 type CredentialLookup = fn(&str) -> Result<DockerCredential, CredentialRetrievalError>;

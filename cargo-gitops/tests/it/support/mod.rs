@@ -5,24 +5,18 @@
 //! podman on storage of its own, and fixture repositories whose image is `FROM scratch`
 //! (`registry`).
 //!
-//! Each test crate includes it with `mod support;` and uses its own subset of it.
-
-#![allow(dead_code)]
+//! The one test binary (`tests/it/main.rs`) declares it once; every test module uses it.
 
 mod command;
 mod registry;
 mod repo;
 
-// Every test crate uses its own subset of what is re-exported here.
-#[allow(unused_imports)]
-pub use command::{TestCommand, json, one_error_line, printed};
-#[allow(unused_imports)]
+pub use command::{TestCommand, json, printed};
 pub use registry::{
-    Fixture, MANIFEST_ACCEPT, Podman, Registry, free_port, path_with_only, run_bounded,
-    scratch_context, sha256, static_binary, which,
+    Fixture, Podman, Registry, free_port, path_with_only, run_bounded, scratch_context, sha256,
+    static_binary,
 };
-#[allow(unused_imports)]
-pub use repo::{Dir, git_in, git_output, gitops_manifest};
+pub use repo::{Dir, git_in, gitops_manifest};
 
 use std::path::{Path, PathBuf};
 

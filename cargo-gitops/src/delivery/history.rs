@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::delivery::flux::{self, BranchChoice, Order, SHA_GROUP, SHA40_GROUP, TIMESTAMP_GROUP};
 use crate::environment::Environment;
 use crate::error::Error;
-use crate::flux::{self, BranchChoice, Order, SHA_GROUP, SHA40_GROUP, TIMESTAMP_GROUP};
-use crate::registry::{RegistryClient, Repository, Scope};
+use crate::registry::client::{RegistryClient, Repository, Scope};
 
 /// One image the environment received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -211,7 +211,7 @@ pub fn table(entries: &[Entry]) -> String {
     ]];
     for entry in entries {
         let when = match (entry.timestamp, &entry.version) {
-            (Some(ts), _) => crate::pipeline::rfc3339(ts),
+            (Some(ts), _) => crate::time::rfc3339(ts),
             (None, Some(version)) => version.clone(),
             (None, None) => entry.order.clone(),
         };

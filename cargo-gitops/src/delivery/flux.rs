@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::config::Config;
 use crate::environment::{self, Environment, GitRef, Latest, TagSelector};
 use crate::error::Error;
-use crate::registry::{Repository, is_plain_http};
+use crate::registry::client::{Repository, is_plain_http};
 use crate::tags::{self, Part, Placeholder, TagValues};
 
 /// The Flux API the manifests are written for.

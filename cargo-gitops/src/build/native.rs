@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::build::image::{self, Base, Image, LayerFile, RunConfig};
 use crate::error::Error;
-use crate::image::{self, Base, Image, LayerFile, RunConfig};
 use crate::process::Command;
-use crate::registry::{RegistryClient, Repository, Scope};
+use crate::registry::client::{RegistryClient, Repository, Scope};
 
 /// The user native images run as (`nonroot` in distroless images).
 pub const USER: &str = "65532";
@@ -321,7 +321,7 @@ pub fn pack(
     built: &[(Target, PathBuf)],
     base: &[Option<Base>],
 ) -> Result<Image, Error> {
-    let created = crate::pipeline::rfc3339(spec.epoch);
+    let created = crate::time::rfc3339(spec.epoch);
     let path_in_image = format!("usr/local/bin/{}", binary.bin);
     let run = RunConfig {
         entrypoint: vec![format!("/{path_in_image}")],

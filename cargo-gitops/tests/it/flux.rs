@@ -4,16 +4,14 @@
 //! branch, rendered by the library's own tag code: each policy must pick the newest tag of its
 //! own environment and branch, and admit no tag of any other.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
+use crate::support::{Dir, TestCommand, gitops_manifest};
 use cargo_gitops::config::{self, Config};
 use cargo_gitops::deployment::deployment_for;
 use cargo_gitops::environment::{GitRef, parse_semver_tag};
 use regex::Regex;
-use support::{Dir, TestCommand, gitops_manifest};
 use yaml_rust2::{Yaml, YamlLoader};
 
 const API_VERSION: &str = "image.toolkit.fluxcd.io/v1";

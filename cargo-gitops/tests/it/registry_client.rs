@@ -5,8 +5,6 @@
 //! a fault-injecting proxy, and promotion across repositories and registries. Results are read
 //! back through the registry's own HTTP API, never through the client under test.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,10 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use cargo_gitops::credentials::Credential;
-use cargo_gitops::registry::{ClientOptions, RegistryClient, Repository, RetryPolicy, Scope};
-use cargo_gitops::retagger::{Retagger, RetaggerKind};
-use support::{Dir, Fixture, Podman, Registry, json, printed, run_bounded, scratch_context};
+use crate::support::{Dir, Fixture, Podman, Registry, json, printed, run_bounded, scratch_context};
+use cargo_gitops::build::retag::{Retagger, RetaggerKind};
+use cargo_gitops::registry::client::{
+    ClientOptions, RegistryClient, Repository, RetryPolicy, Scope,
+};
+use cargo_gitops::registry::credentials::Credential;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -121,7 +121,7 @@ fn push_skopeo(registry: &Registry, name: &str, tag: &str) -> String {
     let dir = Dir::new();
     let layout = dir.join("layout");
     let image = format!("{}:v1", layout.display());
-    let binary = support::static_binary();
+    let binary = crate::support::static_binary();
     run_bounded(
         std::process::Command::new("umoci").args(["init", "--layout", layout.to_str().unwrap()]),
         60,
@@ -1028,7 +1028,7 @@ fn a_retry_after_beyond_the_budget_gives_up_at_once_and_moves_no_tag() {
 
 #[test]
 fn a_connection_refused_fails_naming_the_registry() {
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let host = format!("127.0.0.1:{port}");
     let app = repo(&host, "app");
     let started = Instant::now();
@@ -1499,7 +1499,7 @@ fn the_proxy_forwards_uploads_intact() {
     let proxy = Proxy::start(registry.port, |_| Fault::Forward);
     let client = RegistryClient::new(&proxy.addr, None, &fast_options());
     let blob = vec![7u8; 300_000];
-    let digest = support::sha256(&blob);
+    let digest = crate::support::sha256(&blob);
     client.upload_blob("app", &digest, &blob).unwrap();
     assert!(
         client

@@ -2,11 +2,9 @@
 //! binary in real repositories made with the `git` command line (with a bare repository as
 //! `origin` where pushing matters), and checked with `git` itself.
 
-mod support;
-
 use std::ops::Deref;
 
-use support::{Dir, TestCommand, git_in};
+use crate::support::{Dir, TestCommand, git_in};
 
 /// A repository with one commit on `main`, its identity in its own configuration (where
 /// libgit2 reads it), and an empty home so the machine's settings stay out.

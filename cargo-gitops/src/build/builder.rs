@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::process::Command;
-use crate::registry::{Repository, is_plain_http};
+use crate::registry::client::{Repository, is_plain_http};
 
 /// Which program builds images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]

@@ -1,14 +1,12 @@
 //! `cargo gitops build --build-with native`: reproducible images from a crate's binary, that
 //! run, push to a real registry and promote by retag; and the errors around them.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::{Dir, Registry, TestCommand, git_in, json, run_bounded};
 use serde_json::Value;
-use support::{Dir, Registry, TestCommand, git_in, json, run_bounded};
 
 const SHA_FILE: &str = "src/main.rs";
 
@@ -182,7 +180,7 @@ fn the_demo_app_image_runs() {
     );
     assert_eq!(config["process"]["user"]["uid"], 65532);
 
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let mut server = Command::new(bundle.join("rootfs/usr/local/bin/demo-app"))
         .env_clear()
         .env("HOST", "127.0.0.1")

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use clap::ValueEnum;
 use serde::Deserialize;
 
-use crate::credentials::{self, Credential};
 use crate::error::Error;
 use crate::process::{Command, on_path};
-use crate::registry::{
+use crate::registry::client::{
     ClientOptions, RegistryClient, Repository, Scope, is_plain_http, sha256_digest,
 };
+use crate::registry::credentials::{self, Credential};
 
 /// Which program looks images up and retags them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::builder::BuilderKind;
+use crate::build::builder::BuilderKind;
+use crate::build::retag::RetaggerKind;
+use crate::ci::workflows::{self, ExtraStep, Pin, RegistrySecrets, WorkflowSettings};
 use crate::environment::{self, BranchPattern, Environment, Latest, TagSelector};
 use crate::error::Error;
-use crate::registry::Repository;
-use crate::retagger::RetaggerKind;
+use crate::registry::client::Repository;
 use crate::tags::{Placeholder, TagFormat};
-use crate::workflows::{self, ExtraStep, Pin, RegistrySecrets, WorkflowSettings};
 
 /// The `gitops` table, as written in either manifest table.
 #[derive(Debug, Default, Clone, Deserialize)]

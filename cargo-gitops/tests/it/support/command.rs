@@ -208,7 +208,7 @@ pub fn json(bytes: &[u8]) -> Value {
 
 /// The one line of a run's stderr that starts with `error: `; asserts that there is exactly
 /// one and that nothing panicked.
-pub fn one_error_line(output: &Output) -> String {
+fn one_error_line(output: &Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let errors: Vec<&str> = stderr
         .lines()

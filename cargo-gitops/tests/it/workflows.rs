@@ -2,12 +2,10 @@
 //! workflow's triggers and `cargo gitops env`, the real validators (zizmor, check-jsonschema,
 //! actionlint), and the drift check.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::Dir;
+use crate::support::Dir;
 use yaml_rust2::{Yaml, YamlLoader};
 
 const SHA: &str = "b4b9fda0123456789abcdef0123456789abcdef0";

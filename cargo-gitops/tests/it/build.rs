@@ -1,9 +1,7 @@
 //! `cargo gitops build` end to end against a real registry: build once with podman, promote
 //! by retagging with each retagger that runs here, and the failures around it.
 
-mod support;
-
-use support::{Fixture, Registry, TestCommand, json, path_with_only, printed};
+use crate::support::{Fixture, Registry, TestCommand, json, path_with_only, printed};
 
 /// `cargo gitops build --build-with BUILDER --retag-with RETAGGER` plus `args`, in the fixture.
 fn build(fixture: &Fixture, builder: &str, retagger: &str, args: &[&str]) -> TestCommand {

@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::builder::{self, BuildSpec, BuilderKind};
+use crate::build::builder::{self, BuildSpec, BuilderKind};
+use crate::build::native;
+use crate::build::retag::Retagger;
 use crate::config::Config;
 use crate::deployment::Deployment;
 use crate::environment::{self, GitRef};
 use crate::error::Error;
-use crate::native;
 use crate::progress::Progress;
-use crate::registry::Repository;
-use crate::retagger::Retagger;
+use crate::registry::client::Repository;
 
 /// What the job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -275,7 +275,7 @@ impl Job<'_> {
             (
                 "org.opencontainers.image.created".to_owned(),
                 // The source's time, not the clock's: a rebuild of one commit keeps its labels.
-                rfc3339(self.epoch),
+                crate::time::rfc3339(self.epoch),
             ),
             (
                 "org.opencontainers.image.title".to_owned(),
@@ -451,7 +451,7 @@ impl Job<'_> {
 
     fn base_client(
         &self,
-    ) -> Result<Option<std::sync::Arc<crate::registry::RegistryClient>>, Error> {
+    ) -> Result<Option<std::sync::Arc<crate::registry::client::RegistryClient>>, Error> {
         match &self.config.build.base {
             Some(base) => {
                 let repository = Repository::parse(base.split('@').next().unwrap_or(base))?;
@@ -462,7 +462,7 @@ impl Job<'_> {
     }
 
     /// Compiles for every platform and packs the image (nothing is pushed).
-    fn native_image(&self) -> Result<crate::image::Image, Error> {
+    fn native_image(&self) -> Result<crate::build::image::Image, Error> {
         let spec = self.native_spec();
         let binary = native::find_binary(&spec)?;
         let targets = self.native_targets()?;
@@ -551,40 +551,5 @@ impl Job<'_> {
                 "the tags of {repository} kept moving; another job for the same commit may be running, run again once it ends"
             ),
         })
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds, as OCI's `created` wants.
-pub fn rfc3339(timestamp: u64) -> String {
-    let days = timestamp / 86_400;
-    let seconds = timestamp % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3600,
-        seconds % 3600 / 60,
-        seconds % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_654_880_868), "2022-06-10T17:07:48Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
     }
 }

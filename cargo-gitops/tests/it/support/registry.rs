@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::command::{TestCommand, no_logins};
 use super::repo::{Dir, gitops_manifest};
 
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// A running `docker-registry`, stopped when dropped.
 pub struct Registry {
@@ -138,10 +138,6 @@ impl Registry {
 
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn storage(&self) -> PathBuf {
-        self.dir.join("data")
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -438,7 +434,7 @@ pub fn path_with_only(programs: &[&str]) -> (Dir, String) {
     (dir, path)
 }
 
-pub fn which(program: &str) -> Option<PathBuf> {
+fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(program))
         .find(|p| p.is_file())

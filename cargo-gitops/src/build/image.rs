@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::files::write_whole;
-use crate::registry::{Manifest, RegistryClient, Repository, Scope, sha256_digest};
+use crate::registry::client::{Manifest, RegistryClient, Repository, Scope, sha256_digest};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

@@ -1,0 +1,5 @@
+//! CI systems: what a runner tells a job through its environment, how a job reports back, and
+//! the pipelines `init-workflows` generates for each provider.
+
+pub mod github;
+pub mod workflows;
