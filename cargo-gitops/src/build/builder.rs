@@ -5,24 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use clap::ValueEnum;
 use serde::Deserialize;
 
 use crate::error::Error;
 use crate::process::Command;
 use crate::registry::client::{Repository, is_plain_http};
-
-/// Which program builds images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BuilderKind {
-    /// `docker buildx build --push`: BuildKit, remote builders, multi-platform.
-    Buildx,
-    /// `podman build`, then `podman push` of each tag.
-    Podman,
-    /// No Dockerfile, no daemon: the crate's binary, compiled statically, packed as an image.
-    Native,
-}
 
 /// Everything a build needs, whatever the builder.
 #[derive(Debug, Clone)]

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::build::builder::{self, BuildSpec, BuilderKind};
+use crate::build::builder::{self, BuildSpec};
 use crate::build::native;
 use crate::build::retag::Retagger;
-use crate::config::Config;
+use crate::config::{BuilderKind, Config};
 use crate::deployment::Deployment;
 use crate::environment::{self, GitRef};
 use crate::error::Error;

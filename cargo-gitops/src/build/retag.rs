@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use clap::ValueEnum;
 use serde::Deserialize;
 
+use crate::config::RetaggerKind;
 use crate::error::Error;
 use crate::process::{Command, on_path};
 use crate::registry::client::{
@@ -15,37 +15,12 @@ use crate::registry::client::{
 };
 use crate::registry::credentials::{self, Credential};
 
-/// Which program looks images up and retags them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RetaggerKind {
-    /// `crane digest`, then `crane tag` / `crane copy`.
-    Crane,
-    /// `docker buildx imagetools inspect`, then `create --prefer-index=false`.
-    Imagetools,
-    /// `skopeo inspect --raw`, then `skopeo copy --preserve-digests`.
-    Skopeo,
-    /// The built-in registry client: one HEAD to look up, one GET and one PUT per tag to retag.
-    Builtin,
-}
-
-impl RetaggerKind {
-    /// `crane` when it is installed, otherwise the built-in client.
-    pub fn default_here() -> RetaggerKind {
-        if on_path("crane") {
-            RetaggerKind::Crane
-        } else {
-            RetaggerKind::Builtin
-        }
-    }
-
-    pub fn program(self) -> Option<&'static str> {
-        match self {
-            RetaggerKind::Crane => Some("crane"),
-            RetaggerKind::Imagetools => Some("docker"),
-            RetaggerKind::Skopeo => Some("skopeo"),
-            RetaggerKind::Builtin => None,
-        }
+/// `crane` when it is installed, otherwise the built-in client.
+pub fn default_retagger() -> RetaggerKind {
+    if on_path("crane") {
+        RetaggerKind::Crane
+    } else {
+        RetaggerKind::Builtin
     }
 }
 

@@ -8,12 +8,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use cargo_gitops::build::builder::BuilderKind;
 use cargo_gitops::build::job::{Action, Job, Report};
-use cargo_gitops::build::retag::{Retagger, RetaggerKind};
+use cargo_gitops::build::retag::{self, Retagger};
 use cargo_gitops::ci::github::{self, Actions};
 use cargo_gitops::ci::workflows;
-use cargo_gitops::config::{self, Config};
+use cargo_gitops::config::{self, BuilderKind, Config, RetaggerKind};
 use cargo_gitops::deployment::{self, Deployment, Request};
 use cargo_gitops::error::Error;
 use cargo_gitops::exit_codes;
@@ -384,7 +383,7 @@ fn build(
     let retagger_kind = args
         .retag_with
         .or(config.build.retagger)
-        .unwrap_or_else(RetaggerKind::default_here);
+        .unwrap_or_else(retag::default_retagger);
     let retagger = Retagger::new(retagger_kind, options, credential);
     let mode = if global.quiet {
         Mode::Quiet

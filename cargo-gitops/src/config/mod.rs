@@ -3,14 +3,18 @@
 //! environments. It reads the TOML directly (no `cargo metadata` run) so that `cargo gitops env`
 //! stays within a few milliseconds, and so that errors can give the line of the bad key.
 
+mod settings;
+
+pub use settings::{
+    BuildSettings, BuilderKind, ExtraStep, Pin, RegistrySecrets, RetaggerKind, WorkflowSettings,
+    default_pins,
+};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::build::builder::BuilderKind;
-use crate::build::retag::RetaggerKind;
-use crate::ci::workflows::{self, ExtraStep, Pin, RegistrySecrets, WorkflowSettings};
 use crate::environment::{self, BranchPattern, Environment, Latest, TagSelector};
 use crate::error::Error;
 use crate::registry::client::Repository;
@@ -151,27 +155,6 @@ pub struct Config {
     pub workflows: WorkflowSettings,
 }
 
-/// How images are built and retagged, as configured (flags may still override).
-#[derive(Debug, Clone, Default)]
-pub struct BuildSettings {
-    pub dockerfile: Option<PathBuf>,
-    pub context: Option<PathBuf>,
-    pub platforms: Vec<String>,
-    pub builder: Option<BuilderKind>,
-    pub retagger: Option<RetaggerKind>,
-    pub buildx_builder: Option<String>,
-    pub cache_from: Vec<String>,
-    pub cache_to: Vec<String>,
-    pub insecure_registries: Vec<String>,
-    /// Native builds: the binary to pack, when the package has several.
-    pub bin: Option<String>,
-    /// Native builds: a base image pinned by digest.
-    pub base: Option<String>,
-    pub exposed_ports: Vec<String>,
-    /// Native builds: environment variables of the image.
-    pub image_env: BTreeMap<String, String>,
-}
-
 impl Config {
     /// The defaults alone, as in a repository without a `Cargo.toml`.
     pub fn defaults() -> Config {
@@ -185,7 +168,7 @@ impl Config {
             package_dir: None,
             build: BuildSettings::default(),
             workflows: WorkflowSettings {
-                pins: workflows::default_pins(),
+                pins: default_pins(),
                 ..WorkflowSettings::default()
             },
         }
@@ -385,7 +368,7 @@ pub fn load(
         workflows: WorkflowSettings {
             templates: merged.templates,
             pins: {
-                let mut pins = workflows::default_pins();
+                let mut pins = default_pins();
                 for (action, pin) in merged.actions.unwrap_or_default() {
                     if !(pin.sha.len() == 40 && pin.sha.bytes().all(|b| b.is_ascii_hexdigit())) {
                         return Err(Error::Config {

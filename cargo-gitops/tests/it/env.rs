@@ -508,8 +508,11 @@ fn a_nested_annotated_tag_at_head_is_found() {
     dir.git(["tag", "-a", "-m", "outer", "v3.0.0", "inner"]);
     dir.git(["tag", "-d", "inner"]);
     dir.git(["checkout", "--quiet", "--detach", "v3.0.0"]);
-    // git itself says the tag points at HEAD.
-    assert_eq!(dir.git(["tag", "--points-at", "HEAD"]), "v3.0.0");
+    // The tag peels to HEAD (`git tag --points-at` before git 2.42 does not peel nested tags).
+    assert_eq!(
+        dir.git(["rev-parse", "v3.0.0^{commit}"]),
+        dir.git(["rev-parse", "HEAD"])
+    );
     let got = env_json(&dir, &[]);
     assert_eq!(got["ref"], "refs/tags/v3.0.0");
     assert_eq!(strings(&got["tags"]), ["prd-3.0.0", "prd-latest"]);

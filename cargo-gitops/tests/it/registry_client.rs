@@ -13,7 +13,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::support::{Dir, Fixture, Podman, Registry, json, printed, run_bounded, scratch_context};
-use cargo_gitops::build::retag::{Retagger, RetaggerKind};
+use cargo_gitops::build::retag::Retagger;
+use cargo_gitops::config::RetaggerKind;
 use cargo_gitops::registry::client::{
     ClientOptions, RegistryClient, Repository, RetryPolicy, Scope,
 };
