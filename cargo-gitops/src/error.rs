@@ -115,6 +115,12 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Generated files on disk that differ from what the configuration generates.
+    #[error(
+        "{count} generated file(s) differ from what the configuration generates; run `{fix}` and commit the result"
+    )]
+    Drift { count: usize, fix: String },
+
     #[error("cannot write {what}")]
     Write {
         what: String,
@@ -151,7 +157,8 @@ impl Error {
             | Error::NotLoggedIn { .. }
             | Error::CredentialHelper { .. }
             | Error::Spawn { .. }
-            | Error::CommandFailed { .. } => exit_codes::FAILURE,
+            | Error::CommandFailed { .. }
+            | Error::Drift { .. } => exit_codes::FAILURE,
         }
     }
 }

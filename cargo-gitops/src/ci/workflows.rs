@@ -318,9 +318,17 @@ pub fn write(root: &Path, files: &[GeneratedFile]) -> Result<(), Error> {
     Ok(())
 }
 
+/// A generated file that differs from the one on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub path: PathBuf,
+    /// A unified diff, or the sentence that says the file is stale.
+    pub diff: String,
+}
+
 /// What differs between the generated files and those on disk, as unified diffs; files that
 /// an earlier generation wrote (`gitops-*.yml`) and this one would not are listed as stale.
-pub fn drift(root: &Path, files: &[GeneratedFile]) -> Vec<String> {
+pub fn drift(root: &Path, files: &[GeneratedFile]) -> Vec<Drift> {
     let mut diffs = Vec::new();
     for file in files {
         let path = root.join(&file.path);
@@ -332,12 +340,15 @@ pub fn drift(root: &Path, files: &[GeneratedFile]) -> Vec<String> {
                 .context_radius(3)
                 .header(&format!("a/{name}"), &format!("b/{name}"))
                 .to_string();
-            diffs.push(diff);
+            diffs.push(Drift {
+                path: file.path.clone(),
+                diff,
+            });
         }
     }
     let expected: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     if let Ok(entries) = std::fs::read_dir(root.join(WORKFLOW_DIR)) {
-        let mut stale: Vec<String> = entries
+        let mut stale: Vec<Drift> = entries
             .flatten()
             .map(|e| Path::new(WORKFLOW_DIR).join(e.file_name()))
             .filter(|p| {
@@ -346,9 +357,12 @@ pub fn drift(root: &Path, files: &[GeneratedFile]) -> Vec<String> {
                     && name.ends_with(".yml")
                     && !expected.contains(&p.as_path())
             })
-            .map(|p| format!("{} is no longer generated: delete it\n", p.display()))
+            .map(|path| Drift {
+                diff: format!("{} is no longer generated: delete it\n", path.display()),
+                path,
+            })
             .collect();
-        stale.sort();
+        stale.sort_by(|a, b| a.path.cmp(&b.path));
         diffs.extend(stale);
     }
     diffs

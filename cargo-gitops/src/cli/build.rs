@@ -1,0 +1,227 @@
+//! `cargo gitops build`: wires the flags to a build job, runs it (or prints its plan), and
+//! reports the result in each output format and to the GitHub Actions runner.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use cargo_gitops::build::job::{Action, Job, Report};
+use cargo_gitops::build::retag::{self, Retagger};
+use cargo_gitops::ci::github::{self, Actions};
+use cargo_gitops::config::{BuilderKind, Config, RetaggerKind};
+use cargo_gitops::deployment::Deployment;
+use cargo_gitops::error::Error;
+use cargo_gitops::progress::{Mode, Progress};
+
+use super::output::{Format, is_interactive, write_stdout};
+use super::{GlobalArgs, RegistryArgs};
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Program that builds images [default: config `builder`, else buildx]
+    #[arg(long, value_enum, value_name = "BUILDER")]
+    pub build_with: Option<BuilderKind>,
+
+    /// Program that looks up and retags images [default: config `retagger`, else crane when installed, else builtin]
+    #[arg(long, value_enum, value_name = "RETAGGER")]
+    pub retag_with: Option<RetaggerKind>,
+
+    /// Print the exact commands for each outcome and run none
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Refuse (exit 2) unless the ref deploys to this environment; the generated workflows
+    /// pass the GitHub Environment they run under, so its protection rules cannot be skipped
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
+
+    /// With --build-with native: write an OCI image layout to DIR instead of pushing
+    #[arg(long, value_name = "oci:DIR", value_parser = parse_oci_output)]
+    pub output: Option<PathBuf>,
+}
+
+fn parse_oci_output(text: &str) -> Result<PathBuf, String> {
+    text.strip_prefix("oci:")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            format!("`{text}` is not oci:DIR; write e.g. --output oci:target/gitops/image")
+        })
+}
+
+pub fn run(
+    global: &GlobalArgs,
+    args: &BuildArgs,
+    config: &Config,
+    deployment: &Deployment,
+    actions: &Actions,
+    cwd: &Path,
+) -> Result<(), Error> {
+    if let Some(expected) = &args.environment
+        && deployment.environment.as_deref() != Some(expected.as_str())
+    {
+        return Err(Error::usage(format!(
+            "{} deploys to {}, not to `{expected}`; run the workflow of that environment instead",
+            deployment.git_ref,
+            deployment
+                .environment
+                .as_deref()
+                .map_or("no environment".to_owned(), |e| format!("`{e}`"))
+        )));
+    }
+    // Flags and variables name the credential of the target registry, and only of it.
+    let target_registry = deployment
+        .image
+        .as_deref()
+        .map(cargo_gitops::registry::client::Repository::parse)
+        .transpose()?
+        .map(|r| r.registry);
+    let (options, credential) = args
+        .registry
+        .client_settings(config, target_registry.as_deref())?;
+    let builder = args
+        .build_with
+        .or(config.build.builder)
+        .unwrap_or(BuilderKind::Buildx);
+    if args.output.is_some() && builder != BuilderKind::Native {
+        return Err(Error::usage(
+            "--output writes an image the tool packs itself; add --build-with native",
+        ));
+    }
+    let mut config = config.clone();
+    config.build.insecure_registries = options.insecure_registries.clone();
+    let retagger_kind = args
+        .retag_with
+        .or(config.build.retagger)
+        .unwrap_or_else(retag::default_retagger);
+    let retagger = Retagger::new(retagger_kind, options, credential);
+    let mode = if global.quiet {
+        Mode::Quiet
+    } else if actions.active {
+        Mode::Actions
+    } else if is_interactive(global.color) {
+        Mode::Spinner
+    } else {
+        Mode::Plain
+    };
+    let progress = Progress::new(mode);
+    let scratch = tempfile::tempdir().map_err(|source| Error::Write {
+        what: "a temporary folder".to_owned(),
+        source,
+    })?;
+    let job = Job {
+        config: &config,
+        deployment,
+        builder,
+        retagger: &retagger,
+        progress: &progress,
+        source_url: actions
+            .source_url()
+            .or_else(|| cargo_gitops::git::origin_url(cwd)),
+        scratch_dir: scratch.path(),
+        output: args.output.clone(),
+        epoch: source_date_epoch()?
+            .or_else(|| cargo_gitops::git::commit_time(cwd, &deployment.sha))
+            .unwrap_or(deployment.timestamp),
+    };
+    if args.dry_run {
+        let lines = job.describe()?;
+        return write_stdout(&(lines.join("\n") + "\n"));
+    }
+    let report = job.run()?;
+    if global.verbose > 0 && retagger.request_count() > 0 {
+        progress.note(&format!(
+            "built-in registry client: {} requests",
+            retagger.request_count()
+        ));
+    }
+    print_report(&report, global.format, actions)
+}
+
+/// `SOURCE_DATE_EPOCH`, the reproducible-builds convention for "the time of the source".
+fn source_date_epoch() -> Result<Option<u64>, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) if !text.trim().is_empty() => text.trim().parse().map(Some).map_err(|_| {
+            Error::usage(format!(
+                "SOURCE_DATE_EPOCH `{text}` is not a Unix time in seconds; unset it or fix it"
+            ))
+        }),
+        _ => Ok(None),
+    }
+}
+
+fn print_report(report: &Report, format: Format, actions: &Actions) -> Result<(), Error> {
+    let action = match report.action {
+        Action::Built => "built",
+        Action::Retagged => "retagged",
+        Action::None => "none",
+    };
+    let outputs = github::format_outputs(&[
+        ("action", action.to_owned()),
+        ("built", (report.action == Action::Built).to_string()),
+        ("digest", report.digest.clone().unwrap_or_default()),
+        ("image", report.image.clone().unwrap_or_default()),
+        ("tags", report.tags.join("\n")),
+        (
+            "environment",
+            report.environment.clone().unwrap_or_default(),
+        ),
+        ("ref", report.git_ref.clone()),
+        ("sha", report.sha.clone()),
+    ]);
+    // In Actions the outputs always go to $GITHUB_OUTPUT; elsewhere, as `env` does, only
+    // with --format github, and to stdout when there is no such file.
+    let output_file = actions
+        .output
+        .as_ref()
+        .filter(|_| actions.active || format == Format::Github);
+    if let Some(path) = output_file {
+        github::append(path, &outputs)?;
+    }
+    if actions.active
+        && let Some(path) = &actions.step_summary
+    {
+        let summary = github::summary_table(&[
+            (
+                "environment",
+                report
+                    .environment
+                    .clone()
+                    .unwrap_or_else(|| "none".to_owned()),
+            ),
+            ("action", action.to_owned()),
+            ("image", report.image.clone().unwrap_or_default()),
+            ("digest", report.digest.clone().unwrap_or_default()),
+            ("tags", report.tags.join(", ")),
+            ("ref", report.git_ref.clone()),
+            ("sha", report.sha.clone()),
+        ]);
+        github::append(path, &summary)?;
+    }
+    match format {
+        Format::Json => write_stdout(
+            &(serde_json::to_string_pretty(report).expect("a report always serialises") + "\n"),
+        ),
+        Format::Github if output_file.is_none() => write_stdout(&outputs),
+        Format::Github => Ok(()),
+        Format::Human => {
+            let mut text = format!("{:<12} {action}\n", "action");
+            if let Some(digest) = &report.digest {
+                text.push_str(&format!("{:<12} {digest}\n", "digest"));
+            }
+            if let Some(layout) = &report.layout {
+                text.push_str(&format!("{:<12} {}\n", "layout", layout.display()));
+            }
+            if let Some(image) = &report.image {
+                for (i, tag) in report.tags.iter().enumerate() {
+                    let key = if i == 0 { "tags" } else { "" };
+                    text.push_str(&format!("{key:<12} {image}:{tag}\n"));
+                }
+            }
+            write_stdout(&text)
+        }
+    }
+}
