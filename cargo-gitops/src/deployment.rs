@@ -7,14 +7,13 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::ci::github::Actions;
 use crate::config::Config;
-use crate::environment::{self, GitRef, Latest, version_for_tag};
+use crate::environment::{self, GitRef, version_for_tag};
 use crate::error::Error;
 use crate::git;
-use crate::tags::TagValues;
+use crate::tags::{self, TagValues};
 
 /// Where the ref, commit and time come from, before any git is read.
 #[derive(Debug, Clone, Default)]
@@ -88,14 +87,13 @@ pub fn deployment_for(
     timestamp: u64,
 ) -> Result<Deployment, Error> {
     let matched = environment::resolve(&config.environments, git_ref);
-    let plain_lookup = format!("commit-{sha}");
     let Some(matched) = matched else {
         return Ok(Deployment {
             git_ref: git_ref.full(),
             sha: sha.to_owned(),
             environment: None,
             tags: Vec::new(),
-            lookup_tag: plain_lookup,
+            lookup_tag: tags::lookup_tag(sha, &BTreeMap::new()),
             image: config.image_for(None),
             timestamp,
         });
@@ -115,16 +113,10 @@ pub fn deployment_for(
         source,
     };
     let mut tags = vec![env.format.render(&values).map_err(tag_error)?];
-    match &env.latest {
-        Latest::Off => {}
-        Latest::FromFormat => tags.push(env.format.render_latest(&values).map_err(tag_error)?),
-        Latest::Format(format) => tags.push(format.render(&values).map_err(tag_error)?),
+    if let Some(latest) = env.latest_tag(&values) {
+        tags.push(latest.map_err(tag_error)?);
     }
-    let lookup_tag = if env.build_args.is_empty() {
-        plain_lookup
-    } else {
-        format!("{plain_lookup}-{}", build_args_hash(&env.build_args))
-    };
+    let lookup_tag = tags::lookup_tag(sha, &env.build_args);
     Ok(Deployment {
         git_ref: git_ref.full(),
         sha: sha.to_owned(),
@@ -134,22 +126,6 @@ pub fn deployment_for(
         image: config.image_for(Some(env)),
         timestamp,
     })
-}
-
-/// 8 hex digits that change whenever a build argument does, so that an image is only reused
-/// by pipelines that would have built the same thing.
-fn build_args_hash(args: &BTreeMap<String, String>) -> String {
-    let mut hasher = Sha256::new();
-    for (key, value) in args {
-        hasher.update(key.as_bytes());
-        hasher.update(b"=");
-        hasher.update(value.as_bytes());
-        hasher.update(b"\n");
-    }
-    hasher.finalize()[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]
@@ -206,8 +182,8 @@ mod tests {
                 GitRef::Branch("feature/login".into()),
                 Some("development"),
                 &[
-                    "dev-feature-login-b4b9fda-1654880868",
-                    "dev-feature-login-latest",
+                    "dev-feature--login-b4b9fda-1654880868",
+                    "dev-feature--login-latest",
                 ],
             ),
             (GitRef::Tag("v01.2.3".into()), None, &[]),

@@ -6,7 +6,7 @@ use std::fmt;
 
 use globset::GlobMatcher;
 
-use crate::tags::{Placeholder, TagFormat};
+use crate::tags::{Placeholder, RenderError, TagFormat, TagValues};
 
 /// A git reference as pushed: a branch, a tag, or anything else (pull request refs, notes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +174,15 @@ pub struct Match<'e> {
 }
 
 impl Environment {
+    /// The moving tag a deploy also pushes (`stg-latest`), if the environment has one.
+    pub fn latest_tag(&self, values: &TagValues<'_>) -> Option<Result<String, RenderError>> {
+        match &self.latest {
+            Latest::Off => None,
+            Latest::FromFormat => Some(self.format.render_latest(values)),
+            Latest::Format(format) => Some(format.render(values)),
+        }
+    }
+
     /// Whether this environment tracks `git_ref`, and the values the ref gives its format.
     pub fn matches(&self, git_ref: &GitRef) -> Option<Match<'_>> {
         match git_ref {
@@ -238,7 +247,7 @@ impl Environment {
             ));
         }
         if self.latest == Latest::FromFormat {
-            let sample = crate::tags::TagValues {
+            let sample = TagValues {
                 branch: Some("b"),
                 name: Some("n"),
                 sha40: "0000000000000000000000000000000000000000",

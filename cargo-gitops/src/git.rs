@@ -7,6 +7,7 @@ use git2::{ErrorCode, Oid, Repository};
 
 use crate::environment::{GitRef, parse_semver_tag};
 use crate::error::Error;
+use crate::tags::is_sha40;
 
 /// A ref and the commit it points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,11 +15,6 @@ pub struct Checkout {
     pub git_ref: GitRef,
     /// 40 lowercase hex digits.
     pub sha: String,
-}
-
-/// Whether `text` is a full commit id.
-pub fn is_sha40(text: &str) -> bool {
-    text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Resolves the ref and commit to deploy. `ref_arg` and `sha_arg` (from flags or CI variables)

@@ -1,8 +1,13 @@
-//! Image tags: the Docker tag grammar, the one sanitiser for git names, and tag formats with
-//! their placeholders. It does not decide which environment a ref belongs to (`environment`).
+//! Image tags, every rule about them in one place: the Docker tag grammar, how a git name
+//! appears in a tag (readable, and never the same for two names), tag formats with their
+//! placeholders and `latest` tags, and the `commit-<sha40>` lookup tag. It does not decide which
+//! environment a ref belongs to (`environment`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+
+use sha2::{Digest as _, Sha256};
 
 /// Docker limits a tag to 128 characters.
 pub const MAX_TAG_LEN: usize = 128;
@@ -36,6 +41,113 @@ pub fn sanitise(name: &str) -> String {
         }
     }
     out.trim_start_matches(['.', '-']).to_owned()
+}
+
+/// Hex digits of the hash that tells apart git names whose readable form is ambiguous.
+const NAME_HASH_LEN: usize = 8;
+
+/// A git name as it goes into a tag, before any shortening.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GitName {
+    /// Read back unambiguously: the name with each `/` written `--`.
+    Readable(String),
+    /// Sanitised text that another name could also give, and the hash of the original name.
+    Hashed { text: String, hash: String },
+}
+
+impl GitName {
+    /// The encoding is injective: a readable name contains no `--` of its own and never ends
+    /// like a hash suffix, so it decodes back (`--` → `/`); every other name carries the hash of
+    /// its original text (`feature/a` → `feature--a`, `feature-a` stays, `#` → `1b2c3d4e`).
+    fn of(name: &str) -> GitName {
+        let readable = name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && name.bytes().all(|b| is_tag_byte(b) || b == b'/')
+            && !["--", "-/", "/-", "//"].iter().any(|s| name.contains(s))
+            && !name.ends_with('/');
+        let text = name.replace('/', "--");
+        if readable && !ends_like_hash(&text) {
+            GitName::Readable(text)
+        } else {
+            GitName::Hashed {
+                text: sanitise(name),
+                hash: short_hash(name.as_bytes()),
+            }
+        }
+    }
+
+    /// The text within `cap` characters. A name that must be cut keeps its hash, so that names
+    /// equal up to the cut still differ.
+    fn render(&self, cap: usize) -> String {
+        let (text, hash) = match self {
+            GitName::Readable(text) if text.len() <= cap => return text.clone(),
+            GitName::Readable(text) => (text, short_hash(text.replace("--", "/").as_bytes())),
+            GitName::Hashed { text, hash } => (text, hash.clone()),
+        };
+        let keep = text.len().min(cap.saturating_sub(NAME_HASH_LEN + 1));
+        if keep == 0 {
+            hash
+        } else {
+            // Sanitised and readable text is ASCII, so any byte index is a char boundary.
+            format!("{}-{hash}", &text[..keep])
+        }
+    }
+}
+
+fn ends_like_hash(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() > NAME_HASH_LEN
+        && bytes[bytes.len() - NAME_HASH_LEN - 1] == b'-'
+        && bytes[bytes.len() - NAME_HASH_LEN..]
+            .iter()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn short_hash(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes)[..NAME_HASH_LEN / 2])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `text` is a full commit id (40 hex digits, either case).
+pub fn is_sha40(text: &str) -> bool {
+    text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The immutable tag through which a later pipeline finds the image of a commit in one
+/// request: `commit-<sha40>`, with a hash of the build arguments when the environment has any,
+/// so an image is only reused by pipelines that would build the same thing.
+pub fn lookup_tag(sha40: &str, build_args: &BTreeMap<String, String>) -> String {
+    if build_args.is_empty() {
+        return format!("commit-{sha40}");
+    }
+    // Each key and value is length-prefixed, so no two sets of arguments share an encoding.
+    let mut hasher = Sha256::new();
+    for (key, value) in build_args {
+        for text in [key, value] {
+            hasher.update((text.len() as u64).to_be_bytes());
+            hasher.update(text.as_bytes());
+        }
+    }
+    format!("commit-{sha40}-{}", hex(&hasher.finalize()[..4]))
+}
+
+/// The commit a lookup tag names (`commit-<sha40>` or `commit-<sha40>-<8 hex>`).
+pub fn lookup_commit(tag: &str) -> Option<&str> {
+    let rest = tag.strip_prefix("commit-")?;
+    let sha = rest.get(..40)?;
+    let suffix = &rest[40..];
+    let suffix_ok = suffix.is_empty()
+        || (suffix.len() == 9
+            && suffix.starts_with('-')
+            && suffix[1..]
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+    (suffix_ok && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(sha)
 }
 
 /// A value a tag format can refer to as `{placeholder}`.
@@ -86,11 +198,6 @@ impl Placeholder {
             self,
             Placeholder::Sha | Placeholder::Sha40 | Placeholder::Timestamp | Placeholder::Version
         )
-    }
-
-    /// Values taken from a git name, which may be shortened to fit the length limit.
-    fn is_shortenable(self) -> bool {
-        matches!(self, Placeholder::Branch | Placeholder::Name)
     }
 }
 
@@ -236,65 +343,26 @@ impl TagFormat {
         self.render_parts(&self.parts[..end], values, Some("latest"))
     }
 
+    /// Whether the format names the branch (`{branch}` or `{name}`): one series per branch.
+    pub fn is_per_branch(&self) -> bool {
+        self.uses(Placeholder::Branch) || self.uses(Placeholder::Name)
+    }
+
+    /// The rendered text of each part of the format, in order, as `render` joins them: what a
+    /// tag filter needs to match a given branch exactly.
+    pub fn render_pieces(&self, values: &TagValues<'_>) -> Result<Vec<String>, RenderError> {
+        let mut pieces = self.pieces(&self.parts, values, None)?;
+        pieces.truncate(self.parts.len());
+        Ok(pieces)
+    }
+
     fn render_parts(
         &self,
         parts: &[Part],
         values: &TagValues<'_>,
         suffix: Option<&str>,
     ) -> Result<String, RenderError> {
-        let sha7 = values.sha40.get(..7).unwrap_or(values.sha40);
-        let timestamp = values.timestamp.to_string();
-        let env = sanitise(values.env);
-        let branch = values.branch.map(sanitise);
-        let name = values.name.map(sanitise);
-        let missing = |placeholder: Placeholder| RenderError::Missing {
-            format: self.source.clone(),
-            placeholder: placeholder.name(),
-        };
-
-        // Pieces in order, each with whether it may be shortened.
-        let mut pieces: Vec<(&str, bool)> = Vec::with_capacity(parts.len() + 1);
-        for part in parts {
-            let piece = match part {
-                Part::Literal(text) => text.as_str(),
-                Part::Placeholder(p) => match p {
-                    Placeholder::Branch => branch.as_deref().ok_or_else(|| missing(*p))?,
-                    Placeholder::Name => name.as_deref().ok_or_else(|| missing(*p))?,
-                    Placeholder::Sha => sha7,
-                    Placeholder::Sha40 => values.sha40,
-                    Placeholder::Timestamp => &timestamp,
-                    Placeholder::Version => values.version.ok_or_else(|| missing(*p))?,
-                    Placeholder::Env => &env,
-                },
-            };
-            let shortenable = matches!(part, Part::Placeholder(p) if p.is_shortenable());
-            pieces.push((piece, shortenable));
-        }
-        if let Some(suffix) = suffix {
-            pieces.push((suffix, false));
-        }
-
-        let fixed: usize = pieces
-            .iter()
-            .filter(|(_, s)| !s)
-            .map(|(p, _)| p.len())
-            .sum();
-        let lengths: Vec<usize> = pieces
-            .iter()
-            .filter(|(_, s)| *s)
-            .map(|(p, _)| p.len())
-            .collect();
-        let cap = shortening_cap(&lengths, MAX_TAG_LEN.saturating_sub(fixed));
-
-        let mut tag = String::with_capacity(MAX_TAG_LEN);
-        for (piece, shortenable) in pieces {
-            if shortenable && piece.len() > cap {
-                // Sanitised values are ASCII, so any byte index is a char boundary.
-                tag.push_str(&piece[..cap]);
-            } else {
-                tag.push_str(piece);
-            }
-        }
+        let tag = self.pieces(parts, values, suffix)?.concat();
         if is_valid_tag(&tag) {
             Ok(tag)
         } else {
@@ -304,19 +372,70 @@ impl TagFormat {
             })
         }
     }
-}
 
-/// The largest per-value length such that the shortened values fit in `budget` together.
-fn shortening_cap(lengths: &[usize], budget: usize) -> usize {
-    let total: usize = lengths.iter().sum();
-    if total <= budget {
-        return usize::MAX;
+    /// Each part's text, git names shortened (with their hash) just enough for the whole tag
+    /// to fit 128 characters.
+    fn pieces(
+        &self,
+        parts: &[Part],
+        values: &TagValues<'_>,
+        suffix: Option<&str>,
+    ) -> Result<Vec<String>, RenderError> {
+        enum Piece {
+            Fixed(String),
+            Name(GitName),
+        }
+        let missing = |placeholder: Placeholder| RenderError::Missing {
+            format: self.source.clone(),
+            placeholder: placeholder.name(),
+        };
+        let mut pieces = Vec::with_capacity(parts.len() + 1);
+        for part in parts {
+            pieces.push(match part {
+                Part::Literal(text) => Piece::Fixed(text.clone()),
+                Part::Placeholder(p) => match p {
+                    Placeholder::Branch => {
+                        Piece::Name(GitName::of(values.branch.ok_or_else(|| missing(*p))?))
+                    }
+                    Placeholder::Name => {
+                        Piece::Name(GitName::of(values.name.ok_or_else(|| missing(*p))?))
+                    }
+                    Placeholder::Sha => {
+                        Piece::Fixed(values.sha40.get(..7).unwrap_or(values.sha40).to_owned())
+                    }
+                    Placeholder::Sha40 => Piece::Fixed(values.sha40.to_owned()),
+                    Placeholder::Timestamp => Piece::Fixed(values.timestamp.to_string()),
+                    Placeholder::Version => {
+                        Piece::Fixed(values.version.ok_or_else(|| missing(*p))?.to_owned())
+                    }
+                    Placeholder::Env => Piece::Fixed(sanitise(values.env)),
+                },
+            });
+        }
+        if let Some(suffix) = suffix {
+            pieces.push(Piece::Fixed(suffix.to_owned()));
+        }
+        let render = |cap: usize| -> Vec<String> {
+            pieces
+                .iter()
+                .map(|piece| match piece {
+                    Piece::Fixed(text) => text.clone(),
+                    Piece::Name(name) => name.render(cap),
+                })
+                .collect()
+        };
+        let whole = render(usize::MAX);
+        if whole.iter().map(String::len).sum::<usize>() <= MAX_TAG_LEN {
+            return Ok(whole);
+        }
+        // The largest per-name length at which the tag fits; shorter names never grow.
+        let longest = whole.iter().map(String::len).max().unwrap_or(0);
+        let cap = (0..longest)
+            .rev()
+            .find(|cap| render(*cap).iter().map(String::len).sum::<usize>() <= MAX_TAG_LEN)
+            .unwrap_or(0);
+        Ok(render(cap))
     }
-    let longest = lengths.iter().copied().max().unwrap_or(0);
-    (0..=longest)
-        .rev()
-        .find(|cap| lengths.iter().map(|len| (*len).min(*cap)).sum::<usize>() <= budget)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -385,7 +504,7 @@ mod tests {
         let format: TagFormat = "dev-{branch}-{sha}-{timestamp}".parse().unwrap();
         assert_eq!(
             format.render(&values("feature/login")).unwrap(),
-            "dev-feature-login-b4b9fda-1654880868"
+            "dev-feature--login-b4b9fda-1654880868"
         );
         let long = "x".repeat(250);
         let tag = format.render(&values(&long)).unwrap();
@@ -393,7 +512,7 @@ mod tests {
         assert!(tag.ends_with("-b4b9fda-1654880868"), "{tag}");
         assert_eq!(
             format.render_latest(&values("feature/login")).unwrap(),
-            "dev-feature-login-latest"
+            "dev-feature--login-latest"
         );
     }
 
@@ -407,5 +526,78 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn lookup_tags_are_read_back() {
+        let sha = "b4b9fda0123456789abcdef0123456789abcdef0";
+        assert_eq!(lookup_tag(sha, &BTreeMap::new()), format!("commit-{sha}"));
+        let args = BTreeMap::from([("A".to_owned(), "x".to_owned())]);
+        let with_args = lookup_tag(sha, &args);
+        assert_eq!(lookup_commit(&with_args), Some(sha));
+        assert_eq!(lookup_commit(&format!("commit-{sha}")), Some(sha));
+        assert_eq!(lookup_commit(&format!("commit-{sha}-0a1b2c3d")), Some(sha));
+        assert_eq!(lookup_commit(&format!("commit-{sha}-0a1b")), None);
+        assert_eq!(lookup_commit("commit-b4b9fda"), None);
+        assert_eq!(
+            lookup_commit(&format!("commit-{}", sha.to_uppercase())),
+            None
+        );
+    }
+
+    #[test]
+    fn build_arguments_hash_unambiguously() {
+        let sha = "b4b9fda0123456789abcdef0123456789abcdef0";
+        let one = BTreeMap::from([("A".to_owned(), "x\nB=y".to_owned())]);
+        let two = BTreeMap::from([
+            ("A".to_owned(), "x".to_owned()),
+            ("B".to_owned(), "y".to_owned()),
+        ]);
+        assert_ne!(lookup_tag(sha, &one), lookup_tag(sha, &two));
+        let three = BTreeMap::from([("A=x".to_owned(), String::new())]);
+        let four = BTreeMap::from([("A".to_owned(), "=x".to_owned())]);
+        assert_ne!(lookup_tag(sha, &three), lookup_tag(sha, &four));
+    }
+
+    #[test]
+    fn git_names_are_readable_and_never_shared() {
+        let format: TagFormat = "dev-{branch}-{sha}-{timestamp}".parse().unwrap();
+        let tag = |branch: &str| format.render(&values(branch)).unwrap();
+        // Common names read as they are; `/` is written `--`.
+        assert_eq!(tag("main"), "dev-main-b4b9fda-1654880868");
+        assert_eq!(tag("fix-typo"), "dev-fix-typo-b4b9fda-1654880868");
+        assert_eq!(
+            tag("feature/login"),
+            "dev-feature--login-b4b9fda-1654880868"
+        );
+        // Names that sanitising makes alike carry a hash of the original name.
+        let pairs = [
+            ("feature/a", "feature-a"),
+            ("feature/a", "feature--a"),
+            ("#", "###"),
+            ("#", "\""),
+            ("a-/b", "a/-b"),
+            ("café", "caf-"),
+            ("fix-0123abcd", "fix#0123abcd"),
+        ];
+        for (a, b) in pairs {
+            assert_ne!(tag(a), tag(b), "{a:?} and {b:?}");
+            assert!(is_valid_tag(&tag(a)) && is_valid_tag(&tag(b)));
+        }
+        assert!(tag("feature--a").starts_with("dev-feature--a-"));
+        assert_ne!(tag("feature--a"), "dev-feature--a-b4b9fda-1654880868");
+        // Two long names equal up to the cut still differ, and keep the sha and timestamp.
+        let long = "x".repeat(200);
+        let (one, two) = (format!("{long}-one"), format!("{long}-two"));
+        assert_ne!(tag(&one), tag(&two));
+        for name in [&one, &two] {
+            assert_eq!(tag(name).len(), MAX_TAG_LEN);
+            assert!(tag(name).ends_with("-b4b9fda-1654880868"));
+        }
+        // Latest tags follow the same rule.
+        let latest = |branch: &str| format.render_latest(&values(branch)).unwrap();
+        assert_eq!(latest("feature/login"), "dev-feature--login-latest");
+        assert_ne!(latest("#"), latest("###"));
+        assert_ne!(latest("feature/a"), latest("feature-a"));
     }
 }

@@ -9,7 +9,7 @@ use cargo_gitops::delivery::flux;
 use cargo_gitops::error::Error;
 
 use super::GlobalArgs;
-use super::output::write_stdout;
+use super::output::{Format, write_stdout};
 
 #[derive(Debug, Args)]
 pub struct FluxArgs {
@@ -44,6 +44,11 @@ pub struct FluxArgs {
 
 pub fn run(args: &FluxArgs, config: &Config, global: &GlobalArgs) -> Result<(), Error> {
     let quiet = global.quiet;
+    if global.format != Format::Human {
+        return Err(Error::usage(
+            "flux writes Kubernetes YAML manifests; drop --format (it has no json or github form)",
+        ));
+    }
     let options = flux::Options {
         branches: args.branches.clone(),
         namespace: args.namespace.clone(),

@@ -81,6 +81,12 @@ pub fn run(
         if mode == PromoteMode::Push {
             lines.push(promotion.push_command().display());
         }
+        if global.format == Format::Json {
+            let mut json = serde_json::to_value(&promotion).expect("a promotion always serialises");
+            json["dry_run"] = serde_json::Value::Bool(true);
+            json["commands"] = lines[1..].into();
+            return write_stdout(&format!("{json:#}\n"));
+        }
         return write_stdout(&(lines.join("\n") + "\n"));
     }
     if !promotion.is_noop() {

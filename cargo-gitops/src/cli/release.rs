@@ -73,6 +73,12 @@ pub fn run(
         if args.push {
             lines.push(plan.push_command().display());
         }
+        if global.format == Format::Json {
+            let mut json = serde_json::to_value(&plan).expect("a release always serialises");
+            json["dry_run"] = serde_json::Value::Bool(true);
+            json["commands"] = lines[1..].into();
+            return write_stdout(&format!("{json:#}\n"));
+        }
         return write_stdout(&(lines.join("\n") + "\n"));
     }
     plan.create()?;

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::config::Config;
-use crate::environment::{self, Environment, GitRef, Latest, TagSelector};
+use crate::environment::{self, Environment, GitRef, TagSelector};
 use crate::error::Error;
 use crate::registry::client::{Repository, is_plain_http};
 use crate::tags::{self, Part, Placeholder, TagValues};
@@ -108,7 +108,7 @@ fn build_suffix() -> String {
 pub fn tag_filter(env: &Environment, branch: BranchChoice<'_>) -> Result<TagFilter, Error> {
     let format = &env.format;
     let pieces = format.parts();
-    let per_branch = format.uses(Placeholder::Branch) || format.uses(Placeholder::Name);
+    let per_branch = format.is_per_branch();
     let exact = match branch {
         BranchChoice::Exact { branch, name } if per_branch => {
             Some(shortened_branch(env, pieces, branch, name)?)
@@ -168,9 +168,8 @@ pub fn tag_filter(env: &Environment, branch: BranchChoice<'_>) -> Result<TagFilt
     Ok(filter)
 }
 
-/// The branch and name as they appear in this environment's tags: sanitised, and shortened
-/// when the tag would pass 128 characters. `render` decides the shortening; the cut that
-/// reproduces its output is searched for, so the rule lives in `tags` alone.
+/// The branch and name exactly as they appear in this environment's tags, taken from the
+/// tag the format renders, so the rule (readable names, hashes, shortening) lives in `tags`.
 fn shortened_branch(
     env: &Environment,
     pieces: &[Part],
@@ -178,46 +177,22 @@ fn shortened_branch(
     name: &str,
 ) -> Result<(String, String), Error> {
     let values = example_values(env, Some(branch), Some(name), None);
-    let rendered = env.format.render(&values).map_err(|source| Error::Tag {
-        environment: env.name.clone(),
-        source,
-    })?;
-    let (branch, name) = (tags::sanitise(branch), tags::sanitise(name));
-    let longest = branch.len().max(name.len());
-    for cap in (0..=longest).rev() {
-        // Sanitised text is ASCII, so any index is a character boundary.
-        let short_branch = &branch[..cap.min(branch.len())];
-        let short_name = &name[..cap.min(name.len())];
-        let assembled: String = pieces
+    let rendered = env
+        .format
+        .render_pieces(&values)
+        .map_err(|source| Error::Tag {
+            environment: env.name.clone(),
+            source,
+        })?;
+    let piece_of = |wanted: Placeholder| {
+        pieces
             .iter()
-            .map(|piece| match piece {
-                Part::Literal(text) => text.clone(),
-                Part::Placeholder(Placeholder::Branch) => short_branch.to_owned(),
-                Part::Placeholder(Placeholder::Name) => short_name.to_owned(),
-                Part::Placeholder(p) => render_one(*p, &values),
-            })
-            .collect();
-        if assembled == rendered {
-            return Ok((short_branch.to_owned(), short_name.to_owned()));
-        }
-    }
-    Err(pattern_bug(
-        env,
-        "no cut of the branch gives the rendered tag",
-    ))
-}
-
-/// The text one per-deploy or fixed placeholder renders to.
-fn render_one(placeholder: Placeholder, values: &TagValues<'_>) -> String {
-    match placeholder {
-        Placeholder::Sha => values.sha40.get(..7).unwrap_or(values.sha40).to_owned(),
-        Placeholder::Sha40 => values.sha40.to_owned(),
-        Placeholder::Timestamp => values.timestamp.to_string(),
-        Placeholder::Version => values.version.unwrap_or_default().to_owned(),
-        Placeholder::Env => tags::sanitise(values.env),
-        Placeholder::Branch => values.branch.map(tags::sanitise).unwrap_or_default(),
-        Placeholder::Name => values.name.map(tags::sanitise).unwrap_or_default(),
-    }
+            .zip(&rendered)
+            .find(|(part, _)| **part == Part::Placeholder(wanted))
+            .map(|(_, text)| text.clone())
+            .unwrap_or_default()
+    };
+    Ok((piece_of(Placeholder::Branch), piece_of(Placeholder::Name)))
 }
 
 fn example_values<'a>(
@@ -394,18 +369,14 @@ pub fn plan(config: &Config, options: &Options) -> Result<Manifests, Error> {
                 name
             }
         };
-        let per_branch = env.format.uses(Placeholder::Branch) || env.format.uses(Placeholder::Name);
+        let per_branch = env.format.is_per_branch();
         let policy = |name: String, branch: Option<(&str, &str)>| -> Result<Policy, Error> {
             let choice = match branch {
                 Some((branch, name)) => BranchChoice::Exact { branch, name },
                 None => BranchChoice::Any,
             };
             let values = example_values(env, branch.map(|b| b.0), branch.map(|b| b.1), None);
-            let latest_tag = match &env.latest {
-                Latest::Off => None,
-                Latest::FromFormat => env.format.render_latest(&values).ok(),
-                Latest::Format(format) => format.render(&values).ok(),
-            };
+            let latest_tag = env.latest_tag(&values).and_then(Result::ok);
             Ok(Policy {
                 name,
                 environment: env.name.clone(),
@@ -446,21 +417,19 @@ pub fn plan(config: &Config, options: &Options) -> Result<Manifests, Error> {
             ));
         }
         for (branch, name) in &branches {
+            // The object is named after the branch as its tags show it, so names that
+            // sanitising would merge (`feature/a`, `feature-a`) get objects of their own.
+            let (branch_piece, name_piece) =
+                shortened_branch(env, env.format.parts(), branch, name)?;
+            let piece = if env.format.uses(Placeholder::Name) {
+                name_piece
+            } else {
+                branch_piece
+            };
             let policy = policy(
-                object_name(&[&prefix, &env.name, name]),
+                object_name(&[&prefix, &env.name, &piece]),
                 Some((branch, name)),
             )?;
-            if let Some(twin) = manifests
-                .policies
-                .iter()
-                .find(|p| p.filter == policy.filter)
-            {
-                manifests.notes.push(format!(
-                    "branches `{}` and `{branch}` give the same tags in environment `{}` (cut to fit 128 characters), so their policies select the same images; shorten one of the branch names",
-                    twin.branch.as_deref().unwrap_or_default(),
-                    env.name
-                ));
-            }
             manifests.policies.push(policy);
         }
     }
@@ -532,6 +501,10 @@ pub fn object_name(parts: &[&str]) -> String {
             if c.is_ascii_lowercase() || c.is_ascii_digit() {
                 name.push(c);
                 last_dash = false;
+            } else if c == '-' && !name.is_empty() {
+                // Kept as written, so `feature--a` and `feature-a` name different objects.
+                name.push('-');
+                last_dash = true;
             } else if !last_dash {
                 name.push('-');
                 last_dash = true;
@@ -760,7 +733,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             dev.pattern,
-            r"^dev-feature-v1\.2-(?P<sha>[0-9a-f]{7})-(?P<ts>[0-9]{10})$"
+            r"^dev-feature--v1\.2-(?P<sha>[0-9a-f]{7})-(?P<ts>[0-9]{10})$"
         );
         assert_eq!(dev.extract(), "$ts");
         let prod = tag_filter(&env("production"), BranchChoice::Any).unwrap();
@@ -791,12 +764,10 @@ mod tests {
             },
         )
         .unwrap();
-        let kept = 128 - "dev-".len() - "-b4b9fda-1654880868".len();
-        assert!(
-            filter
-                .pattern
-                .contains(&format!("dev-{}-", "x".repeat(kept)))
-        );
+        // What is cut keeps an 8-hex hash of the whole name: `-` and 8 characters.
+        let kept = 128 - "dev-".len() - "-b4b9fda-1654880868".len() - 9;
+        let hash = regex::Regex::new(&format!("dev-{}-[0-9a-f]{{8}}-", "x".repeat(kept))).unwrap();
+        assert!(hash.is_match(&filter.pattern), "{}", filter.pattern);
         assert!(!filter.pattern.contains(&"x".repeat(kept + 1)));
     }
 

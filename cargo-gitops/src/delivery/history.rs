@@ -47,13 +47,7 @@ pub fn branch_of(
     let Some(branch) = branch else {
         return Ok(None);
     };
-    let per_branch = environment.format.placeholders().any(|p| {
-        matches!(
-            p,
-            crate::tags::Placeholder::Branch | crate::tags::Placeholder::Name
-        )
-    });
-    if !per_branch {
+    if !environment.format.is_per_branch() {
         return Err(Error::usage(format!(
             "environment `{}` does not tag per branch (`{}`); drop --branch",
             environment.name, environment.format
@@ -71,19 +65,6 @@ pub fn branch_of(
         branch.to_owned(),
         found.name.unwrap_or_else(|| branch.to_owned()),
     )))
-}
-
-/// A `commit-<sha40>` lookup tag, possibly with a build-arguments hash: the commit it names.
-fn lookup_commit(tag: &str) -> Option<&str> {
-    let rest = tag.strip_prefix("commit-")?;
-    let sha = rest.get(..40)?;
-    let suffix = &rest[40..];
-    let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    let suffix_ok = suffix.is_empty()
-        || suffix
-            .strip_prefix('-')
-            .is_some_and(|h| h.len() == 8 && hex(h));
-    (hex(sha) && suffix_ok).then_some(sha)
 }
 
 enum Key {
@@ -146,7 +127,7 @@ pub fn list(
 
     let lookups: Vec<(&str, &str)> = tags
         .iter()
-        .filter_map(|tag| lookup_commit(tag).map(|sha| (tag.as_str(), sha)))
+        .filter_map(|tag| crate::tags::lookup_commit(tag).map(|sha| (tag.as_str(), sha)))
         .collect();
     let scope = Scope::pull(&repository.name);
     let mut lookup_digests: HashMap<&str, Option<String>> = HashMap::new();
@@ -245,22 +226,4 @@ pub fn table(entries: &[Entry]) -> String {
         out.push('\n');
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lookup_tags() {
-        let sha = "b4b9fda0123456789abcdef0123456789abcdef0";
-        assert_eq!(lookup_commit(&format!("commit-{sha}")), Some(sha));
-        assert_eq!(lookup_commit(&format!("commit-{sha}-0a1b2c3d")), Some(sha));
-        assert_eq!(lookup_commit(&format!("commit-{sha}-0a1b")), None);
-        assert_eq!(lookup_commit("commit-b4b9fda"), None);
-        assert_eq!(
-            lookup_commit(&format!("commit-{}", sha.to_uppercase())),
-            None
-        );
-    }
 }

@@ -141,7 +141,8 @@ fn checked_out_branches_choose_environment_and_tags() {
     let dir = Dir::git_repo_with_commit();
     let sha = dir.head();
     let s = sha7(&sha);
-    // (branch, environment, primary tag, latest tag)
+    // (branch, environment, primary tag, latest tag). Names that lose characters carry 8 hex
+    // of the name's sha256 (`printf %s NAME | sha256sum`).
     let cases: &[(&str, &str, String, &str)] = &[
         ("main", "staging", format!("stg-{s}-{TS}"), "stg-latest"),
         (
@@ -153,15 +154,15 @@ fn checked_out_branches_choose_environment_and_tags() {
         (
             "feature/login",
             "development",
-            format!("dev-feature-login-{s}-{TS}"),
-            "dev-feature-login-latest",
+            format!("dev-feature--login-{s}-{TS}"),
+            "dev-feature--login-latest",
         ),
         // `*` in `test/*` stops at `/`: deeper branches are development's.
         (
             "test/uat/1",
             "development",
-            format!("dev-test-uat-1-{s}-{TS}"),
-            "dev-test-uat-1-latest",
+            format!("dev-test--uat--1-{s}-{TS}"),
+            "dev-test--uat--1-latest",
         ),
         (
             "main-fix",
@@ -172,33 +173,33 @@ fn checked_out_branches_choose_environment_and_tags() {
         (
             "Feature/UPPER_case",
             "development",
-            format!("dev-Feature-UPPER_case-{s}-{TS}"),
-            "dev-Feature-UPPER_case-latest",
+            format!("dev-Feature--UPPER_case-{s}-{TS}"),
+            "dev-Feature--UPPER_case-latest",
         ),
         (
             "issue#12@home",
             "development",
-            format!("dev-issue-12-home-{s}-{TS}"),
-            "dev-issue-12-home-latest",
+            format!("dev-issue-12-home-4639c6f2-{s}-{TS}"),
+            "dev-issue-12-home-4639c6f2-latest",
         ),
         // Each run of other characters becomes one `-`; the `-` in the name is kept.
         (
             "fix/café-ümlaut",
             "development",
-            format!("dev-fix-caf---mlaut-{s}-{TS}"),
-            "dev-fix-caf---mlaut-latest",
+            format!("dev-fix-caf---mlaut-438146d3-{s}-{TS}"),
+            "dev-fix-caf---mlaut-438146d3-latest",
         ),
         (
             "release/v1.2.3",
             "development",
-            format!("dev-release-v1.2.3-{s}-{TS}"),
-            "dev-release-v1.2.3-latest",
+            format!("dev-release--v1.2.3-{s}-{TS}"),
+            "dev-release--v1.2.3-latest",
         ),
         (
             "日本語/ブランチ",
             "development",
-            format!("dev--{s}-{TS}"),
-            "dev--latest",
+            format!("dev-6f7c2296-{s}-{TS}"),
+            "dev-6f7c2296-latest",
         ),
     ];
     for (branch, environment, primary, latest) in cases {
@@ -221,12 +222,14 @@ fn odd_names_git_accepts_are_sanitised_when_given_with_ref() {
     let dir = Dir::git_repo_with_commit();
     let sha = dir.head();
     let s = sha7(&sha);
-    // (--ref value, sanitised branch part); git's ref-name rules accept each of these.
+    // (--ref value, branch part in the tag); git's ref-name rules accept each of these. Each
+    // name loses characters, so the part ends with 8 hex of the name's sha256
+    // (`printf %s NAME | sha256sum`); a name that loses everything is the hash alone.
     let cases = [
-        ("-leading-dash", "leading-dash"),
-        ("-ÄÖÜ-x", "x"),
-        ("###", ""),
-        ("Fix#12@home", "Fix-12-home"),
+        ("-leading-dash", "leading-dash-bb224188"),
+        ("-ÄÖÜ-x", "x-449fbb9b"),
+        ("###", "56dc6d47"),
+        ("Fix#12@home", "Fix-12-home-d1c0a051"),
     ];
     for (name, part) in cases {
         let got = env_json(&dir, &[&format!("--ref={name}")]);
@@ -280,11 +283,13 @@ fn a_250_character_branch_is_shortened_but_keeps_sha_and_timestamp() {
     assert_eq!(branch.len(), 250);
     dir.git(["checkout", "--quiet", "-b", &branch]);
     let got = env_json(&dir, &[]);
-    let sanitised = format!("feature-{}", "x".repeat(242));
-    // 128 - "dev-" - "-<sha7>-<ts>" = 105 characters of branch; 128 - "dev-" - "-latest" = 117.
+    let readable = format!("feature--{}", "x".repeat(242));
+    // Cut names keep `-` and 8 hex of the name's sha256: 128 - "dev-" - "-<sha7>-<ts>" - 9 =
+    // 96 characters of branch; 128 - "dev-" - "-latest" - 9 = 108.
+    let hash = "60d4fbb0";
     let expected = [
-        format!("dev-{}-{s}-{TS}", &sanitised[..105]),
-        format!("dev-{}-latest", &sanitised[..117]),
+        format!("dev-{}-{hash}-{s}-{TS}", &readable[..96]),
+        format!("dev-{}-{hash}-latest", &readable[..108]),
     ];
     assert_branch_tags(&branch, &got, "development", &expected, &sha);
     assert_eq!(strings(&got["tags"])[0].len(), 128);
@@ -309,8 +314,8 @@ fn a_250_character_branch_is_shortened_but_keeps_sha_and_timestamp() {
     let long_test = format!("test/{}", "u".repeat(245));
     let got = env_json(&dir, &["--ref", &long_test]);
     let expected = [
-        format!("tst-{}-{s}-{TS}", "u".repeat(105)),
-        format!("tst-{}-latest", "u".repeat(117)),
+        format!("tst-{}-c9f8330b-{s}-{TS}", "u".repeat(96)),
+        format!("tst-{}-c9f8330b-latest", "u".repeat(108)),
     ];
     assert_branch_tags(&long_test, &got, "testing", &expected, &sha);
 }
@@ -1238,8 +1243,8 @@ environments = [
                 "test/uat1",
                 Some("development"),
                 vec![
-                    format!("dev-test-uat1-{s}-{TS}"),
-                    "dev-test-uat1-latest".into(),
+                    format!("dev-test--uat1-{s}-{TS}"),
+                    "dev-test--uat1-latest".into(),
                 ],
             ),
             ("refs/tags/v1.2.3", None, vec![]),
@@ -1293,8 +1298,8 @@ latest = "dev-{branch}-current"
                 "feature/login",
                 Some("development"),
                 vec![
-                    format!("dev-feature-login-{s}-{TS}"),
-                    "dev-feature-login-current".into(),
+                    format!("dev-feature--login-{s}-{TS}"),
+                    "dev-feature--login-current".into(),
                 ],
             ),
         ],
@@ -1327,10 +1332,11 @@ name = "development"
 build-args = { RUST_LOG = "debug", PROFILE = "staging" }
 "#,
     );
-    // 8 hex of sha256("PROFILE=staging\n") and of the sorted pairs; see `printf … | sha256sum`.
+    // 8 hex of the sha256 of the sorted pairs, each key and value preceded by its length as
+    // 8 big-endian bytes (so no two sets of arguments share an encoding).
     for (git_ref, lookup) in [
-        ("main", format!("commit-{sha}-20c40a7e")),
-        ("feature/x", format!("commit-{sha}-0e4e0f7d")),
+        ("main", format!("commit-{sha}-30f5b685")),
+        ("feature/x", format!("commit-{sha}-1580be01")),
         ("test/uat1", format!("commit-{sha}")),
     ] {
         let got = env_json(&dir, &["--ref", git_ref]);
@@ -1411,8 +1417,8 @@ fn package_metadata_is_chosen_with_p() {
             "feature/x",
             Some("development"),
             vec![
-                format!("dev-feature-x-{s}-{TS}"),
-                "dev-feature-x-latest".into(),
+                format!("dev-feature--x-{s}-{TS}"),
+                "dev-feature--x-latest".into(),
             ],
         )],
     );
@@ -1494,8 +1500,8 @@ fn without_cargo_toml_the_defaults_apply() {
                 "feature/login",
                 Some("development"),
                 vec![
-                    format!("dev-feature-login-{s}-{TS}"),
-                    "dev-feature-login-latest".into(),
+                    format!("dev-feature--login-{s}-{TS}"),
+                    "dev-feature--login-latest".into(),
                 ],
             ),
             ("refs/tags/nightly", None, vec![]),
