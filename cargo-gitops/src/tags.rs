@@ -335,12 +335,17 @@ impl TagFormat {
     /// The moving `latest` tag: the format up to its first per-deploy value, then `latest`
     /// (`stg-{sha}-{timestamp}` → `stg-latest`, `tst-{name}-{sha}` → `tst-uat1-latest`).
     pub fn render_latest(&self, values: &TagValues<'_>) -> Result<String, RenderError> {
+        self.render_parts(self.latest_parts(), values, Some("latest"))
+    }
+
+    /// The parts a latest tag keeps, before `latest`: those before the first per-deploy value.
+    pub fn latest_parts(&self) -> &[Part] {
         let end = self
             .parts
             .iter()
             .position(|part| matches!(part, Part::Placeholder(p) if p.varies_per_deploy()))
             .unwrap_or(self.parts.len());
-        self.render_parts(&self.parts[..end], values, Some("latest"))
+        &self.parts[..end]
     }
 
     /// Whether the format names the branch (`{branch}` or `{name}`): one series per branch.

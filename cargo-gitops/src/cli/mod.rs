@@ -34,7 +34,7 @@ use output::{ColorChoice, Format};
     bin_name = "cargo gitops",
     version,
     propagate_version = true,
-    after_help = "Exit codes: 0 success (including \"no environment tracks this ref\"), 1 failure, 2 usage or configuration error.\nConfiguration: [workspace.metadata.gitops] in Cargo.toml; see the README."
+    after_help = "Exit codes: 0 success (including \"no environment tracks this ref\"), 1 failure, 2 usage or configuration error.\nConfiguration: gitops.toml, or [workspace.metadata.gitops] / [package.metadata.gitops] in Cargo.toml; see the README."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -50,7 +50,17 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
 
-    /// Package whose image this is, when several packages of the workspace ship one
+    /// Path to a gitops.toml, for repositories configured outside Cargo.toml [default: the
+    /// nearest gitops.toml above the current directory, else Cargo.toml]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        conflicts_with = "manifest_path"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Package (in gitops.toml, image) to act for, when several ship an image
     #[arg(short = 'p', long, global = true, value_name = "NAME")]
     pub package: Option<String>,
 
@@ -153,11 +163,17 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     let actions = Actions::from_env();
     let global = &cli.global;
     cargo_gitops::process::echo_commands(global.verbose > 0);
-    let config = config::load(
-        global.manifest_path.as_deref(),
-        global.package.as_deref(),
-        &cwd,
-    )?;
+    let config = config::load(&config::Source {
+        config_path: global.config.as_deref(),
+        manifest_path: global.manifest_path.as_deref(),
+        package: global.package.as_deref(),
+        cwd: &cwd,
+    })?;
+    if !global.quiet {
+        for warning in &config.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
     let plan = || -> Result<Deployment, Error> {
         let request = Request {
             ref_arg: global.git_ref.as_deref(),

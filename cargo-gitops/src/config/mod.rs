@@ -1,8 +1,14 @@
-//! Configuration: finding the manifest, reading `[workspace.metadata.gitops]` and
-//! `[package.metadata.gitops]`, choosing the package, and turning the tables into checked
-//! environments. It reads the TOML directly (no `cargo metadata` run) so that `cargo gitops env`
-//! stays within a few milliseconds, and so that errors can give the line of the bad key.
+//! Configuration: finding it (`gitops.toml`, or `[workspace.metadata.gitops]` and
+//! `[package.metadata.gitops]` in `Cargo.toml`), choosing the package or image, merging the
+//! tables and checking every value. It reads the TOML directly (no `cargo metadata` run) so that
+//! `cargo gitops env` stays within a few milliseconds, and so that errors give the file, the line
+//! and the key. Running builds or writing workflows is not this module's job.
 
+mod cargo;
+mod collisions;
+mod environments;
+mod raw;
+mod reference;
 mod settings;
 
 pub use settings::{
@@ -10,138 +16,67 @@ pub use settings::{
     default_pins,
 };
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
-use crate::environment::{self, BranchPattern, Environment, Latest, TagSelector};
+use crate::environment::{self, Environment};
 use crate::error::Error;
-use crate::registry::client::Repository;
-use crate::tags::{Placeholder, TagFormat};
+use raw::RawConfig;
 
-/// The `gitops` table, as written in either manifest table.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawConfig {
-    pub registry: Option<String>,
-    pub image: Option<String>,
-    pub environments: Option<Vec<RawEnvironment>>,
-    pub dockerfile: Option<PathBuf>,
-    pub context: Option<PathBuf>,
-    pub platforms: Option<Vec<String>>,
-    pub builder: Option<BuilderKind>,
-    pub retagger: Option<RetaggerKind>,
-    pub buildx_builder: Option<String>,
-    pub cache_from: Option<Vec<String>>,
-    pub cache_to: Option<Vec<String>>,
-    pub insecure_registries: Option<Vec<String>>,
-    pub bin: Option<String>,
-    pub base: Option<String>,
-    pub exposed_ports: Option<Vec<String>>,
-    pub image_env: Option<BTreeMap<String, String>>,
-    pub templates: Option<PathBuf>,
-    pub actions: Option<BTreeMap<String, Pin>>,
-    pub workflow_steps: Option<Vec<ExtraStep>>,
-    pub id_token: Option<bool>,
-    pub runs_on: Option<String>,
-    pub install_path: Option<String>,
-    pub registry_secrets: Option<RegistrySecrets>,
+/// The configuration file of a repository that is not (only) Rust.
+pub const GITOPS_FILE: &str = "gitops.toml";
+
+/// What the configuration was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Nothing configures the repository: the methodology's defaults.
+    Defaults,
+    /// `Cargo.toml` metadata tables.
+    Cargo,
+    /// `gitops.toml`.
+    GitopsFile,
 }
 
-impl RawConfig {
-    /// Key by key, this table's value, else `fallback`'s (a package's table over the workspace's).
-    fn or(self, fallback: RawConfig) -> RawConfig {
-        RawConfig {
-            registry: self.registry.or(fallback.registry),
-            image: self.image.or(fallback.image),
-            environments: self.environments.or(fallback.environments),
-            dockerfile: self.dockerfile.or(fallback.dockerfile),
-            context: self.context.or(fallback.context),
-            platforms: self.platforms.or(fallback.platforms),
-            builder: self.builder.or(fallback.builder),
-            retagger: self.retagger.or(fallback.retagger),
-            buildx_builder: self.buildx_builder.or(fallback.buildx_builder),
-            cache_from: self.cache_from.or(fallback.cache_from),
-            cache_to: self.cache_to.or(fallback.cache_to),
-            insecure_registries: self.insecure_registries.or(fallback.insecure_registries),
-            bin: self.bin.or(fallback.bin),
-            base: self.base.or(fallback.base),
-            exposed_ports: self.exposed_ports.or(fallback.exposed_ports),
-            image_env: self.image_env.or(fallback.image_env),
-            templates: self.templates.or(fallback.templates),
-            actions: self.actions.or(fallback.actions),
-            workflow_steps: self.workflow_steps.or(fallback.workflow_steps),
-            id_token: self.id_token.or(fallback.id_token),
-            runs_on: self.runs_on.or(fallback.runs_on),
-            install_path: self.install_path.or(fallback.install_path),
-            registry_secrets: self.registry_secrets.or(fallback.registry_secrets),
+/// Where to look for the configuration, from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// `--config`: a `gitops.toml` to read.
+    pub config_path: Option<&'a Path>,
+    /// `--manifest-path`: a `Cargo.toml` to read.
+    pub manifest_path: Option<&'a Path>,
+    /// `-p`: the package, or in `gitops.toml` the image, to act for.
+    pub package: Option<&'a str>,
+    /// Where the search for a configuration starts.
+    pub cwd: &'a Path,
+}
+
+impl<'a> Source<'a> {
+    /// Search from `cwd` for whatever configures the repository.
+    pub fn search(cwd: &'a Path) -> Source<'a> {
+        Source {
+            config_path: None,
+            manifest_path: None,
+            package: None,
+            cwd,
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawEnvironment {
-    pub name: String,
-    pub branches: Option<Vec<String>>,
-    pub tags: Option<RawTags>,
-    pub format: Option<String>,
-    pub latest: Option<RawLatest>,
-    pub build_args: Option<BTreeMap<String, String>>,
-    pub image: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTags {
-    /// `"stable"`, or a channel name that pre-releases start with (`"alpha"`).
-    pub semver: Option<String>,
-    /// A regular expression the whole tag name must match.
-    pub regex: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "true, false, or a tag format such as \"prd-alpha-latest\""
-)]
-pub enum RawLatest {
-    Enabled(bool),
-    Format(String),
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    package: Option<ManifestPackage>,
-    workspace: Option<ManifestWorkspace>,
-}
-
-#[derive(Deserialize)]
-struct ManifestPackage {
-    name: String,
-    metadata: Option<ManifestMetadata>,
-}
-
-#[derive(Deserialize)]
-struct ManifestWorkspace {
-    #[serde(default)]
-    members: Vec<String>,
-    metadata: Option<ManifestMetadata>,
-}
-
-#[derive(Deserialize)]
-struct ManifestMetadata {
-    gitops: Option<RawConfig>,
 }
 
 /// The configuration in force, after defaults, merging and checks.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The manifest the settings came from; `None` when defaults apply (no `Cargo.toml`).
+    /// The file the settings came from (`Cargo.toml` or `gitops.toml`); `None` when the
+    /// defaults apply.
     pub manifest: Option<PathBuf>,
-    /// The package whose image this is, when one was chosen.
+    /// Whether that file is a Cargo manifest (a Rust package can be built natively) or
+    /// `gitops.toml`.
+    pub source: SourceKind,
+    /// The package (in `gitops.toml`, the named image) whose image this is, when one was chosen.
     pub package: Option<String>,
+    /// Everything that ships an image in this repository, by package or image name, for the
+    /// commands that cover them all (`init-workflows`, `flux`).
+    pub images: Vec<String>,
+    /// Things worth saying that are not errors (a misspelled table name).
+    pub warnings: Vec<String>,
     pub registry: Option<String>,
     /// Image repository name, without registry (`gitops-demo-app`).
     pub image_name: Option<String>,
@@ -160,7 +95,10 @@ impl Config {
     pub fn defaults() -> Config {
         Config {
             manifest: None,
+            source: SourceKind::Defaults,
             package: None,
+            images: Vec::new(),
+            warnings: Vec::new(),
             registry: None,
             image_name: None,
             environments: environment::defaults(),
@@ -195,8 +133,9 @@ impl Config {
         }
     }
 
-    /// The full image reference without tag (`ghcr.io/au2001/gitops-demo-app`), lowercase as
-    /// registries require; an environment may name a repository of its own.
+    /// The full image reference without tag (`ghcr.io/au2001/gitops-demo-app`); an
+    /// environment may name a repository of its own. Configured names are checked to be
+    /// lowercase at load; only a package name standing in for `image` is lowercased.
     pub fn image_for(&self, environment: Option<&Environment>) -> Option<String> {
         let name = environment
             .and_then(|env| env.image.as_deref())
@@ -205,151 +144,187 @@ impl Config {
             Some(registry) => format!("{}/{}", registry.trim_end_matches('/'), name),
             None => name.to_owned(),
         };
-        Some(reference.to_lowercase())
+        Some(reference)
     }
 }
 
-/// Finds and reads the configuration. `manifest_path` is `--manifest-path`; otherwise the
-/// nearest `Cargo.toml` above `cwd` is used, and its workspace root if it belongs to one.
-pub fn load(
-    manifest_path: Option<&Path>,
-    package: Option<&str>,
-    cwd: &Path,
-) -> Result<Config, Error> {
-    let start = match manifest_path {
-        Some(path) => {
+/// Finds and reads the configuration. `--config` names a `gitops.toml`, `--manifest-path` a
+/// `Cargo.toml`; otherwise the nearest `gitops.toml` above the current folder wins, else the
+/// nearest `Cargo.toml` (and its workspace root). A repository configured in both places is an
+/// error: one of them would be silently ignored.
+pub fn load(source: &Source<'_>) -> Result<Config, Error> {
+    match (source.config_path, source.manifest_path) {
+        (Some(_), Some(_)) => Err(Error::usage(
+            "give --config (a gitops.toml) or --manifest-path (a Cargo.toml), not both",
+        )),
+        (Some(path), None) => {
+            if !path.is_file() {
+                return Err(Error::usage(format!(
+                    "`{}` does not exist; check --config",
+                    path.display()
+                )));
+            }
+            load_gitops_file(path, source.package)
+        }
+        (None, Some(path)) => {
             if !path.is_file() {
                 return Err(Error::usage(format!(
                     "manifest `{}` does not exist; check --manifest-path",
                     path.display()
                 )));
             }
-            Some(path.to_path_buf())
+            cargo::load(path, source.package, source.cwd)
         }
-        None => find_upwards(cwd),
-    };
-    let Some(start) = start else {
-        if let Some(package) = package {
-            return Err(Error::usage(format!(
-                "package `{package}` not found: there is no Cargo.toml here or above; drop -p to use the defaults"
-            )));
-        }
-        return Ok(Config {
-            root_dir: cwd.to_path_buf(),
-            ..Config::defaults()
-        });
-    };
-
-    let start_manifest = read_manifest(&start)?;
-    let (root_path, root) = if start_manifest.workspace.is_some() {
-        (start.clone(), start_manifest)
-    } else {
-        match find_workspace_root(&start)? {
-            Some((path, manifest)) => (path, manifest),
-            None => (start.clone(), start_manifest),
-        }
-    };
-
-    let root_dir = root_path.parent().unwrap_or(Path::new("."));
-    let mut packages = Vec::new();
-    if let Some(package) = &root.package {
-        packages.push((
-            package.name.clone(),
-            root_path.clone(),
-            package.metadata.as_ref().and_then(|m| m.gitops.clone()),
-        ));
+        (None, None) => search(source),
     }
-    if let Some(workspace) = &root.workspace {
-        for member_path in expand_members(root_dir, &workspace.members) {
-            let manifest = read_manifest(&member_path)?;
-            if let Some(package) = manifest.package {
-                packages.push((
-                    package.name,
-                    member_path,
-                    package.metadata.and_then(|m| m.gitops),
-                ));
+}
+
+fn search(source: &Source<'_>) -> Result<Config, Error> {
+    let gitops_file = source
+        .cwd
+        .ancestors()
+        .map(|dir| dir.join(GITOPS_FILE))
+        .find(|path| path.is_file());
+    let manifest = cargo::find_upwards(source.cwd);
+    match (gitops_file, manifest) {
+        (Some(file), Some(manifest)) => {
+            let dir = file.parent().unwrap_or(Path::new("."));
+            if let Some(root) = cargo::configured_root(&manifest)?
+                && root.starts_with(dir)
+            {
+                return Err(Error::usage(format!(
+                    "both {} and {} configure this repository; keep one of them (move the keys into {GITOPS_FILE}, or delete it)",
+                    file.display(),
+                    root.display()
+                )));
             }
+            load_gitops_file(&file, source.package)
+        }
+        (Some(file), None) => load_gitops_file(&file, source.package),
+        (None, Some(manifest)) => cargo::load(&manifest, source.package, source.cwd),
+        (None, None) => {
+            if let Some(package) = source.package {
+                return Err(Error::usage(format!(
+                    "package `{package}` not found: there is no {GITOPS_FILE} or Cargo.toml here or above; drop -p to use the defaults"
+                )));
+            }
+            Ok(Config {
+                root_dir: source.cwd.to_path_buf(),
+                ..Config::defaults()
+            })
         }
     }
+}
 
-    let chosen = match package {
-        Some(name) => Some(packages.iter().find(|(n, _, _)| n == name).ok_or_else(|| {
-            let known: Vec<&str> = packages.iter().map(|(n, _, _)| n.as_str()).collect();
+/// Reads `gitops.toml`: its top-level keys, and with `[images.NAME]` tables, the chosen image's
+/// keys over them.
+fn load_gitops_file(path: &Path, image: Option<&str>) -> Result<Config, Error> {
+    let mut top: RawConfig = raw::read_toml(path)?;
+    let images = top.images.take().unwrap_or_default();
+    let names: Vec<String> = images.keys().cloned().collect();
+    let chosen = match image {
+        Some(name) => Some(images.get_key_value(name).ok_or_else(|| {
             Error::usage(format!(
-                "package `{name}` is not in the workspace at {}; known packages: {}",
-                root_path.display(),
-                if known.is_empty() {
-                    "none".to_owned()
+                "image `{name}` is not in {}; its images are: {}",
+                path.display(),
+                if names.is_empty() {
+                    "none (add an [images.NAME] table, or drop -p)".to_owned()
                 } else {
-                    known.join(", ")
+                    names.join(", ")
                 }
             ))
         })?),
-        None => {
-            let shipping: Vec<_> = packages
-                .iter()
-                .filter(|(_, _, cfg)| cfg.is_some())
-                .collect();
-            let here = shipping.iter().find(|(_, path, _)| {
-                path.parent()
-                    .is_some_and(|dir| cwd.starts_with(dir) && dir != root_dir)
-            });
-            match (here, shipping.as_slice()) {
-                (Some(found), _) => Some(*found),
-                (None, [only]) => Some(*only),
-                (None, []) => root
-                    .package
-                    .as_ref()
-                    .and_then(|p| packages.iter().find(|(n, _, _)| *n == p.name)),
-                (None, many) => {
-                    let names: Vec<&str> = many.iter().map(|(n, _, _)| n.as_str()).collect();
-                    return Err(Error::usage(format!(
-                        "several packages ship images ({}); choose one with -p",
-                        names.join(", ")
-                    )));
-                }
-            }
+        None if images.len() > 1 => {
+            return Err(Error::usage(format!(
+                "{} ships several images ({}); choose one with -p",
+                path.display(),
+                names.join(", ")
+            )));
         }
+        None => images.iter().next(),
     };
-
-    let workspace_raw = root
-        .workspace
-        .as_ref()
-        .and_then(|w| w.metadata.as_ref())
-        .and_then(|m| m.gitops.clone())
-        .unwrap_or_default();
-    let (merged, env_source) =
-        match chosen.and_then(|(_, path, cfg)| cfg.as_ref().map(|c| (path, c))) {
-            Some((package_path, package_raw)) => {
-                let env_source = if package_raw.environments.is_some() {
-                    (package_path.clone(), "package.metadata.gitops")
-                } else {
-                    (root_path.clone(), "workspace.metadata.gitops")
-                };
-                (package_raw.clone().or(workspace_raw), env_source)
+    let root_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let (merged, table, name) = match chosen {
+        Some((name, raw)) => {
+            if raw.images.is_some() {
+                return Err(bad_key(
+                    path,
+                    &format!("images.{name}.images"),
+                    "images do not nest; list every image at the top level",
+                ));
             }
-            None => (
-                workspace_raw,
-                (root_path.clone(), "workspace.metadata.gitops"),
-            ),
-        };
-
+            let table = if raw.environments.is_some() {
+                format!("images.{name}")
+            } else {
+                String::new()
+            };
+            let mut merged = raw.clone().or(top);
+            // The table's name stands in for `image` once a registry says where it goes.
+            if merged.image.is_none() && merged.registry.is_some() {
+                merged.image = Some(name.clone());
+            }
+            (merged, table, Some(name.clone()))
+        }
+        None => (top, String::new(), None),
+    };
     let environments = match &merged.environments {
-        Some(raw) => build_environments(raw, &env_source.0, env_source.1)?,
+        Some(raw) => environments::build(raw, path, &table)?,
         None => environment::defaults(),
     };
-    let package_name = chosen.map(|(name, _, _)| name.clone());
+    let mut config = resolve(merged, environments, path, &table)?;
+    config.source = SourceKind::GitopsFile;
+    config.package = name;
+    config.images = names;
+    config.root_dir = root_dir;
+    Ok(config)
+}
+
+/// The checked configuration from merged raw keys: what both sources share.
+fn resolve(
+    merged: RawConfig,
+    environments: Vec<Environment>,
+    file: &Path,
+    table: &str,
+) -> Result<Config, Error> {
+    let key = |name: &str| {
+        if table.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{table}.{name}")
+        }
+    };
+    if merged.images.is_some() {
+        return Err(bad_key(
+            file,
+            &key("images"),
+            "`images` tables belong in gitops.toml; in Cargo.toml each package ships its image from [package.metadata.gitops]",
+        ));
+    }
+    let mut pins = default_pins();
+    for (action, pin) in merged.actions.unwrap_or_default() {
+        if !crate::tags::is_sha40(&pin.sha) {
+            return Err(bad_key(
+                file,
+                &key(&format!("actions.\"{action}\".sha")),
+                &format!(
+                    "`{}` is not a full 40-hex commit sha; pin actions to commits, not tags",
+                    pin.sha.escape_debug()
+                ),
+            ));
+        }
+        pins.insert(action, pin);
+    }
     let config = Config {
-        root_dir: root_dir.to_path_buf(),
-        package_dir: chosen.and_then(|(_, path, _)| path.parent().map(Path::to_path_buf)),
-        manifest: Some(root_path.clone()),
-        // The package's name stands in for `image` only once a registry says where it goes.
-        image_name: merged
-            .image
-            .or_else(|| merged.registry.as_ref().and(package_name.clone())),
-        package: package_name,
+        manifest: Some(file.to_path_buf()),
+        source: SourceKind::Cargo,
+        package: None,
+        images: Vec::new(),
+        warnings: Vec::new(),
         registry: merged.registry,
+        image_name: merged.image,
         environments,
+        root_dir: file.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        package_dir: None,
         build: BuildSettings {
             dockerfile: merged.dockerfile,
             context: merged.context,
@@ -367,24 +342,7 @@ pub fn load(
         },
         workflows: WorkflowSettings {
             templates: merged.templates,
-            pins: {
-                let mut pins = default_pins();
-                for (action, pin) in merged.actions.unwrap_or_default() {
-                    if !(pin.sha.len() == 40 && pin.sha.bytes().all(|b| b.is_ascii_hexdigit())) {
-                        return Err(Error::Config {
-                            file: root_path.clone(),
-                            line: None,
-                            key: format!("workspace.metadata.gitops.actions.\"{action}\".sha"),
-                            message: format!(
-                                "`{}` is not a full 40-hex commit sha; pin actions to commits, not tags",
-                                pin.sha
-                            ),
-                        });
-                    }
-                    pins.insert(action, pin);
-                }
-                pins
-            },
+            pins,
             extra_steps: merged.workflow_steps.unwrap_or_default(),
             id_token: merged.id_token.unwrap_or(false),
             runs_on: merged.runs_on,
@@ -392,290 +350,16 @@ pub fn load(
             registry_secrets: merged.registry_secrets,
         },
     };
-    check_image_names(&config, &root_path)?;
+    reference::check(&config, file, &key)?;
+    collisions::check(&config, file, &key)?;
     Ok(config)
 }
 
-/// Registry and image names must make image references: no scheme, no credentials (they
-/// would be printed), no spaces. Checked here so the error names the key and the file.
-fn check_image_names(config: &Config, file: &Path) -> Result<(), Error> {
-    let bad = |key: &str, message: String| Error::Config {
+fn bad_key(file: &Path, key: &str, message: &str) -> Error {
+    Error::Config {
         file: file.to_path_buf(),
         line: None,
-        key: format!("workspace.metadata.gitops.{key}"),
-        message,
-    };
-    if let Some(registry) = &config.registry
-        && (registry.is_empty() || registry.contains("://") || registry.contains('@'))
-    {
-        return Err(bad(
-            "registry",
-            "write the registry as HOST[:PORT][/NAMESPACE], without a scheme or credentials (logins come from docker login or --registry-user)".to_owned(),
-        ));
+        key: key.to_owned(),
+        message: message.to_owned(),
     }
-    let mut images = vec![("image", config.image_for(None))];
-    for env in &config.environments {
-        if env.image.is_some() {
-            images.push(("environments.image", config.image_for(Some(env))));
-        }
-    }
-    for (key, image) in images {
-        if let Some(image) = image {
-            Repository::parse(&image).map_err(|e| bad(key, e.to_string()))?;
-        }
-    }
-    Ok(())
-}
-
-fn find_upwards(cwd: &Path) -> Option<PathBuf> {
-    cwd.ancestors()
-        .map(|dir| dir.join("Cargo.toml"))
-        .find(|path| path.is_file())
-}
-
-fn find_workspace_root(member: &Path) -> Result<Option<(PathBuf, Manifest)>, Error> {
-    let Some(dir) = member.parent().and_then(Path::parent) else {
-        return Ok(None);
-    };
-    for candidate in dir
-        .ancestors()
-        .map(|d| d.join("Cargo.toml"))
-        .filter(|p| p.is_file())
-    {
-        let manifest = read_manifest(&candidate)?;
-        if manifest.workspace.is_some() {
-            return Ok(Some((candidate, manifest)));
-        }
-    }
-    Ok(None)
-}
-
-fn expand_members(root_dir: &Path, members: &[String]) -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    for member in members {
-        let pattern = root_dir.join(member).join("Cargo.toml");
-        match glob::glob(&pattern.to_string_lossy()) {
-            Ok(found) => paths.extend(found.flatten()),
-            Err(_) => paths.push(pattern),
-        }
-    }
-    paths.retain(|p| p.is_file());
-    paths
-}
-
-fn read_manifest(path: &Path) -> Result<Manifest, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadManifest {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let deserializer =
-        toml::Deserializer::parse(&text).map_err(|err| config_error(path, &text, "", &err))?;
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let key = err.path().to_string();
-        config_error(path, &text, &key, err.inner())
-    })
-}
-
-fn config_error(path: &Path, text: &str, key: &str, err: &toml::de::Error) -> Error {
-    let line = err
-        .span()
-        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-    Error::Config {
-        file: path.to_path_buf(),
-        line,
-        key: if key == "." {
-            String::new()
-        } else {
-            key.to_owned()
-        },
-        message: err.message().trim().to_owned(),
-    }
-}
-
-fn build_environments(
-    raw: &[RawEnvironment],
-    file: &Path,
-    table: &str,
-) -> Result<Vec<Environment>, Error> {
-    let defaults = environment::defaults();
-    let mut built: Vec<Environment> = Vec::with_capacity(raw.len());
-    for (index, raw_env) in raw.iter().enumerate() {
-        let key = |field: &str| format!("{table}.environments[{index}].{field}");
-        let bad = |field: &str, message: String| Error::Config {
-            file: file.to_path_buf(),
-            line: None,
-            key: key(field),
-            message,
-        };
-        let name = raw_env.name.as_str();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(bad(
-                "name",
-                format!(
-                    "`{name}` is not a valid environment name; use letters, digits, `-` and `_`"
-                ),
-            ));
-        }
-        if built.iter().any(|e| e.name == name) {
-            return Err(bad(
-                "name",
-                format!("environment `{name}` is listed twice; names must be unique"),
-            ));
-        }
-        let inherited = defaults.iter().find(|d| d.name == name);
-
-        let branches = match &raw_env.branches {
-            Some(patterns) => patterns
-                .iter()
-                .map(|p| {
-                    BranchPattern::new(p).map_err(|e| {
-                        bad(
-                            "branches",
-                            format!("`{p}` is not a valid branch pattern: {e}"),
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            None => inherited.map(|d| d.branches.clone()).unwrap_or_default(),
-        };
-        let tags = match &raw_env.tags {
-            Some(RawTags {
-                semver: Some(_),
-                regex: Some(_),
-            })
-            | Some(RawTags {
-                semver: None,
-                regex: None,
-            }) => {
-                return Err(bad(
-                    "tags",
-                    "give exactly one of `semver` (\"stable\" or a channel name) and `regex`"
-                        .to_owned(),
-                ));
-            }
-            Some(RawTags {
-                semver: Some(track),
-                ..
-            }) => Some(if track == "stable" {
-                TagSelector::SemverStable
-            } else if !track.is_empty() && track.chars().all(|c| c.is_ascii_alphanumeric()) {
-                TagSelector::SemverChannel(track.clone())
-            } else {
-                return Err(bad(
-                    "tags.semver",
-                    format!(
-                        "`{track}` is neither \"stable\" nor a channel name (letters and digits, e.g. \"alpha\")"
-                    ),
-                ));
-            }),
-            Some(RawTags {
-                regex: Some(expr), ..
-            }) => Some(TagSelector::Regex(
-                regex::Regex::new(&format!("^(?:{expr})$")).map_err(|e| {
-                    bad(
-                        "tags.regex",
-                        format!(
-                            "`{expr}` is not a valid regular expression: {}",
-                            last_line(&e.to_string())
-                        ),
-                    )
-                })?,
-            )),
-            None => inherited.and_then(|d| d.tags.clone()),
-        };
-        if branches.is_empty() && tags.is_none() {
-            return Err(bad(
-                "branches",
-                format!("environment `{name}` tracks no refs; give `branches` or `tags`"),
-            ));
-        }
-        let format: TagFormat = match &raw_env.format {
-            Some(text) => text
-                .parse()
-                .map_err(|e| bad("format", format!("`{text}`: {e}")))?,
-            None => inherited.map(|d| d.format.clone()).ok_or_else(|| {
-                bad(
-                    "format",
-                    format!(
-                        "environment `{name}` needs a `format`, e.g. \"{}-{{sha}}-{{timestamp}}\"",
-                        name
-                    ),
-                )
-            })?,
-        };
-        let latest = match &raw_env.latest {
-            Some(RawLatest::Enabled(false)) => Latest::Off,
-            Some(RawLatest::Enabled(true)) => Latest::FromFormat,
-            Some(RawLatest::Format(text)) => {
-                let latest: TagFormat = text
-                    .parse()
-                    .map_err(|e| bad("latest", format!("`{text}`: {e}")))?;
-                if let Some(p) = latest.placeholders().find(|p| {
-                    matches!(
-                        p,
-                        Placeholder::Sha
-                            | Placeholder::Sha40
-                            | Placeholder::Timestamp
-                            | Placeholder::Version
-                    )
-                }) {
-                    return Err(bad(
-                        "latest",
-                        format!(
-                            "`{text}` uses {{{}}}, which changes with each deploy; a latest tag must not",
-                            p.name()
-                        ),
-                    ));
-                }
-                Latest::Format(latest)
-            }
-            None => inherited.map_or(Latest::FromFormat, |d| d.latest.clone()),
-        };
-        let build_args = raw_env.build_args.clone().unwrap_or_default();
-        if let Some(bad_key) = build_args.keys().find(|k| k.is_empty() || k.contains('=')) {
-            return Err(bad(
-                "build-args",
-                format!("`{bad_key}` is not a valid build argument name"),
-            ));
-        }
-        let environment = Environment {
-            name: name.to_owned(),
-            branches,
-            tags,
-            format,
-            latest,
-            build_args,
-            image: raw_env.image.clone(),
-        };
-        environment
-            .check_format()
-            .map_err(|message| bad("format", message))?;
-        built.push(environment);
-    }
-    if built.is_empty() {
-        return Err(Error::Config {
-            file: file.to_path_buf(),
-            line: None,
-            key: format!("{table}.environments"),
-            message: "no environments are configured; remove the key to use the defaults"
-                .to_owned(),
-        });
-    }
-    Ok(built)
-}
-
-/// The last non-empty line of a multi-line message (the regex crate puts the reason there),
-/// so errors stay on one line.
-fn last_line(text: &str) -> &str {
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(text)
-        .trim();
-    line.strip_prefix("error: ").unwrap_or(line)
 }

@@ -670,24 +670,29 @@ fn json_has_every_field_with_exact_values() {
 }
 
 #[test]
-fn image_is_registry_and_image_in_lowercase() {
+fn image_references_are_checked_and_the_correction_shown() {
     let dir = Dir::git_repo_with_commit();
-    dir.create(
-        "Cargo.toml",
-        r#"
+    let manifest = |registry: &str, image: &str, staging: &str| {
+        format!(
+            r#"
 [workspace]
 
 [workspace.metadata.gitops]
-registry = "GHCR.io/Au2001/"
-image = "GitOps-Demo-App"
+registry = "{registry}"
+image = "{image}"
 
 [[workspace.metadata.gitops.environments]]
 name = "staging"
-image = "Demo-App-Staging"
+image = "{staging}"
 
 [[workspace.metadata.gitops.environments]]
 name = "development"
-"#,
+"#
+        )
+    };
+    dir.create(
+        "Cargo.toml",
+        manifest("ghcr.io/au2001/", "gitops-demo-app", "demo-app-staging"),
     );
     let got = env_json(&dir, &[]);
     assert_eq!(got["image"], "ghcr.io/au2001/demo-app-staging");
@@ -697,6 +702,46 @@ name = "development"
     let got = env_json(&dir, &["--ref", "refs/tags/v1.2.3"]);
     assert_eq!(got["environment"], Value::Null);
     assert_eq!(got["image"], "ghcr.io/au2001/gitops-demo-app");
+
+    // Each bad reference is refused (exit 2), naming the key and showing the corrected value.
+    let cases = [
+        (
+            manifest("GHCR.io/Au2001/", "app", "app"),
+            "workspace.metadata.gitops.registry: `GHCR.io/Au2001/` has uppercase letters; write `ghcr.io/au2001/`",
+        ),
+        (
+            manifest("ghcr.io/o", "GitOps-Demo-App", "app"),
+            "workspace.metadata.gitops.image: `GitOps-Demo-App`: repository names are lowercase; write `gitops-demo-app`",
+        ),
+        (
+            manifest("ghcr.io/o", "app", "Demo-App"),
+            "workspace.metadata.gitops.environments[0].image: `Demo-App`: repository names are lowercase; write `demo-app`",
+        ),
+        (
+            manifest("ghcr.io/au2001", "app:latest", "app"),
+            "workspace.metadata.gitops.image: `app:latest` holds a tag; tags come from the environment: write `app`",
+        ),
+        (
+            manifest("ghcr.io/au2001", "app@sha256:0123", "app"),
+            "`app@sha256:0123` holds a digest",
+        ),
+        (
+            manifest("ghcr.io", "ghcr.io/other/x", "app"),
+            "repeats a registry host (`ghcr.io`) that `registry` already gives; write image = \"other/x\"",
+        ),
+        (
+            manifest("localhost:99999", "app", "app"),
+            "workspace.metadata.gitops.registry: port `99999` of `localhost:99999` is not between 1 and 65535",
+        ),
+    ];
+    for (text, expected) in cases {
+        dir.create("Cargo.toml", text);
+        let line = dir
+            .command()
+            .args(["env", "--format", "json"])
+            .usage_error();
+        assert!(line.contains(expected), "{expected}\n{line}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1018,7 +1063,7 @@ fn bad_flag_values() {
         ),
         (
             &["-p", "nosuchpkg"],
-            "error: package `nosuchpkg` not found: there is no Cargo.toml here or above",
+            "error: package `nosuchpkg` not found: there is no gitops.toml or Cargo.toml here or above",
         ),
         (
             &["--sha", "nosuchrev"],
@@ -1367,7 +1412,7 @@ registry = "registry.example.com/acme"
     };
     dir.create(
         "crates/api/Cargo.toml",
-        package("api", "[package.metadata.gitops]\nimage = \"Shop-API\"\n"),
+        package("api", "[package.metadata.gitops]\nimage = \"shop-api\"\n"),
     );
     dir.create(
         "crates/web/Cargo.toml",

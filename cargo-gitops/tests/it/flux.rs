@@ -456,7 +456,11 @@ impl Project {
     }
 
     fn config(&self) -> Config {
-        config::load(Some(&self.dir.join("Cargo.toml")), None, self.dir.path()).unwrap()
+        config::load(&config::Source {
+            manifest_path: Some(&self.dir.join("Cargo.toml")),
+            ..config::Source::search(self.dir.path())
+        })
+        .unwrap()
     }
 
     /// `cargo gitops flux ARGS`.
