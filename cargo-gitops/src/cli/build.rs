@@ -8,7 +8,7 @@ use clap::Args;
 use cargo_gitops::build::job::{Action, Job, Report};
 use cargo_gitops::build::retag::{self, Retagger};
 use cargo_gitops::ci::github::{self, Actions};
-use cargo_gitops::config::{BuilderKind, Config, RetaggerKind};
+use cargo_gitops::config::{BuilderKind, Config, RetaggerKind, SourceKind};
 use cargo_gitops::deployment::Deployment;
 use cargo_gitops::error::Error;
 use cargo_gitops::progress::{Mode, Progress};
@@ -86,6 +86,11 @@ pub fn run(
         .build_with
         .or(config.build.builder)
         .unwrap_or(BuilderKind::Buildx);
+    if builder == BuilderKind::Native && config.source != SourceKind::Cargo {
+        return Err(Error::usage(
+            "--build-with native compiles a Rust package, and this repository has no Cargo.toml configuration; build its Dockerfile with --build-with buildx or podman",
+        ));
+    }
     if args.output.is_some() && builder != BuilderKind::Native {
         return Err(Error::usage(
             "--output writes an image the tool packs itself; add --build-with native",

@@ -202,6 +202,8 @@ fn overlap(a: &[Shape], b: &[Shape]) -> bool {
 
 /// One kind of tag an environment pushes.
 struct Pattern<'c> {
+    /// The environment's place in the configuration, so messages name them in that order.
+    position: usize,
     environment: &'c str,
     description: String,
     repository: Option<String>,
@@ -211,7 +213,7 @@ struct Pattern<'c> {
 
 fn patterns(config: &Config) -> Vec<Pattern<'_>> {
     let mut patterns = Vec::new();
-    for env in &config.environments {
+    for (position, env) in config.environments.iter().enumerate() {
         let repository = config.image_for(Some(env));
         let mut push = |description: String, shape: Vec<Shape>| {
             let lead = shape
@@ -226,6 +228,7 @@ fn patterns(config: &Config) -> Vec<Pattern<'_>> {
                 })
                 .collect();
             patterns.push(Pattern {
+                position,
                 environment: &env.name,
                 description,
                 repository: repository.clone(),
@@ -289,7 +292,12 @@ pub fn check(config: &Config, file: &Path, key: &dyn Fn(&str) -> String) -> Resu
                 }
                 let other = &patterns[other_index];
                 if other.repository == pattern.repository && overlap(&pattern.shape, &other.shape) {
-                    return Err(refuse(collision_message(other, pattern)));
+                    let (first, second) = if other.position <= pattern.position {
+                        (other, pattern)
+                    } else {
+                        (pattern, other)
+                    };
+                    return Err(refuse(collision_message(first, second)));
                 }
             }
         }

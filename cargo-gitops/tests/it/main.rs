@@ -4,6 +4,7 @@
 
 mod support;
 
+mod adoption;
 mod build;
 mod env;
 mod flux;

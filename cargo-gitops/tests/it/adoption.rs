@@ -1,0 +1,302 @@
+//! Adopting the tool in repositories that are not this one: a Node app configured by
+//! `gitops.toml` (no `Cargo.toml`), a Rust repository that keeps `cargo metadata` working while
+//! configured outside `Cargo.toml`, several images in one repository, and the configuration
+//! errors a new user meets (both places configured, colliding environments, a misspelled table).
+
+use serde_json::Value;
+
+use crate::support::{Dir, Registry, TestCommand, git_in, scratch_context};
+
+const TS: &str = "1654880868";
+
+/// A Node repository: `package.json`, a server, and a Dockerfile. The image is `FROM scratch`
+/// with a static binary (no base image can be pulled here); what matters is that nothing
+/// about it is Rust.
+fn node_repo(gitops_toml: &str) -> Dir {
+    let dir = scratch_context();
+    dir.git(["init", "--quiet"]);
+    dir.create(
+        "package.json",
+        r#"{"name": "web", "version": "1.4.0", "main": "server.js"}"#,
+    );
+    dir.create(
+        "server.js",
+        "require('http').createServer((q, s) => s.end('ok')).listen(8080);\n",
+    );
+    dir.create("gitops.toml", gitops_toml);
+    dir.commit("node app");
+    dir
+}
+
+fn env_json(dir: &Dir, args: &[&str]) -> Value {
+    let mut command = dir.command();
+    command
+        .args(["env", "--format", "json", "--timestamp", TS])
+        .args(args);
+    command.json()
+}
+
+#[test]
+fn a_node_repository_is_configured_by_gitops_toml() {
+    let dir = node_repo("registry = \"ghcr.io/acme\"\nimage = \"web\"\n");
+    assert!(!dir.join("Cargo.toml").exists());
+    let got = env_json(&dir, &[]);
+    assert_eq!(got["environment"], "staging");
+    assert_eq!(got["image"], "ghcr.io/acme/web");
+    let got = env_json(&dir, &["--ref", "feature/login"]);
+    assert_eq!(got["environment"], "development");
+
+    // From a folder below the root, and with --config.
+    dir.create("src/index.js", "");
+    let mut below = dir.command_in("src");
+    let got = below.args(["env", "--format", "json"]).json();
+    assert_eq!(got["image"], "ghcr.io/acme/web");
+    let got = env_json(&dir, &["--config", "gitops.toml"]);
+    assert_eq!(got["image"], "ghcr.io/acme/web");
+
+    // The pipelines and the Flux policies are generated from it.
+    dir.command().arg("init-workflows").succeeds();
+    let pipeline = std::fs::read_to_string(dir.join(".github/workflows/gitops-pipeline.yml"))
+        .expect("the pipeline is written");
+    assert!(pipeline.contains("cargo gitops build"), "{pipeline}");
+    dir.command().args(["init-workflows", "--check"]).succeeds();
+    let (flux, _) = dir.command().args(["flux"]).succeeds();
+    assert!(flux.contains("image: 'ghcr.io/acme/web'"), "{flux}");
+
+    // A native build needs a Rust package: said in one line.
+    let line = dir
+        .command()
+        .args(["build", "--build-with", "native", "--dry-run"])
+        .usage_error();
+    assert!(
+        line.contains("--build-with native compiles a Rust package"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_node_repository_builds_with_podman_against_a_real_registry() {
+    let registry = Registry::start();
+    let dir = node_repo(&format!(
+        "registry = \"{}\"\nimage = \"web\"\n",
+        registry.host()
+    ));
+    let mut command = dir.command();
+    command.timeout(std::time::Duration::from_secs(120));
+    let report = command
+        .args(["build", "--build-with", "podman", "--retag-with", "builtin"])
+        .args(["--format", "json", "--timestamp", TS])
+        .json();
+    assert_eq!(report["action"], "built");
+    let sha = dir.head();
+    let digest = registry
+        .digest("web", &format!("commit-{sha}"))
+        .expect("lookup tag pushed");
+    assert_eq!(report["digest"], digest.as_str());
+    assert_eq!(
+        registry.digest("web", "stg-latest").as_deref(),
+        Some(digest.as_str())
+    );
+}
+
+#[test]
+fn a_rust_repository_configured_by_gitops_toml_keeps_cargo_working() {
+    let dir = Dir::git_repo();
+    dir.create(
+        "Cargo.toml",
+        "[package]\nname = \"svc\"\nversion = \"0.3.0\"\nedition = \"2021\"\n",
+    );
+    dir.create("src/main.rs", "fn main() {}\n");
+    dir.create(
+        "gitops.toml",
+        "registry = \"ghcr.io/acme\"\nimage = \"svc\"\n",
+    );
+    dir.commit("svc");
+    let got = env_json(&dir, &[]);
+    assert_eq!(got["image"], "ghcr.io/acme/svc");
+    let metadata = std::process::Command::new("cargo")
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        metadata.status.success(),
+        "{}",
+        String::from_utf8_lossy(&metadata.stderr)
+    );
+
+    // Configuring the same repository in Cargo.toml as well is refused, naming both files.
+    dir.create(
+        "Cargo.toml",
+        "[package]\nname = \"svc\"\nversion = \"0.3.0\"\nedition = \"2021\"\n\n[package.metadata.gitops]\nimage = \"svc\"\n",
+    );
+    let line = dir.command().args(["env"]).usage_error();
+    assert!(line.contains("gitops.toml and"), "{line}");
+    assert!(
+        line.contains("Cargo.toml configure this repository; keep one"),
+        "{line}"
+    );
+}
+
+#[test]
+fn several_images_in_gitops_toml_are_chosen_with_p() {
+    let dir = node_repo(
+        r#"registry = "ghcr.io/acme"
+
+[images.api]
+dockerfile = "api/Dockerfile"
+
+[images.web]
+image = "shop-web"
+"#,
+    );
+    let line = dir.command().arg("env").usage_error();
+    assert!(
+        line.contains("ships several images (api, web); choose one with -p"),
+        "{line}"
+    );
+    assert_eq!(env_json(&dir, &["-p", "api"])["image"], "ghcr.io/acme/api");
+    assert_eq!(
+        env_json(&dir, &["-p", "web"])["image"],
+        "ghcr.io/acme/shop-web"
+    );
+    let line = dir.command().args(["env", "-p", "nope"]).usage_error();
+    assert!(line.contains("image `nope` is not in"), "{line}");
+    assert!(line.contains("its images are: api, web"), "{line}");
+}
+
+#[test]
+fn configurations_whose_environments_share_tags_are_refused() {
+    let cases = [
+        (
+            // Staging's latest tag is production's.
+            r#"
+[[environments]]
+name = "production"
+tags = { semver = "stable" }
+
+[[environments]]
+name = "staging"
+branches = ["main"]
+latest = "prd-latest"
+"#,
+            "environments `production` and `staging` can push the same tag",
+        ),
+        (
+            // Two formats that overlap.
+            r#"
+[[environments]]
+name = "staging"
+branches = ["main"]
+format = "app-{sha}-{timestamp}"
+
+[[environments]]
+name = "development"
+branches = ["**"]
+format = "app-{sha}-{timestamp}"
+latest = false
+"#,
+            "environments `staging` and `development` can push the same tag",
+        ),
+        (
+            // A branch-named format can produce another environment's tags.
+            r#"
+[[environments]]
+name = "staging"
+branches = ["main"]
+format = "stg-{sha}-{timestamp}"
+latest = false
+
+[[environments]]
+name = "development"
+branches = ["**"]
+format = "{branch}-{sha}-{timestamp}"
+latest = false
+"#,
+            "environments `staging` and `development` can push the same tag",
+        ),
+        (
+            // A format that can read as a lookup tag (digits, hex and a branch of hex make
+            // 40 hex digits), while `commit-{sha40}-{timestamp}` cannot and is accepted.
+            r#"
+[[environments]]
+name = "development"
+branches = ["**"]
+format = "commit-{timestamp}{sha}{branch}"
+latest = false
+"#,
+            "environment `development`'s tags `commit-{timestamp}{sha}{branch}` can be a lookup tag",
+        ),
+    ];
+    for (environments, expected) in cases {
+        let dir = Dir::git_repo_with_commit();
+        dir.create(
+            "gitops.toml",
+            format!("registry = \"ghcr.io/acme\"\nimage = \"app\"\n{environments}"),
+        );
+        let line = dir.command().arg("env").usage_error();
+        assert!(line.contains(expected), "{expected}\n{line}");
+        assert!(line.contains("gitops.toml: environments:"), "{line}");
+    }
+    // The defaults, and formats that only look alike, are accepted.
+    for environments in [
+        "",
+        r#"
+[[environments]]
+name = "staging"
+branches = ["main"]
+format = "commit-{sha40}-{timestamp}"
+
+[[environments]]
+name = "development"
+branches = ["**"]
+format = "app-{branch}-{sha}-{timestamp}"
+"#,
+    ] {
+        let dir = Dir::git_repo_with_commit();
+        dir.create(
+            "gitops.toml",
+            format!("registry = \"ghcr.io/acme\"\nimage = \"app\"\n{environments}"),
+        );
+        assert_eq!(env_json(&dir, &[])["environment"], "staging");
+    }
+}
+
+#[test]
+fn a_misspelled_table_is_warned_about() {
+    let dir = Dir::git_repo_with_commit();
+    dir.create(
+        "Cargo.toml",
+        "[workspace]\n\n[workspace.metadata.gitop]\nregistry = \"ghcr.io/acme\"\n",
+    );
+    let (_, stderr) = dir.command().arg("env").succeeds();
+    assert!(
+        stderr.contains(
+            "[workspace.metadata.gitop] is not read; did you mean [workspace.metadata.gitops]?"
+        ),
+        "{stderr}"
+    );
+    // Other tools' tables are left alone.
+    dir.create(
+        "Cargo.toml",
+        "[workspace]\n\n[workspace.metadata.dist]\nx = 1\n",
+    );
+    let (_, stderr) = dir.command().arg("env").succeeds();
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+/// A fresh clone's `git` sees the files the tests write (keeps `git_in` in use here too).
+#[test]
+fn the_node_repository_is_a_real_git_repository() {
+    let dir = node_repo("registry = \"ghcr.io/acme\"\nimage = \"web\"\n");
+    let files = git_in(dir.path(), ["ls-files"]);
+    assert!(files.lines().any(|f| f == "gitops.toml"), "{files}");
+    assert!(files.lines().any(|f| f == "package.json"), "{files}");
+    let _: TestCommand = dir.command();
+}
