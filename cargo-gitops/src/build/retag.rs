@@ -145,7 +145,10 @@ impl Retagger {
             step: "lookup".to_owned(),
             message: format!(
                 "cannot read the digest {} printed: {detail}",
-                self.kind.program().unwrap_or("the retagger")
+                match self.kind {
+                    RetaggerKind::Imagetools => "docker buildx imagetools",
+                    kind => kind.program().unwrap_or("the retagger"),
+                }
             ),
         };
         let digest = match self.kind {
@@ -234,6 +237,14 @@ impl Retagger {
         target: &Repository,
         tags: &[String],
     ) -> Result<(), Error> {
+        // An image is retagged by its digest only; an empty or partial one (a builder's digest
+        // file left empty) is an error here, not a tag lookup.
+        let parsed = Digest::parse(digest).map_err(|e| Error::Registry {
+            registry: source.registry.clone(),
+            step: "retag".to_owned(),
+            message: format!("cannot retag: {e}"),
+        })?;
+        let digest = parsed.as_str();
         if self.kind != RetaggerKind::Builtin {
             for command in self.retag_commands(source, digest, target, tags) {
                 command.run()?;
@@ -403,6 +414,22 @@ mod tests {
                 "docker://localhost:5000/app:a",
             ]
         );
+    }
+
+    #[test]
+    fn a_retag_needs_a_well_formed_digest() {
+        let r = retagger(RetaggerKind::Builtin);
+        let app = repo("127.0.0.1:9/app");
+        for bad in ["", "sha256:abc", "latest"] {
+            let err = r
+                .retag(&app, bad, &app, &["a".into()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("127.0.0.1:9: retag failed: cannot retag: `"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -369,6 +369,15 @@ impl RegistryClient {
 
     /// A manifest reference: a tag, or (when it holds `:`) a digest, which must be well formed.
     fn digest_reference(&self, reference: &str, step: &str) -> Result<Option<Digest>, Error> {
+        if reference.is_empty() || reference.contains(['/', '?', '#', ' ']) {
+            return Err(self.transport.error(
+                step,
+                format!(
+                    "`{}` is neither a tag nor a digest",
+                    quote_external(reference)
+                ),
+            ));
+        }
         if reference.contains(':') {
             self.digest_argument(reference, step).map(Some)
         } else {
