@@ -162,3 +162,55 @@ impl Error {
         }
     }
 }
+
+/// Text from outside (a registry's error message or header, a tool's words), made safe to
+/// print inside one of this crate's messages: line breaks, tabs and every other control or
+/// invisible formatting character become escapes (`\n`, `\u{1b}`), a backslash becomes `\\`,
+/// and a leading `::` is broken up. The result is one line that cannot start a line of its
+/// own, so it can never become a GitHub Actions workflow command (`::warning::…`,
+/// `::stop-commands::…`, which the runner reads at the start of any line).
+pub fn quote_external(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            '\r' => quoted.push_str("\\r"),
+            '\t' => quoted.push_str("\\t"),
+            // Bidirectional overrides, zero-width marks, line and paragraph separators.
+            c if c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}') =>
+            {
+                quoted.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => quoted.push(c),
+        }
+    }
+    let indent = quoted.len() - quoted.trim_start().len();
+    if quoted[indent..].starts_with("::") {
+        quoted.replace_range(indent..indent + 1, "\\u{3a}");
+    }
+    quoted
+}
+
+#[cfg(test)]
+mod quote_external_tests {
+    use super::quote_external;
+
+    #[test]
+    fn registry_text_stays_on_one_line_and_never_starts_a_command() {
+        let quoted =
+            quote_external("denied\n::warning title=X::y\r\n\t::stop-commands::abc\u{1b}[31m");
+        assert_eq!(
+            quoted,
+            "denied\\n::warning title=X::y\\r\\n\\t::stop-commands::abc\\u{1b}[31m"
+        );
+        assert!(!quoted.contains(['\n', '\r', '\u{1b}']));
+        assert_eq!(
+            quote_external("  ::stop-commands::x"),
+            "  \\u{3a}:stop-commands::x"
+        );
+        assert_eq!(quote_external("a\\b \u{202e}"), "a\\\\b \\u{202e}");
+        assert_eq!(quote_external("tag is immutable"), "tag is immutable");
+    }
+}

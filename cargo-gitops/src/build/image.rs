@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::files::write_whole;
-use crate::registry::client::{Manifest, RegistryClient, Repository, Scope, sha256_digest};
+use crate::registry::client::{
+    Descriptor, Manifest, RegistryClient, Repository, Scope, sha256_digest,
+};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -121,7 +123,7 @@ pub struct PlatformImage {
     pub config: Blob,
     /// Layers the tool made; base layers stay where they are until pushed or written.
     pub layers: Vec<Blob>,
-    pub base_layers: Vec<Value>,
+    pub base_layers: Vec<Descriptor>,
     pub manifest: Blob,
 }
 
@@ -130,7 +132,7 @@ pub struct PlatformImage {
 pub struct Base {
     pub repository: Repository,
     pub config: Value,
-    pub layers: Vec<Value>,
+    pub layers: Vec<Descriptor>,
 }
 
 /// Assembles config and manifest around `layer` (on top of `base`, if any).
@@ -144,25 +146,7 @@ pub fn assemble(
     let (os, architecture, variant) = platform;
     let (layer, diff_id) = layer;
     let mut config = base.map(|b| b.config.clone()).unwrap_or_else(|| json!({}));
-    let env: Vec<String> = {
-        let mut merged: BTreeMap<String, String> = config["config"]["Env"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|v| {
-                        v.as_str()?
-                            .split_once('=')
-                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        merged.extend(run.env.clone());
-        merged
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect()
-    };
+    let env = merged_env(&config, run);
     let mut labels: BTreeMap<String, String> =
         serde_json::from_value(config["config"]["Labels"].clone()).unwrap_or_default();
     labels.extend(run.labels.clone());
@@ -201,7 +185,10 @@ pub fn assemble(
         serde_json::to_vec(&config).expect("a config always serialises"),
     );
     let base_layers = base.map(|b| b.layers.clone()).unwrap_or_default();
-    let mut layer_descriptors = base_layers.clone();
+    let mut layer_descriptors: Vec<Value> = base_layers
+        .iter()
+        .map(|d| serde_json::to_value(d).expect("a descriptor always serialises"))
+        .collect();
     layer_descriptors.push(layer.descriptor());
     let manifest = json!({
         "schemaVersion": 2,
@@ -222,6 +209,27 @@ pub fn assemble(
             serde_json::to_vec(&manifest).expect("a manifest always serialises"),
         ),
     }
+}
+
+/// The base config's `Env` with the run's variables over it, as `KEY=value`, sorted.
+fn merged_env(config: &Value, run: &RunConfig) -> Vec<String> {
+    let mut merged: BTreeMap<String, String> = config["config"]["Env"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| {
+                    v.as_str()?
+                        .split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    merged.extend(run.env.clone());
+    merged
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 /// The image as pushed or written: one platform's manifest, or an index over several.
@@ -283,8 +291,7 @@ impl Image {
         for platform in &self.platforms {
             if let (Some(base), Some(base_client)) = (&self.base, base_client) {
                 for layer in &platform.base_layers {
-                    let digest = layer["digest"].as_str().unwrap_or_default();
-                    client.copy_blob(base_client, &base.name, &target.name, digest)?;
+                    client.copy_blob(base_client, &base.name, &target.name, layer)?;
                 }
             }
             for blob in platform
@@ -321,11 +328,9 @@ impl Image {
         for platform in &self.platforms {
             if let (Some(base), Some(base_client)) = (&self.base, base_client) {
                 for layer in &platform.base_layers {
-                    let digest = layer["digest"].as_str().unwrap_or_default();
-                    let path = blobs.join(digest.trim_start_matches("sha256:"));
+                    let path = blobs.join(layer.digest.hex());
                     if !path.is_file() {
-                        let bytes = base_client.get_blob(&base.name, digest)?;
-                        write_whole(&path, &bytes)?;
+                        download_into(base_client, &base.name, layer, &path)?;
                     }
                 }
             }
@@ -362,11 +367,27 @@ impl Image {
 }
 
 fn as_manifest(blob: &Blob) -> Manifest {
-    Manifest {
-        bytes: blob.bytes.clone(),
-        media_type: blob.media_type.clone(),
-        digest: blob.digest.clone(),
-    }
+    Manifest::new(blob.bytes.clone(), &blob.media_type)
+}
+
+/// Streams a base layer from its registry into `path` (through a temporary file beside it,
+/// checked against the descriptor before it is renamed into place).
+fn download_into(
+    client: &RegistryClient,
+    name: &str,
+    layer: &Descriptor,
+    path: &Path,
+) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let write_error = |source| Error::Write {
+        what: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(write_error)?;
+    let mut temporary = tempfile::NamedTempFile::new_in(dir).map_err(write_error)?;
+    client.download_blob(name, layer, temporary.as_file_mut())?;
+    temporary.persist(path).map_err(|e| write_error(e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,12 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use crate::build::image::{self, Base, Image, LayerFile, RunConfig};
-use crate::error::Error;
+use crate::error::{Error, quote_external};
 use crate::process::Command;
-use crate::registry::client::{RegistryClient, Repository, Scope};
+use crate::registry::client::{Parsed, RegistryClient, Repository, Scope};
+use crate::registry::oci::ImageConfig;
 
 /// The user native images run as (`nonroot` in distroless images).
 pub const USER: &str = "65532";
@@ -274,43 +273,58 @@ pub fn fetch_base(
         })?;
     let repository = Repository::parse(repository)?;
     let scope = Scope::pull(&repository.name);
-    let mut manifest = client.get_manifest(&repository.name, digest, &scope)?;
-    let parse = |bytes: &[u8]| -> Result<Value, Error> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Registry {
-            registry: repository.registry.clone(),
-            step: "read base image".to_owned(),
-            message: format!("not a JSON manifest: {e}"),
-        })
+    let unreadable = |what: &str, e: serde_json::Error| Error::Registry {
+        registry: repository.registry.clone(),
+        step: "read base image".to_owned(),
+        message: format!("not {what}: {}", quote_external(&e.to_string())),
     };
-    let mut json = parse(&manifest.bytes)?;
-    if let Some(children) = json["manifests"].as_array() {
-        let child = children
-            .iter()
-            .find(|m| {
-                m["platform"]["os"] == target.os
-                    && m["platform"]["architecture"] == target.architecture
-            })
-            .and_then(|m| m["digest"].as_str())
+    let manifest = client.get_manifest(&repository.name, digest, &scope)?;
+    let mut parsed = manifest
+        .parse()
+        .map_err(|e| unreadable("a JSON manifest", e))?;
+    if let Parsed::Index(index) = &parsed {
+        let child = index
+            .for_platform(target.os, target.architecture)
             .ok_or_else(|| {
                 Error::usage(format!(
                     "base image `{reference}` has no {}/{} image",
                     target.os, target.architecture
                 ))
-            })?
-            .to_owned();
-        manifest = client.get_manifest(&repository.name, &child, &scope)?;
-        json = parse(&manifest.bytes)?;
+            })?;
+        let manifest = client.get_manifest(&repository.name, &child.digest, &scope)?;
+        parsed = manifest
+            .parse()
+            .map_err(|e| unreadable("a JSON manifest", e))?;
     }
-    let config_digest = json["config"]["digest"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let config = parse(&client.get_blob(&repository.name, &config_digest)?)?;
-    let layers = json["layers"].as_array().cloned().unwrap_or_default();
+    let Parsed::Image(image) = parsed else {
+        return Err(Error::Registry {
+            registry: repository.registry.clone(),
+            step: "read base image".to_owned(),
+            message: format!(
+                "the {}/{} entry of base image `{reference}` is an index, not an image",
+                target.os, target.architecture
+            ),
+        });
+    };
+    let bytes = client.get_blob(&repository.name, &image.config)?;
+    let typed: ImageConfig =
+        serde_json::from_slice(&bytes).map_err(|e| unreadable("an image config", e))?;
+    if typed.rootfs.diff_ids.len() != image.layers.len() {
+        return Err(Error::Registry {
+            registry: repository.registry.clone(),
+            step: "read base image".to_owned(),
+            message: format!(
+                "the config of base image `{reference}` lists {} layers and its manifest {}",
+                typed.rootfs.diff_ids.len(),
+                image.layers.len()
+            ),
+        });
+    }
+    let config = serde_json::from_slice(&bytes).map_err(|e| unreadable("an image config", e))?;
     Ok(Base {
         repository,
         config,
-        layers,
+        layers: image.layers,
     })
 }
 

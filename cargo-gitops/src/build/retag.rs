@@ -8,10 +8,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::config::RetaggerKind;
-use crate::error::Error;
+use crate::error::{Error, quote_external};
 use crate::process::{Command, on_path};
 use crate::registry::client::{
-    ClientOptions, RegistryClient, Repository, Scope, is_plain_http, sha256_digest,
+    ClientOptions, Digest, RegistryClient, Repository, Scope, is_plain_http,
 };
 use crate::registry::credentials::{self, Credential};
 
@@ -106,32 +106,42 @@ impl Retagger {
     pub fn lookup(&self, repository: &Repository, tag: &str) -> Result<Option<String>, Error> {
         let Some(command) = self.lookup_command(repository, tag) else {
             let client = self.client(&repository.registry)?;
-            return client.manifest_digest(&repository.name, tag, &Scope::pull(&repository.name));
+            let digest =
+                client.manifest_digest(&repository.name, tag, &Scope::pull(&repository.name))?;
+            return Ok(digest.map(String::from));
         };
-        match command.run() {
-            Ok(output) => Ok(Some(match self.kind {
-                // `--raw` prints the manifest exactly as stored, so its hash is the digest.
-                RetaggerKind::Skopeo => sha256_digest(&output.stdout),
-                RetaggerKind::Imagetools => {
-                    #[derive(Deserialize)]
-                    struct Inspected {
-                        digest: String,
-                    }
-                    serde_json::from_slice::<Inspected>(&output.stdout)
-                        .map(|m| m.digest)
-                        .map_err(|e| Error::Registry {
-                            registry: repository.registry.clone(),
-                            step: "lookup".to_owned(),
-                            message: format!(
-                                "cannot read the digest docker buildx imagetools printed: {e}"
-                            ),
-                        })?
+        let output = match command.run() {
+            Ok(output) => output,
+            Err(Error::CommandFailed { output, .. }) if says_not_found(&output) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let unreadable = |detail: String| Error::Registry {
+            registry: repository.registry.clone(),
+            step: "lookup".to_owned(),
+            message: format!(
+                "cannot read the digest {} printed: {detail}",
+                match self.kind {
+                    RetaggerKind::Imagetools => "docker buildx imagetools",
+                    kind => kind.program().unwrap_or("the retagger"),
                 }
-                _ => String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-            })),
-            Err(Error::CommandFailed { output, .. }) if says_not_found(&output) => Ok(None),
-            Err(err) => Err(err),
-        }
+            ),
+        };
+        let digest = match self.kind {
+            // `--raw` prints the manifest exactly as stored, so its hash is the digest.
+            RetaggerKind::Skopeo => Digest::of(&output.stdout),
+            RetaggerKind::Imagetools => {
+                #[derive(Deserialize)]
+                struct Inspected {
+                    digest: Digest,
+                }
+                serde_json::from_slice::<Inspected>(&output.stdout)
+                    .map(|m| m.digest)
+                    .map_err(|e| unreadable(quote_external(&e.to_string())))?
+            }
+            _ => Digest::parse(String::from_utf8_lossy(&output.stdout).trim())
+                .map_err(|e| unreadable(e.to_string()))?,
+        };
+        Ok(Some(digest.into()))
     }
 
     /// The commands that give `digest` (in `source`) the `tags` in `target`; empty for the
@@ -202,6 +212,14 @@ impl Retagger {
         target: &Repository,
         tags: &[String],
     ) -> Result<(), Error> {
+        // An image is retagged by its digest only; an empty or partial one (a builder's digest
+        // file left empty) is an error here, not a tag lookup.
+        let parsed = Digest::parse(digest).map_err(|e| Error::Registry {
+            registry: source.registry.clone(),
+            step: "retag".to_owned(),
+            message: format!("cannot retag: {e}"),
+        })?;
+        let digest = parsed.as_str();
         if self.kind != RetaggerKind::Builtin {
             for command in self.retag_commands(source, digest, target, tags) {
                 command.run()?;
@@ -371,6 +389,22 @@ mod tests {
                 "docker://localhost:5000/app:a",
             ]
         );
+    }
+
+    #[test]
+    fn a_retag_needs_a_well_formed_digest() {
+        let r = retagger(RetaggerKind::Builtin);
+        let app = repo("127.0.0.1:9/app");
+        for bad in ["", "sha256:abc", "latest"] {
+            let err = r
+                .retag(&app, bad, &app, &["a".into()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("127.0.0.1:9: retag failed: cannot retag: `"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::delivery::flux::{self, BranchChoice, Order, SHA_GROUP, SHA40_GROUP, TIMESTAMP_GROUP};
 use crate::environment::Environment;
 use crate::error::Error;
-use crate::registry::client::{RegistryClient, Repository, Scope};
+use crate::registry::client::{Digest, RegistryClient, Repository, Scope};
 
 /// One image the environment received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -130,7 +130,7 @@ pub fn list(
         .filter_map(|tag| crate::tags::lookup_commit(tag).map(|sha| (tag.as_str(), sha)))
         .collect();
     let scope = Scope::pull(&repository.name);
-    let mut lookup_digests: HashMap<&str, Option<String>> = HashMap::new();
+    let mut lookup_digests: HashMap<&str, Option<Digest>> = HashMap::new();
     let mut entries = Vec::with_capacity(found.len());
     for (key, tag, sha) in found {
         let digest = client.manifest_digest(&repository.name, &tag, &scope)?;
@@ -149,7 +149,7 @@ pub fn list(
                         fetched
                     }
                 };
-                if lookup_digest.as_deref() == Some(digest.as_str()) {
+                if lookup_digest.as_ref() == Some(digest) {
                     commit = Some((*full).to_owned());
                     break;
                 }
@@ -165,7 +165,7 @@ pub fn list(
             version,
             tag,
             commit: commit.or(sha),
-            digest,
+            digest: digest.map(String::from),
         });
     }
     Ok(entries)

@@ -1,14 +1,16 @@
 //! Registry credentials: from `--registry-user`/`--registry-password-stdin`, the
 //! `GITOPS_REGISTRY_USER`/`GITOPS_REGISTRY_PASSWORD` variables, Docker's `config.json` (with its
 //! `credsStore` and `credHelpers`) or podman's `auth.json`, in that order. A credential never
-//! prints itself: its `Debug` is redacted and it has no `Display`.
+//! prints itself: its `Debug` is redacted and it has no `Display`. Where a credential may be
+//! sent (the registry's own origin, its token service) is the transport's rule, not this
+//! module's; this module imports nothing else of `registry`.
 
 use std::fmt;
 
+use base64::Engine as _;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 
 use crate::error::Error;
-use crate::registry::client::basic_auth_value;
 
 /// A stored-login reader of `docker_credential` (Docker's or podman's file).
 type CredentialLookup = fn(&str) -> Result<DockerCredential, CredentialRetrievalError>;
@@ -53,6 +55,12 @@ impl Credential {
     pub(crate) fn basic_header(&self) -> String {
         basic_auth_value(&self.user, &self.secret)
     }
+}
+
+/// Base64 of `user:password` for HTTP basic authentication.
+fn basic_auth_value(user: &str, password: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
 }
 
 /// The credential to use for `registry`: `explicit` (flags or variables) first, then Docker's

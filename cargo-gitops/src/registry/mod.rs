@@ -1,6 +1,13 @@
-//! Talking to OCI registries: image references, the one HTTP transport (authentication
-//! challenges, one retry budget, deadlines), the client operations over it (manifests, blobs,
-//! tags, copies), credentials, and the typed OCI documents they exchange.
+//! Talking to OCI registries, in layers that import only downward: image references and
+//! origins (`reference`), the typed OCI documents (`oci`), credentials (`credentials`), the
+//! client's settings (`options`), the one HTTP transport with its retry budget and deadlines
+//! (`transport`) and its authentication layer (`auth`), and the client operations over it
+//! (`client`).
 
+mod auth;
 pub mod client;
 pub mod credentials;
+pub mod oci;
+pub mod options;
+pub mod reference;
+pub mod transport;

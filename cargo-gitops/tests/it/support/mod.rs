@@ -3,15 +3,20 @@
 //! the command under test run in them with a scrubbed environment, with its JSON and its error
 //! lines read back (`command`), and the real parts some tests need: Debian's `docker-registry`,
 //! podman on storage of its own, and fixture repositories whose image is `FROM scratch`
-//! (`registry`).
+//! (`registry`); a fault-injecting proxy in front of a registry (`proxy`); and tiny HTTP
+//! servers that record what reaches them and answer as told (`fake`).
 //!
 //! The one test binary (`tests/it/main.rs`) declares it once; every test module uses it.
 
 mod command;
+mod fake;
+mod proxy;
 mod registry;
 mod repo;
 
 pub use command::{TestCommand, json, printed};
+pub use fake::{Stub, answer};
+pub use proxy::{Fault, Proxy};
 pub use registry::{
     Fixture, Podman, Registry, free_port, path_with_only, run_bounded, scratch_context, sha256,
     static_binary,
