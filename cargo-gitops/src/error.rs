@@ -86,7 +86,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("`{command}` failed with {status}:\n{output}")]
+    #[error("`{command}` failed with {status}: {output}")]
     CommandFailed {
         command: String,
         status: String,

@@ -2,29 +2,38 @@
 //! whole or not at all: written beside, then renamed over. Which files to write is the
 //! callers' business.
 
-use std::path::{Path, PathBuf};
+use std::io::Write as _;
+use std::path::Path;
 
 use crate::error::Error;
 
 /// Replaces `path` with `bytes`; on failure the old file is untouched and no partial file is
-/// left behind. Parent folders are created.
+/// left behind. Parent folders are created. The temporary file has a unique name and is
+/// created exclusively in the target folder, so a planted file or symlink is never written
+/// through.
 pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let error = |source| Error::Write {
         what: path.display().to_string(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(error)?;
-    }
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    let temporary: PathBuf = path.with_file_name(name);
-    std::fs::write(&temporary, bytes)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|source| {
-            let _ = std::fs::remove_file(&temporary);
-            error(source)
-        })
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(error)?;
+            dir
+        }
+        None => Path::new("."),
+    };
+    let mut prefix = path.file_name().unwrap_or_default().to_os_string();
+    prefix.push(".");
+    let mut temporary = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(error)?;
+    temporary.write_all(bytes).map_err(error)?;
+    // On failure the temporary file is removed when dropped.
+    temporary.persist(path).map_err(|e| error(e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -46,13 +55,31 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_keeps_the_old_file() {
+    fn a_failed_write_keeps_what_was_there_and_leaves_nothing_beside() {
         let dir = tempfile::tempdir().unwrap();
+        // A folder where the file should go: the rename over it fails.
         let path = dir.path().join("file.yml");
-        write_whole(&path, b"old").unwrap();
-        // A folder where the temporary file would go makes the write fail.
-        std::fs::create_dir(dir.path().join("file.yml.partial")).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"old").unwrap();
         assert!(write_whole(&path, b"new").is_err());
-        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read(path.join("inside")).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["file.yml"]);
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let path = dir.path().join("file.yml");
+        // The name an older version used for its temporary file, planted as a symlink.
+        std::os::unix::fs::symlink(&victim, dir.path().join("file.yml.partial")).unwrap();
+        write_whole(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
     }
 }

@@ -105,13 +105,44 @@ fn parse_ref_arg(repo: Option<&Repository>, text: &str) -> GitRef {
     }
 }
 
-/// The commit a ref names locally; a ref the repository does not have stands for HEAD, so that
-/// `--ref` can ask "what if this commit were pushed there".
+/// The commit a ref names locally. A ref the repository does not have is refused, with what
+/// it has: acting for a ref that is not local needs `--sha` too (as CI passes both).
 fn commit_of(repo: &Repository, git_ref: &GitRef) -> Result<Oid, Error> {
     if let Ok(reference) = repo.find_reference(&git_ref.full()) {
         return Ok(reference.peel_to_commit()?.id());
     }
-    head_commit(repo)
+    let names = |prefix: &str| -> Vec<String> {
+        let mut found: Vec<String> = repo
+            .references_glob(&format!("{prefix}*"))
+            .map(|mut refs| {
+                refs.names()
+                    .flatten()
+                    .filter_map(|n| n.strip_prefix(prefix).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        if found.len() > 8 {
+            let more = found.len() - 8;
+            found.truncate(8);
+            found.push(format!("and {more} more"));
+        }
+        found
+    };
+    let (branches, tags) = (names("refs/heads/"), names("refs/tags/"));
+    let list = |kind: &str, found: &[String]| {
+        if found.is_empty() {
+            format!("no {kind}")
+        } else {
+            format!("{kind} {}", found.join(", "))
+        }
+    };
+    Err(Error::usage(format!(
+        "`{}` is not in this repository (it has {}; {}); name one of those, or pass --sha too to act for a ref that is not local",
+        git_ref.full().escape_debug(),
+        list("branches", &branches),
+        list("tags", &tags)
+    )))
 }
 
 /// The commit HEAD names; a repository without one is `Error::NoCommit`.

@@ -1,11 +1,13 @@
 //! The one place that starts other programs (podman, docker, skopeo, crane, cargo): a command
-//! is built as a `Command`, shown as a shell line (no secret is ever passed to one), and run as one `duct` expression with
-//! its output captured so that a failure can quote the program's last lines.
+//! is built as a `Command`, shown as a shell line (no secret is ever passed to one), and run as
+//! one `duct` expression with its output captured so that a failure can quote the program's
+//! last lines. Programs still running when the tool is interrupted are ended with it.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
-use crate::error::Error;
+use crate::error::{Error, quote_external};
 
 /// How many lines of a failed program's output go into the error.
 const TAIL_LINES: usize = 20;
@@ -16,6 +18,30 @@ static ECHO_COMMANDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// Makes every command run from now on print itself to stderr first.
 pub fn echo_commands(on: bool) {
     ECHO_COMMANDS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The programs running now, so that an interrupted run can end them.
+static RUNNING: Mutex<Vec<Arc<duct::Handle>>> = Mutex::new(Vec::new());
+
+/// On SIGINT or SIGTERM, ends every program this process started and is still waiting for,
+/// then exits as the signal asks (130 or 143). Called once, by the binary, at start.
+pub fn end_children_on_signal() -> Result<(), Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|source| Error::Spawn {
+            command: "the signal handler".to_owned(),
+            source,
+        })?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+            for handle in running.iter() {
+                let _ = handle.kill();
+            }
+            std::process::exit(128 + signal);
+        }
+    });
+    Ok(())
 }
 
 /// An external command, ready to show or to run.
@@ -99,13 +125,28 @@ impl Command {
         expression.stdout_capture().stderr_capture().unchecked()
     }
 
+    /// Starts the program, known to the signal handler until it ends.
+    fn start_and_wait(&self) -> std::io::Result<std::process::Output> {
+        let handle = Arc::new(self.expression().start()?);
+        RUNNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&handle));
+        let output = handle.wait().cloned();
+        RUNNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|h| !Arc::ptr_eq(h, &handle));
+        output
+    }
+
     /// Runs the command to completion. A non-zero exit is an error quoting the last lines the
     /// program printed; a program that is not installed is an error that says how to get it.
     pub fn run(&self) -> Result<Output, Error> {
         if ECHO_COMMANDS.load(std::sync::atomic::Ordering::Relaxed) {
             eprintln!("$ {}", self.display());
         }
-        let output = self.expression().run().map_err(|source| {
+        let output = self.start_and_wait().map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 Error::ToolMissing {
                     tool: self.program.clone(),
@@ -160,7 +201,8 @@ pub fn install_hint(program: &str) -> String {
     }
 }
 
-/// The last lines a program printed, stderr first since that is where tools explain failures.
+/// The last lines a program printed, stderr first since that is where tools explain failures,
+/// on one line: each line quoted (so none can become a CI workflow command), joined by ` | `.
 fn tail(stderr: &[u8], stdout: &[u8]) -> String {
     let text = if stderr.iter().any(|b| !b.is_ascii_whitespace()) {
         stderr
@@ -169,7 +211,11 @@ fn tail(stderr: &[u8], stdout: &[u8]) -> String {
     };
     let text = String::from_utf8_lossy(text);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+    lines[lines.len().saturating_sub(TAIL_LINES)..]
+        .iter()
+        .map(|line| quote_external(line.trim_end()))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 fn shell_quote(text: &str) -> String {
@@ -207,8 +253,16 @@ mod tests {
             .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("exit code 3"), "{text}");
+        assert!(text.ends_with(": one | two"), "{text}");
+        // A tool's output cannot break the error's one line or start a workflow command.
+        let err = Command::new("sh")
+            .args(["-c", "printf 'bad\\n::warning title=X::y\\n' >&2; exit 1"])
+            .run()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains('\n'), "{text}");
         assert!(
-            text.ends_with("one\ntwo") || text.contains("one\ntwo"),
+            text.ends_with(": bad | \\u{3a}:warning title=X::y"),
             "{text}"
         );
     }

@@ -71,12 +71,25 @@ pub fn summary_table(rows: &[(&str, String)]) -> String {
         let value = if value.is_empty() {
             "–".to_owned()
         } else {
-            format!("`{}`", value.replace('|', "\\|"))
+            code_span(value)
         };
         text.push_str(&format!("| {key} | {value} |\n"));
     }
     text.push('\n');
     text
+}
+
+/// `value` as inline code in a table cell: HTML and Markdown in it stay text. The fence is one
+/// backtick longer than any run inside, line breaks become spaces and `|` is escaped.
+fn code_span(value: &str) -> String {
+    let flat: String = value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .replace('|', "\\|");
+    let longest = flat.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    format!("{fence} {flat} {fence}")
 }
 
 /// Appends to a runner file (`$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`), creating it if needed.
@@ -95,6 +108,16 @@ pub fn append(path: &PathBuf, text: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_cells_keep_hostile_text_as_code() {
+        let table = summary_table(&[("ref", "refs/heads/a`<img src=x>`|b\n# h".to_owned())]);
+        assert!(
+            table.contains("| ref | `` refs/heads/a`<img src=x>`\\|b # h `` |"),
+            "{table}"
+        );
+        assert_eq!(table.lines().count(), 6, "{table}");
+    }
 
     #[test]
     fn multi_line_values_use_a_heredoc_with_an_unused_delimiter() {

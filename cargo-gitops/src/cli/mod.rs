@@ -64,7 +64,11 @@ pub struct GlobalArgs {
     #[arg(short = 'p', long, global = true, value_name = "NAME")]
     pub package: Option<String>,
 
-    /// Git ref to act for (`main`, `refs/heads/main`, `refs/tags/v1.2.3`) [default: $GITHUB_REF in GitHub Actions, else the checked-out branch, or the highest SemVer tag at a detached HEAD]
+    /// Git ref to act for (`main`, `refs/heads/main`, `refs/tags/v1.2.3`); outside CI it must
+    /// be a branch or tag of the repository, unless --sha is given too (then a ref that is not
+    /// local is taken as is, a short name as a branch: write refs/tags/NAME for a tag)
+    /// [default: the CI's ref, else the checked-out branch, or the highest SemVer tag at a
+    /// detached HEAD]
     #[arg(long = "ref", global = true, value_name = "REF")]
     pub git_ref: Option<String>,
 

@@ -537,10 +537,19 @@ fn is_dns_name(name: &str, max: usize, dots: bool) -> bool {
 }
 
 fn check_options(options: &Options) -> Result<(), Error> {
+    // Branch names go into YAML (quoted) and object names: only names git accepts are taken.
+    for branch in &options.branches {
+        crate::git::check_ref_name(&GitRef::Branch(branch.clone())).map_err(|_| {
+            Error::usage(format!(
+                "--branch `{}` is not a branch name git accepts; give the branch as git names it",
+                branch.escape_debug()
+            ))
+        })?;
+    }
     if !is_dns_name(&options.namespace, 63, false) {
         return Err(Error::usage(format!(
             "--namespace `{}` is not a Kubernetes namespace name; use lowercase letters, digits and `-` (at most 63)",
-            options.namespace
+            options.namespace.escape_debug()
         )));
     }
     let duration = regex::Regex::new(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+$")
@@ -548,21 +557,23 @@ fn check_options(options: &Options) -> Result<(), Error> {
     if !duration.is_match(&options.interval) {
         return Err(Error::usage(format!(
             "--interval `{}` is not a Go duration; write it like 5m, 1h or 1m30s",
-            options.interval
+            options.interval.escape_debug()
         )));
     }
     if let Some(secret) = &options.secret_ref
         && !is_dns_name(secret, 253, true)
     {
         return Err(Error::usage(format!(
-            "--secret-ref `{secret}` is not a Kubernetes secret name; use lowercase letters, digits, `-` and `.`"
+            "--secret-ref `{}` is not a Kubernetes secret name; use lowercase letters, digits, `-` and `.`",
+            secret.escape_debug()
         )));
     }
     if let Some(prefix) = &options.name_prefix
         && (!is_dns_name(prefix, 200, false))
     {
         return Err(Error::usage(format!(
-            "--name-prefix `{prefix}` cannot start Kubernetes object names; use lowercase letters, digits and `-`, such as `{}`",
+            "--name-prefix `{}` cannot start Kubernetes object names; use lowercase letters, digits and `-`, such as `{}`",
+            prefix.escape_debug(),
             object_name(&[prefix])
         )));
     }

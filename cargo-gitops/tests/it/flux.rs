@@ -884,3 +884,27 @@ fn readme_shows_the_real_output() {
         "README's Flux manifests are out of date: run `cargo gitops flux{command_line}` and paste its output"
     );
 }
+
+#[test]
+fn hostile_options_are_refused_and_never_reach_the_yaml() {
+    let project = Project::new("");
+    for (args, expected) in [
+        (
+            vec!["--branch", "feature/x\n  injected: true"],
+            "is not a branch name git accepts",
+        ),
+        (vec!["--branch", "a b"], "is not a branch name git accepts"),
+        (
+            vec!["--namespace", "ns\nkind: Secret"],
+            "is not a Kubernetes namespace name",
+        ),
+        (vec!["--interval", "5m\nx: y"], "is not a Go duration"),
+        (
+            vec!["--secret-ref", "s\"x"],
+            "is not a Kubernetes secret name",
+        ),
+    ] {
+        let line = project.flux_usage_error(&args);
+        assert!(line.contains(expected), "{args:?}: {line}");
+    }
+}
