@@ -12,5 +12,6 @@ mod history;
 mod native;
 mod registry_client;
 mod release;
+mod signals;
 mod tags_prop;
 mod workflows;
