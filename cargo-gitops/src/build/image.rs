@@ -144,25 +144,7 @@ pub fn assemble(
     let (os, architecture, variant) = platform;
     let (layer, diff_id) = layer;
     let mut config = base.map(|b| b.config.clone()).unwrap_or_else(|| json!({}));
-    let env: Vec<String> = {
-        let mut merged: BTreeMap<String, String> = config["config"]["Env"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|v| {
-                        v.as_str()?
-                            .split_once('=')
-                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        merged.extend(run.env.clone());
-        merged
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect()
-    };
+    let env = merged_env(&config, run);
     let mut labels: BTreeMap<String, String> =
         serde_json::from_value(config["config"]["Labels"].clone()).unwrap_or_default();
     labels.extend(run.labels.clone());
@@ -222,6 +204,27 @@ pub fn assemble(
             serde_json::to_vec(&manifest).expect("a manifest always serialises"),
         ),
     }
+}
+
+/// The base's environment variables, with the run's own over them, as `KEY=VALUE`.
+fn merged_env(config: &Value, run: &RunConfig) -> Vec<String> {
+    let mut merged: BTreeMap<String, String> = config["config"]["Env"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| {
+                    v.as_str()?
+                        .split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    merged.extend(run.env.clone());
+    merged
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 /// The image as pushed or written: one platform's manifest, or an index over several.

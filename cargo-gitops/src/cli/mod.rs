@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use cargo_gitops::build::job::{Action, Job, Report};
+use cargo_gitops::build::plan::Plan;
 use cargo_gitops::build::retag::{self, Retagger};
 use cargo_gitops::ci::github::{self, Actions};
 use cargo_gitops::ci::workflows;
@@ -414,11 +415,11 @@ fn build(
             .or_else(|| cargo_gitops::git::commit_time(cwd, &deployment.sha))
             .unwrap_or(deployment.timestamp),
     };
+    let plan = job.plan()?;
     if args.dry_run {
-        let lines = job.describe()?;
-        return write_stdout(&(lines.join("\n") + "\n"));
+        return print_dry_run(&plan, &retagger, global.format);
     }
-    let report = job.run()?;
+    let report = job.run(&plan)?;
     if global.verbose > 0 && retagger.request_count() > 0 {
         progress.note(&format!(
             "built-in registry client: {} requests",
@@ -426,6 +427,17 @@ fn build(
         ));
     }
     print_report(&report, global.format, actions)
+}
+
+/// `build --dry-run`: the plan, every branch, as shell lines or as JSON.
+fn print_dry_run(plan: &Plan, retagger: &Retagger, format: Format) -> Result<(), Error> {
+    let description = cargo_gitops::build::describe::describe(plan, retagger);
+    match format {
+        Format::Json => write_stdout(
+            &(serde_json::to_string_pretty(&description).expect("a plan always serialises") + "\n"),
+        ),
+        _ => write_stdout(&description.text()),
+    }
 }
 
 /// `SOURCE_DATE_EPOCH`, the reproducible-builds convention for "the time of the source".

@@ -250,8 +250,21 @@ fn pushes_to_a_registry_and_promotes_by_retag() {
     let labels = &config["config"]["Labels"];
     assert_eq!(labels["org.opencontainers.image.revision"], sha.as_str());
     assert_eq!(labels["org.opencontainers.image.title"], "hello");
-    assert_eq!(labels["cargo-gitops.environment"], "staging");
-    assert_eq!(labels["org.opencontainers.image.version"], &sha[..7]);
+    // From the commit and the package only: no environment, no tag, no build time.
+    assert_eq!(labels["org.opencontainers.image.version"], "0.1.0");
+    assert_eq!(
+        labels["org.opencontainers.image.created"],
+        "2022-06-10T17:07:48Z"
+    );
+    assert_eq!(
+        labels.as_object().unwrap().keys().collect::<Vec<_>>(),
+        [
+            "org.opencontainers.image.created",
+            "org.opencontainers.image.revision",
+            "org.opencontainers.image.title",
+            "org.opencontainers.image.version",
+        ]
+    );
 
     // A second push of the same image uploads no blob again.
     dir.git(["tag", "-a", "-m", "release", "v1.0.0"]);
