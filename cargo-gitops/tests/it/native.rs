@@ -423,6 +423,8 @@ fn one_commit_gives_one_native_image_whichever_environment_builds_it() {
 fn racing_native_runs_for_staging_and_production_end_on_one_digest() {
     let registry = Registry::start();
     let dir = fixture_crate(Some(&registry.host()), "");
+    // Rounds in which both runs found the lookup tag free and built: true races.
+    let mut both_built = 0;
     for round in 0..10 {
         let sha = dir.commit(&format!("race {round}"));
         let version = format!("1.0.{round}");
@@ -450,6 +452,12 @@ fn racing_native_runs_for_staging_and_production_end_on_one_digest() {
         let lookup_tag = format!("commit-{sha}");
         let outputs = run_together(&runs, 240);
         let lookup = registry.digest("hello", &lookup_tag);
+        if outputs
+            .iter()
+            .all(|o| o.status.success() && json(&o.stdout)["action"] == "built")
+        {
+            both_built += 1;
+        }
         for output in &outputs {
             assert!(
                 output.status.success(),
@@ -476,4 +484,5 @@ fn racing_native_runs_for_staging_and_production_end_on_one_digest() {
             );
         }
     }
+    assert!(both_built > 0, "the runs never raced");
 }

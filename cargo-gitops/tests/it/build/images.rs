@@ -114,6 +114,8 @@ pub(super) fn race(
 fn racing_runs_for_staging_and_production_end_on_one_digest() {
     let registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
+    // Rounds in which both runs found the lookup tag free and built: true races.
+    let mut both_built = 0;
     for round in 0..RACES {
         let sha = fixture.commit(&format!("race {round}"));
         let version = format!("1.0.{round}");
@@ -125,6 +127,9 @@ fn racing_runs_for_staging_and_production_end_on_one_digest() {
             .expect("the lookup tag was claimed");
         for report in &reports {
             assert_eq!(report["digest"], lookup.as_str(), "race {round}: {report}");
+        }
+        if reports.iter().all(|r| r["action"] == "built") {
+            both_built += 1;
         }
         let tags = [
             format!("stg-{}-{timestamp}", &sha[..7]),
@@ -140,6 +145,7 @@ fn racing_runs_for_staging_and_production_end_on_one_digest() {
             );
         }
     }
+    assert!(both_built > 0, "the runs never raced");
 }
 
 #[test]
