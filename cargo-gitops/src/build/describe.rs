@@ -124,12 +124,21 @@ pub fn describe(plan: &Plan, retagger: &Retagger) -> Description {
         note,
         placeholders: PLACEHOLDERS
             .iter()
-            .filter(|(name, _)| shown.contains(name))
+            .filter(|(name, _)| names(&shown, name))
             .map(|&(name, meaning)| Placeholder { name, meaning })
             .collect(),
         lookup,
         outcomes,
     }
+}
+
+/// Whether `text` has `name` as a word of its own (`DIGEST`, not the end of `IMAGE_DIGEST`).
+fn names(text: &str, name: &str) -> bool {
+    let part_of_word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    text.match_indices(name).any(|(at, _)| {
+        !part_of_word(text[..at].chars().next_back())
+            && !part_of_word(text[at + name.len()..].chars().next())
+    })
 }
 
 fn views(steps: &[Step], retagger: &Retagger) -> Vec<StepView> {
@@ -332,8 +341,11 @@ impl Description {
             }
         }
         for (i, branch) in self.outcomes.iter().enumerate() {
-            let letter = char::from(b'a' + (i % 26) as u8);
-            out.push_str(&format!("# 2{letter}. {}\n", branch.when));
+            let number = match self.outcomes.len() {
+                1 => "2".to_owned(),
+                _ => format!("2{}", char::from(b'a' + (i % 26) as u8)),
+            };
+            out.push_str(&format!("# {number}. {}\n", branch.when));
             for step in &branch.steps {
                 out.push_str(&format!("## {}\n", step.title));
                 push_actions(&mut out, &step.actions);
@@ -357,5 +369,18 @@ fn push_actions(out: &mut String, actions: &[Line]) {
             }
             What::Note(note) => out.push_str(&format!("# {note}{when}\n")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_whole_words() {
+        assert!(names("docker://r@DIGEST docker://r:t", "DIGEST"));
+        assert!(!names("PUT /v2/r/manifests/IMAGE_DIGEST", "DIGEST"));
+        assert!(names("PUT /v2/r/manifests/IMAGE_DIGEST", "IMAGE_DIGEST"));
+        assert!(!names("DIGESTS", "DIGEST"));
     }
 }

@@ -486,3 +486,34 @@ fn racing_native_runs_for_staging_and_production_end_on_one_digest() {
     }
     assert!(both_built > 0, "the runs never raced");
 }
+
+#[test]
+fn a_dry_run_of_a_layout_build_shows_its_steps_and_writes_nothing() {
+    let dir = fixture_crate(None, "");
+    let out = Dir::new();
+    let layout = out.join("layout");
+    let dry_run = build_json(
+        dir.path(),
+        &["--dry-run", &format!("--output=oci:{}", layout.display())],
+    );
+    assert_eq!(dry_run["lookup"], serde_json::json!([]));
+    let outcomes = dry_run["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 1, "{dry_run}");
+    let steps = outcomes[0]["steps"].as_array().unwrap();
+    let titles: Vec<&str> = steps.iter().map(|s| s["title"].as_str().unwrap()).collect();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(titles[0].starts_with("compile hello for "), "{titles:?}");
+    assert_eq!(
+        titles[1..],
+        [
+            "pack the image",
+            &format!("write OCI image layout {}", layout.display())
+        ]
+    );
+    let compile = steps[0]["actions"][0]["run"].as_str().unwrap();
+    assert!(
+        compile.contains("build --release --manifest-path") && compile.contains("-p hello"),
+        "{compile}"
+    );
+    assert!(!layout.exists(), "a dry run wrote the layout");
+}
