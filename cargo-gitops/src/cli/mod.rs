@@ -326,30 +326,8 @@ fn build(
     actions: &Actions,
     cwd: &std::path::Path,
 ) -> Result<(), Error> {
-    let password = if args.registry_password_stdin {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
-            Error::Read {
-                what: "the password from standard input".to_owned(),
-                source,
-            }
-        })?;
-        Some(text.trim_end_matches(['\n', '\r']).to_owned())
-    } else {
-        None
-    };
-    if let Some(expected) = &args.environment
-        && deployment.environment.as_deref() != Some(expected.as_str())
-    {
-        return Err(Error::usage(format!(
-            "{} deploys to {}, not to `{expected}`; run the workflow of that environment instead",
-            deployment.git_ref,
-            deployment
-                .environment
-                .as_deref()
-                .map_or("no environment".to_owned(), |e| format!("`{e}`"))
-        )));
-    }
+    let password = read_password(args)?;
+    check_environment(args, deployment)?;
     // Flags and variables name the credential of the target registry, and only of it.
     let target_registry = deployment
         .image
@@ -386,16 +364,7 @@ fn build(
         .or(config.build.retagger)
         .unwrap_or_else(retag::default_retagger);
     let retagger = Retagger::new(retagger_kind, options, credential);
-    let mode = if global.quiet {
-        Mode::Quiet
-    } else if actions.active {
-        Mode::Actions
-    } else if is_interactive(global.color) {
-        Mode::Spinner
-    } else {
-        Mode::Plain
-    };
-    let progress = Progress::new(mode);
+    let progress = Progress::new(progress_mode(global, actions));
     let scratch = tempfile::tempdir().map_err(|source| Error::Write {
         what: "a temporary folder".to_owned(),
         source,
@@ -427,6 +396,51 @@ fn build(
         ));
     }
     print_report(&report, global.format, actions)
+}
+
+/// `--environment NAME`: refuses a ref that deploys elsewhere, before anything runs.
+fn check_environment(args: &BuildArgs, deployment: &Deployment) -> Result<(), Error> {
+    if let Some(expected) = &args.environment
+        && deployment.environment.as_deref() != Some(expected.as_str())
+    {
+        return Err(Error::usage(format!(
+            "{} deploys to {}, not to `{expected}`; run the workflow of that environment instead",
+            deployment.git_ref,
+            deployment
+                .environment
+                .as_deref()
+                .map_or("no environment".to_owned(), |e| format!("`{e}`"))
+        )));
+    }
+    Ok(())
+}
+
+/// `--registry-password-stdin`: the password, without the line's end.
+fn read_password(args: &BuildArgs) -> Result<Option<String>, Error> {
+    if !args.registry_password_stdin {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
+        Error::Read {
+            what: "the password from standard input".to_owned(),
+            source,
+        }
+    })?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()))
+}
+
+/// How progress is shown: nothing, GitHub Actions groups, spinners, or plain lines.
+fn progress_mode(global: &GlobalArgs, actions: &Actions) -> Mode {
+    if global.quiet {
+        Mode::Quiet
+    } else if actions.active {
+        Mode::Actions
+    } else if is_interactive(global.color) {
+        Mode::Spinner
+    } else {
+        Mode::Plain
+    }
 }
 
 /// `build --dry-run`: the plan, every branch, as shell lines or as JSON.
