@@ -65,7 +65,6 @@ pub struct Job<'a> {
 #[derive(Default)]
 struct State {
     bases: Vec<Option<Base>>,
-    built: Vec<(Target, PathBuf)>,
     image: Option<Image>,
     claimed: Option<String>,
     digest: Option<String>,
@@ -242,7 +241,7 @@ impl Job<'_> {
             .native
             .as_ref()
             .ok_or_else(|| Error::Internal("a plan packs an image it never compiled".into()))?;
-        state.built = native
+        let built: Vec<(Target, PathBuf)> = native
             .targets
             .iter()
             .map(|target| (target.clone(), native::binary_path(&native.binary, target)))
@@ -253,7 +252,7 @@ impl Job<'_> {
         state.image = Some(native::pack(
             &native.spec,
             &native.binary,
-            &state.built,
+            &built,
             &state.bases,
         )?);
         Ok(())
