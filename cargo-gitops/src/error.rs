@@ -127,6 +127,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A build tool (docker buildx, podman, cargo) failed in a way the tool can explain.
+    #[error("{tool} failed: {message}")]
+    Build { tool: String, message: String },
+
+    /// A versioned tag that already names an image of another commit: it never moves.
+    #[error(
+        "{image} already names commit {commit}, and versioned tags never move to another commit; release this commit under a new version"
+    )]
+    ImmutableTag { image: String, commit: String },
+
+    /// A bug in cargo-gitops itself, not in what it was asked to do.
+    #[error("internal error: {0}; please report it")]
+    Internal(String),
 }
 
 impl Error {
@@ -158,7 +172,10 @@ impl Error {
             | Error::CredentialHelper { .. }
             | Error::Spawn { .. }
             | Error::CommandFailed { .. }
-            | Error::Drift { .. } => exit_codes::FAILURE,
+            | Error::Drift { .. }
+            | Error::Build { .. }
+            | Error::ImmutableTag { .. }
+            | Error::Internal(_) => exit_codes::FAILURE,
         }
     }
 }

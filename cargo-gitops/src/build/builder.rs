@@ -1,9 +1,10 @@
 //! Builders: the programs that turn a Dockerfile into an image in a registry (`docker buildx
-//! build --push`, or `podman build` then `podman push`), as exact command lines. Deciding
-//! whether to build at all is `pipeline`'s job; moving tags afterwards is `retagger`'s.
+//! build` pushing by digest, or `podman build` then `podman push`), as exact command lines, and
+//! what their failures mean. Deciding whether to build at all is `plan`'s job; claiming the
+//! lookup tag and moving tags afterwards is `converge`'s and `retag`'s.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -15,8 +16,8 @@ use crate::registry::client::{Repository, is_plain_http};
 #[derive(Debug, Clone)]
 pub struct BuildSpec {
     pub repository: Repository,
-    /// The lookup tag first, then the environment's tags.
-    pub tags: Vec<String>,
+    /// The one tag podman pushes (the environment's primary tag); buildx pushes by digest.
+    pub push_tag: String,
     pub dockerfile: PathBuf,
     pub context: PathBuf,
     pub labels: BTreeMap<String, String>,
@@ -41,10 +42,6 @@ impl BuildSpec {
 
     fn common_args(&self) -> Vec<String> {
         let mut args = vec!["--file".to_owned(), self.dockerfile.display().to_string()];
-        for tag in &self.tags {
-            args.push("--tag".to_owned());
-            args.push(self.repository.with_tag(tag));
-        }
         for (key, value) in &self.labels {
             args.push("--label".to_owned());
             args.push(format!("{key}={value}"));
@@ -61,16 +58,20 @@ impl BuildSpec {
     }
 }
 
-/// `docker buildx build --push`: one command builds and pushes every tag; the digest comes
-/// back through `--metadata-file`.
+/// `docker buildx build` that pushes the image by digest, with no tag: the lookup tag is
+/// claimed afterwards, and environment tags follow it. The digest comes back through
+/// `--metadata-file`.
 pub fn buildx_build(spec: &BuildSpec) -> Command {
-    let mut command = Command::new("docker").args(["buildx", "build"]);
-    command = if spec.plain_http() {
-        // `--push` would use TLS; this output pushes to a plain-HTTP registry.
-        command.args(["--output", "type=image,push=true,registry.insecure=true"])
-    } else {
-        command.arg("--push")
-    };
+    let mut output = format!(
+        "type=image,name={},push-by-digest=true,push=true",
+        spec.repository
+    );
+    if spec.plain_http() {
+        output.push_str(",registry.insecure=true");
+    }
+    let mut command = Command::new("docker")
+        .args(["buildx", "build", "--output"])
+        .arg(output);
     if let Some(builder) = &spec.buildx_builder {
         command = command.args(["--builder", builder.as_str()]);
     }
@@ -95,24 +96,72 @@ pub fn buildx_build(spec: &BuildSpec) -> Command {
     command.arg(spec.context.display().to_string())
 }
 
-/// `podman build` with every tag; pushing is separate (`podman_push`).
+/// `podman build`, naming the image by the tag it is pushed as; pushing is `podman_push`.
 pub fn podman_build(spec: &BuildSpec) -> Command {
     Command::new("podman")
         .arg("build")
         .args(["--timestamp".to_owned(), spec.epoch.to_string()])
         .args(spec.common_args())
+        .args(["--tag".to_owned(), spec.repository.with_tag(&spec.push_tag)])
         .arg(spec.context.display().to_string())
 }
 
-/// `podman push` of one tag, writing the pushed digest to `digest_file`.
-pub fn podman_push(spec: &BuildSpec, tag: &str, digest_file: &std::path::Path) -> Command {
+/// `podman push` of the built image's tag, writing the pushed digest to `digest_file`.
+pub fn podman_push(spec: &BuildSpec, digest_file: &Path) -> Command {
     let mut command = Command::new("podman").arg("push");
     if spec.plain_http() {
         command = command.arg("--tls-verify=false");
     }
     command
         .args(["--digestfile".to_owned(), digest_file.display().to_string()])
-        .arg(spec.repository.with_tag(tag))
+        .arg(spec.repository.with_tag(&spec.push_tag))
+}
+
+/// What to do when docker has no buildx plugin, for a build.
+const BUILDX_HINT: &str = "docker has no buildx plugin (it answers `docker buildx` with its own usage, e.g. `unknown flag: --output`); install the plugin (https://docs.docker.com/go/buildx/), or use --build-with podman or --build-with native";
+
+/// Whether `docker buildx …` failed because docker has no buildx plugin: docker then reads
+/// `buildx` as an unknown command, or its flags as its own.
+pub fn says_buildx_is_missing(command: &Command, output: &str) -> bool {
+    command.program() == "docker"
+        && command.argv().first() == Some(&"buildx")
+        && (output.contains("unknown command: docker buildx")
+            || output.contains("is not a docker command")
+            || (output.contains("unknown flag: --")
+                && output.contains("Usage:  docker [OPTIONS] COMMAND")))
+}
+
+/// Turns a builder's failure into what it means, when it is known: a missing buildx plugin,
+/// a registry that refused podman's push for want of a login. Anything else is kept as is.
+pub fn explain(command: &Command, error: Error) -> Error {
+    let Error::CommandFailed { output, .. } = &error else {
+        return error;
+    };
+    if says_buildx_is_missing(command, output) {
+        return Error::ToolMissing {
+            tool: "docker buildx".to_owned(),
+            hint: BUILDX_HINT.to_owned(),
+        };
+    }
+    let lower = output.to_lowercase();
+    if command.program() == "podman"
+        && command.argv().first() == Some(&"push")
+        && (lower.contains("unauthorized") || lower.contains("authentication required"))
+    {
+        let registry = command
+            .argv()
+            .last()
+            .and_then(|image| image.split('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        return Error::Build {
+            tool: "`podman push`".to_owned(),
+            message: format!(
+                "{registry} refused it as unauthorized; run `podman login {registry}` (podman keeps its own logins), then run again"
+            ),
+        };
+    }
+    error
 }
 
 /// The digest buildx recorded in its metadata file.
@@ -124,11 +173,10 @@ pub fn digest_from_buildx_metadata(text: &str) -> Result<String, Error> {
     }
     serde_json::from_str::<Metadata>(text)
         .map(|m| m.digest)
-        .map_err(|e| Error::Registry {
-            registry: "docker buildx".to_owned(),
-            step: "build".to_owned(),
+        .map_err(|e| Error::Build {
+            tool: "docker buildx".to_owned(),
             message: format!(
-                "the metadata file has no image digest ({e}); is docker buildx recent enough?"
+                "its metadata file has no image digest ({e}); update docker buildx to 0.10 or later"
             ),
         })
 }
@@ -140,11 +188,7 @@ mod tests {
     fn spec() -> BuildSpec {
         BuildSpec {
             repository: Repository::parse("ghcr.io/au2001/app").unwrap(),
-            tags: vec![
-                "commit-abc".into(),
-                "stg-abc1234-1654880868".into(),
-                "stg-latest".into(),
-            ],
+            push_tag: "stg-abc1234-1654880868".into(),
             dockerfile: "demo-app/Dockerfile".into(),
             context: ".".into(),
             labels: BTreeMap::from([("org.opencontainers.image.revision".into(), "abc".into())]),
@@ -168,17 +212,12 @@ mod tests {
             [
                 "buildx",
                 "build",
-                "--push",
+                "--output",
+                "type=image,name=ghcr.io/au2001/app,push-by-digest=true,push=true",
                 "--builder",
                 "remote",
                 "--file",
                 "demo-app/Dockerfile",
-                "--tag",
-                "ghcr.io/au2001/app:commit-abc",
-                "--tag",
-                "ghcr.io/au2001/app:stg-abc1234-1654880868",
-                "--tag",
-                "ghcr.io/au2001/app:stg-latest",
                 "--label",
                 "org.opencontainers.image.revision=abc",
                 "--build-arg",
@@ -204,13 +243,22 @@ mod tests {
         spec.repository = Repository::parse("127.0.0.1:5000/app").unwrap();
         spec.platforms.clear();
         assert_eq!(
-            podman_push(&spec, "commit-abc", "/tmp/d".as_ref()).argv(),
+            podman_push(&spec, "/tmp/d".as_ref()).argv(),
             [
                 "push",
                 "--tls-verify=false",
                 "--digestfile",
                 "/tmp/d",
-                "127.0.0.1:5000/app:commit-abc"
+                "127.0.0.1:5000/app:stg-abc1234-1654880868"
+            ]
+        );
+        assert_eq!(
+            buildx_build(&spec).argv()[..4],
+            [
+                "buildx",
+                "build",
+                "--output",
+                "type=image,name=127.0.0.1:5000/app,push-by-digest=true,push=true,registry.insecure=true"
             ]
         );
         let build = podman_build(&spec);
@@ -224,7 +272,37 @@ mod tests {
                 "demo-app/Dockerfile"
             ]
         );
-        assert_eq!(build.argv().last(), Some(&"."));
+        assert_eq!(
+            build.argv()[build.argv().len() - 3..],
+            ["--tag", "127.0.0.1:5000/app:stg-abc1234-1654880868", "."]
+        );
+    }
+
+    #[test]
+    fn failures_that_mean_something_else() {
+        let failed = |output: &str| Error::CommandFailed {
+            command: "x".into(),
+            status: "exit code 125".into(),
+            output: output.into(),
+        };
+        let buildx = buildx_build(&spec());
+        let no_plugin = "unknown flag: --output\n\nUsage:  docker [OPTIONS] COMMAND [ARG...]\n\nRun 'docker --help' for more information";
+        let error = explain(&buildx, failed(no_plugin)).to_string();
+        assert!(
+            error.starts_with("`docker buildx` is not installed: docker has no buildx plugin")
+                && error.contains("--build-with podman"),
+            "{error}"
+        );
+        let other = explain(&buildx, failed("ERROR: failed to solve: no such file"));
+        assert!(matches!(other, Error::CommandFailed { .. }), "{other:?}");
+        let mut local = spec();
+        local.repository = Repository::parse("127.0.0.1:5000/app").unwrap();
+        let push = podman_push(&local, "/tmp/d".as_ref());
+        let refused = "Error: trying to reuse blob sha256:0 at destination: checking whether a blob sha256:0 exists in 127.0.0.1:5000/app: authentication required";
+        assert_eq!(
+            explain(&push, failed(refused)).to_string(),
+            "`podman push` failed: 127.0.0.1:5000 refused it as unauthorized; run `podman login 127.0.0.1:5000` (podman keeps its own logins), then run again"
+        );
     }
 
     #[test]

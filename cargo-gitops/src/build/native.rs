@@ -121,10 +121,11 @@ pub fn find_binary(spec: &NativeSpec) -> Result<Binary, Error> {
         .arg(spec.manifest.display().to_string())
         .run()?;
     let metadata = cargo_metadata::MetadataCommand::parse(String::from_utf8_lossy(&output.stdout))
-        .map_err(|e| Error::Registry {
-            registry: "cargo metadata".to_owned(),
-            step: "read the workspace".to_owned(),
-            message: e.to_string(),
+        .map_err(|e| Error::Build {
+            tool: "`cargo metadata`".to_owned(),
+            message: format!(
+                "its output is not the workspace's metadata ({e}); check that `cargo` is cargo 1.70 or later"
+            ),
         })?;
     let packages = metadata.workspace_packages();
     let package = match &spec.package {

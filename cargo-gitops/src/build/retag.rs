@@ -110,7 +110,7 @@ impl Retagger {
                 client.manifest_digest(&repository.name, tag, &Scope::pull(&repository.name))?;
             return Ok(digest.map(String::from));
         };
-        let output = match command.run() {
+        let output = match command.run().map_err(|e| explain(&command, e)) {
             Ok(output) => output,
             Err(Error::CommandFailed { output, .. }) if says_not_found(&output) => return Ok(None),
             Err(err) => return Err(err),
@@ -202,6 +202,42 @@ impl Retagger {
         }
     }
 
+    /// What the built-in client sends to look `tag` up: one request.
+    pub fn builtin_lookup_request(repository: &Repository, tag: &str) -> String {
+        format!(
+            "HEAD {}/v2/{}/manifests/{tag}",
+            repository.registry, repository.name
+        )
+    }
+
+    /// What the built-in client does in `retag`, one line per request (or group of blob
+    /// requests, whose digests only the manifest names), in order.
+    pub fn builtin_retag_requests(
+        source: &Repository,
+        digest: &str,
+        target: &Repository,
+        tags: &[String],
+    ) -> Vec<String> {
+        let manifest = |repository: &Repository, reference: &str| {
+            format!(
+                "{}/v2/{}/manifests/{reference}",
+                repository.registry, repository.name
+            )
+        };
+        let mut lines = vec![format!("GET {}", manifest(source, digest))];
+        if source != target {
+            lines.push(format!(
+                "copy each manifest and blob it names into {target} (HEAD, then mount or upload what is missing)"
+            ));
+            lines.push(format!("PUT {}", manifest(target, digest)));
+        }
+        lines.extend(
+            tags.iter()
+                .map(|tag| format!("PUT {}", manifest(target, tag))),
+        );
+        lines
+    }
+
     /// Gives the image `digest` of `source` every tag in `tags` in `target`, keeping the digest.
     /// Across repositories the image's content is brought over first (mounted or streamed),
     /// so no tag ever points at an incomplete image.
@@ -222,7 +258,7 @@ impl Retagger {
         let digest = parsed.as_str();
         if self.kind != RetaggerKind::Builtin {
             for command in self.retag_commands(source, digest, target, tags) {
-                command.run()?;
+                command.run().map_err(|e| explain(&command, e))?;
             }
             return Ok(());
         }
@@ -250,6 +286,34 @@ impl Retagger {
         } else {
             command
         }
+    }
+}
+
+/// What to do when the retagger's program is missing: another retagger, not another builder.
+fn retagger_hint(program: &str) -> String {
+    match program {
+        "docker" => "install Docker with the buildx plugin (https://docs.docker.com/go/buildx/), or use --retag-with builtin (or crane, skopeo)".to_owned(),
+        other => crate::process::install_hint(other),
+    }
+}
+
+/// A retagger's failure as what it means: a missing program or buildx plugin names the
+/// retaggers to use instead. Anything else is kept as is.
+fn explain(command: &Command, error: Error) -> Error {
+    match &error {
+        Error::ToolMissing { tool, .. } => Error::ToolMissing {
+            tool: tool.clone(),
+            hint: retagger_hint(tool),
+        },
+        Error::CommandFailed { output, .. }
+            if crate::build::builder::says_buildx_is_missing(command, output) =>
+        {
+            Error::ToolMissing {
+                tool: "docker buildx".to_owned(),
+                hint: "docker has no buildx plugin (it answers `docker buildx` with its own usage, e.g. `unknown flag: --format`); install the plugin (https://docs.docker.com/go/buildx/), or use --retag-with builtin (or crane, skopeo)".to_owned(),
+            }
+        }
+        _ => error,
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use cargo_gitops::build::job::{Action, Job, Report};
+use cargo_gitops::build::plan::Plan;
 use cargo_gitops::build::retag::{self, Retagger};
 use cargo_gitops::ci::github::{self, Actions};
 use cargo_gitops::config::{BuilderKind, Config, RetaggerKind, SourceKind};
@@ -60,18 +61,7 @@ pub fn run(
     actions: &Actions,
     cwd: &Path,
 ) -> Result<(), Error> {
-    if let Some(expected) = &args.environment
-        && deployment.environment.as_deref() != Some(expected.as_str())
-    {
-        return Err(Error::usage(format!(
-            "{} deploys to {}, not to `{expected}`; run the workflow of that environment instead",
-            deployment.git_ref,
-            deployment
-                .environment
-                .as_deref()
-                .map_or("no environment".to_owned(), |e| format!("`{e}`"))
-        )));
-    }
+    check_environment(args, deployment)?;
     // Flags and variables name the credential of the target registry, and only of it.
     let target_registry = deployment
         .image
@@ -103,16 +93,7 @@ pub fn run(
         .or(config.build.retagger)
         .unwrap_or_else(retag::default_retagger);
     let retagger = Retagger::new(retagger_kind, options, credential);
-    let mode = if global.quiet {
-        Mode::Quiet
-    } else if actions.active {
-        Mode::Actions
-    } else if is_interactive(global.color) {
-        Mode::Spinner
-    } else {
-        Mode::Plain
-    };
-    let progress = Progress::new(mode);
+    let progress = Progress::new(progress_mode(global, actions));
     let scratch = tempfile::tempdir().map_err(|source| Error::Write {
         what: "a temporary folder".to_owned(),
         source,
@@ -132,11 +113,11 @@ pub fn run(
             .or_else(|| cargo_gitops::git::commit_time(cwd, &deployment.sha))
             .unwrap_or(deployment.timestamp),
     };
+    let plan = job.plan()?;
     if args.dry_run {
-        let lines = job.describe()?;
-        return write_stdout(&(lines.join("\n") + "\n"));
+        return print_dry_run(&plan, &retagger, global.format);
     }
-    let report = job.run()?;
+    let report = job.run(&plan)?;
     if global.verbose > 0 && retagger.request_count() > 0 {
         progress.note(&format!(
             "built-in registry client: {} requests",
@@ -144,6 +125,48 @@ pub fn run(
         ));
     }
     print_report(&report, global.format, actions)
+}
+
+/// `--environment NAME`: refuses a ref that deploys elsewhere, before anything runs.
+fn check_environment(args: &BuildArgs, deployment: &Deployment) -> Result<(), Error> {
+    if let Some(expected) = &args.environment
+        && deployment.environment.as_deref() != Some(expected.as_str())
+    {
+        return Err(Error::usage(format!(
+            "{} deploys to {}, not to `{expected}`; run the workflow of that environment instead",
+            deployment.git_ref,
+            deployment
+                .environment
+                .as_deref()
+                .map_or("no environment".to_owned(), |e| format!("`{e}`"))
+        )));
+    }
+    Ok(())
+}
+
+/// How progress is shown: nothing, GitHub Actions groups, spinners, or plain lines.
+fn progress_mode(global: &GlobalArgs, actions: &Actions) -> Mode {
+    if global.quiet {
+        Mode::Quiet
+    } else if actions.active {
+        Mode::Actions
+    } else if is_interactive(global.color) {
+        Mode::Spinner
+    } else {
+        Mode::Plain
+    }
+}
+
+/// `build --dry-run`: the plan, every branch, as shell lines or as JSON.
+fn print_dry_run(plan: &Plan, retagger: &Retagger, format: Format) -> Result<(), Error> {
+    let description = cargo_gitops::build::describe::describe(plan, retagger);
+    match format {
+        Format::Json => write_stdout(
+            &(serde_json::to_string_pretty(&description).expect("a plan always serialises") + "\n"),
+        ),
+        Format::Github => Err(super::unsupported_format("build --dry-run")),
+        Format::Human => write_stdout(&description.text()),
+    }
 }
 
 /// `SOURCE_DATE_EPOCH`, the reproducible-builds convention for "the time of the source".

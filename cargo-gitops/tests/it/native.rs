@@ -1,11 +1,13 @@
 //! `cargo gitops build --build-with native`: reproducible images from a crate's binary, that
-//! run, push to a real registry and promote by retag; and the errors around them.
+//! run, push to a real registry and promote by retag; one image per commit whichever
+//! environment builds it, and whichever of two racing runs claims it; and the errors around
+//! them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Dir, Registry, TestCommand, git_in, json, run_bounded};
+use crate::support::{Dir, Registry, TestCommand, git_in, json, run_bounded, run_together};
 use serde_json::Value;
 
 const SHA_FILE: &str = "src/main.rs";
@@ -250,8 +252,21 @@ fn pushes_to_a_registry_and_promotes_by_retag() {
     let labels = &config["config"]["Labels"];
     assert_eq!(labels["org.opencontainers.image.revision"], sha.as_str());
     assert_eq!(labels["org.opencontainers.image.title"], "hello");
-    assert_eq!(labels["cargo-gitops.environment"], "staging");
-    assert_eq!(labels["org.opencontainers.image.version"], &sha[..7]);
+    // From the commit and the package only: no environment, no tag, no build time.
+    assert_eq!(labels["org.opencontainers.image.version"], "0.1.0");
+    assert_eq!(
+        labels["org.opencontainers.image.created"],
+        "2022-06-10T17:07:48Z"
+    );
+    assert_eq!(
+        labels.as_object().unwrap().keys().collect::<Vec<_>>(),
+        [
+            "org.opencontainers.image.created",
+            "org.opencontainers.image.revision",
+            "org.opencontainers.image.title",
+            "org.opencontainers.image.version",
+        ]
+    );
 
     // A second push of the same image uploads no blob again.
     dir.git(["tag", "-a", "-m", "release", "v1.0.0"]);
@@ -350,4 +365,155 @@ fn a_platform_without_its_rust_target_names_the_rustup_command() {
                 .contains("run `rustup target add aarch64-unknown-linux-musl`")
         );
     }
+}
+
+#[test]
+fn one_commit_gives_one_native_image_whichever_environment_builds_it() {
+    let first = Registry::start();
+    let second = Registry::start();
+    let dir = fixture_crate(Some(&first.host()), "");
+    let sha = dir.head();
+    dir.git(["tag", "-a", "-m", "release", "v1.0.0"]);
+    // The same commit in another checkout, for production, to a registry of its own: only the
+    // working tree's configuration names it.
+    let other = Dir::new();
+    let clone = other.join("checkout");
+    other.git([
+        "clone",
+        "-q",
+        dir.path().to_str().unwrap(),
+        clone.to_str().unwrap(),
+    ]);
+    // Both name one origin, as two CI runs of one repository do: the `source` label is it.
+    let origin = "https://example.com/hello.git";
+    dir.git(["remote", "add", "origin", origin]);
+    git_in(&clone, ["remote", "set-url", "origin", origin]);
+    let manifest = clone.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace(&first.host(), &second.host())).unwrap();
+    let staging = build_json(dir.path(), &["--ref", "refs/heads/main"]);
+    // Compiled again, into a target folder of its own, as on a fresh runner.
+    let production = TestCommand::new(&clone)
+        .args(["build", "--build-with", "native", "--format", "json"])
+        .args(["--ref", "refs/tags/v1.0.0"])
+        .env("CARGO_TARGET_DIR", other.join("target"))
+        .json();
+    assert_eq!(
+        (&staging["environment"], &staging["action"]),
+        (&"staging".into(), &"built".into())
+    );
+    assert_eq!(
+        (&production["environment"], &production["action"]),
+        (&"production".into(), &"built".into())
+    );
+    assert_eq!(
+        staging["digest"], production["digest"],
+        "one commit, two images"
+    );
+    let lookup = format!("commit-{sha}");
+    for (registry, report) in [(&first, &staging), (&second, &production)] {
+        assert_eq!(
+            registry.digest("hello", &lookup).as_deref(),
+            report["digest"].as_str()
+        );
+    }
+}
+
+#[test]
+fn racing_native_runs_for_staging_and_production_end_on_one_digest() {
+    let registry = Registry::start();
+    let dir = fixture_crate(Some(&registry.host()), "");
+    // Rounds in which both runs found the lookup tag free and built: true races.
+    let mut both_built = 0;
+    for round in 0..10 {
+        let sha = dir.commit(&format!("race {round}"));
+        let version = format!("1.0.{round}");
+        dir.git(["tag", "-a", "-m", "release", &format!("v{version}")]);
+        let timestamp = (1_654_880_900 + round).to_string();
+        let refs = [
+            "refs/heads/main".to_owned(),
+            format!("refs/tags/v{version}"),
+        ];
+        let runs: Vec<Command> = refs
+            .iter()
+            .enumerate()
+            .map(|(i, git_ref)| {
+                let mut command = TestCommand::new(dir.path());
+                command
+                    .args(["build", "--build-with", "native", "-q", "--format", "json"])
+                    .args(["--timestamp", &timestamp, "--ref", git_ref]);
+                let mut command = command.std();
+                // Different source times make two different images (the layer's times): only
+                // the claim decides which one the commit's tags name.
+                command.env("SOURCE_DATE_EPOCH", format!("165488000{i}"));
+                command
+            })
+            .collect();
+        let lookup_tag = format!("commit-{sha}");
+        let outputs = run_together(&runs, 240);
+        let lookup = registry.digest("hello", &lookup_tag);
+        if outputs
+            .iter()
+            .all(|o| o.status.success() && json(&o.stdout)["action"] == "built")
+        {
+            both_built += 1;
+        }
+        for output in &outputs {
+            assert!(
+                output.status.success(),
+                "race {round}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_eq!(
+                json(&output.stdout)["digest"].as_str(),
+                lookup.as_deref(),
+                "race {round}"
+            );
+        }
+        let tags = [
+            format!("stg-{}-{timestamp}", &sha[..7]),
+            "stg-latest".to_owned(),
+            format!("prd-{version}"),
+            "prd-latest".to_owned(),
+        ];
+        for tag in tags {
+            assert_eq!(
+                registry.digest("hello", &tag),
+                lookup,
+                "race {round}: {tag}"
+            );
+        }
+    }
+    assert!(both_built > 0, "the runs never raced");
+}
+
+#[test]
+fn a_dry_run_of_a_layout_build_shows_its_steps_and_writes_nothing() {
+    let dir = fixture_crate(None, "");
+    let out = Dir::new();
+    let layout = out.join("layout");
+    let dry_run = build_json(
+        dir.path(),
+        &["--dry-run", &format!("--output=oci:{}", layout.display())],
+    );
+    assert_eq!(dry_run["lookup"], serde_json::json!([]));
+    let outcomes = dry_run["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 1, "{dry_run}");
+    let steps = outcomes[0]["steps"].as_array().unwrap();
+    let titles: Vec<&str> = steps.iter().map(|s| s["title"].as_str().unwrap()).collect();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(titles[0].starts_with("compile hello for "), "{titles:?}");
+    assert_eq!(
+        titles[1..],
+        [
+            "pack the image",
+            &format!("write OCI image layout {}", layout.display())
+        ]
+    );
+    let compile = steps[0]["actions"][0]["run"].as_str().unwrap();
+    assert!(
+        compile.contains("build --release --manifest-path") && compile.contains("-p hello"),
+        "{compile}"
+    );
+    assert!(!layout.exists(), "a dry run wrote the layout");
 }

@@ -258,6 +258,7 @@ fn retags_a_skopeo_pushed_image_with_one_get_and_one_put_per_tag() {
 
 #[test]
 fn a_cli_promotion_is_one_head_one_get_and_one_put_per_tag() {
+    // And one HEAD of the versioned tag, which must not name another commit.
     let registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
     let sha = fixture.head();
@@ -288,6 +289,8 @@ fn a_cli_promotion_is_one_head_one_get_and_one_put_per_tag() {
         registry.requests_since(before),
         [
             format!("HEAD /v2/fixture/manifests/commit-{sha} 200"),
+            // The versioned tag is checked first: it never moves to another commit.
+            "HEAD /v2/fixture/manifests/prd-1.0.0 404".to_owned(),
             format!("GET /v2/fixture/manifests/{digest} 200"),
             "PUT /v2/fixture/manifests/prd-1.0.0 201".to_owned(),
             "PUT /v2/fixture/manifests/prd-latest 201".to_owned(),
@@ -295,7 +298,7 @@ fn a_cli_promotion_is_one_head_one_get_and_one_put_per_tag() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("built-in registry client: 4 requests"),
+        stderr.contains("built-in registry client: 5 requests"),
         "{stderr}"
     );
     for tag in ["prd-1.0.0", "prd-latest"] {

@@ -18,8 +18,8 @@ pub use command::{TestCommand, json, printed};
 pub use fake::{Stub, answer};
 pub use proxy::{Fault, Proxy};
 pub use registry::{
-    Fixture, Podman, Registry, free_port, path_with_only, run_bounded, scratch_context, sha256,
-    static_binary,
+    Fixture, Podman, Registry, free_port, path_with_only, run_bounded, run_together,
+    scratch_context, sha256, static_binary,
 };
 pub use repo::{Dir, git_in, gitops_manifest};
 

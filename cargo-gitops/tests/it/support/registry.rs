@@ -440,13 +440,13 @@ fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Runs a program with a time limit (coreutils `timeout`); panics with its output when it fails.
-/// Returns its standard output.
-pub fn run_bounded(command: &mut Command, seconds: u64) -> String {
-    let program = command.get_program().to_owned();
-    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+/// `command` under coreutils `timeout`: killed once it has run for `seconds`.
+fn bounded(command: &Command, seconds: u64) -> Command {
     let mut bounded = Command::new("timeout");
-    bounded.arg(seconds.to_string()).arg(&program).args(&args);
+    bounded
+        .arg(seconds.to_string())
+        .arg(command.get_program())
+        .args(command.get_args());
     if let Some(dir) = command.get_current_dir() {
         bounded.current_dir(dir);
     }
@@ -456,7 +456,38 @@ pub fn run_bounded(command: &mut Command, seconds: u64) -> String {
             None => bounded.env_remove(key),
         };
     }
-    let output = bounded.stdin(Stdio::null()).output().unwrap();
+    bounded
+}
+
+/// Starts every command at once, each killed after `seconds`, and waits for them all;
+/// returns their outputs in order.
+pub fn run_together(commands: &[Command], seconds: u64) -> Vec<std::process::Output> {
+    let children: Vec<Child> = commands
+        .iter()
+        .map(|command| {
+            bounded(command, seconds)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start a run")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| child.wait_with_output().expect("wait for a run"))
+        .collect()
+}
+
+/// Runs a program with a time limit (coreutils `timeout`); panics with its output when it fails.
+/// Returns its standard output.
+pub fn run_bounded(command: &mut Command, seconds: u64) -> String {
+    let program = command.get_program().to_owned();
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let output = bounded(command, seconds)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "{program:?} {args:?} ({}): {}{}",
@@ -483,6 +514,19 @@ pub struct Podman {
 impl Podman {
     pub fn new() -> Podman {
         Podman { dir: Dir::new() }
+    }
+
+    /// A `storage.conf` naming this storage, for `CONTAINERS_STORAGE_CONF`: a podman the tool
+    /// runs then starts from nothing, as on a fresh CI runner.
+    pub fn storage_conf(&self) -> PathBuf {
+        let path = self.dir.join("storage.conf");
+        let conf = format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+            self.dir.join("root").display(),
+            self.dir.join("run").display()
+        );
+        std::fs::write(&path, conf).unwrap();
+        path
     }
 
     /// `podman` with this storage; run it with `run_bounded`.

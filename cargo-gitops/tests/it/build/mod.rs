@@ -1,7 +1,13 @@
 //! `cargo gitops build` end to end against a real registry: build once with podman, promote
-//! by retagging with each retagger that runs here, and the failures around it.
+//! by retagging with each retagger that runs here, and the failures around it. The dry run
+//! against the run (`plan`), what images are made of and where their tags end (`images`), and
+//! what a failing tool is said to mean (`errors`) have modules of their own.
 
 use crate::support::{Fixture, Registry, TestCommand, json, path_with_only, printed};
+
+mod errors;
+mod images;
+mod plan;
 
 /// `cargo gitops build --build-with BUILDER --retag-with RETAGGER` plus `args`, in the fixture.
 fn build(fixture: &Fixture, builder: &str, retagger: &str, args: &[&str]) -> TestCommand {

@@ -1,0 +1,386 @@
+//! How a plan is shown by `--dry-run`: the lookup, then every branch `Plan::after` gives (found
+//! in each candidate repository, or missing), each step with the exact commands or built-in
+//! client requests a run makes for it; as shell lines with `#` comments, or as JSON. What the
+//! steps are is `plan`'s business; this module only renders them.
+
+use serde::Serialize;
+
+use crate::build::plan::{Digest, Outcome, Plan, Step};
+use crate::build::retag::Retagger;
+use crate::registry::client::Repository;
+
+/// Stands for the digest the lookup finds.
+pub const FOUND: &str = "DIGEST";
+
+/// A dry run, as `--format json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Description {
+    pub environment: Option<String>,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub sha: String,
+    pub lookup_tag: String,
+    pub tags: Vec<String>,
+    /// Tags that never move to another commit.
+    pub immutable: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// What the upper-case names in commands stand for.
+    pub placeholders: Vec<Placeholder>,
+    /// One step per candidate repository, in order; the first that finds the image wins.
+    pub lookup: Vec<StepView>,
+    /// What follows each outcome of the lookup.
+    pub outcomes: Vec<Branch>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Placeholder {
+    pub name: &'static str,
+    pub meaning: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Branch {
+    pub when: String,
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepView {
+    pub title: String,
+    pub actions: Vec<Line>,
+}
+
+/// One thing a step does: a command it runs, a request the built-in client sends, or a
+/// note; `when` says on what condition, when it is not always.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    #[serde(flatten)]
+    pub what: What,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum What {
+    Run(String),
+    Request(String),
+    Note(String),
+}
+
+const PLACEHOLDERS: &[(&str, &str)] = &[
+    (FOUND, "the digest the lookup found"),
+    (
+        "PUSHED_DIGEST",
+        "the digest `podman push` wrote to its digest file",
+    ),
+    (
+        "BUILT_DIGEST",
+        "the digest docker buildx wrote to its metadata file",
+    ),
+    ("IMAGE_DIGEST", "the digest of the image the tool packed"),
+    (
+        "LOOKUP_DIGEST",
+        "the digest the lookup tag names once claimed",
+    ),
+];
+
+/// The whole plan, every branch computed by `Plan::after`.
+pub fn describe(plan: &Plan, retagger: &Retagger) -> Description {
+    let lookup: Vec<StepView> = plan.lookup.iter().map(|s| view(s, retagger)).collect();
+    let outcomes = match (&plan.environment, &plan.target) {
+        (None, _) => Vec::new(),
+        (Some(_), None) => vec![Branch {
+            when: "always (nothing is looked up)".to_owned(),
+            steps: views(&plan.after(&Outcome::Missing), retagger),
+        }],
+        (Some(_), Some(_)) => plan
+            .outcomes(FOUND)
+            .iter()
+            .map(|outcome| Branch {
+                when: match outcome {
+                    Outcome::Found { repository, .. } => {
+                        format!("found as {FOUND} in {repository}")
+                    }
+                    Outcome::Missing => "not found: build once".to_owned(),
+                },
+                steps: views(&plan.after(outcome), retagger),
+            })
+            .collect(),
+    };
+    let note = plan
+        .environment
+        .is_none()
+        .then(|| format!("no environment tracks {}: nothing to do", plan.git_ref));
+    let shown = serde_json::to_string(&(&lookup, &outcomes)).unwrap_or_default();
+    Description {
+        environment: plan.environment.clone(),
+        git_ref: plan.git_ref.clone(),
+        sha: plan.sha.clone(),
+        lookup_tag: plan.lookup_tag.clone(),
+        tags: plan.tags.clone(),
+        immutable: plan.immutable.clone(),
+        note,
+        placeholders: PLACEHOLDERS
+            .iter()
+            .filter(|(name, _)| names(&shown, name))
+            .map(|&(name, meaning)| Placeholder { name, meaning })
+            .collect(),
+        lookup,
+        outcomes,
+    }
+}
+
+/// Whether `text` has `name` as a word of its own (`DIGEST`, not the end of `IMAGE_DIGEST`).
+fn names(text: &str, name: &str) -> bool {
+    let part_of_word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    text.match_indices(name).any(|(at, _)| {
+        !part_of_word(text[..at].chars().next_back())
+            && !part_of_word(text[at + name.len()..].chars().next())
+    })
+}
+
+fn views(steps: &[Step], retagger: &Retagger) -> Vec<StepView> {
+    steps.iter().map(|s| view(s, retagger)).collect()
+}
+
+fn shown(digest: &Digest) -> String {
+    match digest {
+        Digest::Known(digest) => digest.clone(),
+        Digest::File(_) => "PUSHED_DIGEST".to_owned(),
+        Digest::BuildxMetadata(_) => "BUILT_DIGEST".to_owned(),
+        Digest::Packed => "IMAGE_DIGEST".to_owned(),
+        Digest::Claimed => "LOOKUP_DIGEST".to_owned(),
+    }
+}
+
+fn line(what: What, when: Option<&str>) -> Line {
+    Line {
+        what,
+        when: when.map(str::to_owned),
+    }
+}
+
+/// How the retagger looks `tag` up: its command, or the built-in client's request.
+fn lookup_lines(retagger: &Retagger, repository: &Repository, tag: &str) -> Line {
+    let what = match retagger.lookup_command(repository, tag) {
+        Some(command) => What::Run(command.display()),
+        None => What::Request(Retagger::builtin_lookup_request(repository, tag)),
+    };
+    line(what, None)
+}
+
+/// How the retagger gives `digest` of `source` the `tags` in `target`.
+fn retag_lines(
+    retagger: &Retagger,
+    (source, digest, target): (&Repository, &str, &Repository),
+    tags: &[String],
+    when: Option<&str>,
+) -> Vec<Line> {
+    let commands = retagger.retag_commands(source, digest, target, tags);
+    if retagger.kind.program().is_some() {
+        return commands
+            .iter()
+            .map(|c| line(What::Run(c.display()), when))
+            .collect();
+    }
+    Retagger::builtin_retag_requests(source, digest, target, tags)
+        .into_iter()
+        .map(|text| {
+            let request = ["HEAD ", "GET ", "PUT ", "POST "]
+                .iter()
+                .any(|m| text.starts_with(m));
+            line(
+                if request {
+                    What::Request(text)
+                } else {
+                    What::Note(text)
+                },
+                when,
+            )
+        })
+        .collect()
+}
+
+/// One step with what it does.
+pub fn view(step: &Step, retagger: &Retagger) -> StepView {
+    let note = |text: String, when: Option<&str>| vec![line(What::Note(text), when)];
+    let actions = match step {
+        Step::Lookup { repository, tag } => vec![lookup_lines(retagger, repository, tag)],
+        Step::Guard {
+            repository,
+            tag,
+            allowed,
+        } => {
+            let mut lines = vec![lookup_lines(retagger, repository, tag)];
+            lines.extend(note(
+                "read that image's commit (built-in client: its revision label, else the commit-* tag naming it) and refuse unless it is this one".to_owned(),
+                Some(match allowed {
+                    Some(_) => "if the tag names an image other than DIGEST",
+                    None => "if the tag exists",
+                }),
+            ));
+            lines
+        }
+        Step::Run { command, .. } => vec![line(What::Run(command.display()), None)],
+        Step::ReadBase { reference, target } => note(
+            format!(
+                "built-in client: GET the manifest of {reference}, its {}/{} manifest and config",
+                target.os, target.architecture
+            ),
+            None,
+        ),
+        Step::Pack => note(
+            "pack each binary as one layer with its config and manifest, in memory".to_owned(),
+            None,
+        ),
+        Step::Push { repository } => vec![
+            line(
+                What::Note(format!(
+                    "built-in client: upload each layer and config blob to {repository} unless it is there (HEAD, then POST and PUT)"
+                )),
+                None,
+            ),
+            line(
+                What::Request(format!(
+                    "PUT {}/v2/{}/manifests/IMAGE_DIGEST",
+                    repository.registry, repository.name
+                )),
+                None,
+            ),
+        ],
+        Step::WriteLayout { dir, tags } => note(
+            format!(
+                "write the blobs and oci-layout under {}, then index.json naming {}",
+                dir.display(),
+                tags.join(", ")
+            ),
+            None,
+        ),
+        _ => tag_actions(step, retagger),
+    };
+    StepView {
+        title: step.title(),
+        actions,
+    }
+}
+
+/// What a step that moves tags does.
+fn tag_actions(step: &Step, retagger: &Retagger) -> Vec<Line> {
+    match step {
+        Step::Claim {
+            source,
+            digest,
+            target,
+            tag,
+        } => {
+            let mut lines = vec![lookup_lines(retagger, target, tag)];
+            let when = format!("if {tag} does not exist");
+            lines.extend(retag_lines(
+                retagger,
+                (source, &shown(digest), target),
+                std::slice::from_ref(tag),
+                Some(&when),
+            ));
+            lines
+        }
+        Step::Retag {
+            repository,
+            digest,
+            tags,
+        } => retag_lines(
+            retagger,
+            (repository, &shown(digest), repository),
+            tags,
+            None,
+        ),
+        Step::Converge {
+            repository,
+            lookup_tag,
+            tags,
+            ..
+        } => {
+            let mut lines = vec![lookup_lines(retagger, repository, lookup_tag)];
+            lines.extend(tags.iter().map(|t| lookup_lines(retagger, repository, t)));
+            lines.extend(retag_lines(
+                retagger,
+                (repository, "LOOKUP_DIGEST", repository),
+                tags,
+                Some("only the tags not on LOOKUP_DIGEST (a versioned one only if it names this commit), then check again"),
+            ));
+            // Once no tag moved: the lookup tag again, in case a racing run wrote it.
+            lines.push(lookup_lines(retagger, repository, lookup_tag));
+            lines
+        }
+        _ => Vec::new(),
+    }
+}
+
+impl Description {
+    /// The dry run as shell lines: commands as they run, everything else as `#` comments.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        if let Some(note) = &self.note {
+            out.push_str(&format!("# {note}\n"));
+            return out;
+        }
+        for placeholder in &self.placeholders {
+            out.push_str(&format!(
+                "# {}: {}\n",
+                placeholder.name, placeholder.meaning
+            ));
+        }
+        if !self.lookup.is_empty() {
+            out.push_str(&format!(
+                "# 1. look up {} in each repository in turn; the first that has it wins\n",
+                self.lookup_tag
+            ));
+            for step in &self.lookup {
+                push_actions(&mut out, &step.actions);
+            }
+        }
+        for (i, branch) in self.outcomes.iter().enumerate() {
+            let number = match self.outcomes.len() {
+                1 => "2".to_owned(),
+                _ => format!("2{}", char::from(b'a' + (i % 26) as u8)),
+            };
+            out.push_str(&format!("# {number}. {}\n", branch.when));
+            for step in &branch.steps {
+                out.push_str(&format!("## {}\n", step.title));
+                push_actions(&mut out, &step.actions);
+            }
+        }
+        out
+    }
+}
+
+fn push_actions(out: &mut String, actions: &[Line]) {
+    for action in actions {
+        let when = action
+            .when
+            .as_ref()
+            .map(|w| format!("  # {w}"))
+            .unwrap_or_default();
+        match &action.what {
+            What::Run(command) => out.push_str(&format!("{command}{when}\n")),
+            What::Request(request) => {
+                out.push_str(&format!("# built-in client: {request}{when}\n"))
+            }
+            What::Note(note) => out.push_str(&format!("# {note}{when}\n")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_whole_words() {
+        assert!(names("docker://r@DIGEST docker://r:t", "DIGEST"));
+        assert!(!names("PUT /v2/r/manifests/IMAGE_DIGEST", "DIGEST"));
+        assert!(names("PUT /v2/r/manifests/IMAGE_DIGEST", "IMAGE_DIGEST"));
+        assert!(!names("DIGESTS", "DIGEST"));
+    }
+}

@@ -1,0 +1,455 @@
+//! The plan of one `cargo gitops build`, as one value that a run executes and `--dry-run`
+//! prints: the lookup of the commit's image in each candidate repository, then the steps that
+//! follow one outcome of it, computed by `Plan::after` (one function for the run and for each
+//! branch the dry run shows): guard versioned tags; then retag what the target repository
+//! has, or copy it from another candidate, or build it with the builder's exact commands; in
+//! those two cases, claim the lookup tag and converge every tag onto it. Executing a step
+//! is `job`'s business, showing one `describe`'s; the commands are `builder`'s, `native`'s and
+//! `retag`'s.
+
+use std::path::PathBuf;
+
+use crate::build::builder::{self, BuildSpec};
+use crate::build::job::Job;
+use crate::build::labels::Origin;
+use crate::build::native::{self, Binary, NativeSpec, Target};
+use crate::config::{BuilderKind, Config};
+use crate::environment::Environment;
+use crate::error::Error;
+use crate::process::Command;
+use crate::registry::client::Repository;
+use crate::tags::Placeholder;
+
+/// What the lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The lookup tag exists in `repository` (a candidate), naming `digest`.
+    Found {
+        repository: Repository,
+        digest: String,
+    },
+    /// No candidate has the lookup tag: build.
+    Missing,
+}
+
+/// Where a step takes a digest that may only be known while the plan runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Digest {
+    /// Known when the step is made: what the lookup found.
+    Known(String),
+    /// Written by `podman push --digestfile`.
+    File(PathBuf),
+    /// Recorded by `docker buildx build --metadata-file`.
+    BuildxMetadata(PathBuf),
+    /// The image packed by the plan's `Pack` step.
+    Packed,
+    /// What the lookup tag names once claimed: this run's image, or an earlier run's.
+    Claimed,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Which digest `tag` names in `repository`, if any.
+    Lookup { repository: Repository, tag: String },
+    /// Refuse when `tag` (a versioned tag) already names an image of another commit; an
+    /// image with the `allowed` digest is this commit's.
+    Guard {
+        repository: Repository,
+        tag: String,
+        allowed: Option<String>,
+    },
+    /// A builder's command (compile, build, push).
+    Run { title: String, command: Command },
+    /// Read a native image's base (pinned by digest) for one platform.
+    ReadBase { reference: String, target: Target },
+    /// Pack the compiled binaries into an image, in memory.
+    Pack,
+    /// Push the packed image to `repository` by digest, with no tag.
+    Push { repository: Repository },
+    /// Write the packed image as an OCI image layout named by `tags`.
+    WriteLayout { dir: PathBuf, tags: Vec<String> },
+    /// Point `tag` in `target` at `digest` (from `source`), unless it exists: the first
+    /// complete image of a commit wins, and the lookup tag never moves.
+    Claim {
+        source: Repository,
+        digest: Digest,
+        target: Repository,
+        tag: String,
+    },
+    /// Give the image `digest` of `repository` the `tags`: the run's digest, unless a
+    /// `Converge` follows.
+    Retag {
+        repository: Repository,
+        digest: Digest,
+        tags: Vec<String>,
+    },
+    /// Bring every one of `tags` onto the digest the lookup tag names, until none moves;
+    /// `immutable` ones only when they name no other commit.
+    Converge {
+        repository: Repository,
+        lookup_tag: String,
+        tags: Vec<String>,
+        immutable: Vec<String>,
+    },
+}
+
+/// What a native build compiles and packs.
+#[derive(Debug, Clone)]
+pub struct NativeBuild {
+    pub spec: NativeSpec,
+    pub binary: Binary,
+    pub targets: Vec<Target>,
+}
+
+/// The plan of one run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub environment: Option<String>,
+    pub git_ref: String,
+    pub sha: String,
+    /// Where the tags go; `None` when nothing is pushed (no environment, or a layout).
+    pub target: Option<Repository>,
+    pub lookup_tag: String,
+    /// The environment's tags, primary first.
+    pub tags: Vec<String>,
+    /// The tags that never move to another commit (versioned ones, without `{timestamp}`).
+    pub immutable: Vec<String>,
+    /// One `Lookup` per candidate repository, in order: the first that has the tag wins.
+    pub lookup: Vec<Step>,
+    /// The OCI image layout a native build writes instead of pushing.
+    pub layout: Option<PathBuf>,
+    /// The builder's steps, up to an image in the target (or a layout).
+    build: Vec<Step>,
+    /// Where the built image's digest comes from.
+    built: Digest,
+    pub(crate) native: Option<NativeBuild>,
+}
+
+impl Plan {
+    /// The plan of `job`. Reads the workspace for native builds (`cargo metadata`, the
+    /// installed targets); speaks to no registry.
+    pub fn new(job: &Job<'_>) -> Result<Plan, Error> {
+        let d = job.deployment;
+        let mut plan = Plan {
+            environment: d.environment.clone(),
+            git_ref: d.git_ref.clone(),
+            sha: d.sha.clone(),
+            target: None,
+            lookup_tag: d.lookup_tag.clone(),
+            tags: d.tags.clone(),
+            immutable: Vec::new(),
+            lookup: Vec::new(),
+            layout: None,
+            build: Vec::new(),
+            built: Digest::Packed,
+            native: None,
+        };
+        let Some(env) = environment(job.config, d.environment.as_deref()) else {
+            return Ok(plan);
+        };
+        if !env.format.uses(Placeholder::Timestamp) {
+            plan.immutable = d.tags.first().cloned().into_iter().collect();
+        }
+        if let Some(dir) = layout_dir(job) {
+            let native = native_build(job)?;
+            plan.build = native_steps(&native);
+            let mut tags = vec![d.lookup_tag.clone()];
+            tags.extend(d.tags.iter().cloned());
+            plan.build.push(Step::WriteLayout {
+                dir: dir.clone(),
+                tags,
+            });
+            plan.layout = Some(dir);
+            plan.native = Some(native);
+            return Ok(plan);
+        }
+        let image = d.image.as_deref().ok_or(Error::NoImage)?;
+        let target = Repository::parse(image)?;
+        plan.lookup = candidates(job.config, &target)?
+            .into_iter()
+            .map(|repository| Step::Lookup {
+                repository,
+                tag: d.lookup_tag.clone(),
+            })
+            .collect();
+        let (steps, built) = builder_steps(job, &target, env, &mut plan)?;
+        plan.build = steps;
+        plan.built = built;
+        plan.target = Some(target);
+        Ok(plan)
+    }
+
+    /// The outcomes a lookup can have, for showing every branch: found (as `digest`) in each
+    /// candidate, or missing.
+    pub fn outcomes(&self, digest: &str) -> Vec<Outcome> {
+        let mut outcomes: Vec<Outcome> = self
+            .lookup
+            .iter()
+            .filter_map(|step| match step {
+                Step::Lookup { repository, .. } => Some(Outcome::Found {
+                    repository: repository.clone(),
+                    digest: digest.to_owned(),
+                }),
+                _ => None,
+            })
+            .collect();
+        outcomes.push(Outcome::Missing);
+        outcomes
+    }
+
+    /// The steps that follow `outcome`: the one function a run and a dry run both use.
+    pub fn after(&self, outcome: &Outcome) -> Vec<Step> {
+        if self.environment.is_none() {
+            return Vec::new();
+        }
+        let Some(target) = &self.target else {
+            return self.build.clone();
+        };
+        let allowed = match outcome {
+            Outcome::Found { digest, .. } => Some(digest.clone()),
+            Outcome::Missing => None,
+        };
+        let mut steps: Vec<Step> = self
+            .immutable
+            .iter()
+            .map(|tag| Step::Guard {
+                repository: target.clone(),
+                tag: tag.clone(),
+                allowed: allowed.clone(),
+            })
+            .collect();
+        let claim = |source: &Repository, digest: Digest| Step::Claim {
+            source: source.clone(),
+            digest,
+            target: target.clone(),
+            tag: self.lookup_tag.clone(),
+        };
+        let retag = |digest: Digest| Step::Retag {
+            repository: target.clone(),
+            digest,
+            tags: self.tags.clone(),
+        };
+        match outcome {
+            // The lookup tag names `digest` and never moves: tagging it is converging.
+            Outcome::Found { repository, digest } if repository == target => {
+                steps.push(retag(Digest::Known(digest.clone())));
+                return steps;
+            }
+            Outcome::Found { repository, digest } => {
+                steps.push(claim(repository, Digest::Known(digest.clone())));
+                steps.push(retag(Digest::Claimed));
+            }
+            Outcome::Missing => {
+                steps.extend(self.build.iter().cloned());
+                steps.push(claim(target, self.built.clone()));
+                steps.push(retag(Digest::Claimed));
+            }
+        }
+        steps.push(Step::Converge {
+            repository: target.clone(),
+            lookup_tag: self.lookup_tag.clone(),
+            tags: self.tags.clone(),
+            immutable: self.immutable.clone(),
+        });
+        steps
+    }
+}
+
+fn environment<'c>(config: &'c Config, name: Option<&str>) -> Option<&'c Environment> {
+    config
+        .environments
+        .iter()
+        .find(|e| Some(e.name.as_str()) == name)
+}
+
+/// Where an earlier build of this commit may be: the target repository first, then the
+/// other environments' repositories (a promotion across repositories).
+fn candidates(config: &Config, target: &Repository) -> Result<Vec<Repository>, Error> {
+    let mut candidates = vec![target.clone()];
+    for env in &config.environments {
+        if let Some(image) = config.image_for(Some(env)) {
+            let repository = Repository::parse(&image)?;
+            if !candidates.contains(&repository) {
+                candidates.push(repository);
+            }
+        }
+    }
+    Ok(candidates)
+}
+
+/// The builder's steps up to a complete image in `target`, and where its digest comes from.
+fn builder_steps(
+    job: &Job<'_>,
+    target: &Repository,
+    env: &Environment,
+    plan: &mut Plan,
+) -> Result<(Vec<Step>, Digest), Error> {
+    if job.builder == BuilderKind::Native {
+        let native = native_build(job)?;
+        let mut steps = native_steps(&native);
+        steps.push(Step::Push {
+            repository: target.clone(),
+        });
+        plan.native = Some(native);
+        return Ok((steps, Digest::Packed));
+    }
+    let spec = build_spec(job, target, env);
+    Ok(match job.builder {
+        BuilderKind::Buildx => (
+            vec![Step::Run {
+                title: "build and push with docker buildx".to_owned(),
+                command: builder::buildx_build(&spec),
+            }],
+            Digest::BuildxMetadata(spec.metadata_file.clone()),
+        ),
+        _ => {
+            let digest_file = job.scratch_dir.join(format!("digest-{}", spec.push_tag));
+            let push = Step::Run {
+                title: format!("push {}", spec.repository.with_tag(&spec.push_tag)),
+                command: builder::podman_push(&spec, &digest_file),
+            };
+            let build = Step::Run {
+                title: "build with podman".to_owned(),
+                command: builder::podman_build(&spec),
+            };
+            (vec![build, push], Digest::File(digest_file))
+        }
+    })
+}
+
+/// The labels of this commit's image, whatever the environment.
+fn origin(job: &Job<'_>) -> Origin {
+    Origin::new(
+        job.config,
+        &job.deployment.sha,
+        job.source_url.clone(),
+        job.epoch,
+    )
+}
+
+fn build_spec(job: &Job<'_>, target: &Repository, env: &Environment) -> BuildSpec {
+    let config = job.config;
+    BuildSpec {
+        repository: target.clone(),
+        push_tag: job.deployment.tags.first().cloned().unwrap_or_default(),
+        dockerfile: config.dockerfile(),
+        context: config.context(),
+        labels: origin(job).labels(),
+        build_args: env.build_args.clone(),
+        platforms: config.build.platforms.clone(),
+        buildx_builder: std::env::var("BUILDX_BUILDER")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| config.build.buildx_builder.clone()),
+        cache_from: config.build.cache_from.clone(),
+        cache_to: config.build.cache_to.clone(),
+        insecure_registries: config.build.insecure_registries.clone(),
+        metadata_file: job.scratch_dir.join("buildx-metadata.json"),
+        epoch: job.epoch,
+    }
+}
+
+/// Where a native build writes an OCI layout instead of pushing: `--output`, or
+/// `target/gitops/<name>` when no registry is configured.
+fn layout_dir(job: &Job<'_>) -> Option<PathBuf> {
+    if job.builder != BuilderKind::Native {
+        return None;
+    }
+    let config = job.config;
+    job.output.clone().or_else(|| {
+        (job.deployment.image.is_none() || config.registry.is_none()).then(|| {
+            let name = crate::build::labels::title(config).unwrap_or_else(|| "image".to_owned());
+            config
+                .root_dir
+                .join("target")
+                .join("gitops")
+                .join(name.replace('/', "-"))
+        })
+    })
+}
+
+fn native_build(job: &Job<'_>) -> Result<NativeBuild, Error> {
+    let config = job.config;
+    let spec = NativeSpec {
+        manifest: config
+            .manifest
+            .clone()
+            .unwrap_or_else(|| config.root_dir.join("Cargo.toml")),
+        package: config.package.clone(),
+        bin: config.build.bin.clone(),
+        platforms: config.build.platforms.clone(),
+        epoch: job.epoch,
+        exposed_ports: config.build.exposed_ports.clone(),
+        env: config.build.image_env.clone(),
+        labels: origin(job).labels(),
+        base: config.build.base.clone(),
+    };
+    let binary = native::find_binary(&spec)?;
+    // Every platform's target is checked before anything compiles.
+    let installed = native::installed_targets()?;
+    let platforms = if spec.platforms.is_empty() {
+        vec![native::host_platform().to_owned()]
+    } else {
+        spec.platforms.clone()
+    };
+    let targets = platforms
+        .iter()
+        .map(|p| native::target_for(p, &installed))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NativeBuild {
+        spec,
+        binary,
+        targets,
+    })
+}
+
+/// Read the bases, compile for each platform, pack.
+fn native_steps(native: &NativeBuild) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if let Some(base) = &native.spec.base {
+        steps.extend(native.targets.iter().map(|target| Step::ReadBase {
+            reference: base.clone(),
+            target: target.clone(),
+        }));
+    }
+    steps.extend(native.targets.iter().map(|target| Step::Run {
+        title: format!("compile {} for {}", native.binary.bin, target.triple),
+        command: native::compile_command(
+            &native.binary,
+            target,
+            &native.spec.manifest,
+            native.spec.epoch,
+        ),
+    }));
+    steps.push(Step::Pack);
+    steps
+}
+
+impl Step {
+    /// What the step does, in a few words: the progress line of a run, the heading of a step
+    /// in a dry run.
+    pub fn title(&self) -> String {
+        match self {
+            Step::Lookup { repository, tag } => format!("lookup {}", repository.with_tag(tag)),
+            Step::Guard {
+                repository, tag, ..
+            } => format!(
+                "check that {} names no other commit",
+                repository.with_tag(tag)
+            ),
+            Step::Run { title, .. } => title.clone(),
+            Step::ReadBase { reference, .. } => format!("read base image {reference}"),
+            Step::Pack => "pack the image".to_owned(),
+            Step::Push { repository } => format!("push the image to {repository} by digest"),
+            Step::WriteLayout { dir, .. } => format!("write OCI image layout {}", dir.display()),
+            Step::Claim { target, tag, .. } => {
+                format!("claim {} unless it exists", target.with_tag(tag))
+            }
+            Step::Retag {
+                repository, tags, ..
+            } => format!("tag {repository} as {}", tags.join(", ")),
+            Step::Converge { .. } => "check that every tag names the same image".to_owned(),
+        }
+    }
+}
