@@ -17,7 +17,7 @@ fn children(pid: u32) -> Vec<u32> {
 fn alive(pid: u32) -> bool {
     // A zombie has exited; only its entry is left for its parent to collect.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.split_whitespace().nth(2).is_some_and(|s| s == "Z"))
+        .is_ok_and(|stat| stat.split_whitespace().nth(2).is_none_or(|s| s != "Z"))
 }
 
 #[test]
