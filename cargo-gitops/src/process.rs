@@ -36,6 +36,14 @@ pub fn end_children_on_signal() -> Result<(), Error> {
         if let Some(signal) = signals.forever().next() {
             let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
             for handle in running.iter() {
+                // Each program leads a process group of its own: the signal reaches what it
+                // started in turn (cargo's rustc and build scripts), then it is killed.
+                for pid in handle.pids() {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-TERM", "--", &format!("-{pid}")])
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
                 let _ = handle.kill();
             }
             std::process::exit(128 + signal);
@@ -121,7 +129,10 @@ impl Command {
         if let Some(dir) = &self.dir {
             expression = expression.dir(dir);
         }
-        expression = expression.stdin_null();
+        expression = expression.stdin_null().before_spawn(|command| {
+            std::os::unix::process::CommandExt::process_group(command, 0);
+            Ok(())
+        });
         expression.stdout_capture().stderr_capture().unchecked()
     }
 

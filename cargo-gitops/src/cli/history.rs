@@ -4,7 +4,7 @@ use clap::Args;
 
 use cargo_gitops::build::retag::Retagger;
 use cargo_gitops::config::{Config, RetaggerKind};
-use cargo_gitops::delivery::{history, release};
+use cargo_gitops::delivery::{history, promote};
 use cargo_gitops::error::Error;
 
 use super::output::{Format, write_stdout};
@@ -37,7 +37,7 @@ pub fn run(global: &GlobalArgs, args: &HistoryArgs, config: &Config) -> Result<(
     if args.limit == 0 {
         return Err(Error::usage("--limit must be at least 1"));
     }
-    let environment = release::find_environment(config, &args.environment)?;
+    let environment = promote::find_environment(config, &args.environment)?;
     let branch = history::branch_of(environment, args.branch.as_deref())?;
     let repository = history::repository_of(config, environment)?;
     let (options, credential) = args

@@ -6,7 +6,8 @@ use std::path::Path;
 use clap::Args;
 
 use cargo_gitops::config::Config;
-use cargo_gitops::delivery::release::{self, PromoteMode};
+use cargo_gitops::delivery::promote::{self, PromoteMode};
+use cargo_gitops::delivery::release;
 use cargo_gitops::error::Error;
 
 use super::GlobalArgs;
@@ -49,7 +50,7 @@ pub fn run(
         PromoteMode::Move
     };
     let promotion =
-        release::plan_promotion(config, cwd, &args.environment, args.branch.as_deref(), mode)?;
+        promote::plan_promotion(config, cwd, &args.environment, args.branch.as_deref(), mode)?;
     if mode == PromoteMode::PullRequest {
         return write_stdout(&(promotion.pull_request_command().display() + "\n"));
     }

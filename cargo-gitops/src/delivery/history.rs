@@ -177,12 +177,13 @@ pub fn repository_of(config: &Config, environment: &Environment) -> Result<Repos
     Repository::parse(&image)
 }
 
-/// The entries as an aligned table: time (UTC) or version, tag, short commit, digest.
+/// The entries as an aligned table: when the tag was pushed (its `{timestamp}`, UTC; a retag
+/// pushes too) or the version, tag, short commit, digest.
 pub fn table(entries: &[Entry]) -> String {
     let first = if entries.iter().any(|e| e.version.is_some()) {
         "VERSION"
     } else {
-        "BUILT (UTC)"
+        "DEPLOYED (UTC)"
     };
     let mut rows = vec![[
         first.to_owned(),

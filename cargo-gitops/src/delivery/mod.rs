@@ -4,4 +4,5 @@
 
 pub mod flux;
 pub mod history;
+pub mod promote;
 pub mod release;

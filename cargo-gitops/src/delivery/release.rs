@@ -1,7 +1,7 @@
-//! The git side of promotion. A release is the next SemVer tag, computed from the tags the
-//! repository has and created annotated on HEAD; a promotion fast-forwards a branch-tracked
-//! environment's branch to HEAD, or names the pull request that does it. Both only move refs:
-//! the images follow when the pipeline runs for the pushed ref, which is `pipeline`'s job.
+//! Releases, the git side of promoting to a tag-tracked environment: the next SemVer tag,
+//! computed from the tags the repository has (or the package's version, for the first), created
+//! annotated on HEAD. It only moves refs: the images follow when the pipeline runs for the
+//! pushed tag, which is `build`'s job. Moving branches is `promote`'s.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -11,7 +11,7 @@ use semver::{BuildMetadata, Prerelease, Version};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::environment::{self, BranchPattern, Environment, GitRef, parse_semver_tag};
+use crate::environment::{self, BranchPattern, GitRef, parse_semver_tag};
 use crate::error::Error;
 use crate::git;
 use crate::process::Command;
@@ -75,7 +75,7 @@ pub struct ReleasePlan {
 }
 
 /// The repository around `cwd`, with a working tree.
-fn open(cwd: &Path) -> Result<(Repository, PathBuf), Error> {
+pub(super) fn open(cwd: &Path) -> Result<(Repository, PathBuf), Error> {
     let repo = Repository::discover(cwd).map_err(|err| match err.code() {
         ErrorCode::NotFound => Error::NotARepository {
             path: cwd.to_path_buf(),
@@ -91,7 +91,7 @@ fn open(cwd: &Path) -> Result<(Repository, PathBuf), Error> {
 }
 
 /// The checked-out branch; `None` on a detached HEAD.
-fn current_branch(repo: &Repository) -> Result<Option<String>, Error> {
+pub(super) fn current_branch(repo: &Repository) -> Result<Option<String>, Error> {
     let head = repo.head()?;
     if !head.is_branch() {
         return Ok(None);
@@ -99,7 +99,7 @@ fn current_branch(repo: &Repository) -> Result<Option<String>, Error> {
     Ok(head.shorthand().ok().map(str::to_owned))
 }
 
-fn short(oid: Oid) -> String {
+pub(super) fn short(oid: Oid) -> String {
     oid.to_string()[..7].to_owned()
 }
 
@@ -133,18 +133,23 @@ fn check_clean(repo: &Repository) -> Result<(), Error> {
     )))
 }
 
-/// The branches the staging environment tracks: releases are cut from what staging runs.
-fn staging_branches(config: &Config) -> Vec<BranchPattern> {
+/// The branches releases are cut from: those of the first environment, in configured order,
+/// that follows fixed branches (no pattern), as staging does with `main` in the defaults. A
+/// release tags what that environment runs, so production gets what it tested.
+fn release_branches(config: &Config) -> Option<(&str, &[BranchPattern])> {
     config
         .environments
         .iter()
-        .find(|env| env.name == "staging" && !env.branches.is_empty())
-        .map(|env| env.branches.clone())
-        .unwrap_or_else(|| vec![BranchPattern::new("main").expect("a valid pattern")])
+        .find(|env| {
+            !env.branches.is_empty() && !env.branches.iter().any(BranchPattern::has_wildcard)
+        })
+        .map(|env| (env.name.as_str(), env.branches.as_slice()))
 }
 
-fn check_on_staging(repo: &Repository, config: &Config) -> Result<(), Error> {
-    let patterns = staging_branches(config);
+fn check_on_release_branch(repo: &Repository, config: &Config) -> Result<(), Error> {
+    let Some((environment, patterns)) = release_branches(config) else {
+        return Ok(());
+    };
     let current = current_branch(repo)?;
     if current
         .as_deref()
@@ -158,7 +163,7 @@ fn check_on_staging(repo: &Repository, config: &Config) -> Result<(), Error> {
         None => "HEAD is detached".to_owned(),
     };
     Err(Error::Refused(format!(
-        "{at}, not on the staging branch `{}`: release what staging runs (git switch {}), or pass --force",
+        "{at}, not on `{}`, the branch of environment `{environment}`: release what it runs (git switch {}), or pass --force",
         names.join("`, `"),
         names[0]
     )))
@@ -181,6 +186,21 @@ fn channel_of(version: &Version) -> Option<&str> {
     let first = version.pre.as_str().split('.').next()?;
     let channel = first.trim_end_matches(|c: char| c.is_ascii_digit());
     (!channel.is_empty()).then_some(channel)
+}
+
+/// How a repository writes its channel pre-releases: `alpha.2` (the default) or `alpha2`, as
+/// its newest tag of that channel does.
+fn channel_label(existing: &[(String, Version)], channel: &str, number: u64) -> String {
+    let newest = existing
+        .iter()
+        .filter(|(_, v)| channel_number(v, channel).is_some())
+        .max_by(|a, b| a.1.cmp_precedence(&b.1));
+    let dotted = newest.is_none_or(|(_, v)| v.pre.as_str().starts_with(&format!("{channel}.")));
+    if dotted {
+        format!("{channel}.{number}")
+    } else {
+        format!("{channel}{number}")
+    }
 }
 
 /// The number of a channel pre-release: `alpha.3` and `alpha3` are both 3.
@@ -234,7 +254,7 @@ pub fn plan_release(
     let head = git::head_commit(&repo)?;
     check_clean(&repo)?;
     if !request.force {
-        check_on_staging(&repo, config)?;
+        check_on_release_branch(&repo, config)?;
     }
 
     let existing = semver_tags(&repo)?;
@@ -252,7 +272,18 @@ pub fn plan_release(
         Version::new(v.major, v.minor, v.patch)
     });
 
-    let mut version = bumped(&base, &request.bump)?;
+    // The first release is the package's own version (a crate at 0.3.0 releases v0.3.0), or
+    // a bump from 0.0.0 where there is no package version.
+    let first = stable
+        .is_none()
+        .then(|| crate::build::labels::package_version(config))
+        .flatten()
+        .and_then(|text| Version::parse(&text).ok())
+        .filter(|v| *v > Version::new(0, 0, 0));
+    let mut version = match (&request.bump, first) {
+        (Bump::Exact(_), _) | (_, None) => bumped(&base, &request.bump)?,
+        (_, Some(version)) => Version::new(version.major, version.minor, version.patch),
+    };
     if let Some(channel) = &request.channel {
         let next = existing
             .iter()
@@ -262,7 +293,7 @@ pub fn plan_release(
             .filter_map(|(_, v)| channel_number(v, channel))
             .max()
             .map_or(1, |n| n.saturating_add(1));
-        version.pre = Prerelease::new(&format!("{channel}.{next}")).map_err(|e| {
+        version.pre = Prerelease::new(&channel_label(&existing, channel, next)).map_err(|e| {
             Error::usage(format!(
                 "--channel `{channel}` does not make a valid pre-release: {e}"
             ))
@@ -358,248 +389,6 @@ pub fn check_remote(cwd: &Path) -> Result<(), Error> {
             "the repository has no remote `{REMOTE}` to push to; add it (git remote add {REMOTE} URL), or drop --push"
         ))),
         Err(err) => Err(err.into()),
-    }
-}
-
-/// How a promotion reaches the environment's branch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PromoteMode {
-    /// Fast-forward the local branch only.
-    Move,
-    /// Fast-forward it and push it to `origin`.
-    Push,
-    /// Print the pull request that asks for it (the methodology's approval workflow).
-    PullRequest,
-}
-
-/// A promotion, worked out and checked, not yet made.
-#[derive(Debug, Clone, Serialize)]
-pub struct Promotion {
-    pub environment: String,
-    pub branch: String,
-    /// Where the branch is now (locally, else at `origin`); `None` when it does not exist yet.
-    pub from: Option<String>,
-    /// HEAD, where it goes.
-    pub to: String,
-    /// Commits the branch gains.
-    pub commits: usize,
-    /// The checked-out branch, the pull request's head.
-    pub current: Option<String>,
-    #[serde(skip)]
-    workdir: PathBuf,
-}
-
-/// The configured environment called `name`; the error lists the ones there are.
-pub fn find_environment<'c>(config: &'c Config, name: &str) -> Result<&'c Environment, Error> {
-    config
-        .environments
-        .iter()
-        .find(|env| env.name == name)
-        .ok_or_else(|| {
-            let names: Vec<&str> = config
-                .environments
-                .iter()
-                .map(|e| e.name.as_str())
-                .collect();
-            Error::usage(format!(
-                "no environment named `{name}`; the configured ones are {}",
-                names.join(", ")
-            ))
-        })
-}
-
-/// The branch of a branch-tracked environment: the one given, checked against the
-/// environment's patterns, or its only branch when it names exactly one.
-fn environment_branch(
-    config: &Config,
-    env: &Environment,
-    given: Option<&str>,
-) -> Result<String, Error> {
-    if env.branches.is_empty() {
-        return Err(Error::usage(format!(
-            "environment `{}` follows tags, not a branch: promote to it with `cargo gitops release`",
-            env.name
-        )));
-    }
-    let patterns: Vec<&str> = env.branches.iter().map(BranchPattern::as_str).collect();
-    let branch = match given {
-        Some(branch) => branch.to_owned(),
-        None => match env.branches.as_slice() {
-            [only] if !only.has_wildcard() => only.as_str().to_owned(),
-            _ => {
-                return Err(Error::usage(format!(
-                    "environment `{}` follows `{}`: name its branch with --branch",
-                    env.name,
-                    patterns.join("`, `")
-                )));
-            }
-        },
-    };
-    match environment::resolve(&config.environments, &GitRef::Branch(branch.clone())) {
-        Some(found) if found.environment.name == env.name => Ok(branch),
-        Some(found) if env.branches.iter().any(|p| p.matches(&branch)) => {
-            Err(Error::usage(format!(
-                "branch `{branch}` belongs to environment `{}`, which comes first; promote to that one",
-                found.environment.name
-            )))
-        }
-        _ => Err(Error::usage(format!(
-            "branch `{branch}` is not one of environment `{}`'s (`{}`)",
-            env.name,
-            patterns.join("`, `")
-        ))),
-    }
-}
-
-/// How many commits `tip` has that `head` does not.
-fn commits_missing(repo: &Repository, tip: Oid, head: Oid) -> Result<usize, Error> {
-    let mut walk = repo.revwalk()?;
-    walk.push(tip)?;
-    walk.hide(head)?;
-    Ok(walk.count())
-}
-
-/// Works out a promotion of HEAD to `environment` and checks it: the environment follows a
-/// branch, and (unless it is a pull request, which may merge) the branch can fast-forward to
-/// HEAD both locally and at `origin` as last fetched.
-pub fn plan_promotion(
-    config: &Config,
-    cwd: &Path,
-    environment: &str,
-    branch: Option<&str>,
-    mode: PromoteMode,
-) -> Result<Promotion, Error> {
-    let env = find_environment(config, environment)?;
-    let branch = environment_branch(config, env, branch)?;
-    let (repo, workdir) = open(cwd)?;
-    let head = git::head_commit(&repo)?;
-    let current = current_branch(&repo)?;
-
-    if mode == PromoteMode::PullRequest {
-        match current.as_deref() {
-            None => {
-                return Err(Error::Refused(
-                    "HEAD is detached, and a pull request needs a branch: switch to the branch to promote".to_owned(),
-                ));
-            }
-            Some(name) if name == branch => {
-                return Err(Error::Refused(format!(
-                    "HEAD is on `{branch}` itself; switch to the branch to promote into it"
-                )));
-            }
-            Some(_) => {}
-        }
-    }
-
-    let local = repo
-        .find_reference(&format!("refs/heads/{branch}"))
-        .ok()
-        .and_then(|r| r.peel_to_commit().ok())
-        .map(|c| c.id());
-    let remote = repo
-        .find_reference(&format!("refs/remotes/{REMOTE}/{branch}"))
-        .ok()
-        .and_then(|r| r.peel_to_commit().ok())
-        .map(|c| c.id());
-    let mut commits = 0;
-    for (tip, place) in [(local, "locally"), (remote, "at origin")] {
-        let Some(tip) = tip else { continue };
-        if tip == head {
-            continue;
-        }
-        if repo.graph_descendant_of(head, tip)? {
-            commits = commits.max(commits_missing(&repo, head, tip)?);
-            continue;
-        }
-        if mode == PromoteMode::PullRequest {
-            continue;
-        }
-        let missing = commits_missing(&repo, tip, head)?;
-        return Err(Error::Refused(format!(
-            "`{branch}` cannot fast-forward to HEAD ({}): {place} it is at {}, with {missing} commit{} HEAD does not have; merge `{branch}` into your branch first, or open a pull request with --pr",
-            short(head),
-            short(tip),
-            if missing == 1 { "" } else { "s" }
-        )));
-    }
-    if local.is_none() && remote.is_none() {
-        let mut walk = repo.revwalk()?;
-        walk.push(head)?;
-        commits = walk.count();
-    }
-    Ok(Promotion {
-        environment: env.name.clone(),
-        branch,
-        from: local.or(remote).map(|oid| oid.to_string()),
-        to: head.to_string(),
-        commits,
-        current,
-        workdir,
-    })
-}
-
-impl Promotion {
-    /// Whether the branch is already at HEAD (locally, or at `origin` when it is not local).
-    pub fn is_noop(&self) -> bool {
-        self.from.as_deref() == Some(self.to.as_str())
-    }
-
-    /// The git command that moves the branch the same way, for `--dry-run`.
-    pub fn move_command(&self) -> Command {
-        Command::new("git")
-            .args(["branch", "--force", &self.branch, &self.to])
-            .current_dir(&self.workdir)
-    }
-
-    /// `git push origin HEAD:refs/heads/BRANCH`.
-    pub fn push_command(&self) -> Command {
-        Command::new("git")
-            .args([
-                "push".to_owned(),
-                REMOTE.to_owned(),
-                format!("HEAD:refs/heads/{}", self.branch),
-            ])
-            .current_dir(&self.workdir)
-    }
-
-    /// The `gh` command that opens the pull request from the current branch.
-    pub fn pull_request_command(&self) -> Command {
-        let head = self.current.clone().unwrap_or_default();
-        let sha = &self.to[..7];
-        Command::new("gh").args([
-            "pr".to_owned(),
-            "create".to_owned(),
-            "--base".to_owned(),
-            self.branch.clone(),
-            "--head".to_owned(),
-            head.clone(),
-            "--title".to_owned(),
-            format!("Promote {head} ({sha}) to {}", self.environment),
-            "--body".to_owned(),
-            format!(
-                "Promotes `{head}` at {sha} to environment `{}` (branch `{}`). Merging deploys it.",
-                self.environment, self.branch
-            ),
-        ])
-    }
-
-    /// Moves the local branch to HEAD. The plan checked that this is a fast-forward.
-    pub fn move_branch(&self) -> Result<(), Error> {
-        let (repo, _) = open(&self.workdir)?;
-        let to = Oid::from_str(&self.to)?;
-        let name = format!("refs/heads/{}", self.branch);
-        let message = format!("cargo gitops promote: fast-forward to {}", short(to));
-        match repo.find_reference(&name) {
-            // Only from the commit the plan saw, so a concurrent change is not overwritten.
-            Ok(reference) => {
-                let from = reference.target().unwrap_or(to);
-                repo.reference_matching(&name, to, true, from, &message)?;
-            }
-            Err(_) => {
-                repo.reference(&name, to, false, &message)?;
-            }
-        }
-        Ok(())
     }
 }
 

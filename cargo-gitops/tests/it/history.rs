@@ -201,7 +201,7 @@ fn history_lists_what_each_environment_received_newest_first() {
     let table = project.stdout(&["staging", "--limit", "2"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
-    assert!(lines[0].starts_with("BUILT (UTC)"), "{table}");
+    assert!(lines[0].starts_with("DEPLOYED (UTC)"), "{table}");
     assert!(lines[1].starts_with("2023-11-14T22:26:40Z"), "{table}");
     assert!(
         lines[1].contains(&c7[0]) && lines[1].contains(&d7),

@@ -146,6 +146,41 @@ fn next_versions_follow_the_existing_tags() {
 }
 
 #[test]
+fn a_channel_continues_the_label_form_the_repository_uses() {
+    let repo = Repo::new();
+    repo.git(["tag", "v1.0.0"]);
+    repo.commit("two");
+    // The README's example tag: `alpha1`, without a dot.
+    repo.git(["tag", "-a", "-m", "alpha", "v1.1.0-alpha1"]);
+    repo.commit("three");
+    assert_eq!(
+        repo.ok(&["release", "--channel", "alpha", "minor"]).0,
+        "v1.1.0-alpha2\n"
+    );
+    repo.commit("four");
+    // A channel with no tag yet starts in the dotted form.
+    assert_eq!(
+        repo.ok(&["release", "--channel", "beta", "minor"]).0,
+        "v1.1.0-beta.1\n"
+    );
+}
+
+#[test]
+fn the_first_release_is_the_package_version() {
+    let repo = Repo::new();
+    repo.create(
+        "Cargo.toml",
+        "[package]\nname = \"svc\"\nversion = \"0.3.0\"\nedition = \"2021\"\n\n[package.metadata.gitops]\n",
+    );
+    repo.create("src/main.rs", "fn main() {}\n");
+    repo.commit("svc");
+    assert_eq!(repo.ok(&["release", "patch"]).0, "v0.3.0\n");
+    repo.commit("more");
+    // From then on, the tags decide.
+    assert_eq!(repo.ok(&["release", "patch"]).0, "v0.3.1\n");
+}
+
+#[test]
 fn a_repository_without_v_keeps_it_that_way() {
     let repo = Repo::new();
     repo.git(["tag", "1.0.0"]);
@@ -209,7 +244,10 @@ fn release_follows_the_configured_staging_branch() {
     );
     repo.commit("config");
     let error = repo.refused(&["release", "patch"]);
-    assert!(error.contains("staging branch `trunk`"), "{error}");
+    assert!(
+        error.contains("not on `trunk`, the branch of environment `staging`"),
+        "{error}"
+    );
     repo.git(["switch", "-q", "-c", "trunk"]);
     assert_eq!(repo.ok(&["release", "patch"]).0, "v0.0.1\n");
 }
@@ -283,6 +321,24 @@ fn promote_fast_forwards_a_testing_branch() {
 
     let (_, stderr) = repo.ok(&["promote", "testing", "--branch", "test/uat1"]);
     assert!(stderr.contains("test/uat1 is already at"), "{stderr}");
+}
+
+#[test]
+fn promote_counts_the_commits_from_where_the_branch_moves() {
+    let repo = Repo::new();
+    let _origin = repo.with_origin();
+    repo.ok(&["promote", "testing", "--branch", "test/uat1", "--push"]);
+    repo.commit("two");
+    // Moved locally only: origin stays one commit behind.
+    repo.ok(&["promote", "testing", "--branch", "test/uat1"]);
+    let from = repo.head();
+    repo.commit("three");
+    let (_, stderr) = repo.ok(&["promote", "testing", "--branch", "test/uat1"]);
+    assert!(
+        stderr.contains(&format!("from {} to", &from[..7])),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fast-forward, 1 commit)"), "{stderr}");
 }
 
 #[test]

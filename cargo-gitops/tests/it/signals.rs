@@ -1,9 +1,24 @@
 //! An interrupted run ends the programs it started: SIGTERM to `cargo gitops build` during a
-//! native build's compile leaves no `cargo` of its running.
+//! native build's compile leaves nothing of that compile running (cargo, its build script).
 
 use std::time::{Duration, Instant};
 
 use crate::support::{Dir, TestCommand};
+
+/// Processes whose command line mentions `text`, from procfs.
+fn processes_mentioning(text: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|line| String::from_utf8_lossy(&line).contains(text))
+                && alive(*pid)
+        })
+        .collect()
+}
 
 /// The ids of `pid`'s direct children, from procfs.
 fn children(pid: u32) -> Vec<u32> {
@@ -43,20 +58,25 @@ fn sigterm_ends_the_programs_the_tool_started() {
     command.env("CARGO_TARGET_DIR", dir.join("target"));
     let mut tool = command.spawn().expect("start cargo-gitops");
 
-    // Wait (bounded) until the tool has started its `cargo`.
+    // Wait (bounded) until the compile's build script runs: `cargo build` and its child.
+    let script = dir.join("target").display().to_string();
     let started = Instant::now();
     let child = loop {
-        if let Some(child) = children(tool.id()).first().copied() {
+        let compiling = children(tool.id()).into_iter().find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|line| String::from_utf8_lossy(&line).contains("build\0--release"))
+        });
+        if let Some(child) = compiling
+            && processes_mentioning(&format!("{script}/")).len() > 1
+        {
             break child;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "cargo never started"
+            started.elapsed() < Duration::from_secs(120),
+            "the compile never started"
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(alive(child), "cargo ended before the signal");
 
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &tool.id().to_string()])
@@ -66,8 +86,15 @@ fn sigterm_ends_the_programs_the_tool_started() {
     let status = tool.wait().expect("wait for cargo-gitops");
     assert_eq!(status.code(), Some(128 + 15), "{status:?}");
     let ended = Instant::now();
-    while alive(child) && ended.elapsed() < Duration::from_secs(5) {
+    while (alive(child) || !processes_mentioning(&format!("{script}/")).is_empty())
+        && ended.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!alive(child), "cargo {child} outlived cargo-gitops");
+    assert_eq!(
+        processes_mentioning(&format!("{script}/")),
+        Vec::<u32>::new(),
+        "the build script outlived cargo-gitops"
+    );
 }
