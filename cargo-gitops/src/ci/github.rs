@@ -89,7 +89,12 @@ fn code_span(value: &str) -> String {
         .replace('|', "\\|");
     let longest = flat.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
-    format!("{fence} {flat} {fence}")
+    // A space on each side, which Markdown drops, only where a backtick would touch the fence.
+    if flat.starts_with('`') || flat.ends_with('`') {
+        format!("{fence} {flat} {fence}")
+    } else {
+        format!("{fence}{flat}{fence}")
+    }
 }
 
 /// Appends to a runner file (`$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`), creating it if needed.
@@ -113,9 +118,11 @@ mod tests {
     fn summary_cells_keep_hostile_text_as_code() {
         let table = summary_table(&[("ref", "refs/heads/a`<img src=x>`|b\n# h".to_owned())]);
         assert!(
-            table.contains("| ref | `` refs/heads/a`<img src=x>`\\|b # h `` |"),
+            table.contains("| ref | ``refs/heads/a`<img src=x>`\\|b # h`` |"),
             "{table}"
         );
+        let table = summary_table(&[("ref", "`x`".to_owned())]);
+        assert!(table.contains("| ref | `` `x` `` |"), "{table}");
         assert_eq!(table.lines().count(), 6, "{table}");
     }
 

@@ -43,7 +43,7 @@ fn a_node_repository_is_configured_by_gitops_toml() {
     let got = env_json(&dir, &[]);
     assert_eq!(got["environment"], "staging");
     assert_eq!(got["image"], "ghcr.io/acme/web");
-    let got = env_json(&dir, &["--ref", "feature/login"]);
+    let got = env_json(&dir, &["--sha", "HEAD", "--ref", "feature/login"]);
     assert_eq!(got["environment"], "development");
 
     // From a folder below the root, and with --config.

@@ -232,7 +232,7 @@ fn odd_names_git_accepts_are_sanitised_when_given_with_ref() {
         ("Fix#12@home", "Fix-12-home-d1c0a051"),
     ];
     for (name, part) in cases {
-        let got = env_json(&dir, &[&format!("--ref={name}")]);
+        let got = env_json(&dir, &[&format!("--ref={name}"), "--sha", "HEAD"]);
         assert_eq!(got["ref"], format!("refs/heads/{name}"), "{name:?}");
         assert_branch_tags(
             name,
@@ -298,7 +298,7 @@ fn a_250_character_branch_is_shortened_but_keeps_sha_and_timestamp() {
     // Given with --ref: 250 characters of mixed text (`é` is 2 bytes, one character).
     let mixed: String = "Ab/é#1.".chars().cycle().take(250).collect();
     assert_eq!(mixed.chars().count(), 250);
-    let got = env_json(&dir, &["--ref", &mixed]);
+    let got = env_json(&dir, &["--sha", "HEAD", "--ref", &mixed]);
     let tags = strings(&got["tags"]);
     assert_eq!(got["environment"], "development");
     for tag in &tags {
@@ -312,7 +312,7 @@ fn a_250_character_branch_is_shortened_but_keeps_sha_and_timestamp() {
 
     // A testing branch with a long name: `{name}` is shortened the same way.
     let long_test = format!("test/{}", "u".repeat(245));
-    let got = env_json(&dir, &["--ref", &long_test]);
+    let got = env_json(&dir, &["--sha", "HEAD", "--ref", &long_test]);
     let expected = [
         format!("tst-{}-c9f8330b-{s}-{TS}", "u".repeat(96)),
         format!("tst-{}-c9f8330b-latest", "u".repeat(108)),
@@ -567,15 +567,15 @@ fn ref_and_sha_flags() {
             &first,
             "testing",
         ),
-        // A branch it does not have stands for HEAD.
+        // A ref it does not have needs --sha: "what if this commit were pushed there".
         (
-            &["--ref", "feature/new"],
+            &["--ref", "feature/new", "--sha", "HEAD"],
             "refs/heads/feature/new".into(),
             &second,
             "development",
         ),
         (
-            &["--ref", "refs/tags/v7.0.0"],
+            &["--ref", "refs/tags/v7.0.0", "--sha", "HEAD"],
             "refs/tags/v7.0.0".into(),
             &second,
             "production",
@@ -605,6 +605,16 @@ fn ref_and_sha_flags() {
         assert_eq!(got["sha"], *sha, "{args:?}");
         assert_eq!(got["environment"], *environment, "{args:?}");
         assert_eq!(got["lookup_tag"], format!("commit-{sha}"), "{args:?}");
+    }
+    // Without --sha, a ref the repository does not have is refused, saying what it has; a
+    // SemVer tag that does not exist yet never becomes a development branch.
+    for git_ref in ["feature/new", "v1.2.0-beta.1", "refs/tags/v1.0.3"] {
+        let line = dir
+            .command()
+            .args(["env", "--format", "json", "--ref", git_ref])
+            .usage_error();
+        assert!(line.contains("is not in this repository (it has branches both, main, test/uat1; tags both, v1.2.3)"), "{line}");
+        assert!(line.contains("pass --sha too"), "{line}");
     }
 }
 
@@ -696,10 +706,10 @@ name = "development"
     );
     let got = env_json(&dir, &[]);
     assert_eq!(got["image"], "ghcr.io/au2001/demo-app-staging");
-    let got = env_json(&dir, &["--ref", "feature/x"]);
+    let got = env_json(&dir, &["--sha", "HEAD", "--ref", "feature/x"]);
     assert_eq!(got["image"], "ghcr.io/au2001/gitops-demo-app");
     // No environment: still the configured image.
-    let got = env_json(&dir, &["--ref", "refs/tags/v1.2.3"]);
+    let got = env_json(&dir, &["--sha", "HEAD", "--ref", "refs/tags/v1.2.3"]);
     assert_eq!(got["environment"], Value::Null);
     assert_eq!(got["image"], "ghcr.io/au2001/gitops-demo-app");
 
@@ -1184,6 +1194,9 @@ fn configured_repo(manifest: &str) -> (Dir, String) {
 fn assert_routes(dir: &Dir, extra: &[&str], cases: &[(&str, Option<&str>, Vec<String>)]) {
     for (git_ref, environment, tags) in cases {
         let mut args = vec!["--ref", git_ref];
+        if !extra.contains(&"--sha") {
+            args.extend(["--sha", "HEAD"]);
+        }
         args.extend_from_slice(extra);
         let got = env_json(dir, &args);
         assert_eq!(
@@ -1253,7 +1266,15 @@ name = "production"
     // A feature branch says plainly that there is nothing to deploy.
     let output = dir
         .command()
-        .args(["env", "--ref", "feature/login", "--timestamp", TS])
+        .args([
+            "env",
+            "--ref",
+            "feature/login",
+            "--sha",
+            "HEAD",
+            "--timestamp",
+            TS,
+        ])
         .expect_exit(0);
     assert_eq!(
         String::from_utf8(output.stderr).unwrap(),
@@ -1384,7 +1405,7 @@ build-args = { RUST_LOG = "debug", PROFILE = "staging" }
         ("feature/x", format!("commit-{sha}-1580be01")),
         ("test/uat1", format!("commit-{sha}")),
     ] {
-        let got = env_json(&dir, &["--ref", git_ref]);
+        let got = env_json(&dir, &["--sha", "HEAD", "--ref", git_ref]);
         assert_eq!(got["lookup_tag"], lookup, "{git_ref}");
         // The image tags themselves do not change.
         assert!(strings(&got["tags"])[0].ends_with(&format!("-{}-{TS}", sha7(&sha))));
@@ -1474,7 +1495,7 @@ fn package_metadata_is_chosen_with_p() {
         // No image configured: the package's name.
         ("common", "main", "registry.example.com/acme/common"),
     ] {
-        let got = env_json(&dir, &["-p", package, "--ref", git_ref]);
+        let got = env_json(&dir, &["-p", package, "--sha", "HEAD", "--ref", git_ref]);
         assert_eq!(got["image"], image, "-p {package} --ref {git_ref}");
     }
 

@@ -221,7 +221,8 @@ fn release_refuses_with_the_reason() {
     repo.git(["switch", "-q", "-c", "feature/x"]);
     let error = repo.refused(&["release", "patch"]);
     assert!(
-        error.contains("HEAD is on `feature/x`, not on the staging branch `main`"),
+        error
+            .contains("HEAD is on `feature/x`, not on `main`, the branch of environment `staging`"),
         "{error}"
     );
     repo.git(["switch", "-q", "--detach", "main"]);
