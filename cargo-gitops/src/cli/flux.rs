@@ -42,7 +42,7 @@ pub struct FluxArgs {
     pub output: Option<PathBuf>,
 }
 
-pub fn run(args: &FluxArgs, config: &Config, global: &GlobalArgs) -> Result<(), Error> {
+pub fn run(args: &FluxArgs, configs: &[Config], global: &GlobalArgs) -> Result<(), Error> {
     let quiet = global.quiet;
     if global.format != Format::Human {
         return Err(Error::usage(
@@ -56,7 +56,7 @@ pub fn run(args: &FluxArgs, config: &Config, global: &GlobalArgs) -> Result<(), 
         secret_ref: args.secret_ref.clone(),
         name_prefix: args.name_prefix.clone(),
     };
-    let manifests = flux::plan(config, &options)?;
+    let manifests = flux::plan_each(configs, &options)?;
     if let Some(environment) = &args.marker {
         let lines = flux::markers(&manifests, environment)?;
         return write_stdout(&(lines.join("\n") + "\n"));

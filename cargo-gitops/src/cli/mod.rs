@@ -167,12 +167,18 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     let actions = Actions::from_env();
     let global = &cli.global;
     cargo_gitops::process::echo_commands(global.verbose > 0);
-    let config = config::load(&config::Source {
+    let source = config::Source {
         config_path: global.config.as_deref(),
         manifest_path: global.manifest_path.as_deref(),
         package: global.package.as_deref(),
         cwd: &cwd,
-    })?;
+    };
+    // Flux covers every image of the repository: it reads each one's configuration.
+    let configs = match &cli.command {
+        Command::Flux(_) => config::load_each(&source)?,
+        _ => vec![config::load(&source)?],
+    };
+    let config = &configs[0];
     if !global.quiet {
         for warning in &config.warnings {
             eprintln!("warning: {warning}");
@@ -184,7 +190,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             sha_arg: global.sha.as_deref(),
             timestamp: global.timestamp,
         };
-        let deployment = deployment::plan(&config, &request, &actions, &cwd)?;
+        let deployment = deployment::plan(config, &request, &actions, &cwd)?;
         if deployment.environment.is_none() && !global.quiet {
             eprintln!(
                 "no environment tracks {}: nothing to deploy",
@@ -195,12 +201,12 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     };
     match &cli.command {
         Command::Env => env::run(&plan()?, global.format, &actions)?,
-        Command::Build(args) => build::run(global, args, &config, &plan()?, &actions, &cwd)?,
-        Command::InitWorkflows(args) => init_workflows::run(args, &config, global)?,
-        Command::Flux(args) => flux::run(args, &config, global)?,
-        Command::Release(args) => release::run(global, args, &config, &cwd, &actions)?,
-        Command::Promote(args) => promote::run(global, args, &config, &cwd)?,
-        Command::History(args) => history::run(global, args, &config)?,
+        Command::Build(args) => build::run(global, args, config, &plan()?, &actions, &cwd)?,
+        Command::InitWorkflows(args) => init_workflows::run(args, config, global)?,
+        Command::Flux(args) => flux::run(args, &configs, global)?,
+        Command::Release(args) => release::run(global, args, config, &cwd, &actions)?,
+        Command::Promote(args) => promote::run(global, args, config, &cwd)?,
+        Command::History(args) => history::run(global, args, config)?,
     }
     Ok(exit_codes::SUCCESS)
 }

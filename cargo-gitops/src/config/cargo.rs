@@ -33,6 +33,17 @@ pub fn configured_root(manifest: &Path) -> Result<Option<PathBuf>, Error> {
     Ok(configured.then_some(root_path))
 }
 
+/// The packages of `start`'s workspace that ship an image (have a `gitops` table).
+pub fn shipping(start: &Path) -> Result<Vec<String>, Error> {
+    let (root_path, root) = workspace_root(start)?;
+    let root_dir = root_path.parent().unwrap_or(Path::new("."));
+    Ok(packages(&root_path, &root, root_dir)?
+        .into_iter()
+        .filter(|p| p.table.is_some())
+        .map(|p| p.name)
+        .collect())
+}
+
 /// Reads the configuration of the workspace `start` belongs to, for `package` (or the one
 /// package that ships an image, or the one whose folder `cwd` is in).
 pub fn load(start: &Path, package: Option<&str>, cwd: &Path) -> Result<Config, Error> {

@@ -148,61 +148,22 @@ impl Config {
     }
 }
 
+/// The file that configures the repository, once found.
+enum Located {
+    GitopsFile(PathBuf),
+    Cargo(PathBuf),
+    Nothing,
+}
+
 /// Finds and reads the configuration. `--config` names a `gitops.toml`, `--manifest-path` a
 /// `Cargo.toml`; otherwise the nearest `gitops.toml` above the current folder wins, else the
 /// nearest `Cargo.toml` (and its workspace root). A repository configured in both places is an
 /// error: one of them would be silently ignored.
 pub fn load(source: &Source<'_>) -> Result<Config, Error> {
-    match (source.config_path, source.manifest_path) {
-        (Some(_), Some(_)) => Err(Error::usage(
-            "give --config (a gitops.toml) or --manifest-path (a Cargo.toml), not both",
-        )),
-        (Some(path), None) => {
-            if !path.is_file() {
-                return Err(Error::usage(format!(
-                    "`{}` does not exist; check --config",
-                    path.display()
-                )));
-            }
-            load_gitops_file(path, source.package)
-        }
-        (None, Some(path)) => {
-            if !path.is_file() {
-                return Err(Error::usage(format!(
-                    "manifest `{}` does not exist; check --manifest-path",
-                    path.display()
-                )));
-            }
-            cargo::load(path, source.package, source.cwd)
-        }
-        (None, None) => search(source),
-    }
-}
-
-fn search(source: &Source<'_>) -> Result<Config, Error> {
-    let gitops_file = source
-        .cwd
-        .ancestors()
-        .map(|dir| dir.join(GITOPS_FILE))
-        .find(|path| path.is_file());
-    let manifest = cargo::find_upwards(source.cwd);
-    match (gitops_file, manifest) {
-        (Some(file), Some(manifest)) => {
-            let dir = file.parent().unwrap_or(Path::new("."));
-            if let Some(root) = cargo::configured_root(&manifest)?
-                && root.starts_with(dir)
-            {
-                return Err(Error::usage(format!(
-                    "both {} and {} configure this repository; keep one of them (move the keys into {GITOPS_FILE}, or delete it)",
-                    file.display(),
-                    root.display()
-                )));
-            }
-            load_gitops_file(&file, source.package)
-        }
-        (Some(file), None) => load_gitops_file(&file, source.package),
-        (None, Some(manifest)) => cargo::load(&manifest, source.package, source.cwd),
-        (None, None) => {
+    match locate(source)? {
+        Located::GitopsFile(path) => load_gitops_file(&path, source.package),
+        Located::Cargo(path) => cargo::load(&path, source.package, source.cwd),
+        Located::Nothing => {
             if let Some(package) = source.package {
                 return Err(Error::usage(format!(
                     "package `{package}` not found: there is no {GITOPS_FILE} or Cargo.toml here or above; drop -p to use the defaults"
@@ -214,6 +175,79 @@ fn search(source: &Source<'_>) -> Result<Config, Error> {
             })
         }
     }
+}
+
+/// The configuration of every image the repository ships (each package, or each
+/// `[images.NAME]`), for the commands that cover them all; with `-p`, only that one.
+pub fn load_each(source: &Source<'_>) -> Result<Vec<Config>, Error> {
+    if source.package.is_some() {
+        return Ok(vec![load(source)?]);
+    }
+    let names = match locate(source)? {
+        Located::GitopsFile(path) => {
+            let raw: RawConfig = raw::read_toml(&path)?;
+            raw.images.unwrap_or_default().into_keys().collect()
+        }
+        Located::Cargo(path) => cargo::shipping(&path)?,
+        Located::Nothing => Vec::new(),
+    };
+    if names.len() < 2 {
+        return Ok(vec![load(source)?]);
+    }
+    names
+        .iter()
+        .map(|name| {
+            load(&Source {
+                package: Some(name),
+                ..*source
+            })
+        })
+        .collect()
+}
+
+fn locate(source: &Source<'_>) -> Result<Located, Error> {
+    match (source.config_path, source.manifest_path) {
+        (Some(_), Some(_)) => Err(Error::usage(
+            "give --config (a gitops.toml) or --manifest-path (a Cargo.toml), not both",
+        )),
+        (Some(path), None) if !path.is_file() => Err(Error::usage(format!(
+            "`{}` does not exist; check --config",
+            path.display()
+        ))),
+        (Some(path), None) => Ok(Located::GitopsFile(path.to_path_buf())),
+        (None, Some(path)) if !path.is_file() => Err(Error::usage(format!(
+            "manifest `{}` does not exist; check --manifest-path",
+            path.display()
+        ))),
+        (None, Some(path)) => Ok(Located::Cargo(path.to_path_buf())),
+        (None, None) => search(source.cwd),
+    }
+}
+
+fn search(cwd: &Path) -> Result<Located, Error> {
+    let gitops_file = cwd
+        .ancestors()
+        .map(|dir| dir.join(GITOPS_FILE))
+        .find(|path| path.is_file());
+    let manifest = cargo::find_upwards(cwd);
+    Ok(match (gitops_file, manifest) {
+        (Some(file), Some(manifest)) => {
+            let dir = file.parent().unwrap_or(Path::new("."));
+            if let Some(root) = cargo::configured_root(&manifest)?
+                && root.starts_with(dir)
+            {
+                return Err(Error::usage(format!(
+                    "both {} and {} configure this repository; keep one of them (move the keys into {GITOPS_FILE}, or delete it)",
+                    file.display(),
+                    root.display()
+                )));
+            }
+            Located::GitopsFile(file)
+        }
+        (Some(file), None) => Located::GitopsFile(file),
+        (None, Some(manifest)) => Located::Cargo(manifest),
+        (None, None) => Located::Nothing,
+    })
 }
 
 /// Reads `gitops.toml`: its top-level keys, and with `[images.NAME]` tables, the chosen image's

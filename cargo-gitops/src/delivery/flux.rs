@@ -306,6 +306,44 @@ pub struct Manifests {
     pub notes: Vec<String>,
 }
 
+/// The manifests of several images in one set: each image's repositories and policies, their
+/// object names apart (each image's names start with its own name). Two objects of one name are
+/// refused.
+pub fn plan_each(configs: &[Config], options: &Options) -> Result<Manifests, Error> {
+    if configs.len() > 1 && options.name_prefix.is_some() {
+        return Err(Error::usage(
+            "--name-prefix would give every image's objects the same names; drop it, or pass -p for one image",
+        ));
+    }
+    let mut all: Option<Manifests> = None;
+    for config in configs {
+        let manifests = plan(config, options)?;
+        match &mut all {
+            None => all = Some(manifests),
+            Some(all) => {
+                all.repositories.extend(manifests.repositories);
+                all.policies.extend(manifests.policies);
+                all.notes.extend(manifests.notes);
+            }
+        }
+    }
+    let all = all.ok_or_else(|| Error::Internal("no configuration to plan".to_owned()))?;
+    let mut names = std::collections::HashSet::new();
+    for name in all
+        .repositories
+        .iter()
+        .map(|r| &r.name)
+        .chain(all.policies.iter().map(|p| &p.name))
+    {
+        if !names.insert(name) {
+            return Err(Error::usage(format!(
+                "two images give Flux objects named `{name}`; give one of them another `image` name, or pass -p for one image"
+            )));
+        }
+    }
+    Ok(all)
+}
+
 /// Works out the repositories and policies for the configured environments.
 pub fn plan(config: &Config, options: &Options) -> Result<Manifests, Error> {
     check_options(options)?;

@@ -300,3 +300,64 @@ fn the_node_repository_is_a_real_git_repository() {
     assert!(files.lines().any(|f| f == "package.json"), "{files}");
     let _: TestCommand = dir.command();
 }
+
+/// A Rust workspace with two services, each shipping an image of its own.
+fn two_services() -> Dir {
+    let dir = Dir::git_repo();
+    dir.create(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"services/*\"]\nresolver = \"2\"\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\n",
+    );
+    for name in ["api", "web"] {
+        dir.create(
+            format!("services/{name}/Cargo.toml"),
+            format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.gitops]\n"),
+        );
+        dir.create(format!("services/{name}/src/main.rs"), "fn main() {}\n");
+    }
+    dir.commit("two services");
+    dir
+}
+
+#[test]
+fn a_two_service_workspace_gets_both_images_without_overwriting() {
+    let dir = two_services();
+    let line = dir.command().arg("env").usage_error();
+    assert!(
+        line.contains("several packages ship images (api, web); choose one with -p"),
+        "{line}"
+    );
+    assert_eq!(env_json(&dir, &["-p", "api"])["image"], "ghcr.io/acme/api");
+    assert_eq!(env_json(&dir, &["-p", "web"])["image"], "ghcr.io/acme/web");
+    // From inside a service's folder, that service.
+    let got = dir
+        .command_in("services/web")
+        .args(["env", "--format", "json"])
+        .json();
+    assert_eq!(got["image"], "ghcr.io/acme/web");
+
+    // Flux: one ImageRepository and one set of policies per image, in one file.
+    let out = dir.join("flux.yaml");
+    dir.command()
+        .args(["flux", "--output", out.to_str().unwrap()])
+        .succeeds();
+    let yaml = std::fs::read_to_string(&out).unwrap();
+    for name in ["api", "web"] {
+        assert!(
+            yaml.contains(&format!("  image: 'ghcr.io/acme/{name}'")),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains(&format!("  name: '{name}-staging'")),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains(&format!("  name: '{name}-production'")),
+            "{yaml}"
+        );
+    }
+    assert_eq!(yaml.matches("kind: 'ImageRepository'").count(), 2, "{yaml}");
+    // With -p, one image only.
+    let (one, _) = dir.command().args(["flux", "-p", "api"]).succeeds();
+    assert_eq!(one.matches("kind: 'ImageRepository'").count(), 1, "{one}");
+}
