@@ -18,7 +18,9 @@
 #
 # Usage: bench/env.sh
 # Environment: COMMITS (100000), TAG_EVERY (10), RUNS (50), WARMUP (5), RSS_RUNS (20),
-#              CARGO_GITOPS (path to a prebuilt binary: skips `cargo build --release`).
+#              CARGO_GITOPS (path to a prebuilt binary: skips `cargo build --release`),
+#              ENV_REPO_ONLY=1 (generate and check the repositories, then exit: used by
+#              bench/env-compare.sh, which times two binaries side by side on them).
 # Needs: git, hyperfine, jq, GNU time (/usr/bin/time), awk; strace for the subprocess check.
 set -euo pipefail
 
@@ -119,6 +121,10 @@ detach_at=$(tag_name $((tags / 2)))
 [[ $(g -C "$repo" tag | wc -l) == "$tags" ]] || { echo "bad tag count" >&2; exit 1; }
 [[ $(find "$loose/.git/refs/tags" -type f | wc -l) == "$tags" ]] || { echo "loose tags are not loose" >&2; exit 1; }
 [[ ! -e $repo/.git/refs/tags/$detach_at ]] || { echo "packed tags are not packed" >&2; exit 1; }
+if [[ -n ${ENV_REPO_ONLY:-} ]]; then
+    echo "$repo $loose $detach_at"
+    exit 0
+fi
 
 if [[ -n ${CARGO_GITOPS:-} ]]; then
     bin=$CARGO_GITOPS
