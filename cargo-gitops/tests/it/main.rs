@@ -8,6 +8,7 @@ mod adoption;
 mod build;
 mod env;
 mod flux;
+mod formats;
 mod history;
 mod native;
 mod registry_client;
