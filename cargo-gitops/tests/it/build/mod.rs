@@ -350,13 +350,11 @@ fn github_actions_outputs_and_summary() {
 }
 
 #[test]
-#[ignore = "needs crane"]
 fn promotes_by_retag_with_crane() {
     build_then_promote("crane", &["crane"]);
 }
 
 #[test]
-#[ignore = "needs docker buildx"]
 fn promotes_by_retag_with_docker_buildx_imagetools() {
     build_then_promote("imagetools", &["docker"]);
 }
