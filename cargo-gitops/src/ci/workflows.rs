@@ -397,7 +397,7 @@ mod tests {
         assert!(render_step(&step(Some("actions/cache@v4"), None)).is_err());
         assert!(
             render_step(&step(
-                Some("actions/cache@0400d5f644dc74513175e3cd8d07132dd4860809"),
+                Some("actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae"),
                 None
             ))
             .is_ok()

@@ -84,19 +84,19 @@ pub fn default_pins() -> BTreeMap<String, Pin> {
     BTreeMap::from([
         (
             "actions/checkout".to_owned(),
-            pin("11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2"),
+            pin("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
         ),
         (
             "docker/setup-buildx-action".to_owned(),
-            pin("b5ca514318bd6ebac0fb2aedd5d36ec1b5c232a2", "v3.10.0"),
+            pin("37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"),
         ),
         (
             "docker/login-action".to_owned(),
-            pin("74a5d142397b4f367a81961eba4e8cd7edddf772", "v3.4.0"),
+            pin("4907a6ddec9925e35a0a9e82d7399ccc52663121", "v4.1.0"),
         ),
         (
             "imjasonh/setup-crane".to_owned(),
-            pin("31b88efe9de28ae0ffa220711af4b60be9435f6e", "v0.4"),
+            pin("6da1ae018866400525525ce74ff892880c099987", "v0.5"),
         ),
     ])
 }
