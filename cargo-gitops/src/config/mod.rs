@@ -6,8 +6,8 @@
 mod settings;
 
 pub use settings::{
-    BuildSettings, BuilderKind, ExtraStep, Pin, RegistrySecrets, RetaggerKind, WorkflowSettings,
-    default_pins,
+    BuildSettings, BuilderKind, ExtraStep, InstallMode, InstallSettings, Pin, RegistryLogin,
+    RegistrySecrets, RetaggerKind, WorkflowSettings, default_pins,
 };
 
 use std::collections::BTreeMap;
@@ -47,6 +47,8 @@ pub struct RawConfig {
     pub runs_on: Option<String>,
     pub install_path: Option<String>,
     pub registry_secrets: Option<RegistrySecrets>,
+    pub registry_logins: Option<BTreeMap<String, RegistryLogin>>,
+    pub install: Option<InstallSettings>,
 }
 
 impl RawConfig {
@@ -76,6 +78,8 @@ impl RawConfig {
             runs_on: self.runs_on.or(fallback.runs_on),
             install_path: self.install_path.or(fallback.install_path),
             registry_secrets: self.registry_secrets.or(fallback.registry_secrets),
+            registry_logins: self.registry_logins.or(fallback.registry_logins),
+            install: self.install.or(fallback.install),
         }
     }
 }
@@ -390,6 +394,8 @@ pub fn load(
             runs_on: merged.runs_on,
             install_path: merged.install_path,
             registry_secrets: merged.registry_secrets,
+            registry_logins: merged.registry_logins.unwrap_or_default(),
+            install: merged.install.unwrap_or_default(),
         },
     };
     check_image_names(&config, &root_path)?;

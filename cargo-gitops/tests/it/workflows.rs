@@ -10,6 +10,15 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 const SHA: &str = "b4b9fda0123456789abcdef0123456789abcdef0";
 
+/// The SHA-256 pins every configuration here installs with (what `pins update` writes).
+const INSTALL_PINS: &str = r#"
+[workspace.metadata.gitops.install.sha256]
+x86_64-unknown-linux-musl = "1111111111111111111111111111111111111111111111111111111111111111"
+aarch64-unknown-linux-musl = "2222222222222222222222222222222222222222222222222222222222222222"
+x86_64-apple-darwin = "3333333333333333333333333333333333333333333333333333333333333333"
+aarch64-apple-darwin = "4444444444444444444444444444444444444444444444444444444444444444"
+"#;
+
 const DEFAULT_CONFIG: &str = r#"[workspace]
 
 [workspace.metadata.gitops]
@@ -59,10 +68,15 @@ name = "staging"
 name = "development"
 "#;
 
-/// A temp repository with `config` as its Cargo.toml and one commit.
+/// A temp repository with `config` as its Cargo.toml (and the install pins, unless it says
+/// how to install) and one commit.
 fn repository(config: &str) -> Dir {
     let dir = Dir::git_repo();
-    dir.create("Cargo.toml", config);
+    if config.contains("install") {
+        dir.create("Cargo.toml", config);
+    } else {
+        dir.create("Cargo.toml", format!("{config}{INSTALL_PINS}"));
+    }
     dir.commit("first");
     dir
 }
@@ -444,7 +458,7 @@ fn a_user_template_replaces_the_embedded_one() {
         .unwrap()
         .1;
     assert!(
-        pipeline.contains("cargo gitops build"),
+        pipeline.contains("cargo-gitops build"),
         "the pipeline template is still the embedded one"
     );
 }
