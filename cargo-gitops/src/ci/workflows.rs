@@ -198,6 +198,16 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
     }
     for (index, env) in config.environments.iter().enumerate() {
         grammar::environment(&format!("environments[{index}].name"), &env.name)?;
+        for pattern in &env.branches {
+            // Git refuses these in branch names, and GitHub's filters cannot hold them.
+            if pattern.as_str().chars().any(|c| c.is_control() || c == ' ') {
+                return Err(grammar::refuse(
+                    &format!("environments[{index}].branches"),
+                    pattern.as_str(),
+                    "a branch pattern (no spaces or control characters, as in git branch names)",
+                ));
+            }
+        }
     }
     let mut actions = BTreeMap::from([
         ("checkout", pinned(settings, "actions/checkout")?),

@@ -12,4 +12,6 @@ mod native;
 mod registry_client;
 mod release;
 mod tags_prop;
+mod workflow_inputs;
+mod workflow_logins;
 mod workflows;

