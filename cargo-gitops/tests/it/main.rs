@@ -13,5 +13,6 @@ mod registry_client;
 mod release;
 mod tags_prop;
 mod workflow_inputs;
+mod workflow_install;
 mod workflow_logins;
 mod workflows;
