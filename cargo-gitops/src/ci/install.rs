@@ -80,6 +80,14 @@ pub struct Install {
     pub cache_key: Option<String>,
 }
 
+/// Whether the configuration installs the prebuilt release (the default).
+pub fn is_prebuilt(settings: &WorkflowSettings) -> bool {
+    match settings.install.mode {
+        Some(mode) => mode == InstallMode::Prebuilt,
+        None => settings.install_path.is_none() && settings.install.path.is_none(),
+    }
+}
+
 /// The version the pipeline installs: as configured, else this build's own.
 pub fn version(settings: &WorkflowSettings) -> Result<String, Error> {
     let version = settings

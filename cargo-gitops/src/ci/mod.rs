@@ -5,4 +5,5 @@ pub mod github;
 pub mod grammar;
 pub mod install;
 pub mod logins;
+pub mod pins;
 pub mod workflows;

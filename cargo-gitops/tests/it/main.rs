@@ -9,6 +9,7 @@ mod env;
 mod flux;
 mod history;
 mod native;
+mod pins;
 mod registry_client;
 mod release;
 mod tags_prop;
