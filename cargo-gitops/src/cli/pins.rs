@@ -51,6 +51,16 @@ pub struct UpdateArgs {
     /// Print the tables to paste instead of writing the configuration file
     #[arg(long)]
     pub print: bool,
+
+    /// Update only the install pin, or only the action pins
+    #[arg(long, value_enum, value_name = "PINS")]
+    pub only: Option<Only>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    Install,
+    Actions,
 }
 
 pub fn run(args: &PinsArgs, config: &Config, global: &GlobalArgs) -> Result<(), Error> {
@@ -62,7 +72,9 @@ pub fn run(args: &PinsArgs, config: &Config, global: &GlobalArgs) -> Result<(), 
     }
     let mut settings = config.workflows.clone();
     let mut update = pins::Update::default();
-    if install::is_prebuilt(&settings) {
+    let install_too = args.only != Some(Only::Actions);
+    let actions_too = args.only != Some(Only::Install);
+    if install_too && install::is_prebuilt(&settings) {
         let version = match &args.release {
             Some(version) => version.clone(),
             None => install::version(&settings)?,
@@ -77,7 +89,7 @@ pub fn run(args: &PinsArgs, config: &Config, global: &GlobalArgs) -> Result<(), 
         settings.install.version = Some(version.clone());
         settings.install.sha256 = checksums.clone();
         update.install = Some((version, checksums));
-    } else if args.release.is_some() || args.release_base.is_some() {
+    } else if install_too && (args.release.is_some() || args.release_base.is_some()) {
         return Err(Error::usage(
             "--release and --release-base pin a prebuilt install, but install.mode is not \"prebuilt\"",
         ));
@@ -107,9 +119,12 @@ pub fn run(args: &PinsArgs, config: &Config, global: &GlobalArgs) -> Result<(), 
             .map(|(action, _)| action.clone()),
     );
     let used: Vec<String> = used.into_iter().collect();
-    let (actions, notes) = pins::action_updates(&settings, &used, &args.actions_base, args.major)?;
-    update.actions = actions;
-    update.notes.extend(notes);
+    if actions_too {
+        let (actions, notes) =
+            pins::action_updates(&settings, &used, &args.actions_base, args.major)?;
+        update.actions = actions;
+        update.notes.extend(notes);
+    }
 
     if !global.quiet {
         for note in &update.notes {

@@ -12,6 +12,7 @@ mod native;
 mod pins;
 mod registry_client;
 mod release;
+mod release_workflow;
 mod tags_prop;
 mod workflow_inputs;
 mod workflow_install;
