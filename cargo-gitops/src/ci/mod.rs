@@ -2,4 +2,8 @@
 //! the pipelines `init-workflows` generates for each provider.
 
 pub mod github;
+pub mod grammar;
+pub mod install;
+pub mod logins;
+pub mod pins;
 pub mod workflows;

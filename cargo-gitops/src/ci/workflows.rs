@@ -10,10 +10,11 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment as Templates, UndefinedBehavior};
 use serde::Serialize;
 
+use super::logins::Method;
+use super::{grammar, install, logins};
 use crate::config::{Config, ExtraStep, RetaggerKind, WorkflowSettings};
 use crate::environment::{BranchPattern, Environment, TagSelector};
 use crate::error::Error;
-use crate::registry::client::Repository;
 
 /// The templates shipped in the binary, by file name.
 const EMBEDDED: [(&str, &str); 2] = [
@@ -116,13 +117,29 @@ fn cancels_in_progress(env: &Environment) -> bool {
     env.tags.is_none() && env.branches.iter().any(BranchPattern::has_wildcard)
 }
 
+/// `OWNER/REPO@SHA # VERSION` for an action, every part checked: the pin comes from the
+/// configuration and ends up in YAML.
 fn pinned(settings: &WorkflowSettings, action: &str) -> Result<String, Error> {
     let pin = settings.pins.get(action).ok_or_else(|| {
         Error::usage(format!(
             "no pin for action `{action}`; add it to [workspace.metadata.gitops.actions]"
         ))
     })?;
+    let key = format!("actions.\"{action}\"");
+    grammar::commit_sha(&format!("{key}.sha"), &pin.sha)?;
+    grammar::pin_version(&format!("{key}.version"), &pin.version)?;
     Ok(format!("{action}@{} # {}", pin.sha, pin.version))
+}
+
+/// Every pin of the configuration, used or not, is checked: a bad one is a mistake either way.
+fn check_pins(settings: &WorkflowSettings) -> Result<(), Error> {
+    for (action, pin) in &settings.pins {
+        let key = format!("actions.\"{}\"", grammar::shown(action));
+        grammar::action(&key, action)?;
+        grammar::commit_sha(&format!("{key}.sha"), &pin.sha)?;
+        grammar::pin_version(&format!("{key}.version"), &pin.version)?;
+    }
+    Ok(())
 }
 
 fn template_environment(
@@ -168,84 +185,85 @@ fn template_error(name: &str, err: &minijinja::Error) -> Error {
 /// Renders every workflow for the configuration.
 pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<GeneratedFile>, Error> {
     let templates = template_environment(settings, &config.root_dir)?;
-    let image = config.image_for(None).ok_or(Error::NoImage)?;
-    let registry = Repository::parse(&image)?.registry;
+    check_pins(settings)?;
+    let logins = logins::plan(config, settings)?;
+    let install = install::plan(settings)?;
     let needs_crane = config.build.retagger == Some(RetaggerKind::Crane);
     let mut extra_steps = Vec::new();
-    for step in &settings.extra_steps {
-        extra_steps.push(render_step(step)?);
+    for (index, step) in settings.extra_steps.iter().enumerate() {
+        extra_steps.push(render_step(index, step)?);
     }
-    // These go into YAML and shell lines verbatim, so only plain names are taken.
-    if let Some(secrets) = &settings.registry_secrets {
-        for name in [&secrets.username, &secrets.password] {
-            let plain = name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !plain {
-                return Err(Error::usage(format!(
-                    "registry-secrets: `{}` is not a secret name; GitHub secret names are letters, digits and `_`",
-                    name.escape_debug()
-                )));
+    if let Some(package) = &config.package {
+        grammar::package("package.name", package)?;
+    }
+    for (index, env) in config.environments.iter().enumerate() {
+        grammar::environment(&format!("environments[{index}].name"), &env.name)?;
+        for pattern in &env.branches {
+            // Git refuses these in branch names, and GitHub's filters cannot hold them.
+            if pattern.as_str().chars().any(|c| c.is_control() || c == ' ') {
+                return Err(grammar::refuse(
+                    &format!("environments[{index}].branches"),
+                    pattern.as_str(),
+                    "a branch pattern (no spaces or control characters, as in git branch names)",
+                ));
             }
         }
     }
-    if let Some(path) = &settings.install_path
-        && (path.is_empty()
-            || !path
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_./-".contains(c)))
-    {
-        return Err(Error::usage(format!(
-            "install-path: `{}` is not a plain relative path (letters, digits, `_ . / -`); it goes into a shell command",
-            path.escape_debug()
-        )));
-    }
-    let install = match &settings.install_path {
-        Some(path) => format!("cargo install --locked --path {path}"),
-        None => format!(
-            "cargo install --locked cargo-gitops@{}",
-            env!("CARGO_PKG_VERSION")
-        ),
-    };
-    let mut build_flags = String::new();
-    if let Some(package) = &config.package {
-        build_flags.push_str(&format!(" -p {package}"));
-    }
-    let actions = BTreeMap::from([
+    let mut actions = BTreeMap::from([
         ("checkout", pinned(settings, "actions/checkout")?),
         (
             "setup_buildx",
             pinned(settings, "docker/setup-buildx-action")?,
         ),
-        ("login", pinned(settings, "docker/login-action")?),
-        (
-            "setup_crane",
-            if needs_crane {
-                pinned(settings, "imjasonh/setup-crane")?
-            } else {
-                String::new()
-            },
-        ),
     ]);
+    let mut need = |name: &'static str, action: &str| -> Result<(), Error> {
+        actions.insert(name, pinned(settings, action)?);
+        Ok(())
+    };
+    if needs_crane {
+        need("setup_crane", "imjasonh/setup-crane")?;
+    }
+    if install.cache_key.is_some() {
+        need("cache", "actions/cache")?;
+    }
+    for login in &logins.logins {
+        match login.method {
+            Method::GithubToken | Method::Secrets { .. } => {
+                need("login", "docker/login-action")?;
+            }
+            Method::AwsRole { .. } => {
+                need(
+                    "configure_aws_credentials",
+                    "aws-actions/configure-aws-credentials",
+                )?;
+                need("amazon_ecr_login", "aws-actions/amazon-ecr-login")?;
+            }
+            Method::GcpWorkloadIdentity { .. } => {
+                need("google_auth", "google-github-actions/auth")?;
+                need("login", "docker/login-action")?;
+            }
+        }
+    }
     let runs_on = settings
         .runs_on
         .clone()
         .unwrap_or_else(|| "ubuntu-latest".to_owned());
+    grammar::runner_label("runs-on", &runs_on)?;
+    let id_token = settings.id_token || logins.id_token;
     let pipeline = templates
         .get_template("pipeline.yml")
         .and_then(|t| {
             t.render(minijinja::context! {
                 header => HEADER,
-                registry => registry,
-                registry_secrets => minijinja::value::Serde(&settings.registry_secrets),
+                logins => minijinja::value::Serde(&logins.logins),
+                secrets => logins.secrets.clone(),
+                packages_write => logins.packages_write,
                 actions => actions,
                 needs_crane => needs_crane,
-                install => install,
+                install => minijinja::value::Serde(&install),
                 extra_steps => extra_steps,
-                build_flags => build_flags,
-                id_token => settings.id_token,
+                package => config.package.clone(),
+                id_token => id_token,
                 runs_on => runs_on,
             })
         })
@@ -262,14 +280,15 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
                 t.render(minijinja::context! {
                     header => HEADER,
                     name => env.name.clone(),
-                    description => describe(env),
+                    description => grammar::comment(&describe(env)),
                     branches => triggers.branches,
                     tags => triggers.tags,
                     per_ref_concurrency => !env.branches.is_empty() && env.branches.iter().any(BranchPattern::has_wildcard),
                     cancel_in_progress => cancels_in_progress(env),
                     pipeline_file => PIPELINE_FILE,
-                    registry_secrets => minijinja::value::Serde(&settings.registry_secrets),
-                    id_token => settings.id_token,
+                    secrets => logins.secrets.clone(),
+                    packages_write => logins.packages_write,
+                    id_token => id_token,
                 })
             })
             .map_err(|e| template_error("environment.yml", &e))?;
@@ -281,26 +300,62 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
     Ok(files)
 }
 
-/// One extra step as a YAML flow mapping. Steps must pin actions to full commits, and `run`
-/// may not expand `${{ }}` (values go through `env`), as the generated steps do.
-fn render_step(step: &ExtraStep) -> Result<String, Error> {
-    let bad = |message: String| Error::usage(format!("workflow step `{}`: {message}", step.name));
+/// One extra step as a YAML flow mapping. Steps must pin actions to full commits; GitHub
+/// expressions are refused everywhere in them but as a whole `with:` or `env:` value over
+/// inputs, earlier steps' outputs or variables, since `run` is shell and an action's input
+/// may be code (`actions/github-script`'s `script`): values go through `env` and "$NAME".
+fn render_step(index: usize, step: &ExtraStep) -> Result<String, Error> {
+    let key = format!("workflow-steps[{index}]");
+    let bad = |field: &str, message: String| {
+        Error::usage(format!(
+            "configuration key `{key}.{field}` (step `{}`): {message}",
+            grammar::shown(&step.name)
+        ))
+    };
+    let no_expression = "may not contain `${{ }}`; pass values through `env` and use \"$NAME\"";
+    if step.name.is_empty() || step.name.chars().any(char::is_control) {
+        return Err(grammar::refuse(
+            &format!("{key}.name"),
+            &step.name,
+            "a step name (one line of text)",
+        ));
+    }
+    if step.name.contains("${{") {
+        return Err(bad("name", no_expression.to_owned()));
+    }
     match (&step.uses, &step.run) {
         (Some(_), Some(_)) | (None, None) => {
-            return Err(bad("give exactly one of `uses` and `run`".to_owned()));
+            return Err(bad(
+                "uses",
+                "give exactly one of `uses` and `run`".to_owned(),
+            ));
         }
         (Some(uses), None) => {
-            let sha = uses.split_once('@').map(|(_, r)| r).unwrap_or("");
-            if !(sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit())) {
-                return Err(bad(format!(
-                    "`{uses}` is not pinned to a full commit sha; write OWNER/REPO@<40 hex>"
-                )));
+            let (action, sha) = uses.split_once('@').unwrap_or((uses, ""));
+            grammar::action(&format!("{key}.uses"), action)?;
+            if grammar::commit_sha("", sha).is_err() {
+                return Err(bad(
+                    "uses",
+                    format!(
+                        "`{}` is not pinned to a full commit sha; write OWNER/REPO@<40 hex>",
+                        grammar::shown(uses)
+                    ),
+                ));
             }
         }
         (None, Some(run)) => {
             if run.contains("${{") {
+                return Err(bad("run", no_expression.to_owned()));
+            }
+        }
+    }
+    for (field, map) in [("with", &step.with), ("env", &step.env)] {
+        for (name, value) in map {
+            grammar::step_key(&format!("{key}.{field}"), name)?;
+            if !grammar::fixed_expression_or_plain(value) {
                 return Err(bad(
-                    "`run` may not contain `${{ }}`; pass values through `env` and use \"$NAME\""
+                    &format!("{field}.{name}"),
+                    "may use `${{ }}` only as the whole value, over inputs.NAME, steps.ID.outputs.NAME or vars.NAME; pass anything else through `env` of a `run` step"
                         .to_owned(),
                 ));
             }
@@ -394,17 +449,20 @@ mod tests {
             with: BTreeMap::new(),
             env: BTreeMap::new(),
         };
-        assert!(render_step(&step(Some("actions/cache@v4"), None)).is_err());
+        assert!(render_step(0, &step(Some("actions/cache@v4"), None)).is_err());
         assert!(
-            render_step(&step(
-                Some("actions/cache@0400d5f644dc74513175e3cd8d07132dd4860809"),
-                None
-            ))
+            render_step(
+                0,
+                &step(
+                    Some("actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae"),
+                    None
+                )
+            )
             .is_ok()
         );
-        assert!(render_step(&step(None, Some("echo ${{ github.head_ref }}"))).is_err());
+        assert!(render_step(0, &step(None, Some("echo ${{ github.head_ref }}"))).is_err());
         assert_eq!(
-            render_step(&step(None, Some("make lint"))).unwrap(),
+            render_step(0, &step(None, Some("make lint"))).unwrap(),
             r#"{"name":"x","run":"make lint"}"#
         );
     }

@@ -8,6 +8,7 @@ mod flux;
 mod history;
 mod init_workflows;
 mod output;
+mod pins;
 mod promote;
 mod release;
 
@@ -146,6 +147,9 @@ pub enum Command {
     /// Each line: build time or version, tag, commit (from the `commit-<sha40>` lookup tag with
     /// the same digest) and digest.
     History(history::HistoryArgs),
+
+    /// Refresh the pins the workflows use: action commits and the install's SHA-256s.
+    Pins(pins::PinsArgs),
 }
 
 /// The arguments as cargo passes them: `cargo gitops env` runs `cargo-gitops gitops env`.
@@ -207,6 +211,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Release(args) => release::run(global, args, config, &cwd, &actions)?,
         Command::Promote(args) => promote::run(global, args, config, &cwd)?,
         Command::History(args) => history::run(global, args, config)?,
+        Command::Pins(args) => pins::run(args, config, global)?,
     }
     Ok(exit_codes::SUCCESS)
 }

@@ -12,8 +12,8 @@ mod reference;
 mod settings;
 
 pub use settings::{
-    BuildSettings, BuilderKind, ExtraStep, Pin, RegistrySecrets, RetaggerKind, WorkflowSettings,
-    default_pins,
+    BuildSettings, BuilderKind, ExtraStep, InstallMode, InstallSettings, Pin, RegistryLogin,
+    RegistrySecrets, RetaggerKind, WorkflowSettings, default_pins,
 };
 
 use std::path::{Path, PathBuf};
@@ -382,6 +382,8 @@ fn resolve(
             runs_on: merged.runs_on,
             install_path: merged.install_path,
             registry_secrets: merged.registry_secrets,
+            registry_logins: merged.registry_logins.unwrap_or_default(),
+            install: merged.install.unwrap_or_default(),
         },
     };
     reference::check(&config, file, &key)?;

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{BuilderKind, ExtraStep, Pin, RegistrySecrets, RetaggerKind};
+use super::{
+    BuilderKind, ExtraStep, InstallSettings, Pin, RegistryLogin, RegistrySecrets, RetaggerKind,
+};
 use crate::error::Error;
 
 /// The `gitops` table, as written in either manifest table.
@@ -37,6 +39,8 @@ pub struct RawConfig {
     pub runs_on: Option<String>,
     pub install_path: Option<String>,
     pub registry_secrets: Option<RegistrySecrets>,
+    pub registry_logins: Option<BTreeMap<String, RegistryLogin>>,
+    pub install: Option<InstallSettings>,
     /// `gitops.toml` only: one table per image the repository ships, over the top-level keys.
     pub images: Option<BTreeMap<String, RawConfig>>,
 }
@@ -68,6 +72,8 @@ impl RawConfig {
             runs_on: self.runs_on.or(fallback.runs_on),
             install_path: self.install_path.or(fallback.install_path),
             registry_secrets: self.registry_secrets.or(fallback.registry_secrets),
+            registry_logins: self.registry_logins.or(fallback.registry_logins),
+            install: self.install.or(fallback.install),
             images: self.images,
         }
     }

@@ -97,8 +97,18 @@ fn check_image(image: &str, registry: Option<&str>) -> Result<(), String> {
             corrected.escape_debug()
         ));
     }
+    let names_host =
+        |first: &str| first.contains('.') || first.contains(':') || first == "localhost";
+    if registry.is_none()
+        && let Some((first, rest)) = image.split_once('/')
+        && names_host(first)
+    {
+        // A full reference, for an environment whose images live in a registry of their own.
+        check_registry(first)?;
+        return check_path(rest).map_err(|m| format!("`{shown}`: {m}"));
+    }
     if let (Some(registry), Some((first, rest))) = (registry, image.split_once('/'))
-        && (first.contains('.') || first.contains(':') || first == "localhost")
+        && names_host(first)
     {
         let corrected = if registry.trim_end_matches('/') == first || registry.starts_with(first) {
             format!("write image = \"{}\"", rest.escape_debug())
@@ -166,5 +176,11 @@ mod tests {
         assert!(check_registry("127.0.0.1:5000/a/b").is_ok());
         assert!(check_image("gitops-demo-app", Some("ghcr.io/au2001")).is_ok());
         assert!(check_image("team/app_1.x", None).is_ok());
+        // Without `registry`, an image may be a full reference, checked as one.
+        assert!(check_image("registry.example.com:5000/acme/shop", None).is_ok());
+        assert!(
+            image("registry.example.com:99999/acme/shop", None).contains("not between 1 and 65535")
+        );
+        assert!(image("Registry.example.com/acme/shop", None).contains("uppercase"));
     }
 }

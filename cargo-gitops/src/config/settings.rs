@@ -1,6 +1,6 @@
 //! Settings the configuration carries for the other layers: how images are built and retagged
 //! (the builder and retagger kinds, Dockerfile, platforms, native options) and how workflows are
-//! generated (action pins, extra steps, registry secrets). Parsing and validation are `load`'s;
+//! generated (action pins, extra steps, registry logins, how cargo-gitops is installed). Parsing and validation are `load`'s;
 //! running builders or writing workflows is not this module's.
 
 use std::collections::BTreeMap;
@@ -84,19 +84,35 @@ pub fn default_pins() -> BTreeMap<String, Pin> {
     BTreeMap::from([
         (
             "actions/checkout".to_owned(),
-            pin("11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2"),
+            pin("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
         ),
         (
             "docker/setup-buildx-action".to_owned(),
-            pin("b5ca514318bd6ebac0fb2aedd5d36ec1b5c232a2", "v3.10.0"),
+            pin("37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"),
         ),
         (
             "docker/login-action".to_owned(),
-            pin("74a5d142397b4f367a81961eba4e8cd7edddf772", "v3.4.0"),
+            pin("4907a6ddec9925e35a0a9e82d7399ccc52663121", "v4.1.0"),
         ),
         (
             "imjasonh/setup-crane".to_owned(),
-            pin("31b88efe9de28ae0ffa220711af4b60be9435f6e", "v0.4"),
+            pin("6da1ae018866400525525ce74ff892880c099987", "v0.5"),
+        ),
+        (
+            "actions/cache".to_owned(),
+            pin("27d5ce7f107fe9357f9df03efb73ab90386fccae", "v5.0.5"),
+        ),
+        (
+            "aws-actions/configure-aws-credentials".to_owned(),
+            pin("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
+        ),
+        (
+            "aws-actions/amazon-ecr-login".to_owned(),
+            pin("03f1aad4c6c7ffd436567f42f9384779290529bd", "v2.1.7"),
+        ),
+        (
+            "google-github-actions/auth".to_owned(),
+            pin("7c6bc770dae815cd3e89ee6cdf493a5fab2cc093", "v3.0.0"),
         ),
     ])
 }
@@ -124,6 +140,45 @@ pub struct RegistrySecrets {
     pub password: String,
 }
 
+/// How a registry other than ghcr.io is logged in to, from `registry-logins."HOST"`: an AWS
+/// role for ECR, workload identity federation for Artifact Registry, or the names of two
+/// repository secrets for any registry. Checked against the registry's kind by `ci`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegistryLogin {
+    pub aws_role: Option<String>,
+    pub aws_region: Option<String>,
+    pub workload_identity_provider: Option<String>,
+    pub service_account: Option<String>,
+    pub username_secret: Option<String>,
+    pub password_secret: Option<String>,
+}
+
+/// How the generated pipeline installs cargo-gitops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstallMode {
+    /// The release archive for the runner's platform, checked against a pinned SHA-256.
+    Prebuilt,
+    /// `cargo install --locked cargo-gitops@VERSION`, cached by version.
+    Cargo,
+    /// `cargo install --locked --path PATH`, from the repository itself.
+    Path,
+}
+
+/// The `install` table: mode, exact version, where releases are, and their pinned checksums
+/// by target (written by `cargo gitops pins update`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InstallSettings {
+    pub mode: Option<InstallMode>,
+    pub version: Option<String>,
+    pub base_url: Option<String>,
+    pub path: Option<String>,
+    #[serde(default)]
+    pub sha256: BTreeMap<String, String>,
+}
+
 /// Workflow settings from the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct WorkflowSettings {
@@ -135,4 +190,7 @@ pub struct WorkflowSettings {
     /// Install cargo-gitops from this path in the repository instead of crates.io.
     pub install_path: Option<String>,
     pub registry_secrets: Option<RegistrySecrets>,
+    /// Logins by registry host, for registries other than ghcr.io.
+    pub registry_logins: BTreeMap<String, RegistryLogin>,
+    pub install: InstallSettings,
 }

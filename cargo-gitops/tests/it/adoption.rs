@@ -12,6 +12,15 @@ const TS: &str = "1654880868";
 /// A Node repository: `package.json`, a server, and a Dockerfile. The image is `FROM scratch`
 /// with a static binary (no base image can be pulled here); what matters is that nothing
 /// about it is Rust.
+/// What `cargo gitops pins update` writes into `gitops.toml` for a prebuilt install.
+const INSTALL_PINS: &str = r#"
+[install.sha256]
+x86_64-unknown-linux-musl = "1111111111111111111111111111111111111111111111111111111111111111"
+aarch64-unknown-linux-musl = "2222222222222222222222222222222222222222222222222222222222222222"
+x86_64-apple-darwin = "3333333333333333333333333333333333333333333333333333333333333333"
+aarch64-apple-darwin = "4444444444444444444444444444444444444444444444444444444444444444"
+"#;
+
 fn node_repo(gitops_toml: &str) -> Dir {
     let dir = scratch_context();
     dir.git(["init", "--quiet"]);
@@ -38,7 +47,9 @@ fn env_json(dir: &Dir, args: &[&str]) -> Value {
 
 #[test]
 fn a_node_repository_is_configured_by_gitops_toml() {
-    let dir = node_repo("registry = \"ghcr.io/acme\"\nimage = \"web\"\n");
+    let dir = node_repo(&format!(
+        "registry = \"ghcr.io/acme\"\nimage = \"web\"\n{INSTALL_PINS}"
+    ));
     assert!(!dir.join("Cargo.toml").exists());
     let got = env_json(&dir, &[]);
     assert_eq!(got["environment"], "staging");
@@ -58,7 +69,13 @@ fn a_node_repository_is_configured_by_gitops_toml() {
     dir.command().arg("init-workflows").succeeds();
     let pipeline = std::fs::read_to_string(dir.join(".github/workflows/gitops-pipeline.yml"))
         .expect("the pipeline is written");
-    assert!(pipeline.contains("cargo gitops build"), "{pipeline}");
+    assert!(pipeline.contains("cargo-gitops build"), "{pipeline}");
+    // The pipeline of a Node repository needs no Rust toolchain: the tool comes prebuilt.
+    assert!(!pipeline.contains("cargo install"), "{pipeline}");
+    assert!(
+        pipeline.contains("name: install cargo-gitops (prebuilt)"),
+        "{pipeline}"
+    );
     dir.command().args(["init-workflows", "--check"]).succeeds();
     let (flux, _) = dir.command().args(["flux"]).succeeds();
     assert!(flux.contains("image: 'ghcr.io/acme/web'"), "{flux}");

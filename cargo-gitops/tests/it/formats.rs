@@ -9,7 +9,14 @@ fn every_command_honours_or_refuses_format_json() {
     let dir = Dir::git_repo();
     dir.git(["config", "user.name", "Format Tester"]);
     dir.git(["config", "user.email", "format@example.com"]);
-    dir.create("Cargo.toml", gitops_manifest(&registry.host(), "app", ""));
+    let logins = format!(
+        "registry-secrets = {{ username = \"REGISTRY_USER\", password = \"REGISTRY_PASSWORD\" }}\n{}",
+        crate::workflows::INSTALL_PINS
+    );
+    dir.create(
+        "Cargo.toml",
+        gitops_manifest(&registry.host(), "app", &logins),
+    );
     dir.commit("first");
     dir.command().arg("init-workflows").succeeds();
     dir.commit("workflows");

