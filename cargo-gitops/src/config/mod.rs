@@ -3,11 +3,13 @@
 //! environments. It reads the TOML directly (no `cargo metadata` run) so that `cargo gitops env`
 //! stays within a few milliseconds, and so that errors can give the line of the bad key.
 
+mod gitlab;
 mod settings;
 
+pub use gitlab::{DEFAULT_DIND, DEFAULT_IMAGE, GitlabSettings, RawGitlab, is_variable_name};
 pub use settings::{
-    BuildSettings, BuilderKind, ExtraStep, Pin, RegistrySecrets, RetaggerKind, WorkflowSettings,
-    default_pins,
+    BuildSettings, BuilderKind, ExtraStep, Pin, PipelineKind, RegistrySecrets, RetaggerKind,
+    WorkflowSettings, default_pins,
 };
 
 use std::collections::BTreeMap;
@@ -47,6 +49,8 @@ pub struct RawConfig {
     pub runs_on: Option<String>,
     pub install_path: Option<String>,
     pub registry_secrets: Option<RegistrySecrets>,
+    pub ci: Option<Vec<PipelineKind>>,
+    pub gitlab: Option<RawGitlab>,
 }
 
 impl RawConfig {
@@ -76,6 +80,8 @@ impl RawConfig {
             runs_on: self.runs_on.or(fallback.runs_on),
             install_path: self.install_path.or(fallback.install_path),
             registry_secrets: self.registry_secrets.or(fallback.registry_secrets),
+            ci: self.ci.or(fallback.ci),
+            gitlab: self.gitlab.or(fallback.gitlab),
         }
     }
 }
@@ -169,6 +175,7 @@ impl Config {
             build: BuildSettings::default(),
             workflows: WorkflowSettings {
                 pins: default_pins(),
+                pipelines: vec![PipelineKind::Github],
                 ..WorkflowSettings::default()
             },
         }
@@ -389,6 +396,8 @@ pub fn load(
             id_token: merged.id_token.unwrap_or(false),
             runs_on: merged.runs_on,
             install_path: merged.install_path,
+            gitlab: gitlab::settings(merged.gitlab, &root_path)?,
+            pipelines: merged.ci.unwrap_or_else(|| vec![PipelineKind::Github]),
             registry_secrets: merged.registry_secrets,
         },
     };

@@ -124,6 +124,16 @@ pub struct RegistrySecrets {
     pub password: String,
 }
 
+/// A CI whose pipelines `init-workflows` writes (`ci = ["github", "gitlab"]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PipelineKind {
+    /// GitHub Actions: `.github/workflows/gitops-*.yml`.
+    Github,
+    /// GitLab CI: `.gitlab/gitops.gitlab-ci.yml`, included from `.gitlab-ci.yml`.
+    Gitlab,
+}
+
 /// Workflow settings from the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct WorkflowSettings {
@@ -135,4 +145,7 @@ pub struct WorkflowSettings {
     /// Install cargo-gitops from this path in the repository instead of crates.io.
     pub install_path: Option<String>,
     pub registry_secrets: Option<RegistrySecrets>,
+    /// The CIs `init-workflows` writes pipelines for; GitHub Actions when not configured.
+    pub pipelines: Vec<PipelineKind>,
+    pub gitlab: super::GitlabSettings,
 }

@@ -5,6 +5,7 @@
 mod support;
 
 mod build;
+mod ci_env;
 mod env;
 mod flux;
 mod history;
