@@ -268,9 +268,22 @@ fn tags_may_overlap(earlier: &TagSelector, own: &TagSelector) -> bool {
 /// plain name when one of `own` matches it, a glob unless every one of `own` is a plain name
 /// it does not match.
 fn branches_may_overlap(earlier: &BranchPattern, own: &[BranchPattern]) -> bool {
+    // The text before a pattern's first wildcard: two globs whose fixed starts differ (`test/`
+    // and `sit/`) take no branch in common.
+    let fixed = |p: &BranchPattern| {
+        let text = p.as_str();
+        text[..text.find(['*', '[']).unwrap_or(text.len())].to_owned()
+    };
     if earlier.has_wildcard() {
-        own.iter()
-            .any(|p| p.has_wildcard() || earlier.matches(p.as_str()))
+        let theirs = fixed(earlier);
+        own.iter().any(|p| {
+            if p.has_wildcard() {
+                let ours = fixed(p);
+                ours.starts_with(&theirs) || theirs.starts_with(&ours)
+            } else {
+                earlier.matches(p.as_str())
+            }
+        })
     } else {
         own.iter().any(|p| p.matches(earlier.as_str()))
     }
@@ -360,6 +373,13 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
     let image = config.image_for(None).ok_or(Error::NoImage)?;
     let registry = Repository::parse(&image)?.registry;
     let buildx = matches!(config.build.builder, None | Some(BuilderKind::Buildx));
+    // The login goes where the builder reads it: podman's auth file, else Docker's config
+    // (which the built-in client and crane read too).
+    let login = if config.build.builder == Some(BuilderKind::Podman) {
+        "podman"
+    } else {
+        "docker"
+    };
     let services: Vec<Service> = match &gitlab.services {
         Some(services) => services
             .iter()
@@ -444,6 +464,7 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
                 image => &gitlab.image,
                 services => minijinja::value::Serde(&services),
                 buildx => buildx,
+                login => login,
                 registry => registry,
                 registry_variables => minijinja::value::Serde(registry_variables),
                 install_path => &settings.install_path,

@@ -8,6 +8,7 @@ mod build;
 mod ci_env;
 mod env;
 mod flux;
+mod gitlab;
 mod history;
 mod native;
 mod registry_client;
