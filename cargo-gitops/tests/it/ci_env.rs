@@ -864,3 +864,105 @@ fn gitlab_format_and_dotenv_are_refused_where_they_mean_nothing() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// What `build` reports to each CI
+// ---------------------------------------------------------------------------------------------
+
+use crate::support::{Fixture, Registry};
+
+/// The generated GitLab job's command, run with a GitLab branch pipeline's variables: the
+/// dotenv report carries the digest and the tags, space-separated.
+#[test]
+fn build_in_gitlab_writes_the_dotenv_report() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let sha = fixture.head();
+    let dotenv = fixture.path().join("gitops.env");
+    let stdout = fixture
+        .build("builtin", &["--build-with", "podman", "--timestamp", TS])
+        .args(["--environment", "staging", "--format", "gitlab", "--dotenv"])
+        .arg(&dotenv)
+        .env("GITLAB_CI", "true")
+        .env("CI_COMMIT_BRANCH", "main")
+        .env("CI_COMMIT_SHA", &sha)
+        .stdout();
+    assert_eq!(stdout, "");
+    let digest = registry
+        .digest("fixture", &format!("commit-{sha}"))
+        .unwrap();
+    let text = std::fs::read_to_string(&dotenv).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "GITOPS_ACTION=built\nGITOPS_BUILT=true\nGITOPS_DIGEST={digest}\n\
+             GITOPS_IMAGE={}/fixture\nGITOPS_TAGS=stg-{}-{TS} stg-latest\n\
+             GITOPS_ENVIRONMENT=staging\nGITOPS_REF=refs/heads/main\nGITOPS_SHA={sha}\n",
+            registry.host(),
+            &sha[..7]
+        )
+    );
+}
+
+/// Buildkite: the summary goes to `buildkite-agent annotate` when the program is there (a stub
+/// that records its arguments); Azure: to a file the agent uploads, named by a logging command.
+#[test]
+fn build_reports_to_buildkite_and_azure() {
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let sha = fixture.head();
+    let stubs = fixture.path().join("stubs");
+    std::fs::create_dir_all(&stubs).unwrap();
+    let recorded = fixture.path().join("annotate.args");
+    let agent = stubs.join("buildkite-agent");
+    std::fs::write(
+        &agent,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n",
+            recorded.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&agent)
+        .status()
+        .unwrap();
+    let path = format!("{}:{}", stubs.display(), std::env::var("PATH").unwrap());
+    fixture
+        .build("builtin", &["--build-with", "podman", "--timestamp", TS])
+        .env("PATH", &path)
+        .env("BUILDKITE", "true")
+        .env("BUILDKITE_BRANCH", "main")
+        .env("BUILDKITE_COMMIT", &sha)
+        .succeeds();
+    let args = std::fs::read_to_string(&recorded).unwrap();
+    assert!(
+        args.starts_with(
+            "annotate\n--style\nsuccess\n--context\ncargo-gitops\n### cargo gitops build\n"
+        ),
+        "{args}"
+    );
+    assert!(
+        args.contains("| action | `retagged` |") || args.contains("| action | `built` |"),
+        "{args}"
+    );
+
+    let temp = fixture.path().join("agent-temp");
+    std::fs::create_dir_all(&temp).unwrap();
+    let stdout = fixture
+        .build("builtin", &["--build-with", "podman", "--timestamp", TS])
+        .env("TF_BUILD", "True")
+        .env("BUILD_SOURCEBRANCH", "refs/heads/main")
+        .env("BUILD_SOURCEVERSION", &sha)
+        .env("AGENT_TEMPDIRECTORY", &temp)
+        .stdout();
+    let command = stdout
+        .lines()
+        .find(|l| l.starts_with("##vso[task.uploadsummary]"))
+        .unwrap_or_else(|| panic!("no uploadsummary in {stdout}"));
+    let file = command.trim_start_matches("##vso[task.uploadsummary]");
+    assert!(file.starts_with(temp.to_str().unwrap()), "{file}");
+    let summary = std::fs::read_to_string(file).unwrap();
+    assert!(summary.contains("| action | `retagged` |"), "{summary}");
+}
