@@ -966,3 +966,23 @@ fn build_reports_to_buildkite_and_azure() {
     let summary = std::fs::read_to_string(file).unwrap();
     assert!(summary.contains("| action | `retagged` |"), "{summary}");
 }
+
+#[test]
+fn release_writes_a_dotenv_report() {
+    let dir = Dir::git_repo();
+    dir.git(["config", "user.name", "Release Tester"]);
+    dir.git(["config", "user.email", "release@example.com"]);
+    dir.create("README", "hello\n");
+    dir.commit("first");
+    let head = dir.head();
+    let stdout = dir
+        .command()
+        .args(["release", "1.0.0", "--format", "gitlab"])
+        .stdout();
+    assert_eq!(
+        stdout,
+        format!(
+            "GITOPS_TAG=v1.0.0\nGITOPS_VERSION=1.0.0\nGITOPS_COMMIT={head}\nGITOPS_PUSHED=false\n"
+        )
+    );
+}
