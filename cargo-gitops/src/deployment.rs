@@ -1,5 +1,9 @@
 //! A deployment: for one commit and ref, the environment it goes to and the exact image tags it
-//! gets, including the lookup tag that finds an earlier build of the same commit. It does not
+//! gets, including the lookup tag that finds an earlier build of the same commit. The ref and
+//! commit come from flags, else the CI's variables (`ci::detect`), else the local repository.
+//! A pull or merge request build resolves its source branch, but deploys only where a push of
+//! any other branch would (a `**` pattern) and only from this repository: a request from a fork,
+//! or from a branch an environment names (`main`, `test/uat1`), deploys nowhere. It does not
 //! talk to registries or builders.
 
 use std::collections::BTreeMap;
@@ -8,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::ci::github::Actions;
+use crate::ci::{Ci, PullRequest, Runner};
 use crate::config::Config;
 use crate::environment::{self, GitRef, version_for_tag};
 use crate::error::Error;
@@ -38,6 +42,10 @@ pub struct Deployment {
     /// Image reference without tag; `None` when no registry or image is configured.
     pub image: Option<String>,
     pub timestamp: u64,
+    /// The CI the ref and commit were read from; `None` outside CI.
+    pub ci: Option<Ci>,
+    /// Set when the ref is the source branch of a pull or merge request build.
+    pub pull_request: Option<PullRequest>,
 }
 
 /// Timestamps are 10 digits so that numeric and alphabetical order agree.
@@ -47,21 +55,22 @@ const TIMESTAMP_RANGE: std::ops::RangeInclusive<u64> = 1_000_000_000..=9_999_999
 pub fn plan(
     config: &Config,
     request: &Request<'_>,
-    actions: &Actions,
+    runner: &Runner,
     cwd: &Path,
 ) -> Result<Deployment, Error> {
-    let (ref_arg, sha_arg) = if actions.active {
-        let git_ref = request
-            .ref_arg
-            .or(actions.git_ref.as_deref())
-            .ok_or(Error::MissingGithubVariable("GITHUB_REF"))?;
-        let sha = request
-            .sha_arg
-            .or(actions.sha.as_deref())
-            .ok_or(Error::MissingGithubVariable("GITHUB_SHA"))?;
-        (Some(git_ref), Some(sha))
-    } else {
-        (request.ref_arg, request.sha_arg)
+    let (ref_arg, sha_arg) = match runner.ci {
+        Some(_) => {
+            let git_ref = request
+                .ref_arg
+                .or(runner.git_ref.as_deref())
+                .ok_or_else(|| runner.missing(false))?;
+            let sha = request
+                .sha_arg
+                .or(runner.sha.as_deref())
+                .ok_or_else(|| runner.missing(true))?;
+            (Some(git_ref), Some(sha))
+        }
+        None => (request.ref_arg, request.sha_arg),
     };
     let checkout = git::resolve(cwd, ref_arg, sha_arg)?;
     let timestamp = match request.timestamp {
@@ -76,7 +85,74 @@ pub fn plan(
             .map(|d| d.as_secs())
             .unwrap_or(*TIMESTAMP_RANGE.start()),
     };
-    deployment_for(config, &checkout.git_ref, &checkout.sha, timestamp)
+    let mut deployment = deployment_for(config, &checkout.git_ref, &checkout.sha, timestamp)?;
+    deployment.ci = runner.ci;
+    // A --ref chooses the ref itself: the request's source branch no longer says anything.
+    if let Some(pull_request) = runner
+        .pull_request
+        .as_ref()
+        .filter(|_| request.ref_arg.is_none())
+    {
+        deployment = gate_pull_request(config, deployment, pull_request.clone());
+    }
+    Ok(deployment)
+}
+
+/// Whether a request's build may deploy where its source branch resolved: only from this
+/// repository (a fork, or a CI that cannot say, may name its branch anything), and only to an
+/// environment that takes the branch through a `**` pattern, the one every other branch goes
+/// to. Otherwise nothing deploys, and `withheld_from` says what would have.
+fn gate_pull_request(
+    config: &Config,
+    mut deployment: Deployment,
+    mut pull_request: PullRequest,
+) -> Deployment {
+    let catch_all = deployment.environment.as_deref().is_some_and(|name| {
+        config
+            .environments
+            .iter()
+            .find(|env| env.name == name)
+            .and_then(|env| {
+                env.branches
+                    .iter()
+                    .find(|p| p.matches(&pull_request.source_branch))
+            })
+            .is_some_and(|pattern| pattern.as_str() == "**")
+    });
+    if deployment.environment.is_some() && (pull_request.fork != Some(false) || !catch_all) {
+        pull_request.withheld_from = deployment.environment.take();
+        deployment.tags.clear();
+        deployment.lookup_tag = tags::lookup_tag(&deployment.sha, &BTreeMap::new());
+        deployment.image = config.image_for(None);
+    }
+    deployment.pull_request = Some(pull_request);
+    deployment
+}
+
+/// Why a request's build deploys nowhere, for the message that says so.
+pub fn withheld_reason(pull_request: &PullRequest, ci: Option<Ci>) -> String {
+    let what = match (ci, &pull_request.number) {
+        (Some(Ci::Gitlab), Some(number)) => format!("merge request !{number}"),
+        (Some(Ci::Gitlab), None) => "a merge request".to_owned(),
+        (_, Some(number)) => format!("pull request #{number}"),
+        (_, None) => "a pull request".to_owned(),
+    };
+    let environment = pull_request.withheld_from.as_deref().unwrap_or("none");
+    let why = match pull_request.fork {
+        Some(true) => "it comes from a fork".to_owned(),
+        None => format!(
+            "{} does not say whether it comes from a fork",
+            ci.map_or("the CI", Ci::name)
+        ),
+        Some(false) => {
+            "only pushes deploy there (requests deploy only where every other branch goes, `**`)"
+                .to_owned()
+        }
+    };
+    format!(
+        "{what} from `{}` would deploy to `{environment}`, but {why}: nothing to deploy",
+        pull_request.source_branch
+    )
 }
 
 /// The deployment of a known ref and commit at a known time.
@@ -96,6 +172,8 @@ pub fn deployment_for(
             lookup_tag: tags::lookup_tag(sha, &BTreeMap::new()),
             image: config.image_for(None),
             timestamp,
+            ci: None,
+            pull_request: None,
         });
     };
     let env = matched.environment;
@@ -125,6 +203,8 @@ pub fn deployment_for(
         lookup_tag,
         image: config.image_for(Some(env)),
         timestamp,
+        ci: None,
+        pull_request: None,
     })
 }
 

@@ -36,10 +36,13 @@ pub enum Error {
     #[error("HEAD is detached and no tag points at it; check out a branch, or pass --ref")]
     DetachedWithoutTag,
 
-    #[error(
-        "GITHUB_ACTIONS is true but {0} is not set; pass --ref and --sha, or run inside a GitHub Actions job"
-    )]
-    MissingGithubVariable(&'static str),
+    /// A CI was detected but did not set the variable that gives the ref or the commit.
+    #[error("{marker} but {missing}; pass --ref and --sha, or run inside {} job", if ci.starts_with("an ") { ci.to_string() } else { format!("a {ci}") })]
+    MissingCiVariable {
+        marker: String,
+        missing: String,
+        ci: &'static str,
+    },
 
     #[error("cannot read the git repository")]
     Git(#[from] git2::Error),
@@ -157,7 +160,7 @@ impl Error {
             | Error::NotARepository { .. }
             | Error::NoCommit
             | Error::DetachedWithoutTag
-            | Error::MissingGithubVariable(_)
+            | Error::MissingCiVariable { .. }
             | Error::Tag { .. }
             | Error::ToolMissing { .. }
             | Error::Refused(_)

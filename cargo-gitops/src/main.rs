@@ -6,7 +6,7 @@ mod cli;
 use std::error::Error as _;
 use std::process::ExitCode;
 
-use cargo_gitops::ci::github::Actions;
+use cargo_gitops::ci::{Ci, Runner, azure, github};
 use clap::Parser;
 use cli::Cli;
 
@@ -23,14 +23,11 @@ fn main() -> ExitCode {
                 message.push_str(&inner.to_string());
                 cause = inner.source();
             }
-            if Actions::from_env().active {
-                println!(
-                    "::error::{}",
-                    message
-                        .replace('%', "%25")
-                        .replace('\r', "%0D")
-                        .replace('\n', "%0A")
-                );
+            // Once more as the CI's own annotation, on one line, where the CI has one.
+            match Runner::from_env().ci {
+                Some(ci) if ci.is_actions() => println!("{}", github::error_command(&message)),
+                Some(Ci::Azure) => println!("{}", azure::error_command(&message)),
+                _ => {}
             }
             eprintln!("error: {message}");
             ExitCode::from(err.exit_code())

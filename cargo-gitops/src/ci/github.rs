@@ -1,50 +1,12 @@
-//! The GitHub Actions runner: the variables it sets for a job, and the files and workflow
-//! commands through which a step reports back (`$GITHUB_OUTPUT`, the step summary, groups and
-//! error annotations). Generating workflow files is `workflows`' job, not this module's.
+//! The GitHub Actions runner (and Forgejo's and Gitea's, which speak the same protocol): the
+//! files and workflow commands through which a step reports back (`$GITHUB_OUTPUT`, the step
+//! summary, error annotations). Its variables are read with every other CI's in `detect`;
+//! generating workflow files is `workflows`' job.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::error::Error;
-
-/// What the runner tells a step through its environment.
-#[derive(Debug, Clone, Default)]
-pub struct Actions {
-    /// `GITHUB_ACTIONS=true`.
-    pub active: bool,
-    pub git_ref: Option<String>,
-    pub sha: Option<String>,
-    pub output: Option<PathBuf>,
-    pub step_summary: Option<PathBuf>,
-    pub server_url: Option<String>,
-    pub repository: Option<String>,
-}
-
-impl Actions {
-    /// Reads the runner's variables from the process environment.
-    pub fn from_env() -> Actions {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        Actions {
-            active: var("GITHUB_ACTIONS").as_deref() == Some("true"),
-            git_ref: var("GITHUB_REF"),
-            sha: var("GITHUB_SHA"),
-            output: var("GITHUB_OUTPUT").map(PathBuf::from),
-            step_summary: var("GITHUB_STEP_SUMMARY").map(PathBuf::from),
-            server_url: var("GITHUB_SERVER_URL"),
-            repository: var("GITHUB_REPOSITORY"),
-        }
-    }
-
-    /// The repository's web address, for `org.opencontainers.image.source`.
-    pub fn source_url(&self) -> Option<String> {
-        match (&self.server_url, &self.repository) {
-            (Some(server), Some(repository)) if self.active => {
-                Some(format!("{server}/{repository}"))
-            }
-            _ => None,
-        }
-    }
-}
 
 /// Formats step outputs as `$GITHUB_OUTPUT` expects: `key=value`, or a heredoc for values with
 /// line breaks, with a delimiter that does not occur in the value.
@@ -97,8 +59,20 @@ fn code_span(value: &str) -> String {
     }
 }
 
+/// An error as a workflow command, so that the run's page shows it: one line, with `%`, CR
+/// and LF escaped as the runner expects.
+pub fn error_command(message: &str) -> String {
+    format!(
+        "::error::{}",
+        message
+            .replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    )
+}
+
 /// Appends to a runner file (`$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`), creating it if needed.
-pub fn append(path: &PathBuf, text: &str) -> Result<(), Error> {
+pub fn append(path: &Path, text: &str) -> Result<(), Error> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -1,9 +1,18 @@
-//! CI systems: what a runner tells a job through its environment, how a job reports back, and
-//! the pipelines `init-workflows` generates for each provider.
+//! CI systems: which one runs the job and what it tells the job through its environment
+//! (`detect`), how a job reports back to each (`github`, `gitlab`, `azure`, `buildkite`), and
+//! the pipelines `init-workflows` generates (`workflows` for GitHub Actions, `gitlab_pipeline`
+//! for GitLab CI).
 
+pub mod azure;
+pub mod buildkite;
+pub mod detect;
 pub mod github;
+pub mod gitlab;
+pub mod gitlab_pipeline;
 pub mod grammar;
 pub mod install;
 pub mod logins;
 pub mod pins;
 pub mod workflows;
+
+pub use detect::{Ci, PullRequest, Runner};

@@ -94,7 +94,7 @@ fn workflow_file(env: &Environment) -> String {
     format!("gitops-{}.yml", env.name)
 }
 
-fn describe(env: &Environment) -> String {
+pub(crate) fn describe(env: &Environment) -> String {
     let mut parts = Vec::new();
     if !env.branches.is_empty() {
         let patterns: Vec<&str> = env.branches.iter().map(BranchPattern::as_str).collect();
@@ -146,6 +146,16 @@ fn template_environment(
     settings: &WorkflowSettings,
     root: &Path,
 ) -> Result<Templates<'static>, Error> {
+    let mut templates = new_templates();
+    for (name, embedded) in EMBEDDED {
+        add_template(&mut templates, settings, root, name, embedded)?;
+    }
+    Ok(templates)
+}
+
+/// An empty template set with the syntax every pipeline template uses: `[[ ]]`, `[% %]` and
+/// `[# #]`, so that a CI's own `${{ }}` or `$VAR` passes through; undefined values are errors.
+pub(crate) fn new_templates() -> Templates<'static> {
     let mut templates = Templates::new();
     templates.set_syntax(
         SyntaxConfig::builder()
@@ -159,23 +169,31 @@ fn template_environment(
     templates.set_undefined_behavior(UndefinedBehavior::Strict);
     // YAML is not escaped as a whole; templates quote values with `tojson` where it matters.
     templates.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    for (name, embedded) in EMBEDDED {
-        let source = match &settings.templates {
-            Some(dir) if root.join(dir).join(name).is_file() => {
-                let path = root.join(dir).join(name);
-                std::fs::read_to_string(&path)
-                    .map_err(|source| Error::ReadManifest { path, source })?
-            }
-            _ => embedded.to_owned(),
-        };
-        templates
-            .add_template_owned(name.to_owned(), source)
-            .map_err(|e| template_error(name, &e))?;
-    }
-    Ok(templates)
+    templates
 }
 
-fn template_error(name: &str, err: &minijinja::Error) -> Error {
+/// Adds the template `name`: the user's file of that name in `templates` when there is one,
+/// else the embedded text.
+pub(crate) fn add_template(
+    templates: &mut Templates<'static>,
+    settings: &WorkflowSettings,
+    root: &Path,
+    name: &str,
+    embedded: &str,
+) -> Result<(), Error> {
+    let source = match &settings.templates {
+        Some(dir) if root.join(dir).join(name).is_file() => {
+            let path = root.join(dir).join(name);
+            std::fs::read_to_string(&path).map_err(|source| Error::ReadManifest { path, source })?
+        }
+        _ => embedded.to_owned(),
+    };
+    templates
+        .add_template_owned(name.to_owned(), source)
+        .map_err(|e| template_error(name, &e))
+}
+
+pub(crate) fn template_error(name: &str, err: &minijinja::Error) -> Error {
     Error::usage(format!(
         "template `{name}` is not valid: {}",
         err.to_string().to_lowercase()
@@ -384,23 +402,7 @@ pub struct Drift {
 /// What differs between the generated files and those on disk, as unified diffs; files that
 /// an earlier generation wrote (`gitops-*.yml`) and this one would not are listed as stale.
 pub fn drift(root: &Path, files: &[GeneratedFile]) -> Vec<Drift> {
-    let mut diffs = Vec::new();
-    for file in files {
-        let path = root.join(&file.path);
-        let current = std::fs::read_to_string(&path).unwrap_or_default();
-        if current != file.contents {
-            let name = file.path.display().to_string();
-            let diff = similar::TextDiff::from_lines(&current, &file.contents)
-                .unified_diff()
-                .context_radius(3)
-                .header(&format!("a/{name}"), &format!("b/{name}"))
-                .to_string();
-            diffs.push(Drift {
-                path: file.path.clone(),
-                diff,
-            });
-        }
-    }
+    let mut diffs = file_drift(root, files);
     let expected: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     if let Ok(entries) = std::fs::read_dir(root.join(WORKFLOW_DIR)) {
         let mut stale: Vec<Drift> = entries
@@ -419,6 +421,28 @@ pub fn drift(root: &Path, files: &[GeneratedFile]) -> Vec<Drift> {
             .collect();
         stale.sort_by(|a, b| a.path.cmp(&b.path));
         diffs.extend(stale);
+    }
+    diffs
+}
+
+/// The files of `files` that differ from the ones on disk, as unified diffs.
+pub fn file_drift(root: &Path, files: &[GeneratedFile]) -> Vec<Drift> {
+    let mut diffs = Vec::new();
+    for file in files {
+        let path = root.join(&file.path);
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current != file.contents {
+            let name = file.path.display().to_string();
+            let diff = similar::TextDiff::from_lines(&current, &file.contents)
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("a/{name}"), &format!("b/{name}"))
+                .to_string();
+            diffs.push(Drift {
+                path: file.path.clone(),
+                diff,
+            });
+        }
     }
     diffs
 }

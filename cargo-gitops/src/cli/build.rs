@@ -1,5 +1,6 @@
 //! `cargo gitops build`: wires the flags to a build job, runs it (or prints its plan), and
-//! reports the result in each output format and to the GitHub Actions runner.
+//! reports the result in each output format and to the CI running it (GitHub's outputs and step
+//! summary, a Buildkite annotation, an Azure summary).
 
 use std::path::{Path, PathBuf};
 
@@ -8,13 +9,13 @@ use clap::Args;
 use cargo_gitops::build::job::{Action, Job, Report};
 use cargo_gitops::build::plan::Plan;
 use cargo_gitops::build::retag::{self, Retagger};
-use cargo_gitops::ci::github::{self, Actions};
+use cargo_gitops::ci::{Ci, Runner, azure, buildkite, github};
 use cargo_gitops::config::{BuilderKind, Config, RetaggerKind, SourceKind};
 use cargo_gitops::deployment::Deployment;
 use cargo_gitops::error::Error;
 use cargo_gitops::progress::{Mode, Progress};
 
-use super::output::{Format, is_interactive, write_stdout};
+use super::output::{Format, is_interactive, write_dotenv, write_stdout};
 use super::{GlobalArgs, RegistryArgs};
 
 #[derive(Debug, Args)]
@@ -58,7 +59,7 @@ pub fn run(
     args: &BuildArgs,
     config: &Config,
     deployment: &Deployment,
-    actions: &Actions,
+    runner: &Runner,
     cwd: &Path,
 ) -> Result<(), Error> {
     check_environment(args, deployment)?;
@@ -93,7 +94,7 @@ pub fn run(
         .or(config.build.retagger)
         .unwrap_or_else(retag::default_retagger);
     let retagger = Retagger::new(retagger_kind, options, credential);
-    let progress = Progress::new(progress_mode(global, actions));
+    let progress = Progress::new(progress_mode(global, runner));
     let scratch = tempfile::tempdir().map_err(|source| Error::Write {
         what: "a temporary folder".to_owned(),
         source,
@@ -104,8 +105,9 @@ pub fn run(
         builder,
         retagger: &retagger,
         progress: &progress,
-        source_url: actions
-            .source_url()
+        source_url: runner
+            .source_url
+            .clone()
             .or_else(|| cargo_gitops::git::origin_url(cwd)),
         scratch_dir: scratch.path(),
         output: args.output.clone(),
@@ -124,7 +126,7 @@ pub fn run(
             retagger.request_count()
         ));
     }
-    print_report(&report, global.format, actions)
+    print_report(&report, global, runner)
 }
 
 /// `--environment NAME`: refuses a ref that deploys elsewhere, before anything runs.
@@ -145,10 +147,10 @@ fn check_environment(args: &BuildArgs, deployment: &Deployment) -> Result<(), Er
 }
 
 /// How progress is shown: nothing, GitHub Actions groups, spinners, or plain lines.
-fn progress_mode(global: &GlobalArgs, actions: &Actions) -> Mode {
+fn progress_mode(global: &GlobalArgs, runner: &Runner) -> Mode {
     if global.quiet {
         Mode::Quiet
-    } else if actions.active {
+    } else if runner.is_actions() {
         Mode::Actions
     } else if is_interactive(global.color) {
         Mode::Spinner
@@ -164,7 +166,7 @@ fn print_dry_run(plan: &Plan, retagger: &Retagger, format: Format) -> Result<(),
         Format::Json => write_stdout(
             &(serde_json::to_string_pretty(&description).expect("a plan always serialises") + "\n"),
         ),
-        Format::Github => Err(super::unsupported_format("build --dry-run")),
+        Format::Github | Format::Gitlab => Err(super::unsupported_format("build --dry-run")),
         Format::Human => write_stdout(&description.text()),
     }
 }
@@ -181,7 +183,8 @@ fn source_date_epoch() -> Result<Option<u64>, Error> {
     }
 }
 
-fn print_report(report: &Report, format: Format, actions: &Actions) -> Result<(), Error> {
+fn print_report(report: &Report, global: &GlobalArgs, runner: &Runner) -> Result<(), Error> {
+    let format = global.format;
     let action = match report.action {
         Action::Built => "built",
         Action::Retagged => "retagged",
@@ -202,17 +205,15 @@ fn print_report(report: &Report, format: Format, actions: &Actions) -> Result<()
     ]);
     // In Actions the outputs always go to $GITHUB_OUTPUT; elsewhere, as `env` does, only
     // with --format github, and to stdout when there is no such file.
-    let output_file = actions
-        .output
+    let output_file = runner
+        .output_file
         .as_ref()
-        .filter(|_| actions.active || format == Format::Github);
+        .filter(|_| runner.is_actions() || format == Format::Github);
     if let Some(path) = output_file {
         github::append(path, &outputs)?;
     }
-    if actions.active
-        && let Some(path) = &actions.step_summary
-    {
-        let summary = github::summary_table(&[
+    let summary = || {
+        github::summary_table(&[
             (
                 "environment",
                 report
@@ -226,8 +227,28 @@ fn print_report(report: &Report, format: Format, actions: &Actions) -> Result<()
             ("tags", report.tags.join(", ")),
             ("ref", report.git_ref.clone()),
             ("sha", report.sha.clone()),
-        ]);
-        github::append(path, &summary)?;
+        ])
+    };
+    match runner.ci {
+        Some(ci) if ci.is_actions() => {
+            if let Some(path) = &runner.summary_file {
+                github::append(path, &summary())?;
+            }
+        }
+        // The images are pushed by now: an annotation that fails is worth a warning, not a
+        // failed job.
+        Some(Ci::Buildkite) => {
+            if let Err(err) = buildkite::annotate(&summary()) {
+                eprintln!("warning: cannot annotate the build: {err}");
+            }
+        }
+        // The logging command goes to stdout, where it would break one JSON document.
+        Some(Ci::Azure) if format != Format::Json => {
+            if let Some(dir) = &runner.temp_dir {
+                println!("{}", azure::upload_summary(dir, &summary())?);
+            }
+        }
+        _ => {}
     }
     match format {
         Format::Json => write_stdout(
@@ -235,6 +256,22 @@ fn print_report(report: &Report, format: Format, actions: &Actions) -> Result<()
         ),
         Format::Github if output_file.is_none() => write_stdout(&outputs),
         Format::Github => Ok(()),
+        Format::Gitlab => write_dotenv(
+            &[
+                ("action", action.to_owned()),
+                ("built", (report.action == Action::Built).to_string()),
+                ("digest", report.digest.clone().unwrap_or_default()),
+                ("image", report.image.clone().unwrap_or_default()),
+                ("tags", report.tags.join(" ")),
+                (
+                    "environment",
+                    report.environment.clone().unwrap_or_default(),
+                ),
+                ("ref", report.git_ref.clone()),
+                ("sha", report.sha.clone()),
+            ],
+            global.dotenv.as_deref(),
+        ),
         Format::Human => {
             let mut text = format!("{:<12} {action}\n", "action");
             if let Some(digest) = &report.digest {

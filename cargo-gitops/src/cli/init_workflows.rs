@@ -1,10 +1,11 @@
-//! `cargo gitops init-workflows`: writes the generated pipelines, or with `--check` shows how the
-//! committed ones drifted.
+//! `cargo gitops init-workflows`: writes the generated pipelines of each CI (GitHub Actions,
+//! GitLab CI), or with `--check` shows how the committed ones drifted.
 
 use clap::Args;
 
-use cargo_gitops::ci::workflows;
-use cargo_gitops::config::Config;
+use cargo_gitops::ci::gitlab_pipeline;
+use cargo_gitops::ci::workflows::{self, Drift, GeneratedFile};
+use cargo_gitops::config::{Config, PipelineKind};
 use cargo_gitops::error::Error;
 
 use super::GlobalArgs;
@@ -15,49 +16,122 @@ pub struct InitWorkflowsArgs {
     /// Write nothing; exit 1 and print a unified diff when the committed workflows differ
     #[arg(long)]
     pub check: bool,
+
+    /// The CI to write pipelines for; repeatable [default: config `ci`, else github]
+    #[arg(long = "ci", value_enum, value_name = "CI")]
+    pub ci: Vec<PipelineKind>,
 }
 
 pub fn run(args: &InitWorkflowsArgs, config: &Config, global: &GlobalArgs) -> Result<(), Error> {
-    let files = workflows::generate(config, &config.workflows)?;
+    if global.format == Format::Github {
+        return Err(super::unsupported_format("init-workflows"));
+    }
+    let mut kinds = if args.ci.is_empty() {
+        config.workflows.pipelines.clone()
+    } else {
+        args.ci.clone()
+    };
+    kinds.sort();
+    kinds.dedup();
     let root = &config.root_dir;
+    let mut files: Vec<GeneratedFile> = Vec::new();
+    let mut drift: Vec<Drift> = Vec::new();
+    for kind in &kinds {
+        match kind {
+            PipelineKind::Github => {
+                let generated = workflows::generate(config, &config.workflows)?;
+                if args.check {
+                    drift.extend(workflows::drift(root, &generated));
+                }
+                files.extend(generated);
+            }
+            PipelineKind::Gitlab => {
+                let generated = vec![gitlab_pipeline::generate(config)?];
+                if args.check {
+                    drift.extend(workflows::file_drift(root, &generated));
+                }
+                files.extend(generated);
+            }
+        }
+    }
+    let gitlab = kinds.contains(&PipelineKind::Gitlab);
     let paths: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
     if args.check {
-        let drift = workflows::drift(root, &files);
         match global.format {
             Format::Json => {
                 let json = serde_json::json!({ "files": paths, "drift": drift });
                 write_stdout(&format!("{json:#}\n"))?;
             }
-            Format::Human => {
+            _ => {
                 let diffs: String = drift.iter().map(|d| d.diff.as_str()).collect();
                 write_stdout(&diffs)?;
             }
-            Format::Github => return Err(super::unsupported_format("init-workflows")),
         }
         if !drift.is_empty() {
+            // The same command, with the same --ci flags, writes what is missing.
+            let flags: String = args
+                .ci
+                .iter()
+                .map(|k| format!(" --ci {}", kind_name(*k)))
+                .collect();
             return Err(Error::Drift {
                 count: drift.len(),
-                fix: "cargo gitops init-workflows".to_owned(),
+                fix: format!("cargo gitops init-workflows{flags}"),
             });
         }
         if !global.quiet {
             eprintln!("{} workflows are up to date", files.len());
+            if gitlab {
+                warn_without_include(config);
+            }
         }
         return Ok(());
     }
-    if global.format == Format::Github {
-        return Err(super::unsupported_format("init-workflows"));
-    }
     workflows::write(root, &files)?;
+    let mut written = paths.clone();
+    if gitlab && gitlab_pipeline::root_includes_pipeline(root).is_none() {
+        let seed = gitlab_pipeline::root_pipeline();
+        workflows::write(root, std::slice::from_ref(&seed))?;
+        written.push(seed.path.display().to_string());
+    }
     if global.format == Format::Json {
-        let json = serde_json::json!({ "written": paths });
+        let json = serde_json::json!({ "written": written });
         write_stdout(&format!("{json:#}\n"))?;
     }
     if !global.quiet {
-        for path in &paths {
+        for path in &written {
             eprintln!("wrote {path}");
         }
-        eprintln!("next: commit .github/workflows");
+        if gitlab {
+            warn_without_include(config);
+        }
+        let dirs: Vec<&str> = kinds
+            .iter()
+            .map(|k| match k {
+                PipelineKind::Github => ".github/workflows",
+                PipelineKind::Gitlab => ".gitlab and .gitlab-ci.yml",
+            })
+            .collect();
+        eprintln!("next: commit {}", dirs.join(", "));
     }
     Ok(())
+}
+
+fn kind_name(kind: PipelineKind) -> &'static str {
+    match kind {
+        PipelineKind::Github => "github",
+        PipelineKind::Gitlab => "gitlab",
+    }
+}
+
+/// Says so when `.gitlab-ci.yml` does not include the generated file: its jobs would not run.
+fn warn_without_include(config: &Config) {
+    if gitlab_pipeline::root_includes_pipeline(&config.root_dir) == Some(false) {
+        eprintln!(
+            "warning: {} does not mention {}: add `include: [{{local: {}}}]` to it, or its jobs never run",
+            gitlab_pipeline::ROOT_PIPELINE,
+            gitlab_pipeline::PIPELINE_PATH,
+            gitlab_pipeline::PIPELINE_PATH
+        );
+    }
 }

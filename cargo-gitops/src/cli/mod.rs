@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use cargo_gitops::ci::github::Actions;
+use cargo_gitops::ci::Runner;
 use cargo_gitops::config;
 use cargo_gitops::deployment::{self, Deployment, Request};
 use cargo_gitops::error::Error;
@@ -68,12 +68,12 @@ pub struct GlobalArgs {
     /// Git ref to act for (`main`, `refs/heads/main`, `refs/tags/v1.2.3`); outside CI it must
     /// be a branch or tag of the repository, unless --sha is given too (then a ref that is not
     /// local is taken as is, a short name as a branch: write refs/tags/NAME for a tag)
-    /// [default: the CI's ref, else the checked-out branch, or the highest SemVer tag at a
-    /// detached HEAD]
+    /// [default: the CI's variables ($GITHUB_REF, $CI_COMMIT_TAG or $CI_COMMIT_BRANCH, ...; see
+    /// the README), else the checked-out branch, or the highest SemVer tag at a detached HEAD]
     #[arg(long = "ref", global = true, value_name = "REF")]
     pub git_ref: Option<String>,
 
-    /// Commit to act for [default: $GITHUB_SHA in GitHub Actions, else the commit of the ref]
+    /// Commit to act for [default: the CI's variables ($GITHUB_SHA, $CI_COMMIT_SHA, ...), else the commit of the ref]
     #[arg(long, global = true, value_name = "SHA")]
     pub sha: Option<String>,
 
@@ -81,9 +81,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "SECONDS")]
     pub timestamp: Option<u64>,
 
-    /// Output format: aligned text, one JSON object on stdout, or `key=value` lines for $GITHUB_OUTPUT
+    /// Output format: aligned text, one JSON object on stdout, `key=value` lines for $GITHUB_OUTPUT, or a GitLab dotenv report (`GITOPS_KEY=value`)
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+
+    /// With --format gitlab: write the dotenv report to this file (replaced) instead of stdout, for `artifacts:reports:dotenv`
+    #[arg(long, global = true, value_name = "PATH")]
+    pub dotenv: Option<PathBuf>,
 
     /// Print less: only results and errors
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -102,8 +106,9 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Print the environment and image tags of the current commit.
     ///
-    /// Resolves the ref and commit (GitHub Actions variables, the local repository, or --ref and
-    /// --sha), picks the first configured environment that tracks the ref, and prints its tags.
+    /// Resolves the ref and commit (--ref and --sha, else the variables of the CI it runs in, else
+    /// the local repository), picks the first configured environment that tracks the ref, and
+    /// prints its tags and the CI it detected.
     /// A ref no environment tracks is not an error: it prints `environment: null` and exits 0.
     Env,
 
@@ -114,10 +119,11 @@ pub enum Command {
     /// tag is brought onto the lookup tag's digest. No tag ever names an incomplete image.
     Build(build::BuildArgs),
 
-    /// Write the GitHub Actions workflows: one pipeline, one workflow per environment.
+    /// Write the CI pipelines: GitHub Actions workflows, or with --ci gitlab a GitLab CI file.
     ///
-    /// Renders `.github/workflows/gitops-pipeline.yml` and `gitops-<environment>.yml` from the
-    /// templates and the configuration, so triggers always agree with `cargo gitops env`.
+    /// Renders `.github/workflows/gitops-pipeline.yml` and `gitops-<environment>.yml`, and for
+    /// GitLab `.gitlab/gitops.gitlab-ci.yml` (one job per environment), from the templates and
+    /// the configuration, so triggers and rules always agree with `cargo gitops env`.
     /// With --check, writes nothing and exits 1 with a diff when the files are out of date.
     InitWorkflows(init_workflows::InitWorkflowsArgs),
 
@@ -168,8 +174,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         what: "the current directory".to_owned(),
         source,
     })?;
-    let actions = Actions::from_env();
+    let runner = Runner::from_env();
     let global = &cli.global;
+    check_format(&cli.command, global)?;
     cargo_gitops::process::echo_commands(global.verbose > 0);
     let source = config::Source {
         config_path: global.config.as_deref(),
@@ -194,21 +201,27 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             sha_arg: global.sha.as_deref(),
             timestamp: global.timestamp,
         };
-        let deployment = deployment::plan(config, &request, &actions, &cwd)?;
+        let deployment = deployment::plan(config, &request, &runner, &cwd)?;
         if deployment.environment.is_none() && !global.quiet {
-            eprintln!(
-                "no environment tracks {}: nothing to deploy",
-                deployment.git_ref
-            );
+            match &deployment.pull_request {
+                Some(pull_request) if pull_request.withheld_from.is_some() => eprintln!(
+                    "{}",
+                    deployment::withheld_reason(pull_request, deployment.ci)
+                ),
+                _ => eprintln!(
+                    "no environment tracks {}: nothing to deploy",
+                    deployment.git_ref
+                ),
+            }
         }
         Ok(deployment)
     };
     match &cli.command {
-        Command::Env => env::run(&plan()?, global.format, &actions)?,
-        Command::Build(args) => build::run(global, args, config, &plan()?, &actions, &cwd)?,
+        Command::Env => env::run(&plan()?, global, &runner)?,
+        Command::Build(args) => build::run(global, args, config, &plan()?, &runner, &cwd)?,
         Command::InitWorkflows(args) => init_workflows::run(args, config, global)?,
         Command::Flux(args) => flux::run(args, &configs, global)?,
-        Command::Release(args) => release::run(global, args, config, &cwd, &actions)?,
+        Command::Release(args) => release::run(global, args, config, &cwd, &runner)?,
         Command::Promote(args) => promote::run(global, args, config, &cwd)?,
         Command::History(args) => history::run(global, args, config)?,
         Command::Pins(args) => pins::run(args, config, global)?,
@@ -269,9 +282,31 @@ impl RegistryArgs {
     }
 }
 
+/// Refuses `--format gitlab` for the commands that have no dotenv report, and `--dotenv`
+/// without it.
+fn check_format(command: &Command, global: &GlobalArgs) -> Result<(), Error> {
+    let name = match command {
+        Command::Env | Command::Build(_) | Command::Release(_) => None,
+        Command::InitWorkflows(_) => Some("init-workflows"),
+        Command::Flux(_) => Some("flux"),
+        Command::Promote(_) => Some("promote"),
+        Command::History(_) => Some("history"),
+        Command::Pins(_) => Some("pins"),
+    };
+    match (global.format, name) {
+        (Format::Gitlab, Some(name)) => Err(Error::usage(format!(
+            "{name} has no dotenv report; drop --format gitlab"
+        ))),
+        (format, _) if format != Format::Gitlab && global.dotenv.is_some() => Err(Error::usage(
+            "--dotenv writes the report of --format gitlab; add --format gitlab or drop --dotenv",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The refusal for a format a command has nothing to write in.
 fn unsupported_format(command: &str) -> Error {
     Error::usage(format!(
-        "{command} prints --format human or json; drop --format github"
+        "{command} prints --format human or json only; drop the --format"
     ))
 }

@@ -4,13 +4,13 @@ use std::path::Path;
 
 use clap::Args;
 
-use cargo_gitops::ci::github::{self, Actions};
+use cargo_gitops::ci::{Runner, github};
 use cargo_gitops::config::Config;
 use cargo_gitops::delivery::release;
 use cargo_gitops::error::Error;
 
 use super::GlobalArgs;
-use super::output::{Format, write_stdout};
+use super::output::{Format, write_dotenv, write_stdout};
 
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
@@ -44,7 +44,7 @@ pub fn run(
     args: &ReleaseArgs,
     config: &Config,
     cwd: &Path,
-    actions: &Actions,
+    runner: &Runner,
 ) -> Result<(), Error> {
     let request = release::ReleaseRequest {
         bump: args.bump.clone(),
@@ -111,10 +111,19 @@ pub fn run(
                 ("commit", plan.commit.clone()),
                 ("pushed", args.push.to_string()),
             ]);
-            match &actions.output {
+            match &runner.output_file {
                 Some(path) => github::append(path, &text),
                 None => write_stdout(&text),
             }
         }
+        Format::Gitlab => write_dotenv(
+            &[
+                ("tag", plan.tag.clone()),
+                ("version", plan.version.clone()),
+                ("commit", plan.commit.clone()),
+                ("pushed", args.push.to_string()),
+            ],
+            global.dotenv.as_deref(),
+        ),
     }
 }

@@ -7,13 +7,15 @@
 mod cargo;
 mod collisions;
 mod environments;
+mod gitlab;
 mod raw;
 mod reference;
 mod settings;
 
+pub use gitlab::{DEFAULT_DIND, DEFAULT_IMAGE, GitlabSettings, RawGitlab, is_variable_name};
 pub use settings::{
-    BuildSettings, BuilderKind, ExtraStep, InstallMode, InstallSettings, Pin, RegistryLogin,
-    RegistrySecrets, RetaggerKind, WorkflowSettings, default_pins,
+    BuildSettings, BuilderKind, ExtraStep, InstallMode, InstallSettings, Pin, PipelineKind,
+    RegistryLogin, RegistrySecrets, RetaggerKind, WorkflowSettings, default_pins,
 };
 
 use std::path::{Path, PathBuf};
@@ -107,6 +109,7 @@ impl Config {
             build: BuildSettings::default(),
             workflows: WorkflowSettings {
                 pins: default_pins(),
+                pipelines: vec![PipelineKind::Github],
                 ..WorkflowSettings::default()
             },
         }
@@ -384,6 +387,8 @@ fn resolve(
             registry_secrets: merged.registry_secrets,
             registry_logins: merged.registry_logins.unwrap_or_default(),
             install: merged.install.unwrap_or_default(),
+            gitlab: gitlab::settings(merged.gitlab, file)?,
+            pipelines: merged.ci.unwrap_or_else(|| vec![PipelineKind::Github]),
         },
     };
     reference::check(&config, file, &key)?;

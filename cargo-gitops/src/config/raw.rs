@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    BuilderKind, ExtraStep, InstallSettings, Pin, RegistryLogin, RegistrySecrets, RetaggerKind,
+    BuilderKind, ExtraStep, InstallSettings, Pin, PipelineKind, RawGitlab, RegistryLogin,
+    RegistrySecrets, RetaggerKind,
 };
 use crate::error::Error;
 
@@ -41,6 +42,8 @@ pub struct RawConfig {
     pub registry_secrets: Option<RegistrySecrets>,
     pub registry_logins: Option<BTreeMap<String, RegistryLogin>>,
     pub install: Option<InstallSettings>,
+    pub ci: Option<Vec<PipelineKind>>,
+    pub gitlab: Option<RawGitlab>,
     /// `gitops.toml` only: one table per image the repository ships, over the top-level keys.
     pub images: Option<BTreeMap<String, RawConfig>>,
 }
@@ -74,6 +77,8 @@ impl RawConfig {
             registry_secrets: self.registry_secrets.or(fallback.registry_secrets),
             registry_logins: self.registry_logins.or(fallback.registry_logins),
             install: self.install.or(fallback.install),
+            ci: self.ci.or(fallback.ci),
+            gitlab: self.gitlab.or(fallback.gitlab),
             images: self.images,
         }
     }

@@ -179,6 +179,16 @@ pub struct InstallSettings {
     pub sha256: BTreeMap<String, String>,
 }
 
+/// A CI whose pipelines `init-workflows` writes (`ci = ["github", "gitlab"]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PipelineKind {
+    /// GitHub Actions: `.github/workflows/gitops-*.yml`.
+    Github,
+    /// GitLab CI: `.gitlab/gitops.gitlab-ci.yml`, included from `.gitlab-ci.yml`.
+    Gitlab,
+}
+
 /// Workflow settings from the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct WorkflowSettings {
@@ -193,4 +203,7 @@ pub struct WorkflowSettings {
     /// Logins by registry host, for registries other than ghcr.io.
     pub registry_logins: BTreeMap<String, RegistryLogin>,
     pub install: InstallSettings,
+    /// The CIs `init-workflows` writes pipelines for; GitHub Actions when not configured.
+    pub pipelines: Vec<PipelineKind>,
+    pub gitlab: super::GitlabSettings,
 }

@@ -113,7 +113,8 @@ fn human_output_is_aligned_text() {
              image        none (set registry and image in the config)\n\
              tags         stg-{s7}-{TS}\n\
              \x20            stg-latest\n\
-             lookup tag   commit-{sha}\n"
+             lookup tag   commit-{sha}\n\
+             ci           none\n"
         )
     );
 }
@@ -430,6 +431,8 @@ fn other_tags_have_nothing_to_deploy() {
                     "lookup_tag": format!("commit-{sha}"),
                     "image": null,
                     "timestamp": 1654880868,
+                    "ci": null,
+                    "pull_request": null,
                 }),
                 "{name} {kind:?}"
             );
@@ -654,9 +657,11 @@ fn json_has_every_field_with_exact_values() {
     assert_eq!(
         sorted,
         [
+            "ci",
             "environment",
             "image",
             "lookup_tag",
+            "pull_request",
             "ref",
             "sha",
             "tags",
@@ -675,6 +680,8 @@ fn json_has_every_field_with_exact_values() {
             "lookup_tag": format!("commit-{sha}"),
             "image": null,
             "timestamp": 1654880868,
+            "ci": null,
+            "pull_request": null,
         })
     );
 }
@@ -782,6 +789,8 @@ fn github_actions_variables_work_outside_a_repository() {
             "lookup_tag": format!("commit-{SHA}"),
             "image": null,
             "timestamp": 1654880868,
+            "ci": "github",
+            "pull_request": null,
         })
     );
 }

@@ -6,9 +6,11 @@ mod support;
 
 mod adoption;
 mod build;
+mod ci_env;
 mod env;
 mod flux;
 mod formats;
+mod gitlab;
 mod history;
 mod native;
 mod pins;

@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::repo::{GIT_IDENTITY, GIT_REDIRECTS, NO_GIT_CONFIG};
 
 /// Variables that would leak the caller's context into a run: GitHub Actions' (the tool reads
-/// them), the registry login and the build time the tool takes from the environment.
+/// them), the registry login and the build time the tool takes from the environment. Every
+/// other CI variable the tool reads (`ci::detect::VARIABLES`) is scrubbed too.
 const SCRUBBED_VARS: &[&str] = &[
     "GITHUB_ACTIONS",
     "GITHUB_REF",
@@ -61,7 +62,13 @@ impl TestCommand {
             assert_cmd::Command::cargo_bin("cargo-gitops").expect("cargo-gitops is built");
         cmd.current_dir(dir);
         let identity = GIT_IDENTITY.iter().map(|(var, _)| var);
-        for var in SCRUBBED_VARS.iter().chain(GIT_REDIRECTS).chain(identity) {
+        let ci = cargo_gitops::ci::detect::VARIABLES.iter();
+        for var in SCRUBBED_VARS
+            .iter()
+            .chain(ci)
+            .chain(GIT_REDIRECTS)
+            .chain(identity)
+        {
             cmd.env_remove(var);
         }
         let (docker_config, auth_file) = no_logins();

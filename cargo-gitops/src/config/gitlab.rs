@@ -1,0 +1,205 @@
+//! The `gitlab` table: how the GitLab CI pipeline `init-workflows --ci gitlab` writes runs its
+//! jobs (the job image and services, pinned by digest; the registry login; the release archive
+//! it installs; the stage). Each value is checked here with a strict grammar, because each ends
+//! up in YAML or in a shell line; rendering the pipeline is `ci::gitlab_pipeline`'s job.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::RegistrySecrets;
+use crate::error::Error;
+
+/// The job image when none is configured: Docker's CLI image (with the buildx plugin), on
+/// Alpine, pinned by digest.
+pub const DEFAULT_IMAGE: &str =
+    "docker:27.4.0-cli@sha256:561338cb111f09a755c9c28e00b66a2466a3dacd88bca6f2f0aeaf909e95730a";
+
+/// The Docker daemon the buildx builder talks to, as a service of the job.
+pub const DEFAULT_DIND: &str =
+    "docker:27.4.0-dind@sha256:b0c1179ea32ad77bdb7b852b037e54b11022304c2f2662af1954ef53869314b2";
+
+/// The stage of the generated jobs when none is configured: one of GitLab's default stages.
+pub const DEFAULT_STAGE: &str = "deploy";
+
+/// `[…gitops.gitlab]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawGitlab {
+    pub image: Option<String>,
+    pub services: Option<Vec<String>>,
+    pub registry_variables: Option<RegistrySecrets>,
+    pub install_url: Option<String>,
+    pub install_sha256: Option<String>,
+    pub stage: Option<String>,
+}
+
+/// The GitLab pipeline's settings, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitlabSettings {
+    /// `name[:tag]@sha256:<64 hex>`.
+    pub image: String,
+    /// `None`: a Docker-in-Docker service when the builder is buildx, none otherwise.
+    pub services: Option<Vec<String>>,
+    /// CI/CD variables holding another registry's login; `None` uses the names of
+    /// `registry-secrets`, and without those logs in to `$CI_REGISTRY` with the job's own
+    /// `CI_REGISTRY_USER` and `CI_REGISTRY_PASSWORD`.
+    pub registry_variables: Option<RegistrySecrets>,
+    pub install_url: Option<String>,
+    pub install_sha256: Option<String>,
+    pub stage: String,
+}
+
+impl Default for GitlabSettings {
+    fn default() -> GitlabSettings {
+        GitlabSettings {
+            image: DEFAULT_IMAGE.to_owned(),
+            services: None,
+            registry_variables: None,
+            install_url: None,
+            install_sha256: None,
+            stage: DEFAULT_STAGE.to_owned(),
+        }
+    }
+}
+
+/// Whether `text` is an image reference pinned by digest: `[host[:port]/]path[:tag]@sha256:`
+/// and 64 lowercase hex digits, with Docker's grammar for each part.
+pub fn is_pinned_image(text: &str) -> bool {
+    let grammar = regex::Regex::new(
+        r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?/)?[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$",
+    )
+    .expect("the grammar is valid");
+    grammar.is_match(text)
+}
+
+/// A CI/CD variable name as GitLab takes it, and as it can be written in `"$NAME"`.
+pub fn is_variable_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Checks the table.
+pub fn settings(raw: Option<RawGitlab>, file: &Path) -> Result<GitlabSettings, Error> {
+    let raw = raw.unwrap_or_default();
+    let bad = |key: &str, message: String| Error::Config {
+        file: file.to_path_buf(),
+        line: None,
+        key: format!("workspace.metadata.gitops.gitlab.{key}"),
+        message,
+    };
+    let pinned = |key: &str, image: &str| {
+        if is_pinned_image(image) {
+            Ok(())
+        } else {
+            Err(bad(
+                key,
+                format!(
+                    "`{}` is not an image pinned by digest; write NAME[:TAG]@sha256:<64 hex>",
+                    image.escape_debug()
+                ),
+            ))
+        }
+    };
+    if let Some(image) = &raw.image {
+        pinned("image", image)?;
+    }
+    for service in raw.services.iter().flatten() {
+        pinned("services", service)?;
+    }
+    let registry_variables = raw.registry_variables;
+    if let Some(names) = &registry_variables {
+        for name in [&names.username, &names.password] {
+            if !is_variable_name(name) {
+                return Err(bad(
+                    "registry-variables",
+                    format!(
+                        "`{}` is not a CI/CD variable name; use letters, digits and `_`, not starting with a digit",
+                        name.escape_debug()
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(url) = &raw.install_url {
+        let grammar =
+            regex::Regex::new(r"^https://[A-Za-z0-9.-]+(?::[0-9]+)?/[A-Za-z0-9._~/%+-]*$")
+                .expect("the grammar is valid");
+        if !grammar.is_match(url) {
+            return Err(bad(
+                "install-url",
+                format!(
+                    "`{}` is not a plain https URL (host, then a path of letters, digits and `._~/%+-`)",
+                    url.escape_debug()
+                ),
+            ));
+        }
+    }
+    if let Some(sha256) = &raw.install_sha256
+        && !(sha256.len() == 64
+            && sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    {
+        return Err(bad(
+            "install-sha256",
+            format!(
+                "`{}` is not a SHA-256: write the archive's 64 lowercase hex digits (`sha256sum FILE`)",
+                sha256.escape_debug()
+            ),
+        ));
+    }
+    let stage = raw.stage.unwrap_or_else(|| DEFAULT_STAGE.to_owned());
+    if stage.is_empty()
+        || !stage
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        return Err(bad(
+            "stage",
+            format!(
+                "`{}` is not a plain stage name; use letters, digits and `_ . -`",
+                stage.escape_debug()
+            ),
+        ));
+    }
+    Ok(GitlabSettings {
+        image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.to_owned()),
+        services: raw.services,
+        registry_variables,
+        install_url: raw.install_url,
+        install_sha256: raw.install_sha256,
+        stage,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_images() {
+        let digest = "0".repeat(64);
+        for good in [
+            DEFAULT_IMAGE.to_owned(),
+            DEFAULT_DIND.to_owned(),
+            format!("registry.gitlab.com:5050/group/sub/img:1.0@sha256:{digest}"),
+            format!("rust@sha256:{digest}"),
+        ] {
+            assert!(is_pinned_image(&good), "{good}");
+        }
+        for bad in [
+            "docker:27".to_owned(),
+            format!("docker@sha256:{}", "0".repeat(63)),
+            format!("Docker@sha256:{digest}"),
+            format!("docker@sha256:{digest} "),
+            format!("docker@sha256:{digest}\nx: y"),
+            format!("$IMAGE@sha256:{digest}"),
+        ] {
+            assert!(!is_pinned_image(&bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,802 @@
+//! `cargo gitops init-workflows --ci gitlab`: snapshots of the generated GitLab CI file, GitLab's
+//! own schema (check-jsonschema), the drift check, the values that would reach YAML or a shell
+//! line, and the rule logic itself: a small evaluator of `rules:` as GitLab documents them
+//! (first match wins, `when: never`, `== != =~ !~ && ||`, parentheses, an undefined variable is
+//! null and matches as "") runs each job's rules for a table of refs, and the jobs that would
+//! run must be exactly the one of the environment `cargo gitops env` picks, or none.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::Dir;
+use yaml_rust2::{Yaml, YamlLoader};
+
+const SHA: &str = "b4b9fda0123456789abcdef0123456789abcdef0";
+const PIN: &str = "0f4c1d2e3b4a59687766554433221100ffeeddccbbaa99887766554433221100";
+
+fn default_config() -> String {
+    format!(
+        r#"[workspace]
+
+[workspace.metadata.gitops]
+registry = "registry.gitlab.com/acme"
+image = "shop"
+ci = ["gitlab"]
+
+[workspace.metadata.gitops.gitlab]
+install-sha256 = "{PIN}"
+"#
+    )
+}
+
+/// Testing environments of their own, a `sit/**` glob, a regex tag environment, podman, another
+/// registry with a login from CI/CD variables, a stage and a job image of its own.
+fn custom_config() -> String {
+    format!(
+        r#"[workspace]
+
+[workspace.metadata.gitops]
+registry = "registry.example.com/team"
+image = "shop"
+builder = "podman"
+ci = ["github", "gitlab"]
+
+[workspace.metadata.gitops.gitlab]
+image = "quay.io/podman/stable:v5@sha256:{PIN}"
+stage = "release"
+registry-variables = {{ username = "REGISTRY_USER", password = "REGISTRY_PASSWORD" }}
+install-url = "https://downloads.example.com/cargo-gitops/0.1.0/cargo-gitops-x86_64-unknown-linux-musl.tgz"
+install-sha256 = "{PIN}"
+
+[[workspace.metadata.gitops.environments]]
+name = "production"
+
+[[workspace.metadata.gitops.environments]]
+name = "alpha"
+
+[[workspace.metadata.gitops.environments]]
+name = "releases"
+tags = {{ regex = "release-[0-9]+" }}
+format = "rel-{{sha}}-{{timestamp}}"
+
+[[workspace.metadata.gitops.environments]]
+name = "uat1"
+branches = ["test/uat1"]
+format = "uat1-{{sha}}-{{timestamp}}"
+
+[[workspace.metadata.gitops.environments]]
+name = "testing"
+branches = ["test/*"]
+
+[[workspace.metadata.gitops.environments]]
+name = "sit"
+branches = ["sit/**"]
+format = "sit-{{branch}}-{{sha}}-{{timestamp}}"
+
+[[workspace.metadata.gitops.environments]]
+name = "staging"
+
+[[workspace.metadata.gitops.environments]]
+name = "development"
+"#
+    )
+}
+
+/// A temp repository with `config` as its Cargo.toml and one commit.
+fn repository(config: &str) -> Dir {
+    let dir = Dir::git_repo();
+    dir.create("Cargo.toml", config);
+    dir.commit("first");
+    dir
+}
+
+const GENERATED: &str = ".gitlab/gitops.gitlab-ci.yml";
+
+/// Generates into `dir` and returns the generated file.
+fn generate(dir: &Dir) -> String {
+    dir.command()
+        .args(["init-workflows", "-q", "--ci", "gitlab"])
+        .expect_exit(0);
+    std::fs::read_to_string(dir.join(GENERATED)).unwrap()
+}
+
+#[test]
+fn snapshots() {
+    let dir = repository(&default_config());
+    insta::assert_snapshot!("gitlab__default", generate(&dir));
+    insta::assert_snapshot!(
+        "gitlab__root",
+        std::fs::read_to_string(dir.join(".gitlab-ci.yml")).unwrap()
+    );
+    let dir = repository(&custom_config());
+    insta::assert_snapshot!("gitlab__custom", generate(&dir));
+}
+
+fn check_jsonschema(dir: &Path, files: &[&str]) {
+    let output = Command::new("check-jsonschema")
+        .args([
+            "--builtin-schema",
+            "vendor.gitlab-ci",
+            "--data-transform",
+            "gitlab-ci",
+            "--regex-variant",
+            "nonunicode",
+        ])
+        .args(files)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("check-jsonschema must be installed (.ci/test installs it): {e}")
+        });
+    assert!(
+        output.status.success(),
+        "check-jsonschema failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn generated_files_pass_gitlabs_schema() {
+    for config in [default_config(), custom_config()] {
+        let dir = repository(&config);
+        generate(&dir);
+        check_jsonschema(dir.path(), &[GENERATED, ".gitlab-ci.yml"]);
+    }
+}
+
+#[test]
+fn the_schema_check_catches_a_broken_file() {
+    let dir = Dir::new();
+    dir.create(
+        "bad.gitlab-ci.yml",
+        "job:\n  script: 1\n  rules: [{when: sometimes}]\n",
+    );
+    let status = Command::new("check-jsonschema")
+        .args(["--builtin-schema", "vendor.gitlab-ci", "bad.gitlab-ci.yml"])
+        .current_dir(dir.path())
+        .output()
+        .expect("check-jsonschema runs");
+    assert!(!status.status.success());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rule evaluator
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Variable(String),
+    Text(String),
+    Pattern(String, String),
+    Null,
+    Op(&'static str),
+    Open,
+    Close,
+}
+
+fn tokenize(expr: &str) -> Vec<Token> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+        if c.is_whitespace() {
+            i += 1;
+        } else if let Some(op) = ["==", "!=", "=~", "!~", "&&", "||"]
+            .into_iter()
+            .find(|op| *op == two)
+        {
+            tokens.push(Token::Op(op));
+            i += 2;
+        } else if c == '(' {
+            tokens.push(Token::Open);
+            i += 1;
+        } else if c == ')' {
+            tokens.push(Token::Close);
+            i += 1;
+        } else if c == '$' {
+            let start = i + 1;
+            i = start;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            tokens.push(Token::Variable(chars[start..i].iter().collect()));
+        } else if c == '"' || c == '\'' {
+            // GitLab's string literals have no escapes.
+            let end = chars[i + 1..]
+                .iter()
+                .position(|&d| d == c)
+                .expect("closed string")
+                + i
+                + 1;
+            tokens.push(Token::Text(chars[i + 1..end].iter().collect()));
+            i = end + 1;
+        } else if c == '/' {
+            let mut j = i + 1;
+            let mut body = String::new();
+            while chars[j] != '/' {
+                if chars[j] == '\\' {
+                    body.push(chars[j]);
+                    j += 1;
+                }
+                body.push(chars[j]);
+                j += 1;
+            }
+            j += 1;
+            let mut flags = String::new();
+            while j < chars.len() && chars[j].is_ascii_alphabetic() {
+                flags.push(chars[j]);
+                j += 1;
+            }
+            tokens.push(Token::Pattern(body, flags));
+            i = j;
+        } else if expr[i..].starts_with("null") {
+            tokens.push(Token::Null);
+            i += 4;
+        } else {
+            panic!("unexpected `{c}` in {expr}");
+        }
+    }
+    tokens
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Null,
+    Text(String),
+    Pattern(String, String),
+    Bool(bool),
+}
+
+impl Value {
+    fn truthy(&self) -> bool {
+        match self {
+            Value::Null => false,
+            Value::Text(text) => !text.is_empty(),
+            Value::Pattern(..) => true,
+            Value::Bool(b) => *b,
+        }
+    }
+}
+
+struct Parser<'a> {
+    tokens: Vec<Token>,
+    at: usize,
+    vars: &'a BTreeMap<&'a str, String>,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn next(&mut self) -> Token {
+        self.at += 1;
+        self.tokens[self.at - 1].clone()
+    }
+
+    fn or(&mut self) -> Value {
+        let mut value = self.and();
+        while self.peek() == Some(&Token::Op("||")) {
+            self.next();
+            let right = self.and();
+            value = Value::Bool(value.truthy() || right.truthy());
+        }
+        value
+    }
+
+    fn and(&mut self) -> Value {
+        let mut value = self.comparison();
+        while self.peek() == Some(&Token::Op("&&")) {
+            self.next();
+            let right = self.comparison();
+            value = Value::Bool(value.truthy() && right.truthy());
+        }
+        value
+    }
+
+    fn comparison(&mut self) -> Value {
+        let left = self.operand();
+        let op = match self.peek() {
+            Some(Token::Op(op)) if ["==", "!=", "=~", "!~"].contains(op) => *op,
+            _ => return left,
+        };
+        self.next();
+        let right = self.operand();
+        let matches = |left: &Value, right: &Value| {
+            let Value::Pattern(body, flags) = right else {
+                panic!("=~ takes a /pattern/ on the right, got {right:?}")
+            };
+            let text = match left {
+                Value::Text(text) => text.clone(),
+                // An undefined variable is matched as "".
+                Value::Null => String::new(),
+                other => panic!("cannot match {other:?}"),
+            };
+            let prefix = if flags.contains('i') { "(?i)" } else { "" };
+            regex::Regex::new(&format!("{prefix}{body}"))
+                .unwrap_or_else(|e| panic!("/{body}/ is not valid: {e}"))
+                .is_match(&text)
+        };
+        Value::Bool(match op {
+            "==" => left == right,
+            "!=" => left != right,
+            "=~" => matches(&left, &right),
+            "!~" => !matches(&left, &right),
+            _ => unreachable!(),
+        })
+    }
+
+    fn operand(&mut self) -> Value {
+        match self.next() {
+            Token::Open => {
+                let value = self.or();
+                assert_eq!(self.next(), Token::Close);
+                value
+            }
+            Token::Variable(name) => self
+                .vars
+                .get(name.as_str())
+                .map_or(Value::Null, |v| Value::Text(v.clone())),
+            Token::Text(text) => Value::Text(text),
+            Token::Pattern(body, flags) => Value::Pattern(body, flags),
+            Token::Null => Value::Null,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// `rules:if` as GitLab evaluates it.
+fn evaluate(expr: &str, vars: &BTreeMap<&str, String>) -> bool {
+    let mut parser = Parser {
+        tokens: tokenize(expr),
+        at: 0,
+        vars,
+    };
+    let value = parser.or();
+    assert_eq!(parser.at, parser.tokens.len(), "trailing tokens in {expr}");
+    value.truthy()
+}
+
+/// The jobs of a pipeline GitLab would create for these variables: per job, the first rule
+/// that matches decides (`when: never` drops the job), and a job no rule matches is not added.
+fn jobs_that_run(pipeline: &Yaml, vars: &BTreeMap<&str, String>) -> Vec<String> {
+    let mut jobs = Vec::new();
+    for (key, job) in pipeline.as_hash().expect("a mapping") {
+        let name = key.as_str().expect("string keys");
+        if name.starts_with('.') || job["rules"].is_badvalue() {
+            continue;
+        }
+        let decided =
+            job["rules"]
+                .as_vec()
+                .expect("rules is a list")
+                .iter()
+                .find(|rule| match rule["if"].as_str() {
+                    Some(expr) => evaluate(expr, vars),
+                    None => true,
+                });
+        if let Some(rule) = decided
+            && rule["when"].as_str() != Some("never")
+        {
+            jobs.push(name.to_owned());
+        }
+    }
+    jobs
+}
+
+/// The predefined variables of a push pipeline of `git_ref`.
+fn pipeline_variables(git_ref: &str) -> BTreeMap<&'static str, String> {
+    let mut vars = BTreeMap::from([("CI_PIPELINE_SOURCE", "push".to_owned())]);
+    if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
+        vars.insert("CI_COMMIT_TAG", tag.to_owned());
+        vars.insert("CI_COMMIT_REF_NAME", tag.to_owned());
+    } else {
+        let branch = git_ref.strip_prefix("refs/heads/").unwrap();
+        vars.insert("CI_COMMIT_BRANCH", branch.to_owned());
+        vars.insert("CI_COMMIT_REF_NAME", branch.to_owned());
+    }
+    vars
+}
+
+#[test]
+fn the_evaluator_follows_gitlabs_documented_semantics() {
+    let vars = BTreeMap::from([("A", "main".to_owned()), ("EMPTY", String::new())]);
+    let cases = [
+        ("$A", true),
+        ("$EMPTY", false),
+        ("$UNDEFINED", false),
+        ("$UNDEFINED == null", true),
+        ("$UNDEFINED == \"\"", false),
+        ("$UNDEFINED != \"\"", true),
+        ("$EMPTY == \"\"", true),
+        ("$UNDEFINED =~ /^v/", false),
+        ("$UNDEFINED !~ /^v/", true),
+        ("$UNDEFINED =~ /^.*$/", true),
+        ("$A == 'main'", true),
+        ("$A =~ /^MAIN$/i", true),
+        ("$A =~ /^MAIN$/", false),
+        ("$A == \"x\" || $A == \"main\" && $EMPTY", false),
+        ("($A == \"x\" || $A == \"main\") && $A", true),
+        ("$A =~ /^ma\\x69n$/", true),
+        ("$A =~ /^m\\/?ain$/", true),
+    ];
+    for (expr, expected) in cases {
+        assert_eq!(evaluate(expr, &vars), expected, "{expr}");
+    }
+}
+
+/// Asserts, for each ref, that the jobs GitLab would run are the job of the environment
+/// `cargo gitops env` picks, or none.
+fn assert_rules_agree_with_env(config: &str, refs: &[&str]) {
+    let dir = repository(config);
+    let pipeline = &YamlLoader::load_from_str(&generate(&dir)).unwrap()[0];
+    for git_ref in refs {
+        let expected: Vec<String> = {
+            let got = dir
+                .command()
+                .args(["env", "--format", "json", "--ref", git_ref, "--sha", SHA])
+                .json();
+            got["environment"]
+                .as_str()
+                .map(|env| format!("gitops-{env}"))
+                .into_iter()
+                .collect()
+        };
+        let running = jobs_that_run(pipeline, &pipeline_variables(git_ref));
+        assert_eq!(running, expected, "{git_ref}");
+    }
+}
+
+const REFS: &[&str] = &[
+    "refs/heads/main",
+    "refs/heads/test/uat1",
+    "refs/heads/test/uat2",
+    "refs/heads/test/a/b",
+    "refs/heads/feature/x",
+    "refs/heads/main-fix",
+    "refs/heads/test",
+    "refs/heads/sit/a/b",
+    "refs/heads/sit",
+    "refs/heads/v1.2.3",
+    "refs/heads/release-1",
+    "refs/tags/v1.2.3",
+    "refs/tags/1.2.3",
+    "refs/tags/v1.2.3+build.5",
+    "refs/tags/v1.2.3-alpha.1",
+    "refs/tags/v1.1.0-alpha1",
+    "refs/tags/1.2.3-beta2",
+    "refs/tags/v1.2.3-rc1",
+    "refs/tags/nightly",
+    "refs/tags/v01.2.3",
+    "refs/tags/release-1",
+    "refs/tags/release-x",
+    "refs/tags/main",
+];
+
+#[test]
+fn default_rules_run_exactly_the_job_env_picks() {
+    assert_rules_agree_with_env(&default_config(), REFS);
+}
+
+#[test]
+fn custom_rules_run_exactly_the_job_env_picks() {
+    assert_rules_agree_with_env(&custom_config(), REFS);
+}
+
+#[test]
+fn merge_request_pipelines_run_no_deployment_job() {
+    let dir = repository(&default_config());
+    let pipeline = &YamlLoader::load_from_str(&generate(&dir)).unwrap()[0];
+    let vars = BTreeMap::from([
+        ("CI_PIPELINE_SOURCE", "merge_request_event".to_owned()),
+        ("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "main".to_owned()),
+        ("CI_COMMIT_REF_NAME", "main".to_owned()),
+    ]);
+    assert_eq!(jobs_that_run(pipeline, &vars), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// What each job declares
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn jobs_name_their_environment_tier_and_resource_group() {
+    let dir = repository(&default_config());
+    let pipeline = &YamlLoader::load_from_str(&generate(&dir)).unwrap()[0];
+    let cases = [
+        ("production", "production", "gitops-production", false),
+        ("alpha", "production", "gitops-alpha", false),
+        (
+            "testing",
+            "testing",
+            "gitops-testing-$CI_COMMIT_REF_SLUG",
+            true,
+        ),
+        ("staging", "staging", "gitops-staging", false),
+        (
+            "development",
+            "development",
+            "gitops-development-$CI_COMMIT_REF_SLUG",
+            true,
+        ),
+    ];
+    for (env, tier, group, interruptible) in cases {
+        let job = &pipeline[format!("gitops-{env}").as_str()];
+        assert_eq!(job["extends"].as_str(), Some(".gitops"), "{env}");
+        assert_eq!(job["environment"]["name"].as_str(), Some(env));
+        assert_eq!(job["environment"]["deployment_tier"].as_str(), Some(tier));
+        assert_eq!(job["resource_group"].as_str(), Some(group));
+        assert_eq!(
+            job["interruptible"].as_bool().unwrap_or(false),
+            interruptible
+        );
+        assert_eq!(job["variables"]["GITOPS_ENVIRONMENT"].as_str(), Some(env));
+    }
+    let base = &pipeline[".gitops"];
+    let image = base["image"].as_str().unwrap();
+    assert!(
+        regex::Regex::new(r"^docker:[0-9.]+-cli@sha256:[0-9a-f]{64}$")
+            .unwrap()
+            .is_match(image),
+        "{image}"
+    );
+    assert_eq!(
+        base["variables"]["GITOPS_INSTALL_SHA256"].as_str(),
+        Some(PIN)
+    );
+    assert_eq!(
+        base["artifacts"]["reports"]["dotenv"].as_str(),
+        Some("gitops.env")
+    );
+    let scripts: Vec<&str> = base["before_script"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .chain(base["script"].as_vec().unwrap())
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let all = scripts.join("\n");
+    assert!(all.contains("sha256sum -c -"), "{all}");
+    assert!(
+        all.contains(
+            "docker login --username \"$CI_REGISTRY_USER\" --password-stdin \"$CI_REGISTRY\""
+        ),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "cargo-gitops build --environment \"$GITOPS_ENVIRONMENT\" --format gitlab --dotenv gitops.env"
+        ),
+        "{all}"
+    );
+}
+
+#[test]
+fn the_install_fragment_checks_the_archive_before_installing_it() {
+    let dir = repository(&default_config());
+    let pipeline = &YamlLoader::load_from_str(&generate(&dir)).unwrap()[0];
+    let install = pipeline[".gitops"]["before_script"][0].as_str().unwrap();
+    // Run the fragment with a fake download: an archive that matches the pin installs, one
+    // that does not is refused before anything is unpacked.
+    let work = Dir::new();
+    let bin = work.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(work.join("pkg/cargo-gitops-x86_64-unknown-linux-musl-v0.1.0"))
+        .unwrap();
+    std::fs::write(
+        work.join("pkg/cargo-gitops-x86_64-unknown-linux-musl-v0.1.0/cargo-gitops"),
+        "#!/bin/sh\necho cargo-gitops 0.1.0\n",
+    )
+    .unwrap();
+    let archive = work.join("release.tgz");
+    let tar = Command::new("tar")
+        .args(["-czf"])
+        .arg(&archive)
+        .args(["-C"])
+        .arg(work.join("pkg"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let digest = crate::support::sha256(&std::fs::read(&archive).unwrap())
+        .trim_start_matches("sha256:")
+        .to_owned();
+    // `curl` copies the archive; `install` puts the binary in bin/ instead of /usr/local/bin.
+    std::fs::write(
+        bin.join("curl"),
+        format!(
+            "#!/bin/sh\nwhile [ \"$1\" != --output ]; do shift; done\ncp {} \"$2\"\n",
+            archive.display()
+        ),
+    )
+    .unwrap();
+    let fragment = install.replace("/usr/local/bin/", &format!("{}/", bin.display()));
+    Command::new("chmod")
+        .arg("+x")
+        .arg(bin.join("curl"))
+        .status()
+        .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let run = |sha256: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(&fragment)
+            .env("PATH", &path)
+            .env("GITOPS_INSTALL_URL", "https://example.invalid/release.tgz")
+            .env("GITOPS_INSTALL_SHA256", sha256)
+            .output()
+            .unwrap()
+    };
+    let wrong = run(PIN);
+    assert!(!wrong.status.success());
+    assert!(!bin.join("cargo-gitops").exists());
+    let right = run(&digest);
+    assert!(
+        right.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&right.stdout),
+        String::from_utf8_lossy(&right.stderr)
+    );
+    assert!(String::from_utf8_lossy(&right.stdout).contains("cargo-gitops 0.1.0"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drift, the root pipeline, configuration
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn drift_is_checked_like_the_github_workflows() {
+    let dir = repository(&default_config());
+    generate(&dir);
+    let (_, stderr) = dir
+        .command()
+        .args(["init-workflows", "--check", "--ci", "gitlab"])
+        .succeeds();
+    assert_eq!(stderr, "1 workflows are up to date\n");
+    // The config's `ci` chooses the same set without the flag.
+    dir.command()
+        .args(["init-workflows", "--check"])
+        .expect_exit(0);
+    let path = dir.join(GENERATED);
+    let edited = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("when: never", "when: always");
+    std::fs::write(&path, edited).unwrap();
+    let output = dir
+        .command()
+        .args(["init-workflows", "--check", "--ci", "gitlab"])
+        .expect_exit(1);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.starts_with(&format!("--- a/{GENERATED}\n+++ b/{GENERATED}\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-      when: always\n+      when: never\n"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "error: 1 generated file(s) differ from what the configuration generates; run `cargo gitops init-workflows --ci gitlab` and commit the result\n"
+    );
+}
+
+#[test]
+fn the_root_pipeline_is_written_once_and_never_overwritten() {
+    let dir = repository(&default_config());
+    generate(&dir);
+    let root = std::fs::read_to_string(dir.join(".gitlab-ci.yml")).unwrap();
+    assert!(
+        root.contains("include:\n  - local: .gitlab/gitops.gitlab-ci.yml\n"),
+        "{root}"
+    );
+    std::fs::write(dir.join(".gitlab-ci.yml"), "test:\n  script: [make]\n").unwrap();
+    let (_, stderr) = dir
+        .command()
+        .args(["init-workflows", "--ci", "gitlab"])
+        .succeeds();
+    assert_eq!(
+        std::fs::read_to_string(dir.join(".gitlab-ci.yml")).unwrap(),
+        "test:\n  script: [make]\n"
+    );
+    assert!(
+        stderr.contains("warning: .gitlab-ci.yml does not mention .gitlab/gitops.gitlab-ci.yml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn both_cis_from_the_config_and_github_unchanged() {
+    let dir = repository(&custom_config());
+    dir.command().args(["init-workflows", "-q"]).expect_exit(0);
+    assert!(dir.join(GENERATED).is_file());
+    assert!(dir.join(".github/workflows/gitops-pipeline.yml").is_file());
+    // --ci gitlab alone leaves the GitHub workflows alone, and does not call them stale.
+    dir.command()
+        .args(["init-workflows", "--check", "--ci", "gitlab"])
+        .expect_exit(0);
+}
+
+#[test]
+fn values_that_would_reach_yaml_or_a_shell_line_are_refused() {
+    let digest = "0".repeat(64);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "[workspace.metadata.gitops.gitlab]\nimage = \"docker:27-cli\"".to_owned(),
+            "workspace.metadata.gitops.gitlab.image: `docker:27-cli` is not an image pinned by digest; write NAME[:TAG]@sha256:<64 hex>",
+        ),
+        (
+            format!(
+                "[workspace.metadata.gitops.gitlab]\nservices = [\"docker@sha256:{digest}\\nx: y\"]"
+            ),
+            "workspace.metadata.gitops.gitlab.services: `docker@sha256:0000000000000000000000000000000000000000000000000000000000000000\\nx: y` is not an image pinned by digest; write NAME[:TAG]@sha256:<64 hex>",
+        ),
+        (
+            "[workspace.metadata.gitops.gitlab]\nregistry-variables = { username = \"U; rm -rf /\", password = \"P\" }".to_owned(),
+            "workspace.metadata.gitops.gitlab.registry-variables: `U; rm -rf /` is not a CI/CD variable name; use letters, digits and `_`, not starting with a digit",
+        ),
+        (
+            "[workspace.metadata.gitops.gitlab]\ninstall-url = \"https://x.example/$CI_JOB_TOKEN\"".to_owned(),
+            "workspace.metadata.gitops.gitlab.install-url: `https://x.example/$CI_JOB_TOKEN` is not a plain https URL (host, then a path of letters, digits and `._~/%+-`)",
+        ),
+        (
+            "[workspace.metadata.gitops.gitlab]\ninstall-sha256 = \"ABC\"".to_owned(),
+            "workspace.metadata.gitops.gitlab.install-sha256: `ABC` is not a SHA-256: write the archive's 64 lowercase hex digits (`sha256sum FILE`)",
+        ),
+        (
+            "[workspace.metadata.gitops.gitlab]\nstage = \"deploy: x\"".to_owned(),
+            "workspace.metadata.gitops.gitlab.stage: `deploy: x` is not a plain stage name; use letters, digits and `_ . -`",
+        ),
+        (
+            "[workspace.metadata.gitops.gitlab]\nunknown = 1".to_owned(),
+            "unknown field `unknown`",
+        ),
+        (
+            "ci = [\"jenkins\"]".to_owned(),
+            "unknown variant `jenkins`",
+        ),
+    ];
+    for (extra, message) in cases {
+        let (key_table, rest) = match extra.strip_prefix("[workspace.metadata.gitops.gitlab]\n") {
+            Some(rest) => ("[workspace.metadata.gitops.gitlab]\n", rest),
+            None => ("", extra.as_str()),
+        };
+        let config = if key_table.is_empty() {
+            format!(
+                "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"registry.gitlab.com/acme\"\nimage = \"shop\"\n{rest}\n"
+            )
+        } else {
+            format!(
+                "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"registry.gitlab.com/acme\"\nimage = \"shop\"\n\n{key_table}{rest}\n"
+            )
+        };
+        let dir = repository(&config);
+        let line = dir
+            .command()
+            .args(["init-workflows", "--ci", "gitlab"])
+            .usage_error();
+        assert!(line.starts_with("error: "), "{line}");
+        assert!(line.contains(message), "{extra}:\n{line}");
+    }
+}
+
+#[test]
+fn an_unpinned_install_is_refused() {
+    let dir = repository(
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"registry.gitlab.com/acme\"\nimage = \"shop\"\n",
+    );
+    let line = dir
+        .command()
+        .args(["init-workflows", "--ci", "gitlab"])
+        .usage_error();
+    assert_eq!(
+        line,
+        "error: gitlab.install-sha256 is not set: the jobs install https://github.com/au2001/gitops-demo-app/releases/download/v0.1.0/cargo-gitops-x86_64-unknown-linux-musl-v0.1.0.tgz and must check it; set it to that file's `sha256sum`, or set install-path to build the tool from the repository"
+    );
+    assert!(!dir.join(GENERATED).exists());
+}
