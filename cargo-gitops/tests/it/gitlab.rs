@@ -41,6 +41,14 @@ registry = "registry.example.com/team"
 image = "shop"
 builder = "podman"
 ci = ["github", "gitlab"]
+# GitHub's login and install pins, for the workflows written beside the GitLab file.
+registry-secrets = {{ username = "REGISTRY_USER", password = "REGISTRY_PASSWORD" }}
+
+[workspace.metadata.gitops.install.sha256]
+x86_64-unknown-linux-musl = "{PIN}"
+aarch64-unknown-linux-musl = "{PIN}"
+x86_64-apple-darwin = "{PIN}"
+aarch64-apple-darwin = "{PIN}"
 
 [workspace.metadata.gitops.gitlab]
 image = "quay.io/podman/stable:v5@sha256:{PIN}"

@@ -3,7 +3,9 @@
 //! against the run (`plan`), what images are made of and where their tags end (`images`), and
 //! what a failing tool is said to mean (`errors`) have modules of their own.
 
-use crate::support::{Fixture, Registry, TestCommand, json, path_with_only, printed};
+use crate::support::{
+    Fixture, Registry, TestCommand, docker_config_with_buildx, json, path_with_only, printed,
+};
 
 mod errors;
 mod images;
@@ -57,9 +59,12 @@ fn promote(
     fixture.git(["checkout", "-q", "--detach", "v1.0.0"]);
     let (_bin, path) = path_with_only(extra_path);
     let before = registry.requests().len();
-    let report = build(fixture, "podman", retagger, &["--format", "json"])
-        .env("PATH", path)
-        .json();
+    let mut command = build(fixture, "podman", retagger, &["--format", "json"]);
+    command.env("PATH", path);
+    if retagger == "imagetools" {
+        command.env("DOCKER_CONFIG", docker_config_with_buildx());
+    }
+    let report = command.json();
     assert_eq!(report["action"], "retagged", "{report}");
     assert_eq!(report["environment"], "production");
     assert_eq!(report["digest"], digest);

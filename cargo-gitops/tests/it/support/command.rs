@@ -51,6 +51,23 @@ pub(super) fn no_logins() -> (PathBuf, PathBuf) {
     )
 }
 
+/// A docker configuration with no login and only the buildx CLI plugin (from `PATH`, where
+/// .ci/test puts it), for the tests that run docker buildx; the others run docker with none.
+pub fn docker_config_with_buildx() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = super::process_dir().join("docker-config-with-buildx");
+        let plugins = dir.join("cli-plugins");
+        std::fs::create_dir_all(&plugins).expect("create the plugin folder");
+        let buildx = super::registry::which("buildx")
+            .expect("buildx must be on PATH (.ci/test builds it with go install)");
+        std::os::unix::fs::symlink(buildx, plugins.join("docker-buildx"))
+            .expect("link the buildx plugin");
+        dir
+    })
+    .clone()
+}
+
 /// The `cargo-gitops` binary of this package, run in one directory with a clean environment.
 pub struct TestCommand {
     cmd: assert_cmd::Command,

@@ -14,7 +14,7 @@ mod proxy;
 mod registry;
 mod repo;
 
-pub use command::{TestCommand, json, printed};
+pub use command::{TestCommand, docker_config_with_buildx, json, printed};
 pub use fake::{Stub, answer};
 pub use proxy::{Fault, Proxy};
 pub use registry::{

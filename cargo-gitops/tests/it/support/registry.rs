@@ -434,7 +434,7 @@ pub fn path_with_only(programs: &[&str]) -> (Dir, String) {
     (dir, path)
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+pub(super) fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(program))
         .find(|p| p.is_file())
