@@ -41,6 +41,19 @@ impl Registry {
         Registry::start_inner(Some((user, password)))
     }
 
+    /// A registry with storage of its own on `port`, e.g. that of one just stopped: a fresh
+    /// registry at the address a fixture's configuration already names.
+    pub fn start_on(port: u16) -> Registry {
+        let mut registry = Registry {
+            child: None,
+            port,
+            dir: Dir::new(),
+            htpasswd: None,
+        };
+        registry.restart();
+        registry
+    }
+
     fn start_inner(user: Option<(&str, &str)>) -> Registry {
         let dir = Dir::new();
         let htpasswd = user.map(|(user, password)| {
@@ -289,6 +302,16 @@ impl Registry {
     /// The requests logged after the first `before` ones, once the log has stopped growing.
     pub fn requests_since(&self, before: usize) -> Vec<String> {
         self.settled_requests()[before..].to_vec()
+    }
+
+    /// The bytes of a blob, through `GET /v2/<name>/blobs/<digest>`, checked against it.
+    pub fn blob(&self, name: &str, digest: &str) -> Vec<u8> {
+        let url = format!("http://{}/v2/{name}/blobs/{digest}", self.host());
+        let mut response = self.agent().get(&url).call().unwrap();
+        assert_eq!(response.status(), 200, "blob {name}@{digest}");
+        let bytes = response.body_mut().read_to_vec().unwrap();
+        assert_eq!(sha256(&bytes), digest, "blob bytes and digest disagree");
+        bytes
     }
 
     /// Uploads a blob to repository `name` in one request pair (POST, then PUT with the
