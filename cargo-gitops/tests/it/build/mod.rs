@@ -1,7 +1,7 @@
-//! `cargo gitops build` end to end against a real registry: build once with podman, promote
-//! by retagging with each retagger that runs here, and the failures around it. The dry run
-//! against the run (`plan`), what images are made of and where their tags end (`images`), and
-//! what a failing tool is said to mean (`errors`) have modules of their own.
+//! `cargo gitops build` end to end against a real registry: build once with podman (or docker
+//! buildx), promote by retagging with each retagger that runs here, and the failures around it.
+//! The dry run against the run (`plan`), what images are made of and where their tags end
+//! (`images`), and what a failing tool is said to mean (`errors`) have modules of their own.
 
 use serde_json::Value;
 
