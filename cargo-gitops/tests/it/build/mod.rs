@@ -1,10 +1,13 @@
-//! `cargo gitops build` end to end against a real registry: build once with podman, promote
-//! by retagging with each retagger that runs here, and the failures around it. The dry run
-//! against the run (`plan`), what images are made of and where their tags end (`images`), and
-//! what a failing tool is said to mean (`errors`) have modules of their own.
+//! `cargo gitops build` end to end against a real registry: build once with podman (or docker
+//! buildx), promote by retagging with each retagger that runs here, and the failures around it.
+//! The dry run against the run (`plan`), what images are made of and where their tags end
+//! (`images`), and what a failing tool is said to mean (`errors`) have modules of their own.
+
+use serde_json::Value;
 
 use crate::support::{
-    Fixture, Registry, TestCommand, docker_config_with_buildx, json, path_with_only, printed,
+    Buildkit, Fixture, Registry, TestCommand, docker_config_with_buildx, json, path_with_only,
+    printed,
 };
 
 mod errors;
@@ -364,21 +367,123 @@ fn promotes_by_retag_with_docker_buildx_imagetools() {
     build_then_promote("imagetools", &["docker"]);
 }
 
+/// `build` with docker buildx through `buildkit`'s builder, named by `BUILDX_BUILDER` and read
+/// from its `DOCKER_CONFIG` (which holds no login, as the scrubbed one).
+fn buildx(buildkit: &Buildkit, fixture: &Fixture, args: &[&str]) -> TestCommand {
+    let mut command = build(fixture, "buildx", "builtin", args);
+    command
+        .env("DOCKER_CONFIG", buildkit.docker_config())
+        .env("BUILDX_BUILDER", buildkit.name());
+    command
+}
+
 #[test]
-#[ignore = "needs docker buildx"]
 fn builds_with_docker_buildx() {
+    let buildkit = Buildkit::start();
     let registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
-    let report = build(&fixture, "buildx", "builtin", &["--format", "json"]).json();
-    assert_eq!(report["action"], "built");
+    let report = buildx(&buildkit, &fixture, &["--format", "json"]).json();
+    assert_eq!(report["action"], "built", "{report}");
+    let sha = fixture.head();
     let digest = registry
-        .digest(&fixture.image, &format!("commit-{}", fixture.head()))
+        .digest(&fixture.image, &format!("commit-{sha}"))
         .unwrap();
     assert_eq!(report["digest"], digest.as_str());
     assert_eq!(
         registry.digest(&fixture.image, "stg-latest").as_deref(),
         Some(digest.as_str())
     );
+
+    // A second run for the same commit finds the lookup tag and only retags.
+    let before = registry.settled_requests().len();
+    let args = ["--format", "json", "--timestamp", "1654880999"];
+    let report = buildx(&buildkit, &fixture, &args).json();
+    assert_eq!(report["action"], "retagged", "{report}");
+    assert_eq!(report["digest"], digest.as_str());
+    assert_eq!(
+        registry
+            .digest(&fixture.image, &format!("stg-{}-1654880999", &sha[..7]))
+            .as_deref(),
+        Some(digest.as_str())
+    );
+    let uploads: Vec<String> = registry
+        .requests_since(before)
+        .into_iter()
+        .filter(|r| r.contains("/blobs/uploads"))
+        .collect();
+    assert!(uploads.is_empty(), "a retag uploaded: {uploads:?}");
+    assert_every_tag_on(&registry, &fixture, &digest);
+}
+
+/// The image manifest (digest and config) of the one platform of the index `digest` that
+/// buildx pushed, and how many attestation manifests the index holds.
+fn buildx_image(registry: &Registry, image: &str, digest: &str) -> (String, Value, usize) {
+    let (index, media_type, _) = registry.manifest(image, digest).unwrap();
+    assert_eq!(media_type, "application/vnd.oci.image.index.v1+json");
+    let children = json(&index)["manifests"].as_array().unwrap().clone();
+    let (attestations, images): (Vec<_>, Vec<_>) = children
+        .iter()
+        .partition(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest");
+    assert_eq!(images.len(), 1, "{children:?}");
+    let child = images[0]["digest"].as_str().unwrap().to_owned();
+    let (manifest, _, _) = registry.manifest(image, &child).unwrap();
+    let config = json(&manifest)["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let config = json(&registry.blob(image, &config));
+    (child, config, attestations.len())
+}
+
+#[test]
+fn buildx_builds_of_one_commit_for_staging_and_production_are_one_image() {
+    // Each environment's run finds an empty registry at the configured address (a fresh one
+    // started on the port of the last), so both build, on one BuildKit.
+    let buildkit = Buildkit::start();
+    let mut staging = Registry::start();
+    let fixture = Fixture::new(&staging.host(), "fixture");
+    let report = buildx(&buildkit, &fixture, &["--format", "json"]).json();
+    assert_eq!(report["action"], "built", "{report}");
+    assert_eq!(report["environment"], "staging");
+    let staging_digest = report["digest"].as_str().unwrap().to_owned();
+    assert_eq!(
+        staging
+            .digest(&fixture.image, &format!("commit-{}", fixture.head()))
+            .as_deref(),
+        Some(staging_digest.as_str())
+    );
+    let (staging_image, config, attestations) =
+        buildx_image(&staging, &fixture.image, &staging_digest);
+    staging.stop();
+
+    let production = Registry::start_on(staging.port);
+    assert_eq!(production.host(), staging.host());
+    assert!(production.tags(&fixture.image).is_empty());
+    fixture.git(["tag", "-a", "-m", "release", "v1.0.0"]);
+    fixture.git(["checkout", "-q", "--detach", "v1.0.0"]);
+    let report = buildx(&buildkit, &fixture, &["--format", "json"]).json();
+    assert_eq!(report["action"], "built", "{report}");
+    assert_eq!(report["environment"], "production");
+    let production_digest = report["digest"].as_str().unwrap().to_owned();
+    assert_eq!(
+        production.digest(&fixture.image, "prd-1.0.0").as_deref(),
+        Some(production_digest.as_str())
+    );
+    assert_every_tag_on(&production, &fixture, &production_digest);
+
+    // The image itself is byte-identical: its times are the commit's (the tool passes
+    // `SOURCE_DATE_EPOCH` from it; the fixture commits at GIT_COMMITTER_DATE), not the build's.
+    let (production_image, production_config, _) =
+        buildx_image(&production, &fixture.image, &production_digest);
+    assert_eq!(production_image, staging_image);
+    assert_eq!(production_config, config);
+    assert_eq!(config["created"], "2022-06-10T17:07:48Z");
+    // The pushed digest is not: it is that of an index which also holds buildx's default
+    // provenance attestation (`--provenance=mode=min`), and that records each build's
+    // invocation id and start and finish times, which no source time replaces. So the two
+    // indexes differ, and only by their attestation.
+    assert_eq!(attestations, 1);
+    assert_ne!(production_digest, staging_digest);
 }
 
 #[test]

@@ -57,12 +57,7 @@ pub fn docker_config_with_buildx() -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let dir = super::process_dir().join("docker-config-with-buildx");
-        let plugins = dir.join("cli-plugins");
-        std::fs::create_dir_all(&plugins).expect("create the plugin folder");
-        let buildx = super::registry::which("buildx")
-            .expect("buildx must be on PATH (.ci/test builds it with go install)");
-        std::os::unix::fs::symlink(buildx, plugins.join("docker-buildx"))
-            .expect("link the buildx plugin");
+        super::buildkit::link_buildx_plugin(&dir);
         dir
     })
     .clone()

@@ -3,17 +3,20 @@
 //! the command under test run in them with a scrubbed environment, with its JSON and its error
 //! lines read back (`command`), and the real parts some tests need: Debian's `docker-registry`,
 //! podman on storage of its own, and fixture repositories whose image is `FROM scratch`
-//! (`registry`); a fault-injecting proxy in front of a registry (`proxy`); and tiny HTTP
-//! servers that record what reaches them and answer as told (`fake`).
+//! (`registry`); BuildKit behind a docker buildx builder (`buildkit`); a fault-injecting proxy
+//! in front of a registry (`proxy`); and tiny HTTP servers that record what reaches them and
+//! answer as told (`fake`).
 //!
 //! The one test binary (`tests/it/main.rs`) declares it once; every test module uses it.
 
+mod buildkit;
 mod command;
 mod fake;
 mod proxy;
 mod registry;
 mod repo;
 
+pub use buildkit::Buildkit;
 pub use command::{TestCommand, docker_config_with_buildx, json, printed};
 pub use fake::{Stub, answer};
 pub use proxy::{Fault, Proxy};

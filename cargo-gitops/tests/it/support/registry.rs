@@ -41,6 +41,19 @@ impl Registry {
         Registry::start_inner(Some((user, password)))
     }
 
+    /// A registry with storage of its own on `port`, e.g. that of one just stopped: a fresh
+    /// registry at the address a fixture's configuration already names.
+    pub fn start_on(port: u16) -> Registry {
+        let mut registry = Registry {
+            child: None,
+            port,
+            dir: Dir::new(),
+            htpasswd: None,
+        };
+        registry.restart();
+        registry
+    }
+
     fn start_inner(user: Option<(&str, &str)>) -> Registry {
         let dir = Dir::new();
         let htpasswd = user.map(|(user, password)| {
@@ -291,6 +304,16 @@ impl Registry {
         self.settled_requests()[before..].to_vec()
     }
 
+    /// The bytes of a blob, through `GET /v2/<name>/blobs/<digest>`, checked against it.
+    pub fn blob(&self, name: &str, digest: &str) -> Vec<u8> {
+        let url = format!("http://{}/v2/{name}/blobs/{digest}", self.host());
+        let mut response = self.agent().get(&url).call().unwrap();
+        assert_eq!(response.status(), 200, "blob {name}@{digest}");
+        let bytes = response.body_mut().read_to_vec().unwrap();
+        assert_eq!(sha256(&bytes), digest, "blob bytes and digest disagree");
+        bytes
+    }
+
     /// Uploads a blob to repository `name` in one request pair (POST, then PUT with the
     /// digest), as a client would (for set-up only); returns its digest.
     pub fn put_blob(&self, name: &str, bytes: &[u8]) -> String {
@@ -434,7 +457,7 @@ pub fn path_with_only(programs: &[&str]) -> (Dir, String) {
     (dir, path)
 }
 
-pub(super) fn which(program: &str) -> Option<PathBuf> {
+fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(program))
         .find(|p| p.is_file())
