@@ -101,6 +101,25 @@ pub fn version(settings: &WorkflowSettings) -> Result<String, Error> {
 
 /// The install of the configuration, every value checked.
 pub fn plan(settings: &WorkflowSettings) -> Result<Install, Error> {
+    match install_mode(settings)? {
+        InstallMode::Path => path_install(settings),
+        InstallMode::Cargo => {
+            let version = version(settings)?;
+            Ok(Install {
+                mode: "cargo",
+                cache_key: Some(format!(
+                    "cargo-gitops-${{{{ runner.os }}}}-${{{{ runner.arch }}}}-{version}"
+                )),
+                env: BTreeMap::from([("GITOPS_VERSION".to_owned(), version)]),
+                script: CARGO_SCRIPT,
+            })
+        }
+        InstallMode::Prebuilt => prebuilt_install(settings),
+    }
+}
+
+/// The mode the configuration asks for, refusing settings that belong to another mode.
+fn install_mode(settings: &WorkflowSettings) -> Result<InstallMode, Error> {
     let install = &settings.install;
     let mode = match (install.mode, &settings.install_path, &install.path) {
         (_, Some(_), Some(_)) => {
@@ -135,77 +154,71 @@ pub fn plan(settings: &WorkflowSettings) -> Result<Install, Error> {
             ));
         }
     }
-    match mode {
-        InstallMode::Path => {
-            let (key, path) = match (&settings.install_path, &install.path) {
-                (Some(path), _) => ("install-path", path),
-                (None, Some(path)) => ("install.path", path),
-                (None, None) => {
-                    return Err(Error::usage(
-                        "configuration key `install.path` is not set: install.mode = \"path\" needs the package's folder",
-                    ));
-                }
-            };
-            if install.version.is_some() {
-                return Err(Error::usage(
-                    "configuration key `install.version`: a path install builds the repository's own version; remove it",
-                ));
-            }
-            grammar::repo_path(key, path)?;
-            Ok(Install {
-                mode: "path",
-                env: BTreeMap::from([("GITOPS_INSTALL_PATH".to_owned(), path.clone())]),
-                script: PATH_SCRIPT,
-                cache_key: None,
-            })
+    Ok(mode)
+}
+
+/// `install.mode = "path"`: the repository's own package, built from its folder.
+fn path_install(settings: &WorkflowSettings) -> Result<Install, Error> {
+    let install = &settings.install;
+    let (key, path) = match (&settings.install_path, &install.path) {
+        (Some(path), _) => ("install-path", path),
+        (None, Some(path)) => ("install.path", path),
+        (None, None) => {
+            return Err(Error::usage(
+                "configuration key `install.path` is not set: install.mode = \"path\" needs the package's folder",
+            ));
         }
-        InstallMode::Cargo => {
-            let version = version(settings)?;
-            Ok(Install {
-                mode: "cargo",
-                cache_key: Some(format!(
-                    "cargo-gitops-${{{{ runner.os }}}}-${{{{ runner.arch }}}}-{version}"
-                )),
-                env: BTreeMap::from([("GITOPS_VERSION".to_owned(), version)]),
-                script: CARGO_SCRIPT,
-            })
-        }
-        InstallMode::Prebuilt => {
-            let version = version(settings)?;
-            let base = install
-                .base_url
-                .clone()
-                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-            grammar::https_url("install.base-url", &base)?;
-            let mut env = BTreeMap::from([
-                ("GITOPS_VERSION".to_owned(), version.clone()),
-                ("GITOPS_RELEASE_BASE_URL".to_owned(), base),
-            ]);
-            for (target, sha) in &install.sha256 {
-                let key = format!("install.sha256.\"{}\"", grammar::shown(target));
-                if !TARGETS.iter().any(|(_, _, t)| t == target) {
-                    let known: Vec<&str> = TARGETS.iter().map(|(_, _, t)| *t).collect();
-                    return Err(Error::usage(format!(
-                        "configuration key `{key}`: there is no prebuilt archive for that target; prebuilt targets are {}",
-                        known.join(", ")
-                    )));
-                }
-                grammar::sha256(&key, sha)?;
-                env.insert(checksum_variable(target), sha.clone());
-            }
-            if install.sha256.is_empty() {
-                return Err(Error::usage(format!(
-                    "configuration key `install.sha256` is not set: a prebuilt install checks the archive of cargo-gitops {version} against a pinned SHA-256; run `cargo gitops pins update` to write them, or set install.mode = \"cargo\""
-                )));
-            }
-            Ok(Install {
-                mode: "prebuilt",
-                env,
-                script: PREBUILT_SCRIPT,
-                cache_key: None,
-            })
-        }
+    };
+    if install.version.is_some() {
+        return Err(Error::usage(
+            "configuration key `install.version`: a path install builds the repository's own version; remove it",
+        ));
     }
+    grammar::repo_path(key, path)?;
+    Ok(Install {
+        mode: "path",
+        env: BTreeMap::from([("GITOPS_INSTALL_PATH".to_owned(), path.clone())]),
+        script: PATH_SCRIPT,
+        cache_key: None,
+    })
+}
+
+/// `install.mode = "prebuilt"`: the release archive, checked against its pinned SHA-256.
+fn prebuilt_install(settings: &WorkflowSettings) -> Result<Install, Error> {
+    let install = &settings.install;
+    let version = version(settings)?;
+    let base = install
+        .base_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    grammar::https_url("install.base-url", &base)?;
+    let mut env = BTreeMap::from([
+        ("GITOPS_VERSION".to_owned(), version.clone()),
+        ("GITOPS_RELEASE_BASE_URL".to_owned(), base),
+    ]);
+    for (target, sha) in &install.sha256 {
+        let key = format!("install.sha256.\"{}\"", grammar::shown(target));
+        if !TARGETS.iter().any(|(_, _, t)| t == target) {
+            let known: Vec<&str> = TARGETS.iter().map(|(_, _, t)| *t).collect();
+            return Err(Error::usage(format!(
+                "configuration key `{key}`: there is no prebuilt archive for that target; prebuilt targets are {}",
+                known.join(", ")
+            )));
+        }
+        grammar::sha256(&key, sha)?;
+        env.insert(checksum_variable(target), sha.clone());
+    }
+    if install.sha256.is_empty() {
+        return Err(Error::usage(format!(
+            "configuration key `install.sha256` is not set: a prebuilt install checks the archive of cargo-gitops {version} against a pinned SHA-256; run `cargo gitops pins update` to write them, or set install.mode = \"cargo\""
+        )));
+    }
+    Ok(Install {
+        mode: "prebuilt",
+        env,
+        script: PREBUILT_SCRIPT,
+        cache_key: None,
+    })
 }
 
 #[cfg(test)]

@@ -178,13 +178,6 @@ pub fn plan(config: &Config, settings: &WorkflowSettings) -> Result<Logins, Erro
 
 /// The method for one registry: the one its table names, else the one its kind implies.
 fn method(host: &str, key: &str, login: &RegistryLogin) -> Result<Method, Error> {
-    let field = |name: &str| {
-        if key == "registry-secrets" {
-            format!("registry-secrets.{}", name.trim_end_matches("-secret"))
-        } else {
-            format!("{key}.{name}")
-        }
-    };
     let aws = login.aws_role.is_some() || login.aws_region.is_some();
     let gcp = login.workload_identity_provider.is_some() || login.service_account.is_some();
     let secrets = login.username_secret.is_some() || login.password_secret.is_some();
@@ -194,41 +187,10 @@ fn method(host: &str, key: &str, login: &RegistryLogin) -> Result<Method, Error>
         )));
     }
     if secrets {
-        let (Some(username), Some(password)) = (&login.username_secret, &login.password_secret)
-        else {
-            return Err(Error::usage(format!(
-                "configuration key `{key}`: set both username-secret and password-secret for {host}"
-            )));
-        };
-        grammar::secret(&field("username-secret"), username)?;
-        grammar::secret(&field("password-secret"), password)?;
-        return Ok(Method::Secrets {
-            username: username.clone(),
-            password: password.clone(),
-        });
+        return secrets_method(host, key, login);
     }
     if let Some((account, region)) = ecr(host) {
-        let Some(role) = &login.aws_role else {
-            return Err(Error::usage(format!(
-                "configuration key `{key}.aws-role` is not set: {host} is Amazon ECR, logged in to with an IAM role through OIDC; set it to the role's ARN (arn:aws:iam::{account}:role/NAME)"
-            )));
-        };
-        grammar::aws_role(&field("aws-role"), role)?;
-        let region = match &login.aws_region {
-            Some(region) => {
-                grammar::aws_region(&field("aws-region"), region)?;
-                region.clone()
-            }
-            None => {
-                grammar::aws_region(key, region)?;
-                region.to_owned()
-            }
-        };
-        return Ok(Method::AwsRole {
-            role: role.clone(),
-            region,
-            account: account.to_owned(),
-        });
+        return aws_role_method(host, key, login, account, region);
     }
     if aws {
         return Err(Error::usage(format!(
@@ -236,19 +198,7 @@ fn method(host: &str, key: &str, login: &RegistryLogin) -> Result<Method, Error>
         )));
     }
     if artifact_registry(host) {
-        let (Some(provider), Some(account)) =
-            (&login.workload_identity_provider, &login.service_account)
-        else {
-            return Err(Error::usage(format!(
-                "configuration key `{key}.workload-identity-provider` and `{key}.service-account` must be set: {host} is Google Artifact Registry, logged in to through workload identity federation"
-            )));
-        };
-        grammar::gcp_provider(&field("workload-identity-provider"), provider)?;
-        grammar::gcp_service_account(&field("service-account"), account)?;
-        return Ok(Method::GcpWorkloadIdentity {
-            provider: provider.clone(),
-            service_account: account.clone(),
-        });
+        return workload_identity_method(host, key, login);
     }
     if gcp {
         return Err(Error::usage(format!(
@@ -261,6 +211,79 @@ fn method(host: &str, key: &str, login: &RegistryLogin) -> Result<Method, Error>
     Err(Error::usage(format!(
         "configuration key `{key}.username-secret` and `{key}.password-secret` must be set: GITHUB_TOKEN is only ever sent to {GHCR}, so {host} needs the names of two repository secrets that hold its login"
     )))
+}
+
+/// The configuration key of one field of a login table. `registry-secrets` names its fields
+/// without the `-secret` ending (`registry-secrets.username`).
+fn field_key(key: &str, name: &str) -> String {
+    if key == "registry-secrets" {
+        format!("registry-secrets.{}", name.trim_end_matches("-secret"))
+    } else {
+        format!("{key}.{name}")
+    }
+}
+
+/// Two repository secrets, both required once either is given.
+fn secrets_method(host: &str, key: &str, login: &RegistryLogin) -> Result<Method, Error> {
+    let (Some(username), Some(password)) = (&login.username_secret, &login.password_secret) else {
+        return Err(Error::usage(format!(
+            "configuration key `{key}`: set both username-secret and password-secret for {host}"
+        )));
+    };
+    grammar::secret(&field_key(key, "username-secret"), username)?;
+    grammar::secret(&field_key(key, "password-secret"), password)?;
+    Ok(Method::Secrets {
+        username: username.clone(),
+        password: password.clone(),
+    })
+}
+
+/// Amazon ECR: an IAM role, in the region the host names unless one is configured.
+fn aws_role_method(
+    host: &str,
+    key: &str,
+    login: &RegistryLogin,
+    account: &str,
+    region: &str,
+) -> Result<Method, Error> {
+    let Some(role) = &login.aws_role else {
+        return Err(Error::usage(format!(
+            "configuration key `{key}.aws-role` is not set: {host} is Amazon ECR, logged in to with an IAM role through OIDC; set it to the role's ARN (arn:aws:iam::{account}:role/NAME)"
+        )));
+    };
+    grammar::aws_role(&field_key(key, "aws-role"), role)?;
+    let region = match &login.aws_region {
+        Some(region) => {
+            grammar::aws_region(&field_key(key, "aws-region"), region)?;
+            region.clone()
+        }
+        None => {
+            grammar::aws_region(key, region)?;
+            region.to_owned()
+        }
+    };
+    Ok(Method::AwsRole {
+        role: role.clone(),
+        region,
+        account: account.to_owned(),
+    })
+}
+
+/// Google Artifact Registry: a workload identity provider and the service account it acts as.
+fn workload_identity_method(host: &str, key: &str, login: &RegistryLogin) -> Result<Method, Error> {
+    let (Some(provider), Some(account)) =
+        (&login.workload_identity_provider, &login.service_account)
+    else {
+        return Err(Error::usage(format!(
+            "configuration key `{key}.workload-identity-provider` and `{key}.service-account` must be set: {host} is Google Artifact Registry, logged in to through workload identity federation"
+        )));
+    };
+    grammar::gcp_provider(&field_key(key, "workload-identity-provider"), provider)?;
+    grammar::gcp_service_account(&field_key(key, "service-account"), account)?;
+    Ok(Method::GcpWorkloadIdentity {
+        provider: provider.clone(),
+        service_account: account.clone(),
+    })
 }
 
 #[cfg(test)]

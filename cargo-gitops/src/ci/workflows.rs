@@ -211,6 +211,50 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
     for (index, step) in settings.extra_steps.iter().enumerate() {
         extra_steps.push(render_step(index, step)?);
     }
+    check_names(config)?;
+    let actions = pinned_actions(settings, needs_crane, &install, &logins)?;
+    let runs_on = settings
+        .runs_on
+        .clone()
+        .unwrap_or_else(|| "ubuntu-latest".to_owned());
+    grammar::runner_label("runs-on", &runs_on)?;
+    let id_token = settings.id_token || logins.id_token;
+    let pipeline = templates
+        .get_template("pipeline.yml")
+        .and_then(|t| {
+            t.render(minijinja::context! {
+                header => HEADER,
+                logins => minijinja::value::Serde(&logins.logins),
+                secrets => logins.secrets.clone(),
+                packages_write => logins.packages_write,
+                actions => actions,
+                needs_crane => needs_crane,
+                install => minijinja::value::Serde(&install),
+                extra_steps => extra_steps,
+                package => config.package.clone(),
+                id_token => id_token,
+                runs_on => runs_on,
+            })
+        })
+        .map_err(|e| template_error("pipeline.yml", &e))?;
+    let mut files = vec![GeneratedFile {
+        path: Path::new(WORKFLOW_DIR).join(PIPELINE_FILE),
+        contents: pipeline,
+    }];
+    for index in 0..config.environments.len() {
+        files.push(environment_workflow(
+            &templates,
+            &config.environments,
+            index,
+            &logins,
+            id_token,
+        )?);
+    }
+    Ok(files)
+}
+
+/// The package and environment names end up in YAML and shell: each is checked first.
+fn check_names(config: &Config) -> Result<(), Error> {
     if let Some(package) = &config.package {
         grammar::package("package.name", package)?;
     }
@@ -227,6 +271,17 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
             }
         }
     }
+    Ok(())
+}
+
+/// The pinned `uses:` of every action the pipeline runs, by the name the template knows it by:
+/// checkout and Buildx always, the others as crane, the install cache and the logins need.
+fn pinned_actions(
+    settings: &WorkflowSettings,
+    needs_crane: bool,
+    install: &install::Install,
+    logins: &logins::Logins,
+) -> Result<BTreeMap<&'static str, String>, Error> {
     let mut actions = BTreeMap::from([
         ("checkout", pinned(settings, "actions/checkout")?),
         (
@@ -262,60 +317,41 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
             }
         }
     }
-    let runs_on = settings
-        .runs_on
-        .clone()
-        .unwrap_or_else(|| "ubuntu-latest".to_owned());
-    grammar::runner_label("runs-on", &runs_on)?;
-    let id_token = settings.id_token || logins.id_token;
-    let pipeline = templates
-        .get_template("pipeline.yml")
+    Ok(actions)
+}
+
+/// The workflow of the environment at `index`, which calls the pipeline on its own refs.
+fn environment_workflow(
+    templates: &Templates<'static>,
+    environments: &[Environment],
+    index: usize,
+    logins: &logins::Logins,
+    id_token: bool,
+) -> Result<GeneratedFile, Error> {
+    let env = &environments[index];
+    let triggers = triggers(environments, index);
+    let contents = templates
+        .get_template("environment.yml")
         .and_then(|t| {
             t.render(minijinja::context! {
                 header => HEADER,
-                logins => minijinja::value::Serde(&logins.logins),
+                name => env.name.clone(),
+                description => grammar::comment(&describe(env)),
+                branches => triggers.branches,
+                tags => triggers.tags,
+                per_ref_concurrency => !env.branches.is_empty() && env.branches.iter().any(BranchPattern::has_wildcard),
+                cancel_in_progress => cancels_in_progress(env),
+                pipeline_file => PIPELINE_FILE,
                 secrets => logins.secrets.clone(),
                 packages_write => logins.packages_write,
-                actions => actions,
-                needs_crane => needs_crane,
-                install => minijinja::value::Serde(&install),
-                extra_steps => extra_steps,
-                package => config.package.clone(),
                 id_token => id_token,
-                runs_on => runs_on,
             })
         })
-        .map_err(|e| template_error("pipeline.yml", &e))?;
-    let mut files = vec![GeneratedFile {
-        path: Path::new(WORKFLOW_DIR).join(PIPELINE_FILE),
-        contents: pipeline,
-    }];
-    for (index, env) in config.environments.iter().enumerate() {
-        let triggers = triggers(&config.environments, index);
-        let contents = templates
-            .get_template("environment.yml")
-            .and_then(|t| {
-                t.render(minijinja::context! {
-                    header => HEADER,
-                    name => env.name.clone(),
-                    description => grammar::comment(&describe(env)),
-                    branches => triggers.branches,
-                    tags => triggers.tags,
-                    per_ref_concurrency => !env.branches.is_empty() && env.branches.iter().any(BranchPattern::has_wildcard),
-                    cancel_in_progress => cancels_in_progress(env),
-                    pipeline_file => PIPELINE_FILE,
-                    secrets => logins.secrets.clone(),
-                    packages_write => logins.packages_write,
-                    id_token => id_token,
-                })
-            })
-            .map_err(|e| template_error("environment.yml", &e))?;
-        files.push(GeneratedFile {
-            path: Path::new(WORKFLOW_DIR).join(workflow_file(env)),
-            contents,
-        });
-    }
-    Ok(files)
+        .map_err(|e| template_error("environment.yml", &e))?;
+    Ok(GeneratedFile {
+        path: Path::new(WORKFLOW_DIR).join(workflow_file(env)),
+        contents,
+    })
 }
 
 /// One extra step as a YAML flow mapping. Steps must pin actions to full commits; GitHub

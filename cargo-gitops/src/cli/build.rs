@@ -190,19 +190,7 @@ fn print_report(report: &Report, global: &GlobalArgs, runner: &Runner) -> Result
         Action::Retagged => "retagged",
         Action::None => "none",
     };
-    let outputs = github::format_outputs(&[
-        ("action", action.to_owned()),
-        ("built", (report.action == Action::Built).to_string()),
-        ("digest", report.digest.clone().unwrap_or_default()),
-        ("image", report.image.clone().unwrap_or_default()),
-        ("tags", report.tags.join("\n")),
-        (
-            "environment",
-            report.environment.clone().unwrap_or_default(),
-        ),
-        ("ref", report.git_ref.clone()),
-        ("sha", report.sha.clone()),
-    ]);
+    let outputs = github::format_outputs(&report_values(report, action, "\n"));
     // In Actions the outputs always go to $GITHUB_OUTPUT; elsewhere, as `env` does, only
     // with --format github, and to stdout when there is no such file.
     let output_file = runner
@@ -212,6 +200,50 @@ fn print_report(report: &Report, global: &GlobalArgs, runner: &Runner) -> Result
     if let Some(path) = output_file {
         github::append(path, &outputs)?;
     }
+    post_summary(report, action, runner, format)?;
+    match format {
+        Format::Json => write_stdout(
+            &(serde_json::to_string_pretty(report).expect("a report always serialises") + "\n"),
+        ),
+        Format::Github if output_file.is_none() => write_stdout(&outputs),
+        Format::Github => Ok(()),
+        Format::Gitlab => write_dotenv(
+            &report_values(report, action, " "),
+            global.dotenv.as_deref(),
+        ),
+        Format::Human => write_stdout(&human_report(report, action)),
+    }
+}
+
+/// The report as step outputs or dotenv values, with the tags joined by `tag_separator`.
+fn report_values(
+    report: &Report,
+    action: &str,
+    tag_separator: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("action", action.to_owned()),
+        ("built", (report.action == Action::Built).to_string()),
+        ("digest", report.digest.clone().unwrap_or_default()),
+        ("image", report.image.clone().unwrap_or_default()),
+        ("tags", report.tags.join(tag_separator)),
+        (
+            "environment",
+            report.environment.clone().unwrap_or_default(),
+        ),
+        ("ref", report.git_ref.clone()),
+        ("sha", report.sha.clone()),
+    ]
+}
+
+/// The summary table, where the CI shows one: the Actions step summary, a Buildkite
+/// annotation, or an Azure Pipelines uploaded summary.
+fn post_summary(
+    report: &Report,
+    action: &str,
+    runner: &Runner,
+    format: Format,
+) -> Result<(), Error> {
     let summary = || {
         github::summary_table(&[
             (
@@ -250,43 +282,23 @@ fn print_report(report: &Report, global: &GlobalArgs, runner: &Runner) -> Result
         }
         _ => {}
     }
-    match format {
-        Format::Json => write_stdout(
-            &(serde_json::to_string_pretty(report).expect("a report always serialises") + "\n"),
-        ),
-        Format::Github if output_file.is_none() => write_stdout(&outputs),
-        Format::Github => Ok(()),
-        Format::Gitlab => write_dotenv(
-            &[
-                ("action", action.to_owned()),
-                ("built", (report.action == Action::Built).to_string()),
-                ("digest", report.digest.clone().unwrap_or_default()),
-                ("image", report.image.clone().unwrap_or_default()),
-                ("tags", report.tags.join(" ")),
-                (
-                    "environment",
-                    report.environment.clone().unwrap_or_default(),
-                ),
-                ("ref", report.git_ref.clone()),
-                ("sha", report.sha.clone()),
-            ],
-            global.dotenv.as_deref(),
-        ),
-        Format::Human => {
-            let mut text = format!("{:<12} {action}\n", "action");
-            if let Some(digest) = &report.digest {
-                text.push_str(&format!("{:<12} {digest}\n", "digest"));
-            }
-            if let Some(layout) = &report.layout {
-                text.push_str(&format!("{:<12} {}\n", "layout", layout.display()));
-            }
-            if let Some(image) = &report.image {
-                for (i, tag) in report.tags.iter().enumerate() {
-                    let key = if i == 0 { "tags" } else { "" };
-                    text.push_str(&format!("{key:<12} {image}:{tag}\n"));
-                }
-            }
-            write_stdout(&text)
+    Ok(())
+}
+
+/// The report for people: the action, digest, layout and every tag in full.
+fn human_report(report: &Report, action: &str) -> String {
+    let mut text = format!("{:<12} {action}\n", "action");
+    if let Some(digest) = &report.digest {
+        text.push_str(&format!("{:<12} {digest}\n", "digest"));
+    }
+    if let Some(layout) = &report.layout {
+        text.push_str(&format!("{:<12} {}\n", "layout", layout.display()));
+    }
+    if let Some(image) = &report.image {
+        for (i, tag) in report.tags.iter().enumerate() {
+            let key = if i == 0 { "tags" } else { "" };
+            text.push_str(&format!("{key:<12} {image}:{tag}\n"));
         }
     }
+    text
 }

@@ -82,20 +82,43 @@ pub fn is_variable_name(text: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// What is wrong with one key of the table: the key (under `gitlab.`) and the sentence.
+type Refusal = (&'static str, String);
+
 /// Checks the table.
 pub fn settings(raw: Option<RawGitlab>, file: &Path) -> Result<GitlabSettings, Error> {
     let raw = raw.unwrap_or_default();
-    let bad = |key: &str, message: String| Error::Config {
+    let bad = |(key, message): Refusal| Error::Config {
         file: file.to_path_buf(),
         line: None,
         key: format!("workspace.metadata.gitops.gitlab.{key}"),
         message,
     };
-    let pinned = |key: &str, image: &str| {
+    check_images(&raw).map_err(bad)?;
+    check_registry_variables(raw.registry_variables.as_ref()).map_err(bad)?;
+    check_install(&raw).map_err(bad)?;
+    let stage = raw
+        .stage
+        .clone()
+        .unwrap_or_else(|| DEFAULT_STAGE.to_owned());
+    check_stage(&stage).map_err(bad)?;
+    Ok(GitlabSettings {
+        image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.to_owned()),
+        services: raw.services,
+        registry_variables: raw.registry_variables,
+        install_url: raw.install_url,
+        install_sha256: raw.install_sha256,
+        stage,
+    })
+}
+
+/// The job image and every service must be pinned by digest.
+fn check_images(raw: &RawGitlab) -> Result<(), Refusal> {
+    let pinned = |key: &'static str, image: &str| {
         if is_pinned_image(image) {
             Ok(())
         } else {
-            Err(bad(
+            Err((
                 key,
                 format!(
                     "`{}` is not an image pinned by digest; write NAME[:TAG]@sha256:<64 hex>",
@@ -110,26 +133,35 @@ pub fn settings(raw: Option<RawGitlab>, file: &Path) -> Result<GitlabSettings, E
     for service in raw.services.iter().flatten() {
         pinned("services", service)?;
     }
-    let registry_variables = raw.registry_variables;
-    if let Some(names) = &registry_variables {
-        for name in [&names.username, &names.password] {
-            if !is_variable_name(name) {
-                return Err(bad(
-                    "registry-variables",
-                    format!(
-                        "`{}` is not a CI/CD variable name; use letters, digits and `_`, not starting with a digit",
-                        name.escape_debug()
-                    ),
-                ));
-            }
+    Ok(())
+}
+
+fn check_registry_variables(names: Option<&RegistrySecrets>) -> Result<(), Refusal> {
+    let Some(names) = names else {
+        return Ok(());
+    };
+    for name in [&names.username, &names.password] {
+        if !is_variable_name(name) {
+            return Err((
+                "registry-variables",
+                format!(
+                    "`{}` is not a CI/CD variable name; use letters, digits and `_`, not starting with a digit",
+                    name.escape_debug()
+                ),
+            ));
         }
     }
+    Ok(())
+}
+
+/// The install archive's address and checksum, which end up in a shell line.
+fn check_install(raw: &RawGitlab) -> Result<(), Refusal> {
     if let Some(url) = &raw.install_url {
         let grammar =
             regex::Regex::new(r"^https://[A-Za-z0-9.-]+(?::[0-9]+)?/[A-Za-z0-9._~/%+-]*$")
                 .expect("the grammar is valid");
         if !grammar.is_match(url) {
-            return Err(bad(
+            return Err((
                 "install-url",
                 format!(
                     "`{}` is not a plain https URL (host, then a path of letters, digits and `._~/%+-`)",
@@ -144,7 +176,7 @@ pub fn settings(raw: Option<RawGitlab>, file: &Path) -> Result<GitlabSettings, E
                 .bytes()
                 .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
     {
-        return Err(bad(
+        return Err((
             "install-sha256",
             format!(
                 "`{}` is not a SHA-256: write the archive's 64 lowercase hex digits (`sha256sum FILE`)",
@@ -152,13 +184,16 @@ pub fn settings(raw: Option<RawGitlab>, file: &Path) -> Result<GitlabSettings, E
             ),
         ));
     }
-    let stage = raw.stage.unwrap_or_else(|| DEFAULT_STAGE.to_owned());
+    Ok(())
+}
+
+fn check_stage(stage: &str) -> Result<(), Refusal> {
     if stage.is_empty()
         || !stage
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
     {
-        return Err(bad(
+        return Err((
             "stage",
             format!(
                 "`{}` is not a plain stage name; use letters, digits and `_ . -`",
@@ -166,14 +201,7 @@ pub fn settings(raw: Option<RawGitlab>, file: &Path) -> Result<GitlabSettings, E
             ),
         ));
     }
-    Ok(GitlabSettings {
-        image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.to_owned()),
-        services: raw.services,
-        registry_variables,
-        install_url: raw.install_url,
-        install_sha256: raw.install_sha256,
-        stage,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

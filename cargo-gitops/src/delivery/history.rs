@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::delivery::flux::{self, BranchChoice, Order, SHA_GROUP, SHA40_GROUP, TIMESTAMP_GROUP};
+use crate::delivery::flux::{
+    self, BranchChoice, Order, SHA_GROUP, SHA40_GROUP, TIMESTAMP_GROUP, TagFilter,
+};
 use crate::environment::Environment;
 use crate::error::Error;
 use crate::registry::client::{Digest, RegistryClient, Repository, Scope};
@@ -72,6 +74,13 @@ enum Key {
     Version(semver::Version),
 }
 
+/// A tag of the environment, with what orders it and the sha it carries.
+struct Found {
+    key: Key,
+    tag: String,
+    sha: Option<String>,
+}
+
 /// Lists the environment's images in `repository`, newest first: one tag listing, one `HEAD`
 /// per entry shown, and one `HEAD` per lookup tag compared (each at most once).
 pub fn list(
@@ -91,9 +100,47 @@ pub fn list(
         ))
     })?;
     let tags = client.list_tags(&repository.name)?;
+    let mut found = environment_tags(&filter, &regex, &tags);
+    found.truncate(query.limit);
 
-    let mut found: Vec<(Key, String, Option<String>)> = Vec::new();
-    for tag in &tags {
+    let mut commits = LookupCommits {
+        client,
+        repository: &repository.name,
+        scope: Scope::pull(&repository.name),
+        lookups: tags
+            .iter()
+            .filter_map(|tag| crate::tags::lookup_commit(tag).map(|sha| (tag.as_str(), sha)))
+            .collect(),
+        digests: HashMap::new(),
+    };
+    let mut entries = Vec::with_capacity(found.len());
+    for Found { key, tag, sha } in found {
+        let digest = client.manifest_digest(&repository.name, &tag, &commits.scope)?;
+        let commit = match &digest {
+            Some(digest) => commits.commit_of(digest, sha.as_deref())?,
+            None => None,
+        };
+        let (order, timestamp, version) = match key {
+            Key::Timestamp(ts) => (ts.to_string(), Some(ts), None),
+            Key::Version(v) => (v.to_string(), None, Some(v.to_string())),
+        };
+        entries.push(Entry {
+            order,
+            timestamp,
+            version,
+            tag,
+            commit: commit.or(sha),
+            digest: digest.map(String::from),
+        });
+    }
+    Ok(entries)
+}
+
+/// The tags the filter (compiled as `regex`) admits, newest first (ties broken by tag,
+/// highest first).
+fn environment_tags(filter: &TagFilter, regex: &regex::Regex, tags: &[String]) -> Vec<Found> {
+    let mut found: Vec<Found> = Vec::new();
+    for tag in tags {
         let Some(captures) = regex.captures(tag) else {
             continue;
         };
@@ -112,63 +159,58 @@ pub fn list(
                 .map(Key::Version),
         };
         if let Some(key) = key {
-            found.push((key, tag.clone(), sha));
+            found.push(Found {
+                key,
+                tag: tag.clone(),
+                sha,
+            });
         }
     }
     found.sort_by(|a, b| {
-        let by_key = match (&a.0, &b.0) {
+        let by_key = match (&a.key, &b.key) {
             (Key::Timestamp(x), Key::Timestamp(y)) => y.cmp(x),
             (Key::Version(x), Key::Version(y)) => y.cmp(x),
             _ => std::cmp::Ordering::Equal,
         };
-        by_key.then_with(|| b.1.cmp(&a.1))
+        by_key.then_with(|| b.tag.cmp(&a.tag))
     });
-    found.truncate(query.limit);
+    found
+}
 
-    let lookups: Vec<(&str, &str)> = tags
-        .iter()
-        .filter_map(|tag| crate::tags::lookup_commit(tag).map(|sha| (tag.as_str(), sha)))
-        .collect();
-    let scope = Scope::pull(&repository.name);
-    let mut lookup_digests: HashMap<&str, Option<Digest>> = HashMap::new();
-    let mut entries = Vec::with_capacity(found.len());
-    for (key, tag, sha) in found {
-        let digest = client.manifest_digest(&repository.name, &tag, &scope)?;
-        let mut commit = None;
-        if let Some(digest) = &digest {
-            // Only lookup tags of a matching commit are worth a request, when the tag says which.
-            for (lookup, full) in lookups
-                .iter()
-                .filter(|(_, full)| sha.as_deref().is_none_or(|s| full.starts_with(s)))
-            {
-                let lookup_digest = match lookup_digests.get(lookup) {
-                    Some(known) => known.clone(),
-                    None => {
-                        let fetched = client.manifest_digest(&repository.name, lookup, &scope)?;
-                        lookup_digests.insert(lookup, fetched.clone());
-                        fetched
-                    }
-                };
-                if lookup_digest.as_ref() == Some(digest) {
-                    commit = Some((*full).to_owned());
-                    break;
+/// The repository's `commit-<sha40>` lookup tags, and the digests of those already asked for.
+struct LookupCommits<'a> {
+    client: &'a RegistryClient,
+    repository: &'a str,
+    scope: Scope,
+    /// Each lookup tag, with the full commit it names.
+    lookups: Vec<(&'a str, &'a str)>,
+    digests: HashMap<&'a str, Option<Digest>>,
+}
+
+impl LookupCommits<'_> {
+    /// The full commit whose lookup tag names `digest`. Only lookup tags of a matching commit
+    /// are worth a request, when the tag says which (`sha`).
+    fn commit_of(&mut self, digest: &Digest, sha: Option<&str>) -> Result<Option<String>, Error> {
+        for &(lookup, full) in &self.lookups {
+            if sha.is_some_and(|s| !full.starts_with(s)) {
+                continue;
+            }
+            let lookup_digest = match self.digests.get(lookup) {
+                Some(known) => known.clone(),
+                None => {
+                    let fetched =
+                        self.client
+                            .manifest_digest(self.repository, lookup, &self.scope)?;
+                    self.digests.insert(lookup, fetched.clone());
+                    fetched
                 }
+            };
+            if lookup_digest.as_ref() == Some(digest) {
+                return Ok(Some(full.to_owned()));
             }
         }
-        let (order, timestamp, version) = match key {
-            Key::Timestamp(ts) => (ts.to_string(), Some(ts), None),
-            Key::Version(v) => (v.to_string(), None, Some(v.to_string())),
-        };
-        entries.push(Entry {
-            order,
-            timestamp,
-            version,
-            tag,
-            commit: commit.or(sha),
-            digest: digest.map(String::from),
-        });
+        Ok(None)
     }
-    Ok(entries)
 }
 
 /// The image repository an environment's images are in.

@@ -236,20 +236,7 @@ pub fn plan_release(
     cwd: &Path,
     request: &ReleaseRequest,
 ) -> Result<ReleasePlan, Error> {
-    if let Some(channel) = &request.channel {
-        if channel.is_empty() || !channel.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(Error::usage(format!(
-                "--channel `{channel}` is not a channel name; use letters and digits, e.g. alpha"
-            )));
-        }
-        if let Bump::Exact(version) = &request.bump
-            && (!version.pre.is_empty() || !version.build.is_empty())
-        {
-            return Err(Error::usage(format!(
-                "{version} already has a pre-release or build part; give X.Y.Z with --channel, or drop --channel"
-            )));
-        }
-    }
+    check_channel_request(request)?;
     let (repo, workdir) = open(cwd)?;
     let head = git::head_commit(&repo)?;
     check_clean(&repo)?;
@@ -258,68 +245,10 @@ pub fn plan_release(
     }
 
     let existing = semver_tags(&repo)?;
-    let highest = existing.iter().max_by(|a, b| a.1.cmp_precedence(&b.1));
-    // The repository's habit decides the `v`; a first release gets one, as in `v1.2.3`.
-    let prefix = match highest {
-        Some((name, _)) if !name.starts_with('v') => "",
-        _ => "v",
-    };
-    let stable = existing
-        .iter()
-        .filter(|(_, v)| v.pre.is_empty())
-        .max_by(|a, b| a.1.cmp_precedence(&b.1));
-    let base = stable.map_or(Version::new(0, 0, 0), |(_, v)| {
-        Version::new(v.major, v.minor, v.patch)
-    });
-
-    // The first release is the package's own version (a crate at 0.3.0 releases v0.3.0), or
-    // a bump from 0.0.0 where there is no package version.
-    let first = stable
-        .is_none()
-        .then(|| crate::build::labels::package_version(config))
-        .flatten()
-        .and_then(|text| Version::parse(&text).ok())
-        .filter(|v| *v > Version::new(0, 0, 0));
-    let mut version = match (&request.bump, first) {
-        (Bump::Exact(_), _) | (_, None) => bumped(&base, &request.bump)?,
-        (_, Some(version)) => Version::new(version.major, version.minor, version.patch),
-    };
-    if let Some(channel) = &request.channel {
-        let next = existing
-            .iter()
-            .filter(|(_, v)| {
-                (v.major, v.minor, v.patch) == (version.major, version.minor, version.patch)
-            })
-            .filter_map(|(_, v)| channel_number(v, channel))
-            .max()
-            .map_or(1, |n| n.saturating_add(1));
-        version.pre = Prerelease::new(&channel_label(&existing, channel, next)).map_err(|e| {
-            Error::usage(format!(
-                "--channel `{channel}` does not make a valid pre-release: {e}"
-            ))
-        })?;
-        version.build = BuildMetadata::EMPTY;
-    }
-    let tag = format!("{prefix}{version}");
-
-    if let Ok(reference) = repo.find_reference(&format!("refs/tags/{tag}")) {
-        let at = reference
-            .peel_to_commit()
-            .map(|c| format!(" (on {})", short(c.id())))
-            .unwrap_or_default();
-        return Err(Error::Refused(format!(
-            "tag {tag} already exists{at}; pick another version"
-        )));
-    }
-
-    // A stable release follows the highest stable one; a pre-release must also pass its own
-    // channel's highest, or the channel's policy would not pick it.
-    let current = existing
-        .iter()
-        .filter(|(_, v)| {
-            v.pre.is_empty() || (!version.pre.is_empty() && channel_of(v) == channel_of(&version))
-        })
-        .max_by(|a, b| a.1.cmp_precedence(&b.1));
+    let version = next_version(config, &existing, request)?;
+    let tag = format!("{}{version}", tag_prefix(&existing));
+    check_tag_is_new(&repo, &tag)?;
+    let current = current_release(&existing, &version);
     // Precedence, as SemVer defines it: build metadata does not make a version higher.
     if let Some((current_tag, current_version)) = current
         && version.cmp_precedence(current_version).is_le()
@@ -349,6 +278,109 @@ pub fn plan_release(
         environment,
         workdir,
     })
+}
+
+/// A `--channel` must be a plain name, and cannot be added to a version that already has a
+/// pre-release or build part.
+fn check_channel_request(request: &ReleaseRequest) -> Result<(), Error> {
+    let Some(channel) = &request.channel else {
+        return Ok(());
+    };
+    if channel.is_empty() || !channel.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(Error::usage(format!(
+            "--channel `{channel}` is not a channel name; use letters and digits, e.g. alpha"
+        )));
+    }
+    if let Bump::Exact(version) = &request.bump
+        && (!version.pre.is_empty() || !version.build.is_empty())
+    {
+        return Err(Error::usage(format!(
+            "{version} already has a pre-release or build part; give X.Y.Z with --channel, or drop --channel"
+        )));
+    }
+    Ok(())
+}
+
+/// The repository's habit decides the `v`; a first release gets one, as in `v1.2.3`.
+fn tag_prefix(existing: &[(String, Version)]) -> &'static str {
+    match existing.iter().max_by(|a, b| a.1.cmp_precedence(&b.1)) {
+        Some((name, _)) if !name.starts_with('v') => "",
+        _ => "v",
+    }
+}
+
+/// The version to release: the bump from the highest stable release, then, with a channel,
+/// that version's next pre-release in the channel.
+fn next_version(
+    config: &Config,
+    existing: &[(String, Version)],
+    request: &ReleaseRequest,
+) -> Result<Version, Error> {
+    let stable = existing
+        .iter()
+        .filter(|(_, v)| v.pre.is_empty())
+        .max_by(|a, b| a.1.cmp_precedence(&b.1));
+    let base = stable.map_or(Version::new(0, 0, 0), |(_, v)| {
+        Version::new(v.major, v.minor, v.patch)
+    });
+
+    // The first release is the package's own version (a crate at 0.3.0 releases v0.3.0), or
+    // a bump from 0.0.0 where there is no package version.
+    let first = stable
+        .is_none()
+        .then(|| crate::build::labels::package_version(config))
+        .flatten()
+        .and_then(|text| Version::parse(&text).ok())
+        .filter(|v| *v > Version::new(0, 0, 0));
+    let mut version = match (&request.bump, first) {
+        (Bump::Exact(_), _) | (_, None) => bumped(&base, &request.bump)?,
+        (_, Some(version)) => Version::new(version.major, version.minor, version.patch),
+    };
+    if let Some(channel) = &request.channel {
+        let next = existing
+            .iter()
+            .filter(|(_, v)| {
+                (v.major, v.minor, v.patch) == (version.major, version.minor, version.patch)
+            })
+            .filter_map(|(_, v)| channel_number(v, channel))
+            .max()
+            .map_or(1, |n| n.saturating_add(1));
+        version.pre = Prerelease::new(&channel_label(existing, channel, next)).map_err(|e| {
+            Error::usage(format!(
+                "--channel `{channel}` does not make a valid pre-release: {e}"
+            ))
+        })?;
+        version.build = BuildMetadata::EMPTY;
+    }
+    Ok(version)
+}
+
+fn check_tag_is_new(repo: &Repository, tag: &str) -> Result<(), Error> {
+    let Ok(reference) = repo.find_reference(&format!("refs/tags/{tag}")) else {
+        return Ok(());
+    };
+    let at = reference
+        .peel_to_commit()
+        .map(|c| format!(" (on {})", short(c.id())))
+        .unwrap_or_default();
+    Err(Error::Refused(format!(
+        "tag {tag} already exists{at}; pick another version"
+    )))
+}
+
+/// The release `version` must pass. A stable release follows the highest stable one; a
+/// pre-release must also pass its own channel's highest, or the channel's policy would not
+/// pick it.
+fn current_release<'a>(
+    existing: &'a [(String, Version)],
+    version: &Version,
+) -> Option<&'a (String, Version)> {
+    existing
+        .iter()
+        .filter(|(_, v)| {
+            v.pre.is_empty() || (!version.pre.is_empty() && channel_of(v) == channel_of(version))
+        })
+        .max_by(|a, b| a.1.cmp_precedence(&b.1))
 }
 
 impl ReleasePlan {
