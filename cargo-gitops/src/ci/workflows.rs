@@ -90,8 +90,27 @@ pub fn triggers(environments: &[Environment], index: usize) -> Triggers {
     Triggers { branches, tags }
 }
 
-fn workflow_file(env: &Environment) -> String {
-    format!("gitops-{}.yml", env.name)
+/// The image a set of workflows is for, when the repository ships several: each image's
+/// files are named after it, so that generating one never overwrites another's.
+fn image_of(config: &Config) -> Option<&str> {
+    config
+        .package
+        .as_deref()
+        .filter(|_| config.images.len() > 1)
+}
+
+fn pipeline_file(image: Option<&str>) -> String {
+    match image {
+        Some(image) => format!("gitops-{image}-pipeline.yml"),
+        None => PIPELINE_FILE.to_owned(),
+    }
+}
+
+fn workflow_file(image: Option<&str>, env: &Environment) -> String {
+    match image {
+        Some(image) => format!("gitops-{image}-{}.yml", env.name),
+        None => format!("gitops-{}.yml", env.name),
+    }
 }
 
 pub(crate) fn describe(env: &Environment) -> String {
@@ -237,8 +256,9 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
             })
         })
         .map_err(|e| template_error("pipeline.yml", &e))?;
+    let image = image_of(config);
     let mut files = vec![GeneratedFile {
-        path: Path::new(WORKFLOW_DIR).join(PIPELINE_FILE),
+        path: Path::new(WORKFLOW_DIR).join(pipeline_file(image)),
         contents: pipeline,
     }];
     for index in 0..config.environments.len() {
@@ -248,6 +268,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
             index,
             &logins,
             id_token,
+            image,
         )?);
     }
     Ok(files)
@@ -327,6 +348,7 @@ fn environment_workflow(
     index: usize,
     logins: &logins::Logins,
     id_token: bool,
+    image: Option<&str>,
 ) -> Result<GeneratedFile, Error> {
     let env = &environments[index];
     let triggers = triggers(environments, index);
@@ -336,12 +358,20 @@ fn environment_workflow(
             t.render(minijinja::context! {
                 header => HEADER,
                 name => env.name.clone(),
+                title => match image {
+                    Some(image) => format!("{image} {}", env.name),
+                    None => env.name.clone(),
+                },
+                group => match image {
+                    Some(image) => format!("gitops-{image}-{}", env.name),
+                    None => format!("gitops-{}", env.name),
+                },
                 description => grammar::comment(&describe(env)),
                 branches => triggers.branches,
                 tags => triggers.tags,
                 per_ref_concurrency => !env.branches.is_empty() && env.branches.iter().any(BranchPattern::has_wildcard),
                 cancel_in_progress => cancels_in_progress(env),
-                pipeline_file => PIPELINE_FILE,
+                pipeline_file => pipeline_file(image),
                 secrets => logins.secrets.clone(),
                 packages_write => logins.packages_write,
                 id_token => id_token,
@@ -349,7 +379,7 @@ fn environment_workflow(
         })
         .map_err(|e| template_error("environment.yml", &e))?;
     Ok(GeneratedFile {
-        path: Path::new(WORKFLOW_DIR).join(workflow_file(env)),
+        path: Path::new(WORKFLOW_DIR).join(workflow_file(image, env)),
         contents,
     })
 }

@@ -22,7 +22,8 @@ pub struct InitWorkflowsArgs {
     pub ci: Vec<PipelineKind>,
 }
 
-pub fn run(args: &InitWorkflowsArgs, config: &Config, global: &GlobalArgs) -> Result<(), Error> {
+pub fn run(args: &InitWorkflowsArgs, configs: &[Config], global: &GlobalArgs) -> Result<(), Error> {
+    let config = &configs[0];
     if global.format == Format::Github {
         return Err(super::unsupported_format("init-workflows"));
     }
@@ -39,11 +40,25 @@ pub fn run(args: &InitWorkflowsArgs, config: &Config, global: &GlobalArgs) -> Re
     for kind in &kinds {
         match kind {
             PipelineKind::Github => {
-                let generated = workflows::generate(config, &config.workflows)?;
+                // Every image's workflows, named after it when there are several.
+                let mut generated = Vec::new();
+                for config in configs {
+                    generated.extend(workflows::generate(config, &config.workflows)?);
+                }
                 if args.check {
                     drift.extend(workflows::drift(root, &generated));
                 }
                 files.extend(generated);
+            }
+            PipelineKind::Gitlab if configs.len() > 1 => {
+                let names: Vec<&str> = configs
+                    .iter()
+                    .filter_map(|c| c.package.as_deref())
+                    .collect();
+                return Err(Error::usage(format!(
+                    "the GitLab pipeline is written for one image, and this repository ships several ({}); generate GitHub workflows for all of them, or the GitLab pipeline of one with -p",
+                    names.join(", ")
+                )));
             }
             PipelineKind::Gitlab => {
                 let generated = vec![gitlab_pipeline::generate(config)?];

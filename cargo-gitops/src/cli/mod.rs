@@ -184,9 +184,10 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         package: global.package.as_deref(),
         cwd: &cwd,
     };
-    // Flux covers every image of the repository: it reads each one's configuration.
+    // Flux and the pipelines cover every image of the repository: they read each one's
+    // configuration.
     let configs = match &cli.command {
-        Command::Flux(_) => config::load_each(&source)?,
+        Command::Flux(_) | Command::InitWorkflows(_) => config::load_each(&source)?,
         _ => vec![config::load(&source)?],
     };
     let config = &configs[0];
@@ -219,7 +220,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     match &cli.command {
         Command::Env => env::run(&plan()?, global, &runner)?,
         Command::Build(args) => build::run(global, args, config, &plan()?, &runner, &cwd)?,
-        Command::InitWorkflows(args) => init_workflows::run(args, config, global)?,
+        Command::InitWorkflows(args) => init_workflows::run(args, &configs, global)?,
         Command::Flux(args) => flux::run(args, &configs, global)?,
         Command::Release(args) => release::run(global, args, config, &cwd, &runner)?,
         Command::Promote(args) => promote::run(global, args, config, &cwd)?,

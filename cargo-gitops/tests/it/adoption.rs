@@ -323,7 +323,10 @@ fn two_services() -> Dir {
     let dir = Dir::git_repo();
     dir.create(
         "Cargo.toml",
-        "[workspace]\nmembers = [\"services/*\"]\nresolver = \"2\"\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\n",
+        format!(
+            "[workspace]\nmembers = [\"services/*\"]\nresolver = \"2\"\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\n{}",
+            crate::workflows::INSTALL_PINS
+        ),
     );
     for name in ["api", "web"] {
         dir.create(
@@ -377,4 +380,72 @@ fn a_two_service_workspace_gets_both_images_without_overwriting() {
     // With -p, one image only.
     let (one, _) = dir.command().args(["flux", "-p", "api"]).succeeds();
     assert_eq!(one.matches("kind: 'ImageRepository'").count(), 1, "{one}");
+
+    // Workflows: each image's files are named after it; neither overwrites the other's.
+    dir.command().args(["init-workflows", "-q"]).succeeds();
+    let workflows = dir.join(".github/workflows");
+    for name in ["api", "web"] {
+        let pipeline =
+            std::fs::read_to_string(workflows.join(format!("gitops-{name}-pipeline.yml")))
+                .unwrap_or_else(|e| panic!("{name}'s pipeline: {e}"));
+        assert!(
+            pipeline.contains(&format!("GITOPS_PACKAGE: \"{name}\"")),
+            "{pipeline}"
+        );
+        let staging = std::fs::read_to_string(workflows.join(format!("gitops-{name}-staging.yml")))
+            .unwrap_or_else(|e| panic!("{name}'s staging workflow: {e}"));
+        assert!(
+            staging.contains(&format!(
+                "uses: ./.github/workflows/gitops-{name}-pipeline.yml"
+            )),
+            "{staging}"
+        );
+        assert!(
+            staging.contains(&format!("group: gitops-{name}-staging")),
+            "{staging}"
+        );
+    }
+    assert!(!workflows.join("gitops-pipeline.yml").exists());
+    dir.command()
+        .args(["init-workflows", "--check", "-q"])
+        .succeeds();
+    // Validated like every generated set.
+    let files: Vec<String> = std::fs::read_dir(&workflows)
+        .unwrap()
+        .map(|e| {
+            format!(
+                ".github/workflows/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    let mut actionlint = std::process::Command::new("actionlint");
+    actionlint
+        .arg("-no-color")
+        .args(&files)
+        .current_dir(dir.path());
+    let output = actionlint
+        .output()
+        .expect("actionlint must be installed (.ci/test builds it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let zizmor = std::process::Command::new("zizmor")
+        .args(["--offline", "--no-progress", ".github/workflows"])
+        .current_dir(dir.path())
+        .output()
+        .expect("zizmor must be installed (.ci/test installs it)");
+    assert!(
+        zizmor.status.success(),
+        "{}",
+        String::from_utf8_lossy(&zizmor.stdout)
+    );
+    // One image's GitLab pipeline at a time: said, not overwritten.
+    let line = dir
+        .command()
+        .args(["init-workflows", "--ci", "gitlab"])
+        .usage_error();
+    assert!(line.contains("ships several (api, web)"), "{line}");
 }
