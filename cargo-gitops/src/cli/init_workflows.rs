@@ -23,21 +23,35 @@ pub struct InitWorkflowsArgs {
 }
 
 pub fn run(args: &InitWorkflowsArgs, configs: &[Config], global: &GlobalArgs) -> Result<(), Error> {
-    let config = &configs[0];
     if global.format == Format::Github {
         return Err(super::unsupported_format("init-workflows"));
     }
     let mut kinds = if args.ci.is_empty() {
-        config.workflows.pipelines.clone()
+        configs[0].workflows.pipelines.clone()
     } else {
         args.ci.clone()
     };
     kinds.sort();
     kinds.dedup();
-    let root = &config.root_dir;
+    let (files, drift) = generate(args, configs, &kinds)?;
+    if args.check {
+        check(args, &configs[0], global, &kinds, &files, &drift)
+    } else {
+        write(&configs[0], global, &kinds, &files)
+    }
+}
+
+/// Every pipeline file of `kinds`, for every image, and with `--check` how the files on disk
+/// drifted from them.
+fn generate(
+    args: &InitWorkflowsArgs,
+    configs: &[Config],
+    kinds: &[PipelineKind],
+) -> Result<(Vec<GeneratedFile>, Vec<Drift>), Error> {
+    let root = &configs[0].root_dir;
     let mut files: Vec<GeneratedFile> = Vec::new();
     let mut drift: Vec<Drift> = Vec::new();
-    for kind in &kinds {
+    for kind in kinds {
         match kind {
             PipelineKind::Github => {
                 // Every image's workflows, named after it when there are several.
@@ -61,7 +75,7 @@ pub fn run(args: &InitWorkflowsArgs, configs: &[Config], global: &GlobalArgs) ->
                 )));
             }
             PipelineKind::Gitlab => {
-                let generated = vec![gitlab_pipeline::generate(config)?];
+                let generated = vec![gitlab_pipeline::generate(&configs[0])?];
                 if args.check {
                     drift.extend(workflows::file_drift(root, &generated));
                 }
@@ -69,41 +83,61 @@ pub fn run(args: &InitWorkflowsArgs, configs: &[Config], global: &GlobalArgs) ->
             }
         }
     }
-    let gitlab = kinds.contains(&PipelineKind::Gitlab);
+    Ok((files, drift))
+}
+
+/// `--check`: prints the drift (a diff, or JSON) and fails when there is any.
+fn check(
+    args: &InitWorkflowsArgs,
+    config: &Config,
+    global: &GlobalArgs,
+    kinds: &[PipelineKind],
+    files: &[GeneratedFile],
+    drift: &[Drift],
+) -> Result<(), Error> {
     let paths: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
-    if args.check {
-        match global.format {
-            Format::Json => {
-                let json = serde_json::json!({ "files": paths, "drift": drift });
-                write_stdout(&format!("{json:#}\n"))?;
-            }
-            _ => {
-                let diffs: String = drift.iter().map(|d| d.diff.as_str()).collect();
-                write_stdout(&diffs)?;
-            }
+    match global.format {
+        Format::Json => {
+            let json = serde_json::json!({ "files": paths, "drift": drift });
+            write_stdout(&format!("{json:#}\n"))?;
         }
-        if !drift.is_empty() {
-            // The same command, with the same --ci flags, writes what is missing.
-            let flags: String = args
-                .ci
-                .iter()
-                .map(|k| format!(" --ci {}", kind_name(*k)))
-                .collect();
-            return Err(Error::Drift {
-                count: drift.len(),
-                fix: format!("cargo gitops init-workflows{flags}"),
-            });
+        _ => {
+            let diffs: String = drift.iter().map(|d| d.diff.as_str()).collect();
+            write_stdout(&diffs)?;
         }
-        if !global.quiet {
-            eprintln!("{} workflows are up to date", files.len());
-            if gitlab {
-                warn_without_include(config);
-            }
-        }
-        return Ok(());
     }
-    workflows::write(root, &files)?;
-    let mut written = paths.clone();
+    if !drift.is_empty() {
+        // The same command, with the same --ci flags, writes what is missing.
+        let flags: String = args
+            .ci
+            .iter()
+            .map(|k| format!(" --ci {}", kind_name(*k)))
+            .collect();
+        return Err(Error::Drift {
+            count: drift.len(),
+            fix: format!("cargo gitops init-workflows{flags}"),
+        });
+    }
+    if !global.quiet {
+        eprintln!("{} workflows are up to date", files.len());
+        if kinds.contains(&PipelineKind::Gitlab) {
+            warn_without_include(config);
+        }
+    }
+    Ok(())
+}
+
+/// Writes the files (and, for GitLab, a root `.gitlab-ci.yml` that includes them, once).
+fn write(
+    config: &Config,
+    global: &GlobalArgs,
+    kinds: &[PipelineKind],
+    files: &[GeneratedFile],
+) -> Result<(), Error> {
+    let root = &config.root_dir;
+    let gitlab = kinds.contains(&PipelineKind::Gitlab);
+    workflows::write(root, files)?;
+    let mut written: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
     if gitlab && gitlab_pipeline::root_includes_pipeline(root).is_none() {
         let seed = gitlab_pipeline::root_pipeline();
         workflows::write(root, std::slice::from_ref(&seed))?;

@@ -37,6 +37,49 @@ fn node_repo(gitops_toml: &str) -> Dir {
     dir
 }
 
+/// The generated workflows pass actionlint, zizmor and GitHub's workflow schema.
+fn validate_workflows(dir: &Dir) {
+    let workflows = dir.join(".github/workflows");
+    let files: Vec<String> = std::fs::read_dir(&workflows)
+        .unwrap()
+        .map(|e| {
+            format!(
+                ".github/workflows/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    let run = |program: &str, args: &[&str]| {
+        let output = std::process::Command::new(program)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{program} must be installed (.ci/test installs it): {e}"));
+        assert!(
+            output.status.success(),
+            "{program}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let mut actionlint = vec!["-no-color"];
+    actionlint.extend(files.iter().map(String::as_str));
+    run("actionlint", &actionlint);
+    run(
+        "zizmor",
+        &[
+            "--offline",
+            "--no-progress",
+            "--persona",
+            "pedantic",
+            ".github/workflows",
+        ],
+    );
+    let mut schema = vec!["--builtin-schema", "vendor.github-workflows"];
+    schema.extend(files.iter().map(String::as_str));
+    run("check-jsonschema", &schema);
+}
+
 fn env_json(dir: &Dir, args: &[&str]) -> Value {
     let mut command = dir.command();
     command
@@ -77,6 +120,7 @@ fn a_node_repository_is_configured_by_gitops_toml() {
         "{pipeline}"
     );
     dir.command().args(["init-workflows", "--check"]).succeeds();
+    validate_workflows(&dir);
     let (flux, _) = dir.command().args(["flux"]).succeeds();
     assert!(flux.contains("image: 'ghcr.io/acme/web'"), "{flux}");
 
@@ -409,39 +453,7 @@ fn a_two_service_workspace_gets_both_images_without_overwriting() {
     dir.command()
         .args(["init-workflows", "--check", "-q"])
         .succeeds();
-    // Validated like every generated set.
-    let files: Vec<String> = std::fs::read_dir(&workflows)
-        .unwrap()
-        .map(|e| {
-            format!(
-                ".github/workflows/{}",
-                e.unwrap().file_name().to_string_lossy()
-            )
-        })
-        .collect();
-    let mut actionlint = std::process::Command::new("actionlint");
-    actionlint
-        .arg("-no-color")
-        .args(&files)
-        .current_dir(dir.path());
-    let output = actionlint
-        .output()
-        .expect("actionlint must be installed (.ci/test builds it)");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let zizmor = std::process::Command::new("zizmor")
-        .args(["--offline", "--no-progress", ".github/workflows"])
-        .current_dir(dir.path())
-        .output()
-        .expect("zizmor must be installed (.ci/test installs it)");
-    assert!(
-        zizmor.status.success(),
-        "{}",
-        String::from_utf8_lossy(&zizmor.stdout)
-    );
+    validate_workflows(&dir);
     // One image's GitLab pipeline at a time: said, not overwritten.
     let line = dir
         .command()
