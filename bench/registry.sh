@@ -76,9 +76,11 @@ EOF
 cp "$root/Cargo.lock" "$work/driver/Cargo.lock"
 cat >"$work/driver/src/main.rs" <<'EOF'
 //! `driver retag SOURCE DIGEST TARGET TAG...` or `driver lookup REPOSITORY TAG`, through
-//! `cargo_gitops::retagger::Retagger` with the built-in client; prints its request count.
-use cargo_gitops::registry::{ClientOptions, Repository};
-use cargo_gitops::retagger::{Retagger, RetaggerKind};
+//! `cargo_gitops::build::retag::Retagger` with the built-in client; prints its request count.
+use cargo_gitops::build::retag::Retagger;
+use cargo_gitops::config::RetaggerKind;
+use cargo_gitops::registry::options::ClientOptions;
+use cargo_gitops::registry::reference::Repository;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

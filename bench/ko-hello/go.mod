@@ -1,0 +1,3 @@
+module example.com/ko-hello
+
+go 1.22
