@@ -56,6 +56,9 @@ fn sigterm_ends_the_programs_the_tool_started() {
         .arg(format!("--output=oci:{}", out.display()))
         .std();
     command.env("CARGO_TARGET_DIR", dir.join("target"));
+    // A cargo home of its own: the crate has no dependencies, and another cargo on the machine
+    // holding the shared package cache's lock must not keep this compile from starting.
+    command.env("CARGO_HOME", dir.join("cargo-home"));
     let mut tool = command.spawn().expect("start cargo-gitops");
 
     // Wait (bounded) until the compile's build script runs: `cargo build` and its child.
@@ -66,8 +69,17 @@ fn sigterm_ends_the_programs_the_tool_started() {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|line| String::from_utf8_lossy(&line).contains("build\0--release"))
         });
+        // The build script runs (and sleeps) as a child of cargo, from the target folder.
         if let Some(child) = compiling
-            && processes_mentioning(&format!("{script}/")).len() > 1
+            && !processes_mentioning(&format!("{script}/"))
+                .into_iter()
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| {
+                        String::from_utf8_lossy(&line).contains("build-script-build")
+                    })
+                })
+                .collect::<Vec<_>>()
+                .is_empty()
         {
             break child;
         }
