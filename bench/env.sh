@@ -206,7 +206,7 @@ if command -v strace >/dev/null; then
     trace="$out/env-strace.txt"
     (cd "$loose" && strace -f -qq -e trace=execve,fork,vfork,clone,clone3 -o "$trace" "$bin" env --format json >/dev/null)
     echo >>"$table"
-    echo "Processes started by one \`cargo-gitops env\` (strace -f, detached-loose case): execve $(grep -c 'execve(' "$trace") (itself), fork/clone $(grep -cE '(v?fork|clone3?)\(' "$trace")." >>"$table"
+    echo "Processes started by one \`cargo-gitops env\` (strace -f, detached-loose case): execve $(grep -c 'execve(' "$trace") (itself), fork/clone of a process $(grep -E '(v?fork|clone3?)\(' "$trace" | grep -vc CLONE_THREAD), threads started $(grep -E 'clone3?\(' "$trace" | grep -c CLONE_THREAD)." >>"$table"
 fi
 
 echo >&2
