@@ -12,8 +12,7 @@ use cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(cli::args_from_cargo(std::env::args_os()));
-    let result = cargo_gitops::process::end_children_on_signal().and_then(|()| cli::run(cli));
-    match result {
+    match cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let mut message = err.to_string();

@@ -24,14 +24,19 @@ pub fn echo_commands(on: bool) {
 static RUNNING: Mutex<Vec<Arc<duct::Handle>>> = Mutex::new(Vec::new());
 
 /// On SIGINT or SIGTERM, ends every program this process started and is still waiting for,
-/// then exits as the signal asks (130 or 143). Called once, by the binary, at start.
-pub fn end_children_on_signal() -> Result<(), Error> {
+/// then exits as the signal asks (130 or 143). Installed with the first program started, so a
+/// command that starts none (`env`) pays nothing for it.
+fn end_children_on_signal() -> std::io::Result<()> {
+    static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| install_signal_handler().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(std::io::Error::other)
+}
+
+fn install_signal_handler() -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|source| Error::Spawn {
-            command: "the signal handler".to_owned(),
-            source,
-        })?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
             let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,6 +143,7 @@ impl Command {
 
     /// Starts the program, known to the signal handler until it ends.
     fn start_and_wait(&self) -> std::io::Result<std::process::Output> {
+        end_children_on_signal()?;
         let handle = Arc::new(self.expression().start()?);
         RUNNING
             .lock()
