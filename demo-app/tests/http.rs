@@ -5,10 +5,11 @@
 //! The client is a raw `TcpStream` on purpose: it shows exactly which bytes the server sent
 //! (a HEAD answer must carry no body at all), and it needs no dependency.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ const POLL: Duration = Duration::from_millis(5);
 struct Proc {
     child: Child,
     stderr: Option<JoinHandle<String>>,
+    /// Each stderr line as it arrives, for reading the start-up line before the exit.
+    lines: Receiver<String>,
 }
 
 impl Proc {
@@ -58,16 +61,23 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn demo-app");
-        let mut pipe = child.stderr.take().expect("piped stderr");
+        let pipe = child.stderr.take().expect("piped stderr");
+        let (sender, lines) = mpsc::channel();
         let stderr = thread::spawn(move || {
             let mut text = String::new();
-            pipe.read_to_string(&mut text)
-                .expect("read demo-app stderr");
+            for line in BufReader::new(pipe).lines() {
+                let line = line.expect("read demo-app stderr");
+                text.push_str(&line);
+                text.push('\n');
+                // The receiver may be gone (the test no longer listens); the text is kept.
+                let _ = sender.send(line);
+            }
             text
         });
         Self {
             child,
             stderr: Some(stderr),
+            lines,
         }
     }
 
@@ -122,38 +132,28 @@ impl Server {
         Self::start_with(&[("HOST", "127.0.0.1")], None)
     }
 
-    /// Starts demo-app on a free port with `env` besides `PORT`, and its file descriptors
-    /// capped by `fd_limit` if given.
+    /// Starts demo-app with `env` besides `PORT`, and its file descriptors capped by
+    /// `fd_limit` if given. `PORT=0` lets the kernel pick the port and the start-up line
+    /// names it: a port picked by the test and released before demo-app binds it could be
+    /// taken meanwhile by another test's server, which would then answer in its place.
     fn start_with(env: &[(&str, &str)], fd_limit: Option<libc::rlim_t>) -> Self {
-        // The free port is found by binding and releasing it, so another process may grab
-        // it before demo-app binds; that shows up as an early exit, and we try another.
-        for _ in 0..5 {
-            let port = free_port();
-            let port_text = port.to_string();
-            let mut env = env.to_vec();
-            env.push(("PORT", &port_text));
-            let mut proc = Proc::spawn_limited(&env, fd_limit);
-            let start = Instant::now();
-            loop {
-                if !proc.is_running() {
-                    let (status, stderr) = proc.wait_exit();
-                    assert!(
-                        stderr.contains("address already in use"),
-                        "demo-app exited before serving ({status}): {stderr}"
-                    );
-                    break;
-                }
-                if TcpStream::connect(addr(port)).is_ok() {
-                    return Self { proc, port };
-                }
-                assert!(
-                    start.elapsed() < DEADLINE,
-                    "demo-app did not accept connections on port {port} within {DEADLINE:?}"
-                );
-                thread::sleep(POLL);
+        let mut env = env.to_vec();
+        env.push(("PORT", "0"));
+        let mut proc = Proc::spawn_limited(&env, fd_limit);
+        let line = match proc.lines.recv_timeout(DEADLINE) {
+            Ok(line) => line,
+            Err(_) => {
+                let (status, stderr) = proc.wait_exit();
+                panic!("demo-app printed no start-up line ({status}): {stderr}");
             }
-        }
-        panic!("could not find a free port for demo-app after 5 tries");
+        };
+        let port = line
+            .strip_prefix("demo-app listening on http://")
+            .and_then(|address| address.rsplit_once(':'))
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("unexpected start-up line: {line:?}"));
+        assert_ne!(port, 0, "the start-up line names port 0: {line:?}");
+        Self { proc, port }
     }
 
     fn get(&self, method: &str, path: &str) -> Response {
@@ -186,11 +186,6 @@ impl Server {
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind(addr(0)).expect("bind an ephemeral port");
-    listener.local_addr().expect("local_addr").port()
 }
 
 fn connect(port: u16) -> TcpStream {
