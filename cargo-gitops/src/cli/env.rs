@@ -10,50 +10,7 @@ use super::output::{Format, write_dotenv, write_stdout};
 
 pub fn run(d: &Deployment, global: &GlobalArgs, runner: &Runner) -> Result<(), Error> {
     match global.format {
-        Format::Human => {
-            let mut lines = vec![
-                ("ref", d.git_ref.clone()),
-                ("sha", d.sha.clone()),
-                (
-                    "environment",
-                    d.environment.clone().unwrap_or_else(|| "none".to_owned()),
-                ),
-                (
-                    "image",
-                    d.image.clone().unwrap_or_else(|| {
-                        "none (set registry and image in the config)".to_owned()
-                    }),
-                ),
-            ];
-            for (i, tag) in d.tags.iter().enumerate() {
-                lines.push((if i == 0 { "tags" } else { "" }, tag.clone()));
-            }
-            lines.push(("lookup tag", d.lookup_tag.clone()));
-            lines.push((
-                "ci",
-                d.ci.map_or_else(|| "none".to_owned(), |ci| ci.name().to_owned()),
-            ));
-            if let Some(pull_request) = &d.pull_request {
-                let number = pull_request
-                    .number
-                    .as_deref()
-                    .map_or(String::new(), |n| format!("{n} "));
-                let fork = match pull_request.fork {
-                    Some(true) => ", from a fork",
-                    Some(false) => "",
-                    None => ", fork unknown",
-                };
-                lines.push((
-                    "pull request",
-                    format!("{number}from {}{fork}", pull_request.source_branch),
-                ));
-            }
-            let text: String = lines
-                .iter()
-                .map(|(k, v)| format!("{k:<12} {v}\n"))
-                .collect();
-            write_stdout(&text)
-        }
+        Format::Human => write_stdout(&human_text(d)),
         Format::Json => {
             let json = serde_json::to_string_pretty(d).expect("a deployment always serialises");
             write_stdout(&format!("{json}\n"))
@@ -88,4 +45,49 @@ pub fn run(d: &Deployment, global: &GlobalArgs, runner: &Runner) -> Result<(), E
             global.dotenv.as_deref(),
         ),
     }
+}
+
+/// The deployment as aligned `key value` lines, for a person.
+fn human_text(d: &Deployment) -> String {
+    let mut lines = vec![
+        ("ref", d.git_ref.clone()),
+        ("sha", d.sha.clone()),
+        (
+            "environment",
+            d.environment.clone().unwrap_or_else(|| "none".to_owned()),
+        ),
+        (
+            "image",
+            d.image
+                .clone()
+                .unwrap_or_else(|| "none (set registry and image in the config)".to_owned()),
+        ),
+    ];
+    for (i, tag) in d.tags.iter().enumerate() {
+        lines.push((if i == 0 { "tags" } else { "" }, tag.clone()));
+    }
+    lines.push(("lookup tag", d.lookup_tag.clone()));
+    lines.push((
+        "ci",
+        d.ci.map_or_else(|| "none".to_owned(), |ci| ci.name().to_owned()),
+    ));
+    if let Some(pull_request) = &d.pull_request {
+        let number = pull_request
+            .number
+            .as_deref()
+            .map_or(String::new(), |n| format!("{n} "));
+        let fork = match pull_request.fork {
+            Some(true) => ", from a fork",
+            Some(false) => "",
+            None => ", fork unknown",
+        };
+        lines.push((
+            "pull request",
+            format!("{number}from {}{fork}", pull_request.source_branch),
+        ));
+    }
+    lines
+        .iter()
+        .map(|(k, v)| format!("{k:<12} {v}\n"))
+        .collect()
 }

@@ -61,25 +61,7 @@ pub fn run(
         .as_deref()
         .map_or_else(|| "first release".to_owned(), |p| format!("after {p}"));
     if args.dry_run {
-        let mut lines = vec![
-            format!(
-                "# release {} ({after}) on {}, for environment {}",
-                plan.tag,
-                &plan.commit[..7],
-                plan.environment.as_deref().unwrap_or("none")
-            ),
-            plan.tag_command().display(),
-        ];
-        if args.push {
-            lines.push(plan.push_command().display());
-        }
-        if global.format == Format::Json {
-            let mut json = serde_json::to_value(&plan).expect("a release always serialises");
-            json["dry_run"] = serde_json::Value::Bool(true);
-            json["commands"] = lines[1..].into();
-            return write_stdout(&format!("{json:#}\n"));
-        }
-        return write_stdout(&(lines.join("\n") + "\n"));
+        return print_dry_run(global, args, &plan, &after);
     }
     plan.create()?;
     if !global.quiet {
@@ -97,10 +79,48 @@ pub fn run(
     } else if !global.quiet {
         eprintln!("next: {}", plan.push_command().display());
     }
+    write_result(global, args, &plan, runner)
+}
+
+/// The git commands a release would run, and the release itself in JSON.
+fn print_dry_run(
+    global: &GlobalArgs,
+    args: &ReleaseArgs,
+    plan: &release::ReleasePlan,
+    after: &str,
+) -> Result<(), Error> {
+    let mut lines = vec![
+        format!(
+            "# release {} ({after}) on {}, for environment {}",
+            plan.tag,
+            &plan.commit[..7],
+            plan.environment.as_deref().unwrap_or("none")
+        ),
+        plan.tag_command().display(),
+    ];
+    if args.push {
+        lines.push(plan.push_command().display());
+    }
+    if global.format == Format::Json {
+        let mut json = serde_json::to_value(plan).expect("a release always serialises");
+        json["dry_run"] = serde_json::Value::Bool(true);
+        json["commands"] = lines[1..].into();
+        return write_stdout(&format!("{json:#}\n"));
+    }
+    write_stdout(&(lines.join("\n") + "\n"))
+}
+
+/// The created release on stdout, in the requested format.
+fn write_result(
+    global: &GlobalArgs,
+    args: &ReleaseArgs,
+    plan: &release::ReleasePlan,
+    runner: &Runner,
+) -> Result<(), Error> {
     match global.format {
         Format::Human => write_stdout(&format!("{}\n", plan.tag)),
         Format::Json => {
-            let mut json = serde_json::to_value(&plan).expect("a release always serialises");
+            let mut json = serde_json::to_value(plan).expect("a release always serialises");
             json["pushed"] = serde_json::Value::Bool(args.push);
             write_stdout(&format!("{json:#}\n"))
         }
