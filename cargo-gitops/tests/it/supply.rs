@@ -2,7 +2,8 @@
 //! crate validated by spdx-tools' `pyspdxtools`, its crates compared with what cargo compiled
 //! for the target and its checksums with the registry's archives; the dependency list linked
 //! into the binary read back from an OCI layout by `syft`; the provenance statement checked
-//! against a JSON schema written from the in-toto and SLSA specifications.
+//! against a JSON schema written from the in-toto and SLSA specifications
+//! (`supply/provenance.schema.json`) by check-jsonschema.
 //!
 //! The fixture uses only crates this workspace's lockfile already put in the cargo cache, and
 //! its lockfile is made with `--offline`, so no test reaches the network.
@@ -13,6 +14,9 @@ use std::process::Command;
 
 use cargo_gitops::build::native::{self, NativeSpec};
 use cargo_gitops::supply::crates::Source;
+use cargo_gitops::supply::provenance::{
+    BuildType, Builder, ExternalParameters, Provenance, SourceCommit, Subject,
+};
 use cargo_gitops::supply::sbom::Sbom;
 use serde_json::Value;
 
@@ -30,7 +34,7 @@ fn host_triple() -> String {
 /// proc-macro (serde_derive and what only it uses), a Windows-only crate, a build-dependency
 /// and a dev-dependency are never linked on Linux.
 fn fixture() -> Dir {
-    let dir = Dir::new();
+    let dir = Dir::git_repo();
     dir.create(
         "Cargo.toml",
         r#"[package]
@@ -87,6 +91,8 @@ fn main() {
             .arg(dir.join("Cargo.toml")),
         120,
     );
+    dir.create(".gitignore", "/target\n/layout\n");
+    dir.commit("fx");
     dir
 }
 
@@ -267,7 +273,7 @@ fn libraries_compiled_for(target_dir: &Path, triple: &str) -> BTreeSet<String> {
 }
 
 #[test]
-fn syft_reads_the_sbom_s_crates_from_the_natively_built_image() {
+fn syft_reads_the_sbom_s_crates_from_the_natively_built_image_and_its_provenance_validates() {
     let dir = fixture();
     let manifest = dir.join("Cargo.toml");
     let target_dir = dir.join("target");
@@ -342,4 +348,80 @@ fn syft_reads_the_sbom_s_crates_from_the_natively_built_image() {
         })
         .collect();
     assert_eq!(found, expected, "syft's crates differ from the SBOM's");
+
+    // The provenance of that image validates against the in-toto and SLSA shape.
+    let commit = dir.head();
+    let commit_time: u64 = dir
+        .git(["show", "-s", "--format=%ct", "HEAD"])
+        .trim()
+        .parse()
+        .unwrap();
+    let provenance = Provenance {
+        subjects: vec![Subject {
+            name: "localhost:5000/fx".to_owned(),
+            digest: image.digest().to_owned(),
+        }],
+        build_type: BuildType::Native,
+        external: ExternalParameters {
+            command: "cargo gitops build --build-with native".to_owned(),
+            package: Some(binary.package.clone()),
+            bin: Some(binary.bin.clone()),
+            platforms: vec![native::host_platform().to_owned()],
+            ..ExternalParameters::default()
+        },
+        internal: [(
+            "targets".to_owned(),
+            serde_json::json!([target.triple.clone()]),
+        )]
+        .into(),
+        source: SourceCommit {
+            repository: "https://example.com/fx.git".to_owned(),
+            commit: commit.clone(),
+        },
+        base: None,
+        cargo_lock: Some(std::fs::read(dir.join("Cargo.lock")).unwrap()),
+        builder: Builder::detect(&|key| std::env::var(key).ok()),
+        commit_time,
+    };
+    let statement = provenance.to_json().unwrap();
+    assert_eq!(statement, provenance.to_json().unwrap());
+    let doc: Value = json(&statement);
+    assert_eq!(
+        doc["subject"][0]["digest"]["sha256"],
+        image.digest().trim_start_matches("sha256:")
+    );
+    assert_eq!(
+        doc["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"],
+        commit
+    );
+    check_provenance_schema(&dir, &statement, true);
+    // The schema is not vacuous: a statement without its builder fails it.
+    let mut broken = doc.clone();
+    broken["predicate"]["runDetails"]
+        .as_object_mut()
+        .unwrap()
+        .remove("builder");
+    check_provenance_schema(&dir, &serde_json::to_vec(&broken).unwrap(), false);
+}
+
+/// Runs check-jsonschema (installed by .ci/test) with the schema written from the in-toto
+/// and SLSA specifications; `valid` says which answer is expected.
+fn check_provenance_schema(dir: &Dir, statement: &[u8], valid: bool) {
+    let schema = dir.join("provenance.schema.json");
+    std::fs::write(&schema, include_str!("supply/provenance.schema.json")).unwrap();
+    let file = dir.join("provenance.json");
+    std::fs::write(&file, statement).unwrap();
+    let output = Command::new("check-jsonschema")
+        .arg("--schemafile")
+        .arg(&schema)
+        .arg(&file)
+        .output()
+        .expect("check-jsonschema is installed by .ci/test");
+    assert_eq!(
+        output.status.success(),
+        valid,
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
