@@ -349,6 +349,57 @@ fn syft_reads_the_sbom_s_crates_from_the_natively_built_image_and_its_provenance
         .collect();
     assert_eq!(found, expected, "syft's crates differ from the SBOM's");
 
+    // The same commit cloned elsewhere gives the same binary and the same image: the object's
+    // path (in another target directory) leaves no trace in the output.
+    let other = Dir::new();
+    let clone = other.join("clone");
+    other.git([
+        "clone",
+        "-q",
+        dir.path().to_str().unwrap(),
+        clone.to_str().unwrap(),
+    ]);
+    let clone_manifest = clone.join("Cargo.toml");
+    let clone_spec = NativeSpec {
+        manifest: clone_manifest.clone(),
+        ..spec.clone()
+    };
+    let mut clone_binary = native::find_binary(&clone_spec).unwrap();
+    clone_binary.target_dir = clone.join("target");
+    let (_, clone_object) =
+        native::dependency_object(&clone_binary, &target, &clone_manifest).unwrap();
+    assert_ne!(clone_object, object);
+    assert_eq!(
+        std::fs::read(&clone_object).unwrap(),
+        std::fs::read(&object).unwrap()
+    );
+    native::compile_command_embedding(
+        &clone_binary,
+        &target,
+        &clone_manifest,
+        spec.epoch,
+        &clone_object,
+    )
+    .env(
+        "CARGO_TARGET_DIR",
+        clone_binary.target_dir.display().to_string(),
+    )
+    .run()
+    .unwrap();
+    let clone_built = native::binary_path(&clone_binary, &target);
+    assert!(
+        std::fs::read(&clone_built).unwrap() == std::fs::read(&built).unwrap(),
+        "two checkouts of one commit linked different binaries"
+    );
+    let clone_image = native::pack(
+        &clone_spec,
+        &clone_binary,
+        &[(target.clone(), clone_built)],
+        &[None],
+    )
+    .unwrap();
+    assert_eq!(clone_image.digest(), image.digest());
+
     // The provenance of that image validates against the in-toto and SLSA shape.
     let commit = dir.head();
     let commit_time: u64 = dir
