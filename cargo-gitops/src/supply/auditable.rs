@@ -119,17 +119,25 @@ pub fn object_file(data: &[u8], triple: &str) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::Internal(format!("writing the dependency object failed: {e}")))
 }
 
-/// Writes the object for `crates` and `triple` into `dir`, named after its content: a new list
-/// is a new path, so cargo relinks the binary (and only it) exactly when the list changes.
-/// Returns its path.
-pub fn write_object(crates: &LinkedCrates, triple: &str, dir: &Path) -> Result<PathBuf, Error> {
+/// The object for `crates` and `triple` and the path in `dir` it goes to, named after its
+/// content: a new list is a new path, so cargo links the binary again (and only it) exactly
+/// when the list changes. Nothing is written, so a plan (or a dry run) can name the path.
+pub fn object_for(
+    crates: &LinkedCrates,
+    triple: &str,
+    dir: &Path,
+) -> Result<(PathBuf, Vec<u8>), Error> {
     let object = object_file(&section_data(&version_info(crates)?)?, triple)?;
     let hash = crate::supply::sha256_hex(&object);
-    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-        what: dir.display().to_string(),
-        source,
-    })?;
-    let path = dir.join(format!("dep-v0-{triple}-{}.o", &hash[..16]));
+    Ok((
+        dir.join(format!("dep-v0-{triple}-{}.o", &hash[..16])),
+        object,
+    ))
+}
+
+/// [`object_for`], written; returns its path.
+pub fn write_object(crates: &LinkedCrates, triple: &str, dir: &Path) -> Result<PathBuf, Error> {
+    let (path, object) = object_for(crates, triple, dir)?;
     crate::files::write_whole(&path, &object)?;
     Ok(path)
 }
