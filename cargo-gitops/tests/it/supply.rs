@@ -476,3 +476,66 @@ fn check_provenance_schema(dir: &Dir, statement: &[u8], valid: bool) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// demo-app's SBOM, from this workspace (where cargo-gitops' features must not leak into
+/// demo-app's crates): every crate cargo would compile for it, and valid for pyspdxtools.
+#[test]
+fn the_demo_app_sbom_is_valid_and_lists_what_cargo_builds_for_it() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let triple = host_triple();
+    let sbom = Sbom::for_binary(
+        &workspace.join("Cargo.toml"),
+        "demo-app",
+        "demo-app",
+        &triple,
+    )
+    .unwrap();
+    assert_eq!(sbom.crates.root().name, "demo-app");
+    // cargo's own answer for a build of demo-app alone: the libraries it would compile for
+    // the target, from its unit graph, without compiling anything.
+    let plan = run_bounded(
+        Command::new(cargo())
+            .args(["build", "--release", "--offline", "--manifest-path"])
+            .arg(workspace.join("Cargo.toml"))
+            .args(["-p", "demo-app", "--target", &triple])
+            .args(["-Z", "unstable-options", "--unit-graph"])
+            .env("RUSTC_BOOTSTRAP", "1"),
+        120,
+    );
+    let graph: Value = json(plan.as_bytes());
+    let compiled: BTreeSet<String> = graph["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["platform"] == triple.as_str() && u["mode"] == "build")
+        .filter(|u| {
+            u["target"]["kind"] == serde_json::json!(["lib"])
+                || u["target"]["kind"] == serde_json::json!(["rlib"])
+                || u["target"]["kind"] == serde_json::json!(["bin"])
+        })
+        .map(|u| u["pkg_id"].as_str().unwrap().to_owned())
+        .collect();
+    let listed: BTreeSet<String> = sbom
+        .crates
+        .crates
+        .iter()
+        .map(|c| format!("{}@{}", c.name, c.version))
+        .collect();
+    let compiled_names: BTreeSet<String> = compiled
+        .iter()
+        .map(|id| {
+            // `registry+https://…#name@1.2.3`, `path+file:///…#0.1.0` (name from the path).
+            let (location, fragment) = id.rsplit_once('#').unwrap();
+            match fragment.split_once('@') {
+                Some((name, version)) => format!("{name}@{version}"),
+                None => format!("{}@{fragment}", location.rsplit('/').next().unwrap()),
+            }
+        })
+        .collect();
+    assert_eq!(listed, compiled_names);
+
+    let out = Dir::new();
+    let file = out.join("demo-app.spdx.json");
+    std::fs::write(&file, sbom.to_spdx_json("demo-app", 1_654_880_868)).unwrap();
+    run_bounded(Command::new("pyspdxtools").arg("-i").arg(&file), 120);
+}
