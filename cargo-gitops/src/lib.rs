@@ -10,6 +10,7 @@
 //! - `registry`: references, one transport, client operations, credentials, OCI types
 //! - `ci`: what each CI system tells a job and how a job reports back; pipeline generation
 //! - `deployment`: what one commit deploys to
+//! - `supply`: the supply-chain documents of a build: SBOM, embedded dependency list, provenance
 //! - `build`: the job (lookup, then retag or build), its plan and its drivers
 //! - `delivery`: Flux policies, releases, promotions, history
 
@@ -26,6 +27,7 @@ pub mod git;
 pub mod process;
 pub mod progress;
 pub mod registry;
+pub mod supply;
 pub mod tags;
 pub mod time;
 

@@ -10,6 +10,7 @@ use crate::error::{Error, quote_external};
 use crate::process::Command;
 use crate::registry::client::{Parsed, RegistryClient, Repository, Scope};
 use crate::registry::oci::ImageConfig;
+use crate::supply::crates::LinkedCrates;
 
 /// The user native images run as (`nonroot` in distroless images).
 pub const USER: &str = "65532";
@@ -197,6 +198,58 @@ fn cargo() -> String {
 /// The command that compiles `binary` for `target`: release, statically linked, with paths
 /// of this machine remapped so two checkouts build the same bytes.
 pub fn compile_command(binary: &Binary, target: &Target, manifest: &Path, epoch: u64) -> Command {
+    compile(binary, target, epoch)
+        .args(["build", "--release", "--manifest-path"])
+        .arg(manifest.display().to_string())
+        .args(selection(binary, target))
+}
+
+/// [`compile_command`] that also links `dependency_object` (`supply::auditable`), the
+/// crates' list scanners read from the binary. `cargo rustc` passes the linker arguments to
+/// the binary's own crate only: in RUSTFLAGS they would reach every crate, and a change of the
+/// object's path would then rebuild them all, where here only the binary is linked again.
+pub fn compile_command_embedding(
+    binary: &Binary,
+    target: &Target,
+    manifest: &Path,
+    epoch: u64,
+    dependency_object: &Path,
+) -> Command {
+    compile(binary, target, epoch)
+        .args(["rustc", "--release", "--manifest-path"])
+        .arg(manifest.display().to_string())
+        .args(selection(binary, target))
+        .arg("--")
+        .args(crate::supply::auditable::rustc_args(dependency_object))
+}
+
+/// Resolves the crates `binary` links for `target` and writes the object that embeds their
+/// list beside cargo's output; returns the crates (for the SBOM, which lists the same ones)
+/// and the object's path for [`compile_command_embedding`].
+pub fn dependency_object(
+    binary: &Binary,
+    target: &Target,
+    manifest: &Path,
+) -> Result<(LinkedCrates, PathBuf), Error> {
+    let crates = LinkedCrates::resolve(manifest, &binary.package, &target.triple)?;
+    let dir = crate::supply::auditable::object_dir(&binary.target_dir, &target.triple);
+    let object = crate::supply::auditable::write_object(&crates, &target.triple, &dir)?;
+    Ok((crates, object))
+}
+
+fn selection<'a>(binary: &'a Binary, target: &'a Target) -> [&'a str; 6] {
+    [
+        "-p",
+        binary.package.as_str(),
+        "--bin",
+        binary.bin.as_str(),
+        "--target",
+        target.triple.as_str(),
+    ]
+}
+
+/// Cargo with the environment of a native compile: the flags and `SOURCE_DATE_EPOCH`.
+fn compile(binary: &Binary, target: &Target, epoch: u64) -> Command {
     let cargo_home = std::env::var("CARGO_HOME")
         .ok()
         .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cargo")))
@@ -237,16 +290,6 @@ pub fn compile_command(binary: &Binary, target: &Target, manifest: &Path, epoch:
     Command::new(&cargo())
         .env(&variable, value)
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
-        .args(["build", "--release", "--manifest-path"])
-        .arg(manifest.display().to_string())
-        .args([
-            "-p",
-            binary.package.as_str(),
-            "--bin",
-            binary.bin.as_str(),
-            "--target",
-            target.triple.as_str(),
-        ])
 }
 
 /// Where cargo leaves the binary.
@@ -432,6 +475,38 @@ mod tests {
         assert_eq!(
             binary_path(&binary, &target),
             Path::new("/w/target/x86_64-unknown-linux-gnu/release/demo-app")
+        );
+    }
+
+    #[test]
+    fn the_embedding_command_links_the_object_into_the_binary_only() {
+        let binary = Binary {
+            package: "demo-app".into(),
+            bin: "demo-app".into(),
+            target_dir: "/w/target".into(),
+            workspace_root: "/w".into(),
+        };
+        let target = target_for("linux/amd64", &["x86_64-unknown-linux-gnu".to_owned()]).unwrap();
+        let manifest = Path::new("/w/Cargo.toml");
+        let plain = compile_command(&binary, &target, manifest, 1);
+        let embedding =
+            compile_command_embedding(&binary, &target, manifest, 1, Path::new("/w/dep.o"));
+        // The same flags for every crate (no dependency rebuilt), the object after `--`.
+        let shown = plain
+            .display()
+            .replacen(" build --release ", " rustc --release ", 1);
+        assert!(embedding.display().starts_with(&shown), "{shown}");
+        assert_eq!(embedding.argv()[0], "rustc");
+        assert_eq!(plain.argv()[1..], embedding.argv()[1..10]);
+        assert_eq!(
+            embedding.argv()[10..],
+            [
+                "--",
+                "-C",
+                "link-arg=/w/dep.o",
+                "-C",
+                "link-arg=-Wl,--undefined=AUDITABLE_VERSION_INFO"
+            ]
         );
     }
 }
