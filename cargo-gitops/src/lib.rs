@@ -8,6 +8,7 @@
 //! - the vocabulary: `tags`, `environment`, `git`
 //! - `config`: finding, reading and validating the configuration
 //! - `registry`: references, one transport, client operations, credentials, OCI types
+//! - `supply`: supply-chain evidence (signatures) attached to images
 //! - `ci`: what each CI system tells a job and how a job reports back; pipeline generation
 //! - `deployment`: what one commit deploys to
 //! - `build`: the job (lookup, then retag or build), its plan and its drivers
@@ -26,6 +27,7 @@ pub mod git;
 pub mod process;
 pub mod progress;
 pub mod registry;
+pub mod supply;
 pub mod tags;
 pub mod time;
 
