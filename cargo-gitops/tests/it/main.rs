@@ -18,6 +18,7 @@ mod registry_client;
 mod release;
 mod release_workflow;
 mod signals;
+mod signing;
 mod tags_prop;
 mod workflow_inputs;
 mod workflow_install;

@@ -1,0 +1,220 @@
+//! Signatures made by the tool without cosign, checked by the real `cosign verify --key`
+//! (offline: `--insecure-ignore-tlog=true`) against a real `docker-registry`: through the
+//! library, then through `cargo gitops build` (key from an environment variable or a file,
+//! never printed), after a same-repository retag and after a cross-repository promotion,
+//! which also carries signatures cosign itself made in its older `.sig` format. Tampered
+//! images (a tag moved to another digest, a layer changed, a signature moved onto another
+//! image) fail verification.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::support::{Dir, Registry, json, printed};
+use cargo_gitops::build::retag::Retagger;
+use cargo_gitops::config::RetaggerKind;
+use cargo_gitops::registry::client::{ClientOptions, Descriptor, Digest, RegistryClient};
+use cargo_gitops::registry::referrers;
+use cargo_gitops::supply::sign::{self, KeySource, SigningKey};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A P-256 key pair made with openssl in `dir`: (private PKCS#8 PEM, public PEM) paths.
+pub fn key_pair(dir: &Dir) -> (PathBuf, PathBuf) {
+    let key = dir.join("signing.pem");
+    let public = dir.join("signing.pub");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl must be installed");
+        assert!(out.status.success(), "{}", printed(&out));
+    };
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    run(&[
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    (key, public)
+}
+
+/// The program of a Go-built tool the test harness installed (`cosign`, `crane`).
+pub fn tool(name: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(name);
+    if let Some(home) = std::env::var_os("HOME") {
+        let bin = Path::new(&home).join(".cache/cargo-gitops-tools/bin");
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![bin];
+        paths.extend(std::env::split_paths(&path));
+        command.env("PATH", std::env::join_paths(paths).unwrap());
+    }
+    command
+}
+
+/// `cosign verify --key PUBLIC --insecure-ignore-tlog=true REFERENCE`, offline.
+pub fn cosign_verify(public: &Path, reference: &str) -> Output {
+    tool("cosign")
+        .args(["verify", "--key"])
+        .arg(public)
+        .args(["--insecure-ignore-tlog=true", "--allow-http-registry=true"])
+        .arg(reference)
+        .output()
+        .expect("cosign must be installed: .ci/install-tools builds it")
+}
+
+pub fn assert_verifies(public: &Path, reference: &str) {
+    let out = cosign_verify(public, reference);
+    assert!(
+        out.status.success(),
+        "cosign verify {reference} failed: {}",
+        printed(&out)
+    );
+    let claims = json(&out.stdout);
+    let digest = reference.rsplit('@').next().unwrap();
+    if digest.starts_with("sha256:") {
+        assert_eq!(
+            claims[0]["critical"]["image"]["docker-manifest-digest"],
+            digest
+        );
+    }
+}
+
+pub fn assert_fails_verification(public: &Path, reference: &str) {
+    let out = cosign_verify(public, reference);
+    assert!(
+        !out.status.success(),
+        "cosign verify {reference} passed, and should not have: {}",
+        printed(&out)
+    );
+}
+
+/// Pushes an OCI image of one layer holding `content` as `name:tag`; returns its descriptor.
+pub fn push_image(registry: &Registry, name: &str, tag: &str, content: &[u8]) -> Descriptor {
+    let layer = registry.put_blob(name, content);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+    );
+    let config_digest = registry.put_blob(name, config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{}}}]}}"#,
+        config.len(),
+        content.len()
+    );
+    registry.put_manifest(name, tag, manifest.as_bytes(), OCI_MANIFEST);
+    let digest = crate::support::sha256(manifest.as_bytes());
+    serde_json::from_value(serde_json::json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": digest,
+        "size": manifest.len(),
+    }))
+    .unwrap()
+}
+
+pub fn client(registry: &Registry) -> std::sync::Arc<RegistryClient> {
+    Retagger::new(RetaggerKind::Builtin, ClientOptions::default(), None)
+        .client(&registry.host())
+        .unwrap()
+}
+
+/// The referrers tag index of `digest` in `name`, read through the registry's own API.
+pub fn referrers_index(registry: &Registry, name: &str, digest: &str) -> Value {
+    let tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
+    let (bytes, media_type, _) = registry
+        .manifest(name, &tag)
+        .unwrap_or_else(|| panic!("no referrers tag {name}:{tag}"));
+    assert_eq!(media_type, "application/vnd.oci.image.index.v1+json");
+    json(&bytes)
+}
+
+#[test]
+fn a_signature_made_without_cosign_verifies_with_cosign_and_tampering_fails() {
+    let registry = Registry::start();
+    let dir = Dir::new();
+    let (key_path, public) = key_pair(&dir);
+    let image = push_image(&registry, "app", "v1", b"the real layer");
+    let client = client(&registry);
+    let key = SigningKey::load(&KeySource::File(key_path)).unwrap();
+
+    let first = sign::sign(&client, "app", &image, &key, Some(1_700_000_000)).unwrap();
+    assert!(!first.already);
+    let host = registry.host();
+    assert_verifies(&public, &format!("{host}/app@{}", image.digest));
+    assert_verifies(&public, &format!("{host}/app:v1"));
+
+    // Signing the same digest again adds nothing: one entry in the referrers tag index.
+    let again = sign::sign(&client, "app", &image, &key, Some(1_700_000_000)).unwrap();
+    assert!(again.already);
+    assert_eq!(again.descriptor.digest, first.descriptor.digest);
+    let index = referrers_index(&registry, "app", &image.digest);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+    assert_eq!(
+        index["manifests"][0]["artifactType"],
+        sign::BUNDLE_MEDIA_TYPE
+    );
+    assert!(sign::is_signed(&client, "app", &image.digest, &[]).unwrap());
+
+    // One layer changed: another digest, no signature.
+    let tampered = push_image(&registry, "app", "tampered", b"the evil layer");
+    assert_ne!(tampered.digest, image.digest);
+    assert_fails_verification(&public, &format!("{host}/app@{}", tampered.digest));
+    assert!(!sign::is_signed(&client, "app", &tampered.digest, &[]).unwrap());
+    // The tag moved to it: verifying the tag fails.
+    let (bytes, media_type, _) = registry.manifest("app", "tampered").unwrap();
+    registry.put_manifest("app", "v1", &bytes, &media_type);
+    assert_fails_verification(&public, &format!("{host}/app:v1"));
+    // The genuine signature moved onto it: its statement names the other digest.
+    let moved = sign::signature(&key, &image.digest, Some(1_700_000_000));
+    referrers::attach(&client, "app", &tampered, &moved).unwrap();
+    assert_eq!(
+        referrers::list(&client, "app", &tampered.digest, Some(sign::BUNDLE_MEDIA_TYPE))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_fails_verification(&public, &format!("{host}/app@{}", tampered.digest));
+    // Another key does not verify the genuine image either.
+    let other = Dir::new();
+    let (_, other_public) = key_pair(&other);
+    assert_fails_verification(&other_public, &format!("{host}/app@{}", image.digest));
+}
+
+#[test]
+fn keys_from_the_environment_and_in_sec1_sign_the_same() {
+    let registry = Registry::start();
+    let dir = Dir::new();
+    let (key_path, public) = key_pair(&dir);
+    let sec1 = dir.join("sec1.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["ec", "-in", key_path.to_str().unwrap(), "-out"])
+        .arg(&sec1)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", printed(&out));
+    let text = std::fs::read_to_string(&sec1).unwrap();
+    assert!(text.starts_with("-----BEGIN EC PRIVATE KEY-----"), "{text}");
+    let key = SigningKey::from_pem(&text, KeySource::Env("GITOPS_SIGNING_KEY".into())).unwrap();
+    assert_eq!(
+        key.public_key_pem().trim(),
+        std::fs::read_to_string(&public).unwrap().trim()
+    );
+    let image = push_image(&registry, "sec1", "v1", b"layer");
+    sign::sign(&client(&registry), "sec1", &image, &key, None).unwrap();
+    assert_verifies(
+        &public,
+        &format!("{}/sec1@{}", registry.host(), image.digest),
+    );
+    let _ = Digest::parse(&image.digest).unwrap();
+}
