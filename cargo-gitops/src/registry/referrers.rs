@@ -286,8 +286,13 @@ pub fn copy(
 ) -> Result<Copied, Error> {
     let mut copied = Copied::default();
     let pull = Scope::pull(source_name);
-    let present = list(target, target_name, subject, None)?;
-    for referrer in list(source, source_name, subject, None)? {
+    let found = list(source, source_name, subject, None)?;
+    let present = if found.is_empty() {
+        Vec::new()
+    } else {
+        list(target, target_name, subject, None)?
+    };
+    for referrer in found {
         if present.iter().any(|d| d.digest == referrer.digest) {
             copied.referrers.push(referrer);
             continue;

@@ -21,7 +21,7 @@ use crate::registry::client::{Descriptor, Digest, RegistryClient};
 use crate::registry::referrers::{self, Artifact, Attached, artifact_type_of};
 
 /// The environment variable that holds the signing key's PEM, unless configured otherwise.
-pub const DEFAULT_KEY_ENV: &str = "GITOPS_SIGNING_KEY";
+pub use crate::config::DEFAULT_SIGNING_KEY_ENV as DEFAULT_KEY_ENV;
 
 /// The artifact type (and layer media type) of a sigstore bundle.
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";

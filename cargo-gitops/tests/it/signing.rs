@@ -179,9 +179,14 @@ fn a_signature_made_without_cosign_verifies_with_cosign_and_tampering_fails() {
     let moved = sign::signature(&key, &image.digest, Some(1_700_000_000));
     referrers::attach(&client, "app", &tampered, &moved).unwrap();
     assert_eq!(
-        referrers::list(&client, "app", &tampered.digest, Some(sign::BUNDLE_MEDIA_TYPE))
-            .unwrap()
-            .len(),
+        referrers::list(
+            &client,
+            "app",
+            &tampered.digest,
+            Some(sign::BUNDLE_MEDIA_TYPE)
+        )
+        .unwrap()
+        .len(),
         1
     );
     assert_fails_verification(&public, &format!("{host}/app@{}", tampered.digest));
