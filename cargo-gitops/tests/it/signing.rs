@@ -11,7 +11,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::support::{Dir, Registry, json, printed};
+use crate::support::{Dir, Fixture, Registry, json, printed};
 use cargo_gitops::build::retag::Retagger;
 use cargo_gitops::config::RetaggerKind;
 use cargo_gitops::registry::client::{ClientOptions, Descriptor, Digest, RegistryClient};
@@ -222,4 +222,189 @@ fn keys_from_the_environment_and_in_sec1_sign_the_same() {
         &format!("{}/sec1@{}", registry.host(), image.digest),
     );
     let _ = Digest::parse(&image.digest).unwrap();
+}
+
+/// The PEM's base64 lines: none of them may ever be printed.
+fn key_lines(key: &Path) -> Vec<String> {
+    std::fs::read_to_string(key)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn assert_no_key_in(output: &Output, key: &Path) {
+    let shown = printed(output);
+    for line in key_lines(key) {
+        assert!(!shown.contains(&line), "the key was printed: {shown}");
+    }
+}
+
+/// A fixture whose configuration has `extra` in its gitops table; `environments` too, when
+/// given.
+fn signing_fixture(registry: &Registry, image: &str, extra: &str) -> Fixture {
+    let fixture = Fixture::new(&registry.host(), image);
+    fixture.create(
+        "Cargo.toml",
+        crate::support::gitops_manifest(&registry.host(), image, extra),
+    );
+    fixture.commit("configure signing");
+    fixture
+}
+
+fn podman_build(fixture: &Fixture, key: Option<&Path>, args: &[&str]) -> Output {
+    let mut command = fixture.build("builtin", &["--build-with", "podman"]);
+    command.args(args);
+    if let Some(key) = key {
+        command.env("GITOPS_SIGNING_KEY", std::fs::read_to_string(key).unwrap());
+    }
+    command.output()
+}
+
+#[test]
+fn build_signs_with_the_key_from_the_environment_and_a_retag_keeps_the_signature() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let fixture = signing_fixture(&registry, "signed", "sign = \"key\"\n");
+    let dir = Dir::new();
+    let (key, public) = key_pair(&dir);
+
+    // The dry run shows the signing step and where the key is, never the key.
+    let dry_run = podman_build(&fixture, Some(&key), &["--dry-run"]);
+    assert!(dry_run.status.success(), "{}", printed(&dry_run));
+    let text = String::from_utf8_lossy(&dry_run.stdout);
+    assert!(text.contains("## sign the image in"), "{text}");
+    assert!(
+        text.contains("with the ECDSA P-256 key from environment variable GITOPS_SIGNING_KEY"),
+        "{text}"
+    );
+    assert_no_key_in(&dry_run, &key);
+    let json_dry_run = podman_build(&fixture, Some(&key), &["--dry-run", "--format", "json"]);
+    assert_no_key_in(&json_dry_run, &key);
+    assert!(registry.tags("signed").is_empty());
+
+    let built = podman_build(&fixture, Some(&key), &["--format", "json", "-v"]);
+    assert!(built.status.success(), "{}", printed(&built));
+    assert_no_key_in(&built, &key);
+    let report = json(&built.stdout);
+    assert_eq!(report["action"], "built");
+    let digest = report["digest"].as_str().unwrap().to_owned();
+    assert_eq!(report["evidence"][0]["action"], "signed");
+    assert_eq!(report["evidence"][0]["already"], false);
+    assert_eq!(
+        report["evidence"][0]["artifact_type"],
+        sign::BUNDLE_MEDIA_TYPE
+    );
+    assert_verifies(&public, &format!("{host}/signed@{digest}"));
+    assert_verifies(&public, &format!("{host}/signed:stg-latest"));
+
+    // The same commit again: retagged, signed already, nothing added.
+    let again = podman_build(&fixture, Some(&key), &["--format", "json"]);
+    assert!(again.status.success(), "{}", printed(&again));
+    let report = json(&again.stdout);
+    assert_eq!(report["action"], "retagged");
+    assert_eq!(report["evidence"][0]["already"], true);
+    let index = referrers_index(&registry, "signed", &digest);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+
+    // Promoted to production in the same repository: the digest, and so its signature, kept.
+    fixture.git(["tag", "-a", "-m", "release", "v1.0.0"]);
+    fixture.git(["checkout", "-q", "--detach", "v1.0.0"]);
+    let promoted = podman_build(&fixture, Some(&key), &["--format", "json"]);
+    assert!(promoted.status.success(), "{}", printed(&promoted));
+    let report = json(&promoted.stdout);
+    assert_eq!(report["action"], "retagged");
+    assert_eq!(report["digest"], digest.as_str());
+    assert_verifies(&public, &format!("{host}/signed:prd-1.0.0"));
+    let index = referrers_index(&registry, "signed", &digest);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+}
+
+#[test]
+fn a_missing_or_bad_key_fails_before_anything_is_built_and_never_shows_the_key() {
+    let registry = Registry::start();
+    let fixture = signing_fixture(&registry, "unsigned", "sign = \"key\"\n");
+    let error = fixture
+        .build("builtin", &["--build-with", "podman"])
+        .one_line_error(2);
+    assert!(
+        error.contains("environment variable GITOPS_SIGNING_KEY: it is not set"),
+        "{error}"
+    );
+    let bad = "-----BEGIN PRIVATE KEY-----\nTk9UQUtFWVNFQ1JFVA==\n-----END PRIVATE KEY-----\n";
+    let error = fixture
+        .build("builtin", &["--build-with", "podman"])
+        .env("GITOPS_SIGNING_KEY", bad)
+        .one_line_error(2);
+    assert!(error.contains("not an ECDSA P-256 one"), "{error}");
+    assert!(!error.contains("Tk9UQUtF"), "{error}");
+    let missing = fixture.join("no-such-key.pem");
+    let error = fixture
+        .build("builtin", &["--build-with", "podman", "--signing-key"])
+        .arg(&missing)
+        .one_line_error(2);
+    assert!(error.contains("no-such-key.pem: cannot read it"), "{error}");
+    assert!(registry.tags("unsigned").is_empty(), "nothing was pushed");
+
+    // A key variable that is no variable name is a configuration error naming the key.
+    fixture.create(
+        "Cargo.toml",
+        crate::support::gitops_manifest(
+            &registry.host(),
+            "unsigned",
+            "sign = \"key\"\nsigning-key-env = \"A-B\"\n",
+        ),
+    );
+    let error = fixture.command().arg("env").one_line_error(2);
+    assert!(error.contains("signing-key-env"), "{error}");
+    fixture.create(
+        "Cargo.toml",
+        crate::support::gitops_manifest(&registry.host(), "unsigned", "sign = \"sometimes\"\n"),
+    );
+    let error = fixture.command().arg("env").one_line_error(2);
+    assert!(error.contains("sign"), "{error}");
+}
+
+#[test]
+fn a_key_file_and_a_configured_variable_sign_too() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let fixture = signing_fixture(
+        &registry,
+        "filekey",
+        "sign = \"key\"\nsigning-key-env = \"RELEASE_KEY\"\n",
+    );
+    let dir = Dir::new();
+    let (key, public) = key_pair(&dir);
+    let mut command = fixture.build("builtin", &["--build-with", "podman", "--format", "json"]);
+    command.env("RELEASE_KEY", std::fs::read_to_string(&key).unwrap());
+    let out = command.output();
+    assert!(out.status.success(), "{}", printed(&out));
+    assert_no_key_in(&out, &key);
+    let digest = json(&out.stdout)["digest"].as_str().unwrap().to_owned();
+    assert_verifies(&public, &format!("{host}/filekey@{digest}"));
+
+    // No `sign` configured: --signing-key FILE alone signs, with another key.
+    let other = Dir::new();
+    let (other_key, other_public) = key_pair(&other);
+    let plain = signing_fixture(&registry, "plain", "");
+    let out = plain
+        .build(
+            "builtin",
+            &[
+                "--build-with",
+                "podman",
+                "--format",
+                "json",
+                "--signing-key",
+            ],
+        )
+        .arg(&other_key)
+        .output();
+    assert!(out.status.success(), "{}", printed(&out));
+    assert_no_key_in(&out, &other_key);
+    let digest = json(&out.stdout)["digest"].as_str().unwrap().to_owned();
+    assert_verifies(&other_public, &format!("{host}/plain@{digest}"));
+    assert_fails_verification(&public, &format!("{host}/plain@{digest}"));
 }
