@@ -205,7 +205,7 @@ fn add_to_tag_index(
     descriptor: &Descriptor,
 ) -> Result<(), Error> {
     let tag = tag_of(subject);
-    for _ in 0..TAG_INDEX_ROUNDS {
+    for round in 1..=TAG_INDEX_ROUNDS {
         let (mut index, entries) = read_tag_index(client, name, subject)?.unwrap_or_else(|| {
             (
                 json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
@@ -222,7 +222,13 @@ fn add_to_tag_index(
         }
         let bytes = serde_json::to_vec(&index).expect("an index always serialises");
         let manifest = Manifest::new(bytes, OCI_INDEX);
-        client.put_manifest(name, &tag, &manifest, &Scope::push(name))?;
+        match client.put_manifest(name, &tag, &manifest, &Scope::push(name)) {
+            Ok(()) => {}
+            // Writers racing on one tag can make the registry refuse one of them; the next
+            // round reads what won and adds to it.
+            Err(Error::Registry { .. }) if round < TAG_INDEX_ROUNDS => {}
+            Err(err) => return Err(err),
+        }
     }
     let (_, entries) = read_tag_index(client, name, subject)?.unwrap_or_default();
     if entries.iter().any(|d| d.digest == descriptor.digest) {

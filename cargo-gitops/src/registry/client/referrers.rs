@@ -13,7 +13,7 @@ use super::{MAX_MANIFEST_BYTES, RegistryClient, manifest_path, next_link, reques
 use crate::error::{Error, quote_external};
 use crate::registry::oci::{Descriptor, Digest, Manifest, OCI_INDEX};
 use crate::registry::reference::join_url;
-use crate::registry::transport::{Body, Method, Request, Scope, header};
+use crate::registry::transport::{Body, Failure, Method, Request, Scope, header};
 
 impl RegistryClient {
     /// Stores `manifest` under its own digest and returns the `OCI-Subject` the registry
@@ -36,14 +36,30 @@ impl RegistryClient {
                 STEP,
             )
         };
-        let response = op.send(&request)?;
-        match response.status().as_u16() {
-            200..=202 => {
-                Ok(header(&response, "oci-subject")
-                    .and_then(|text| Digest::parse(text.trim()).ok()))
+        op.run(|op| {
+            let response = op.exchange(&request)?;
+            match response.status().as_u16() {
+                200..=202 => Ok(header(&response, "oci-subject")
+                    .and_then(|text| Digest::parse(text.trim()).ok())),
+                // Writers storing the same blobs at once can make distribution refuse a
+                // manifest for a moment (DIGEST_INVALID, though the digest is the bytes'
+                // own): stored by another is stored; otherwise worth another try.
+                400..=499 => {
+                    let refused = self.transport.failure(response, STEP);
+                    match self.digest_in(op, name, &manifest.digest, &scope) {
+                        Ok(Some(digest)) if digest == manifest.digest => Ok(None),
+                        _ if refused.to_string().contains("DIGEST_INVALID") => {
+                            Err(Failure::Retry {
+                                error: refused,
+                                wait: None,
+                            })
+                        }
+                        _ => Err(refused.into()),
+                    }
+                }
+                _ => Err(self.transport.failure(response, STEP).into()),
             }
-            _ => Err(self.transport.failure(response, STEP)),
-        }
+        })
     }
 
     /// The referrers of `subject` from the registry's referrers API, filtered by
