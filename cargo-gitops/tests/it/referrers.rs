@@ -361,7 +361,7 @@ fn signatures_cosign_made_in_its_older_format_are_copied_and_still_verify() {
     let client = client(&registry);
     let copied = referrers::copy(&client, &client, "from", "to", &image.digest).unwrap();
     let sig_tag = format!("sha256-{}.sig", image.digest.trim_start_matches("sha256:"));
-    assert_eq!(copied.tags, [sig_tag.clone()]);
+    assert_eq!(copied.tags, std::slice::from_ref(&sig_tag));
     assert!(copied.referrers.is_empty());
     // The image itself is copied by the retagger; here, by crane, which leaves `.sig` behind.
     crane(&[
