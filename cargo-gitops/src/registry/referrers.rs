@@ -159,6 +159,17 @@ pub fn list(
     if let Some(found) = client.referrers_api(name, subject, artifact_type)? {
         return Ok(found);
     }
+    list_from_tag(client, name, subject, artifact_type)
+}
+
+/// The referrers of `subject` listed by its referrers tag only (none without the tag): for a
+/// caller that knows the registry has no referrers API.
+pub fn list_from_tag(
+    client: &RegistryClient,
+    name: &str,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Vec<Descriptor>, Error> {
     let Some((_, entries)) = read_tag_index(client, name, subject)? else {
         return Ok(Vec::new());
     };

@@ -245,26 +245,60 @@ pub fn sign(
     )
 }
 
-/// Whether the image has a cosign signature: a `sha256-<hex>.sig` tag among `tags` (the
-/// repository's), or a sigstore bundle referrer that is not marked as another kind of
-/// attestation. Present, not verified: `cosign verify` does that.
-pub fn is_signed(
-    client: &RegistryClient,
-    name: &str,
-    subject: &Digest,
-    tags: &[String],
-) -> Result<bool, Error> {
-    let legacy = format!("{}.sig", referrers::tag_of(subject));
-    if tags.contains(&legacy) {
-        return Ok(true);
+/// Whether images of one repository have a cosign signature: a `sha256-<hex>.sig` tag, or
+/// a sigstore bundle referrer not marked as another kind of attestation. Present, not
+/// verified: `cosign verify` does that. Reads the repository's tag list once, asks for
+/// referrers through the API until the registry shows it has none, then reads a referrers
+/// tag only where one exists.
+pub struct Signatures<'a> {
+    client: &'a RegistryClient,
+    name: &'a str,
+    tags: std::collections::HashSet<String>,
+    api: Option<bool>,
+}
+
+impl<'a> Signatures<'a> {
+    /// `tags`: the repository's tags, as listed.
+    pub fn new(client: &'a RegistryClient, name: &'a str, tags: &[String]) -> Signatures<'a> {
+        Signatures {
+            client,
+            name,
+            tags: tags.iter().cloned().collect(),
+            api: None,
+        }
     }
-    let found = referrers::list(client, name, subject, None)?;
-    Ok(found.iter().any(|d| {
-        artifact_type_of(d).is_some_and(|t| t.starts_with("application/vnd.dev.sigstore.bundle"))
-            && d.annotations
-                .get(PREDICATE_ANNOTATION)
-                .is_none_or(|p| p == SIGNATURE_PREDICATE)
-    }))
+
+    /// Whether the image `subject` is signed.
+    pub fn signed(&mut self, subject: &Digest) -> Result<bool, Error> {
+        let tag = referrers::tag_of(subject);
+        if self.tags.contains(&format!("{tag}.sig")) {
+            return Ok(true);
+        }
+        if self.api != Some(false) {
+            match self.client.referrers_api(self.name, subject, None)? {
+                Some(found) => {
+                    self.api = Some(true);
+                    return Ok(found.iter().any(is_signature));
+                }
+                None => self.api = Some(false),
+            }
+        }
+        if !self.tags.contains(&tag) {
+            return Ok(false);
+        }
+        let found = referrers::list_from_tag(self.client, self.name, subject, None)?;
+        Ok(found.iter().any(is_signature))
+    }
+}
+
+/// A sigstore bundle referrer that is a signature (or says nothing of its predicate).
+fn is_signature(descriptor: &Descriptor) -> bool {
+    artifact_type_of(descriptor)
+        .is_some_and(|t| t.starts_with("application/vnd.dev.sigstore.bundle"))
+        && descriptor
+            .annotations
+            .get(PREDICATE_ANNOTATION)
+            .is_none_or(|p| p == SIGNATURE_PREDICATE)
 }
 
 #[cfg(test)]

@@ -164,13 +164,21 @@ fn a_signature_made_without_cosign_verifies_with_cosign_and_tampering_fails() {
         index["manifests"][0]["artifactType"],
         sign::BUNDLE_MEDIA_TYPE
     );
-    assert!(sign::is_signed(&client, "app", &image.digest, &[]).unwrap());
+    let tags = client.list_tags("app").unwrap();
+    assert!(
+        sign::Signatures::new(&client, "app", &tags)
+            .signed(&image.digest)
+            .unwrap()
+    );
 
     // One layer changed: another digest, no signature.
     let tampered = push_image(&registry, "app", "tampered", b"the evil layer");
     assert_ne!(tampered.digest, image.digest);
     assert_fails_verification(&public, &format!("{host}/app@{}", tampered.digest));
-    assert!(!sign::is_signed(&client, "app", &tampered.digest, &[]).unwrap());
+    let tags = client.list_tags("app").unwrap();
+    let mut signatures = sign::Signatures::new(&client, "app", &tags);
+    assert!(!signatures.signed(&tampered.digest).unwrap());
+    assert!(signatures.signed(&image.digest).unwrap());
     // The tag moved to it: verifying the tag fails.
     let (bytes, media_type, _) = registry.manifest("app", "tampered").unwrap();
     registry.put_manifest("app", "v1", &bytes, &media_type);
@@ -358,6 +366,16 @@ fn a_missing_or_bad_key_fails_before_anything_is_built_and_never_shows_the_key()
     );
     let error = fixture.command().arg("env").one_line_error(2);
     assert!(error.contains("signing-key-env"), "{error}");
+    // Keyless signing is the workflow's (cosign with the job's OIDC token): the tool itself
+    // neither signs nor asks for a key.
+    fixture.create(
+        "Cargo.toml",
+        crate::support::gitops_manifest(&registry.host(), "unsigned", "sign = \"keyless\"\n"),
+    );
+    let dry_run = fixture
+        .build("builtin", &["--build-with", "podman", "--dry-run"])
+        .stdout();
+    assert!(!dry_run.contains("sign the image"), "{dry_run}");
     fixture.create(
         "Cargo.toml",
         crate::support::gitops_manifest(&registry.host(), "unsigned", "sign = \"sometimes\"\n"),
@@ -407,4 +425,54 @@ fn a_key_file_and_a_configured_variable_sign_too() {
     let digest = json(&out.stdout)["digest"].as_str().unwrap().to_owned();
     assert_verifies(&other_public, &format!("{host}/plain@{digest}"));
     assert_fails_verification(&public, &format!("{host}/plain@{digest}"));
+}
+
+#[test]
+fn history_says_which_images_are_signed() {
+    let registry = Registry::start();
+    let fixture = signing_fixture(&registry, "hist", "");
+    let first = podman_build(
+        &fixture,
+        None,
+        &["--format", "json", "--timestamp", "1700000000"],
+    );
+    assert!(first.status.success(), "{}", printed(&first));
+    fixture.create("later.txt", "a second commit, a second image\n");
+    fixture.create("Dockerfile", "FROM scratch\nCOPY hello /hello\nCOPY later.txt /later.txt\nUSER 65532\nENTRYPOINT [\"/hello\"]\n");
+    fixture.commit("second");
+    let dir = Dir::new();
+    let (key, _) = key_pair(&dir);
+    let second = podman_build(
+        &fixture,
+        None,
+        &[
+            "--format",
+            "json",
+            "--timestamp",
+            "1700000100",
+            "--signing-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(second.status.success(), "{}", printed(&second));
+    let signed_digest = json(&second.stdout)["digest"].as_str().unwrap().to_owned();
+
+    let out = fixture
+        .command()
+        .args(["history", "staging", "--format", "json"])
+        .output();
+    assert!(out.status.success(), "{}", printed(&out));
+    let entries = json(&out.stdout);
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0]["digest"], signed_digest.as_str());
+    assert_eq!(entries[0]["signed"], true);
+    assert_eq!(entries[1]["signed"], false);
+    let table = fixture.command().args(["history", "staging"]).stdout();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].ends_with("SIGNED"), "{table}");
+    assert!(lines[1].ends_with(" yes"), "{table}");
+    assert!(lines[2].ends_with(" no"), "{table}");
+    let help = fixture.command().args(["history", "--help"]).stdout();
+    assert!(help.contains("present, not that it verifies"), "{help}");
 }
