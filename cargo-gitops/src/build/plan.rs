@@ -298,6 +298,11 @@ impl Plan {
 }
 
 impl Plan {
+    /// Whether a run of this plan signs the image (in every outcome of the lookup, or none).
+    pub fn signs(&self) -> bool {
+        self.signing.is_some() && self.environment.is_some() && self.target.is_some()
+    }
+
     /// The signature and the attachments of the image `digest` in `target`, as configured.
     fn evidence(&self, target: &Repository, digest: Digest) -> Vec<Step> {
         let mut steps = Vec::new();

@@ -143,12 +143,6 @@ pub fn run(
         (None, SignMode::Key) => Some(KeySource::Env(config.build.signing_key_env().to_owned())),
         (None, SignMode::None | SignMode::Keyless) => None,
     };
-    // Read before anything is built, so a missing key fails the run at once; a dry run
-    // never reads it.
-    let key = match (&signing, args.dry_run) {
-        (Some(from), false) => Some(SigningKey::load(from)?),
-        _ => None,
-    };
     let attachments = args
         .attach
         .iter()
@@ -165,7 +159,8 @@ pub fn run(
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    let job = Job {
+    let key;
+    let mut job = Job {
         config: &config,
         deployment,
         builder,
@@ -181,12 +176,19 @@ pub fn run(
             .or_else(|| cargo_gitops::git::commit_time(cwd, &deployment.sha))
             .unwrap_or(deployment.timestamp),
         signing,
-        key: key.as_ref(),
+        key: None,
         attachments,
     };
     let plan = job.plan()?;
     if args.dry_run {
         return print_dry_run(&plan, &retagger, global.format);
+    }
+    // Read before anything is built, so a missing key fails the run at once; only when the
+    // run signs (not for a ref no environment tracks, nor for an image layout), and never
+    // for a dry run.
+    if let (Some(from), true) = (&plan.signing, plan.signs()) {
+        key = SigningKey::load(from)?;
+        job.key = Some(&key);
     }
     let report = job.run(&plan)?;
     if global.verbose > 0 && retagger.request_count() > 0 {

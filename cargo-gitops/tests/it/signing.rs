@@ -354,6 +354,22 @@ fn a_missing_or_bad_key_fails_before_anything_is_built_and_never_shows_the_key()
         .one_line_error(2);
     assert!(error.contains("no-such-key.pem: cannot read it"), "{error}");
     assert!(registry.tags("unsigned").is_empty(), "nothing was pushed");
+    // A ref no environment tracks does nothing, and so needs no key.
+    let head = fixture.head();
+    let out = fixture
+        .build(
+            "builtin",
+            &[
+                "--build-with",
+                "podman",
+                "--ref",
+                "refs/tags/nightly",
+                "--sha",
+            ],
+        )
+        .arg(&head)
+        .output();
+    assert!(out.status.success(), "{}", printed(&out));
 
     // A key variable that is no variable name is a configuration error naming the key.
     fixture.create(
