@@ -12,6 +12,9 @@ use crate::registry::client::Repository;
 /// The condition of a request made only where the registry has no referrers API.
 pub const WITHOUT_REFERRERS_API: &str = "without the referrers API";
 
+/// The condition of the referrers tag's read-modify-write after an artifact manifest is stored.
+pub const UNLESS_OCI_SUBJECT: &str = "unless the registry answered with OCI-Subject: the referrers tag index read, the entry added, written back";
+
 /// Stands for the digest the lookup finds.
 pub const FOUND: &str = "DIGEST";
 
@@ -282,7 +285,11 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
                 ),
                 None,
             );
-            lines.extend(attach_lines(repository, &shown(digest)));
+            lines.extend(attach_lines(
+                repository,
+                &shown(digest),
+                crate::supply::sign::BUNDLE_MEDIA_TYPE,
+            ));
             lines
         }
         Step::Attach {
@@ -290,21 +297,19 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
             digest,
             artifacts,
         } => {
-            let mut lines: Vec<Line> = artifacts
-                .iter()
-                .map(|a| {
-                    line(
-                        What::Note(format!(
-                            "attach {} ({} bytes) to {} as a referrer unless it is attached already",
-                            a.artifact_type,
-                            a.bytes.len(),
-                            shown(digest)
-                        )),
-                        None,
-                    )
-                })
-                .collect();
-            lines.extend(attach_lines(repository, &shown(digest)));
+            let mut lines = Vec::new();
+            for a in artifacts {
+                lines.push(line(
+                    What::Note(format!(
+                        "attach {} ({} bytes) to {} as a referrer unless it is attached already",
+                        a.artifact_type,
+                        a.bytes.len(),
+                        shown(digest)
+                    )),
+                    None,
+                ));
+                lines.extend(attach_lines(repository, &shown(digest), &a.artifact_type));
+            }
             lines
         }
         _ => tag_actions(step, retagger),
@@ -316,16 +321,19 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
 }
 
 /// The built-in client's requests that attach one referrer to `digest` in `repository`.
-fn attach_lines(repository: &Repository, digest: &str) -> Vec<Line> {
+fn attach_lines(repository: &Repository, digest: &str, artifact_type: &str) -> Vec<Line> {
     let base = format!("{}/v2/{}", repository.registry, repository.name);
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let query = crate::registry::client::query_escape(artifact_type);
     vec![
         line(
             What::Request(format!("GET {base}/manifests/{digest}")),
             None,
         ),
         line(
-            What::Request(format!("GET {base}/referrers/{digest}")),
+            What::Request(format!(
+                "GET {base}/referrers/{digest}?artifactType={query}"
+            )),
             Some("404 without the referrers API: then the referrers tag is read"),
         ),
         line(
@@ -343,10 +351,23 @@ fn attach_lines(repository: &Repository, digest: &str) -> Vec<Line> {
             Some("unless attached already"),
         ),
         line(
+            What::Request(format!("GET {base}/manifests/sha256-{hex}")),
+            Some(UNLESS_OCI_SUBJECT),
+        ),
+        line(
             What::Request(format!("PUT {base}/manifests/sha256-{hex}")),
-            Some(
-                "unless the registry answered with OCI-Subject: the referrers tag index, with the new entry",
+            Some(UNLESS_OCI_SUBJECT),
+        ),
+        line(
+            What::Request(format!("GET {base}/manifests/sha256-{hex}")),
+            Some(UNLESS_OCI_SUBJECT),
+        ),
+        line(
+            What::Note(
+                "read back, the index is written again (3 times at most) while another writer's replaced it"
+                    .to_owned(),
             ),
+            Some(UNLESS_OCI_SUBJECT),
         ),
     ]
 }

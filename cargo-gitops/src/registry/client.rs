@@ -8,7 +8,7 @@
 mod blobs;
 mod referrers;
 
-pub use referrers::artifact_type_of;
+pub use referrers::{artifact_type_of, query_escape};
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -492,3 +492,76 @@ fn history_says_which_images_are_signed() {
     let help = fixture.command().args(["history", "--help"]).stdout();
     assert!(help.contains("present, not that it verifies"), "{help}");
 }
+
+#[test]
+fn the_dry_run_shows_the_requests_signing_sends() {
+    use cargo_gitops::build::describe::{UNLESS_OCI_SUBJECT, WITHOUT_REFERRERS_API};
+    let registry = Registry::start();
+    let fixture = signing_fixture(&registry, "planned", "sign = \"key\"\n");
+    let dir = Dir::new();
+    let (key, _) = key_pair(&dir);
+    let dry_run =
+        json(&podman_build(&fixture, Some(&key), &["--dry-run", "--format", "json"]).stdout);
+    let built = podman_build(&fixture, Some(&key), &["--format", "json"]);
+    assert!(built.status.success(), "{}", printed(&built));
+    let report = json(&built.stdout);
+    let digest = report["digest"].as_str().unwrap();
+    let signature = report["evidence"][0]["reference"].as_str().unwrap();
+    let tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
+    let host = registry.host();
+
+    let branch = dry_run["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["when"] == "not found: build once")
+        .unwrap();
+    let step = branch["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("sign the image in")
+        })
+        .unwrap();
+    // Nothing was attached yet and Debian's registry has no referrers API: every request.
+    let expected: Vec<String> = step["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| match a["when"].as_str() {
+            None | Some("unless attached already") => true,
+            Some(when) => {
+                when == WITHOUT_REFERRERS_API
+                    || when == UNLESS_OCI_SUBJECT
+                    || when.starts_with("404 without")
+            }
+        })
+        .filter_map(|a| a["request"].as_str())
+        .map(|r| {
+            r.replace("sha256-LOOKUP_DIGEST", &tag)
+                .replace("LOOKUP_DIGEST", digest)
+                .replace("ARTIFACT_DIGEST", signature)
+                .replacen(&format!(" {host}/"), " /", 1)
+        })
+        .collect();
+    // The image manifest; referrers API and referrers tag; the signature by digest; the
+    // referrers tag read, written, read back.
+    assert_eq!(expected.len(), 7, "{expected:#?}");
+    let log = registry.settled_requests();
+    let manifests: Vec<String> = log
+        .iter()
+        .filter(|r| r.contains("/manifests/") || r.contains("/referrers/"))
+        .map(|r| r.rsplit_once(' ').unwrap().0.to_owned())
+        .collect();
+    // The signing step starts with the image's manifest, just before the referrers API.
+    let start = manifests
+        .iter()
+        .position(|r| r.starts_with("GET /v2/planned/referrers/"))
+        .expect("the signing step asks for referrers")
+        - 1;
+    assert_eq!(manifests[start..start + expected.len()], expected[..]);
+}

@@ -158,7 +158,7 @@ pub fn artifact_type_of(descriptor: &Descriptor) -> Option<&str> {
 }
 
 /// A media type as a query value: `+` and every byte outside unreserved characters escaped.
-fn query_escape(text: &str) -> String {
+pub fn query_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {
