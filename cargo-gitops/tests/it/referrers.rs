@@ -379,3 +379,53 @@ fn signatures_cosign_made_in_its_older_format_are_copied_and_still_verify() {
     let again = referrers::copy(&client, &client, "from", "to", &image.digest).unwrap();
     assert_eq!(again.tags, [sig_tag]);
 }
+
+#[test]
+fn referrers_are_copied_across_registries_and_the_signature_verifies_there() {
+    let source = Registry::start();
+    let target = Registry::start();
+    let image = push_image(&source, "app", "v1", b"layer of a signed image");
+    let dir = Dir::new();
+    let (key, public) = key_pair(&dir);
+    let key = sign::SigningKey::load(&sign::KeySource::File(key)).unwrap();
+    let from = client(&source);
+    sign::sign(&from, "app", &image, &key, None).unwrap();
+    referrers::attach(
+        &from,
+        "app",
+        &image,
+        &artifact(SPDX, br#"{"spdxVersion":"SPDX-2.3"}"#),
+    )
+    .unwrap();
+    let to = client(&target);
+    let manifest = from
+        .get_manifest(
+            "app",
+            &image.digest,
+            &cargo_gitops::registry::client::Scope::pull("app"),
+        )
+        .unwrap();
+    to.copy_image(&from, "app", &manifest, "mirror").unwrap();
+    let copied = referrers::copy(&to, &from, "app", "mirror", &image.digest).unwrap();
+    assert_eq!(copied.referrers.len(), 2);
+    assert_verifies(
+        &public,
+        &format!("{}/mirror@{}", target.host(), image.digest),
+    );
+    let listed = referrers::list(&to, "mirror", &image.digest, Some(SPDX)).unwrap();
+    assert_eq!(listed.len(), 1);
+    // The documents' blobs came along: the SBOM reads back from the target.
+    let sbom = to
+        .get_manifest(
+            "mirror",
+            &listed[0].digest,
+            &cargo_gitops::registry::client::Scope::pull("mirror"),
+        )
+        .unwrap();
+    let sbom: Value = serde_json::from_slice(&sbom.bytes).unwrap();
+    let layer = sbom["layers"][0]["digest"].as_str().unwrap();
+    assert_eq!(
+        target.blob("mirror", layer),
+        br#"{"spdxVersion":"SPDX-2.3"}"#
+    );
+}
