@@ -429,3 +429,74 @@ fn referrers_are_copied_across_registries_and_the_signature_verifies_there() {
         br#"{"spdxVersion":"SPDX-2.3"}"#
     );
 }
+
+/// No registry that runs here has the referrers API (Debian's distribution 2.8 has not, nor
+/// has distribution 3.0.0), so a stub answers as the distribution spec says one with the API
+/// does: `OCI-Subject` on the artifact manifest's PUT, an index from `GET …/referrers/…`.
+#[test]
+fn with_the_referrers_api_the_referrers_tag_is_neither_read_nor_written() {
+    use crate::support::{Stub, answer};
+    let subject = format!("sha256:{}", "ab".repeat(32));
+    let spdx_entry = format!(
+        r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":500,"artifactType":"{SPDX}"}}"#,
+        "cd".repeat(32)
+    );
+    let other_entry = format!(
+        r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":500,"artifactType":"application/x-other"}}"#,
+        "ef".repeat(32)
+    );
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{spdx_entry},{other_entry}]}}"#
+    );
+    let answered_subject = subject.clone();
+    let stub = Stub::start("127.0.0.1", move |request| {
+        let path = request.path.as_str();
+        match request.method.as_str() {
+            "GET" if path.starts_with("/v2/app/referrers/") => answer(
+                200,
+                &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+                index.as_bytes(),
+            ),
+            "HEAD" if path.contains("/blobs/") => answer(200, &[], b""),
+            "PUT" if path.starts_with("/v2/app/manifests/sha256:") => {
+                answer(201, &[("OCI-Subject", answered_subject.as_str())], b"")
+            }
+            _ => answer(404, &[], b""),
+        }
+    });
+    let client = cargo_gitops::build::retag::Retagger::new(
+        cargo_gitops::config::RetaggerKind::Builtin,
+        cargo_gitops::registry::client::ClientOptions::default(),
+        None,
+    )
+    .client(&stub.addr)
+    .unwrap();
+    let digest = cargo_gitops::registry::client::Digest::parse(&subject).unwrap();
+    // Listed from the API, filtered here since the registry said it did not filter.
+    let all = referrers::list(&client, "app", &digest, None).unwrap();
+    assert_eq!(all.len(), 2);
+    let sboms = referrers::list(&client, "app", &digest, Some(SPDX)).unwrap();
+    assert_eq!(sboms.len(), 1);
+    assert_eq!(artifact_type_of(&sboms[0]), Some(SPDX));
+    let image: Descriptor = serde_json::from_value(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": subject,
+        "size": 401,
+    }))
+    .unwrap();
+    let attached = referrers::attach(&client, "app", &image, &artifact(SPDX, b"{}")).unwrap();
+    assert!(!attached.already);
+    let seen = stub.seen();
+    let tag = format!("sha256-{}", "ab".repeat(32));
+    assert!(
+        !seen.iter().any(|r| r.path.contains(&tag)),
+        "the referrers tag was touched: {seen:#?}"
+    );
+    assert!(seen.iter().any(|r| r.method == "PUT"
+        && r.path == format!("/v2/app/manifests/{}", attached.descriptor.digest)));
+    assert!(
+        seen.iter().any(|r| r.path.contains("/referrers/")
+            && r.path.contains("artifactType=application/spdx%2Bjson")),
+        "{seen:#?}"
+    );
+}
