@@ -11,12 +11,11 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
+use crate::error::Error;
 pub use crate::registry::client::artifact_type_of;
 use crate::registry::client::{Descriptor, Digest, Manifest, OCI_MANIFEST, Parsed, RegistryClient};
 use crate::registry::oci::OCI_INDEX;
 use crate::registry::transport::Scope;
-
-use crate::error::Error;
 
 /// The media type of the empty descriptor an artifact manifest has for its config.
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
