@@ -141,6 +141,11 @@ pub enum Error {
     )]
     ImmutableTag { image: String, commit: String },
 
+    /// A signing key that is missing or cannot be used. `from` names where it was looked for
+    /// (a file, an environment variable), never what it holds.
+    #[error("cannot sign with the key from {from}: {message}")]
+    SigningKey { from: String, message: String },
+
     /// A bug in cargo-gitops itself, not in what it was asked to do.
     #[error("internal error: {0}; please report it")]
     Internal(String),
@@ -165,7 +170,8 @@ impl Error {
             | Error::ToolMissing { .. }
             | Error::Refused(_)
             | Error::MissingIdentity
-            | Error::NoImage => exit_codes::USAGE,
+            | Error::NoImage
+            | Error::SigningKey { .. } => exit_codes::USAGE,
             Error::Git(_)
             | Error::Write { .. }
             | Error::Read { .. }

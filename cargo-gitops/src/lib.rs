@@ -8,6 +8,7 @@
 //! - the vocabulary: `tags`, `environment`, `git`
 //! - `config`: finding, reading and validating the configuration
 //! - `registry`: references, one transport, client operations, credentials, OCI types
+//! - `supply`: supply-chain evidence (signatures) attached to images
 //! - `ci`: what each CI system tells a job and how a job reports back; pipeline generation
 //! - `deployment`: what one commit deploys to
 //! - `supply`: the supply-chain documents of a build: SBOM, embedded dependency list, provenance

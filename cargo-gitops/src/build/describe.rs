@@ -9,6 +9,12 @@ use crate::build::plan::{Digest, Outcome, Plan, Step};
 use crate::build::retag::Retagger;
 use crate::registry::client::Repository;
 
+/// The condition of a request made only where the registry has no referrers API.
+pub const WITHOUT_REFERRERS_API: &str = "without the referrers API";
+
+/// The condition of the referrers tag's read-modify-write after an artifact manifest is stored.
+pub const UNLESS_OCI_SUBJECT: &str = "unless the registry answered with OCI-Subject: the referrers tag index read, the entry added, written back";
+
 /// Stands for the digest the lookup finds.
 pub const FOUND: &str = "DIGEST";
 
@@ -83,6 +89,10 @@ const PLACEHOLDERS: &[(&str, &str)] = &[
     (
         "LOOKUP_DIGEST",
         "the digest the lookup tag names once claimed",
+    ),
+    (
+        "ARTIFACT_DIGEST",
+        "the digest of the artifact manifest that attaches a document",
     ),
 ];
 
@@ -258,12 +268,144 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
             ),
             None,
         ),
+        Step::CopyReferrers {
+            source,
+            digest,
+            target,
+        } => copy_referrers_lines(source, digest, target),
+        Step::Sign {
+            repository,
+            digest,
+            key,
+        } => {
+            let mut lines = note(
+                format!(
+                    "sign {} with the ECDSA P-256 key from {key}: an in-toto statement of the digest in a DSSE envelope, as a sigstore bundle (what `cosign sign` writes), attached as a referrer unless this key signed it already",
+                    shown(digest)
+                ),
+                None,
+            );
+            lines.extend(attach_lines(
+                repository,
+                &shown(digest),
+                crate::supply::sign::BUNDLE_MEDIA_TYPE,
+            ));
+            lines
+        }
+        Step::Attach {
+            repository,
+            digest,
+            artifacts,
+        } => {
+            let mut lines = Vec::new();
+            for a in artifacts {
+                lines.push(line(
+                    What::Note(format!(
+                        "attach {} ({} bytes) to {} as a referrer unless it is attached already",
+                        a.artifact_type,
+                        a.bytes.len(),
+                        shown(digest)
+                    )),
+                    None,
+                ));
+                lines.extend(attach_lines(repository, &shown(digest), &a.artifact_type));
+            }
+            lines
+        }
         _ => tag_actions(step, retagger),
     };
     StepView {
         title: step.title(),
         actions,
     }
+}
+
+/// The built-in client's requests that attach one referrer to `digest` in `repository`.
+fn attach_lines(repository: &Repository, digest: &str, artifact_type: &str) -> Vec<Line> {
+    let base = format!("{}/v2/{}", repository.registry, repository.name);
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let query = crate::registry::client::query_escape(artifact_type);
+    vec![
+        line(
+            What::Request(format!("GET {base}/manifests/{digest}")),
+            None,
+        ),
+        line(
+            What::Request(format!(
+                "GET {base}/referrers/{digest}?artifactType={query}"
+            )),
+            Some("404 without the referrers API: then the referrers tag is read"),
+        ),
+        line(
+            What::Request(format!("GET {base}/manifests/sha256-{hex}")),
+            Some(WITHOUT_REFERRERS_API),
+        ),
+        line(
+            What::Note(format!(
+                "upload the empty config and the document to {repository} unless they are there (HEAD, then POST and PUT)"
+            )),
+            Some("unless attached already"),
+        ),
+        line(
+            What::Request(format!("PUT {base}/manifests/ARTIFACT_DIGEST")),
+            Some("unless attached already"),
+        ),
+        line(
+            What::Request(format!("GET {base}/manifests/sha256-{hex}")),
+            Some(UNLESS_OCI_SUBJECT),
+        ),
+        line(
+            What::Request(format!("PUT {base}/manifests/sha256-{hex}")),
+            Some(UNLESS_OCI_SUBJECT),
+        ),
+        line(
+            What::Request(format!("GET {base}/manifests/sha256-{hex}")),
+            Some(UNLESS_OCI_SUBJECT),
+        ),
+        line(
+            What::Note(
+                "read back, the index is written again (3 times at most) while another writer's replaced it"
+                    .to_owned(),
+            ),
+            Some(UNLESS_OCI_SUBJECT),
+        ),
+    ]
+}
+
+/// The built-in client's requests that copy what is attached to `digest`.
+fn copy_referrers_lines(source: &Repository, digest: &str, target: &Repository) -> Vec<Line> {
+    let from = format!("{}/v2/{}", source.registry, source.name);
+    let to = format!("{}/v2/{}", target.registry, target.name);
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let mut lines = vec![
+        line(
+            What::Request(format!("GET {from}/referrers/{digest}")),
+            Some("404 without the referrers API: then the referrers tag is read"),
+        ),
+        line(
+            What::Request(format!("GET {from}/manifests/sha256-{hex}")),
+            Some(WITHOUT_REFERRERS_API),
+        ),
+        line(
+            What::Note(format!(
+                "if it has referrers: list {target}'s the same way; for each one not there, GET it, copy its blobs (HEAD, then mount or upload), PUT {to}/manifests/<its digest>, and add it to {to}/manifests/sha256-{hex} unless the registry answered with OCI-Subject"
+            )),
+            None,
+        ),
+    ];
+    for suffix in crate::registry::referrers::COSIGN_TAG_SUFFIXES {
+        lines.push(line(
+            What::Request(format!("GET {from}/manifests/sha256-{hex}.{suffix}")),
+            None,
+        ));
+        lines.push(line(
+            What::Note(format!(
+                "copy it with its blobs, then PUT {to}/manifests/sha256-{hex}.{suffix}"
+            )),
+            Some("if it exists and the target's differs"),
+        ));
+    }
+    lines
 }
 
 /// What a step that moves tags does.

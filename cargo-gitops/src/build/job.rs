@@ -1,6 +1,6 @@
 //! The main job, `cargo gitops build`: the settings of one run, and the run itself, which
 //! executes its plan step by step: the lookup, then the steps `Plan::after` gives for what
-//! the lookup found, and the report. What the steps are is `plan`'s business; claiming and
+//! the lookup found (signing and attaching evidence among them), and the report. What the steps are is `plan`'s business; claiming and
 //! converging tags is `converge`'s; the programs are `builder`'s, `native`'s and `retag`'s.
 
 use std::path::{Path, PathBuf};
@@ -16,7 +16,9 @@ use crate::config::{BuilderKind, Config};
 use crate::deployment::Deployment;
 use crate::error::Error;
 use crate::progress::Progress;
-use crate::registry::client::{RegistryClient, Repository};
+use crate::registry::client::{Descriptor, RegistryClient, Repository, Scope};
+use crate::registry::referrers::{self, Artifact, artifact_type_of};
+use crate::supply::sign::{self, KeySource, SigningKey};
 
 /// What the job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,6 +44,23 @@ pub struct Report {
     /// The OCI image layout written instead of pushing, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<PathBuf>,
+    /// Signatures and documents attached to the image, or copied along with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+}
+
+/// One piece of evidence the run attached to the image, or copied along with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// `signed`, `attached`, or `copied` (from the repository the image came from).
+    pub action: &'static str,
+    /// The referrer's artifact type (`application/vnd.dev.sigstore.bundle.v0.3+json`), or
+    /// `null` for one of cosign's tags.
+    pub artifact_type: Option<String>,
+    /// The artifact manifest's digest, or the cosign tag (`sha256-<hex>.sig`).
+    pub reference: String,
+    /// Whether it was there already (nothing was written).
+    pub already: bool,
 }
 
 /// Settings of one run that do not come from the configuration file alone.
@@ -59,6 +78,12 @@ pub struct Job<'a> {
     pub output: Option<PathBuf>,
     /// Every timestamp inside a native image: `SOURCE_DATE_EPOCH`, else the commit's time.
     pub epoch: u64,
+    /// Where the signing key is, when the tool signs (`sign = "key"`, `--signing-key`).
+    pub signing: Option<KeySource>,
+    /// The key itself, read before the run; `None` for a dry run, which never reads it.
+    pub key: Option<&'a SigningKey>,
+    /// Documents to attach to the image as referrers.
+    pub attachments: Vec<Artifact>,
 }
 
 /// What a run has learnt so far, for the steps that need it.
@@ -68,6 +93,7 @@ struct State {
     image: Option<Image>,
     claimed: Option<String>,
     digest: Option<String>,
+    evidence: Vec<Evidence>,
 }
 
 impl Job<'_> {
@@ -88,6 +114,7 @@ impl Job<'_> {
             git_ref: d.git_ref.clone(),
             sha: d.sha.clone(),
             layout: None,
+            evidence: Vec::new(),
         }
     }
 
@@ -107,6 +134,7 @@ impl Job<'_> {
             Outcome::Missing => Action::Built,
         };
         let mut report = self.report(action, state.digest);
+        report.evidence = state.evidence;
         if let Some(dir) = &plan.layout {
             if self.output.is_none() {
                 self.progress.note(&format!(
@@ -179,6 +207,47 @@ impl Job<'_> {
                 image.push(&client, base_client.as_deref(), repository, image.digest())?;
             }
             Step::WriteLayout { dir, tags } => self.write_layout(plan, dir, tags, state)?,
+            Step::CopyReferrers {
+                source,
+                digest,
+                target,
+            } => self.copy_referrers(source, digest, target, state)?,
+            Step::Sign {
+                repository,
+                digest,
+                key,
+            } => {
+                let key = self.key.ok_or_else(|| Error::SigningKey {
+                    from: key.to_string(),
+                    message: "it was not read before the run; please report this".to_owned(),
+                })?;
+                let (client, subject) = self.subject(repository, &resolve(digest, state)?)?;
+                let signed =
+                    sign::sign(&client, &repository.name, &subject, key, Some(self.epoch))?;
+                state.evidence.push(Evidence {
+                    action: "signed",
+                    artifact_type: Some(sign::BUNDLE_MEDIA_TYPE.to_owned()),
+                    reference: signed.descriptor.digest.to_string(),
+                    already: signed.already,
+                });
+            }
+            Step::Attach {
+                repository,
+                digest,
+                artifacts,
+            } => {
+                let (client, subject) = self.subject(repository, &resolve(digest, state)?)?;
+                for artifact in artifacts {
+                    let attached =
+                        referrers::attach(&client, &repository.name, &subject, artifact)?;
+                    state.evidence.push(Evidence {
+                        action: "attached",
+                        artifact_type: Some(artifact.artifact_type.clone()),
+                        reference: attached.descriptor.digest.to_string(),
+                        already: attached.already,
+                    });
+                }
+            }
             _ => self.execute_tags(plan, step, state)?,
         }
         Ok(())
@@ -231,6 +300,72 @@ impl Job<'_> {
                     "a step that moves no tag was taken for one: {other:?}"
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// The built-in client of `repository`'s registry, and the descriptor of its manifest
+    /// `digest`: the subject of what is attached to it.
+    fn subject(
+        &self,
+        repository: &Repository,
+        digest: &str,
+    ) -> Result<(std::sync::Arc<RegistryClient>, Descriptor), Error> {
+        let client = self.retagger.client(&repository.registry)?;
+        let manifest =
+            client.get_manifest(&repository.name, digest, &Scope::pull(&repository.name))?;
+        let descriptor = Descriptor {
+            media_type: manifest.media_type.clone(),
+            digest: manifest.digest.clone(),
+            size: manifest.bytes.len() as u64,
+            urls: Vec::new(),
+            platform: None,
+            annotations: Default::default(),
+            other: Default::default(),
+        };
+        Ok((client, descriptor))
+    }
+
+    /// Copies the referrers and cosign tags of `digest` from `source` into `target`, and says
+    /// what it copied.
+    fn copy_referrers(
+        &self,
+        source: &Repository,
+        digest: &str,
+        target: &Repository,
+        state: &mut State,
+    ) -> Result<(), Error> {
+        let subject = crate::registry::client::Digest::parse(digest).map_err(|e| {
+            Error::Internal(format!("a plan copies the referrers of a bad digest: {e}"))
+        })?;
+        let source_client = self.retagger.client(&source.registry)?;
+        let target_client = self.retagger.client(&target.registry)?;
+        let copied = referrers::copy(
+            &target_client,
+            &source_client,
+            &source.name,
+            &target.name,
+            &subject,
+        )?;
+        self.progress.note(&format!(
+            "copied from {source} to {target}: {}",
+            copied.summary()
+        ));
+        for referrer in &copied.referrers {
+            state.evidence.push(Evidence {
+                action: "copied",
+                artifact_type: artifact_type_of(referrer).map(str::to_owned),
+                reference: referrer.digest.to_string(),
+                already: false,
+            });
+        }
+        for tag in &copied.tags {
+            state.evidence.push(Evidence {
+                action: "copied",
+                artifact_type: None,
+                reference: tag.clone(),
+                already: false,
+            });
         }
         Ok(())
     }

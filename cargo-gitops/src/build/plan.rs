@@ -3,7 +3,10 @@
 //! follow one outcome of it, computed by `Plan::after` (one function for the run and for each
 //! branch the dry run shows): guard versioned tags; then retag what the target repository
 //! has, or copy it from another candidate, or build it with the builder's exact commands; in
-//! those two cases, claim the lookup tag and converge every tag onto it. Executing a step
+//! those two cases, claim the lookup tag and converge every tag onto it. Evidence goes with
+//! the image before any environment tag names it: referrers copied along with an image from
+//! another repository, the signature (`Sign`) and the documents given to attach (`Attach`),
+//! each on the digest the tags will name. Executing a step
 //! is `job`'s business, showing one `describe`'s; the commands are `builder`'s, `native`'s and
 //! `retag`'s.
 
@@ -18,6 +21,8 @@ use crate::environment::Environment;
 use crate::error::Error;
 use crate::process::Command;
 use crate::registry::client::Repository;
+use crate::registry::referrers::Artifact;
+use crate::supply::sign::KeySource;
 use crate::tags::Placeholder;
 
 /// What the lookup found.
@@ -84,6 +89,28 @@ pub enum Step {
         digest: Digest,
         tags: Vec<String>,
     },
+    /// Copy what is attached to `digest` in `source` (its OCI referrers, and cosign's `.sig`,
+    /// `.att` and `.sbom` tags) into `target`, with the built-in client whatever the
+    /// retagger: copies made by other tools leave them behind.
+    CopyReferrers {
+        source: Repository,
+        digest: String,
+        target: Repository,
+    },
+    /// Sign `digest` in `repository` with the key from `key` (cosign's format, attached as a
+    /// referrer), unless that key signed it already.
+    Sign {
+        repository: Repository,
+        digest: Digest,
+        key: KeySource,
+    },
+    /// Attach `artifacts` (documents made before the plan ran: SBOMs, provenance) to `digest`
+    /// in `repository` as OCI referrers, each unless it is attached already.
+    Attach {
+        repository: Repository,
+        digest: Digest,
+        artifacts: Vec<Artifact>,
+    },
     /// Bring every one of `tags` onto the digest the lookup tag names, until none moves;
     /// `immutable` ones only when they name no other commit.
     Converge {
@@ -124,6 +151,10 @@ pub struct Plan {
     /// Where the built image's digest comes from.
     built: Digest,
     pub(crate) native: Option<NativeBuild>,
+    /// Where the signing key is, when the tool signs.
+    pub signing: Option<KeySource>,
+    /// Documents to attach to the image.
+    pub attachments: Vec<Artifact>,
 }
 
 impl Plan {
@@ -144,6 +175,8 @@ impl Plan {
             build: Vec::new(),
             built: Digest::Packed,
             native: None,
+            signing: job.signing.clone(),
+            attachments: job.attachments.clone(),
         };
         let Some(env) = environment(job.config, d.environment.as_deref()) else {
             return Ok(plan);
@@ -233,16 +266,24 @@ impl Plan {
         match outcome {
             // The lookup tag names `digest` and never moves: tagging it is converging.
             Outcome::Found { repository, digest } if repository == target => {
+                steps.extend(self.evidence(target, Digest::Known(digest.clone())));
                 steps.push(retag(Digest::Known(digest.clone())));
                 return steps;
             }
             Outcome::Found { repository, digest } => {
                 steps.push(claim(repository, Digest::Known(digest.clone())));
+                steps.push(Step::CopyReferrers {
+                    source: repository.clone(),
+                    digest: digest.clone(),
+                    target: target.clone(),
+                });
+                steps.extend(self.evidence(target, Digest::Claimed));
                 steps.push(retag(Digest::Claimed));
             }
             Outcome::Missing => {
                 steps.extend(self.build.iter().cloned());
                 steps.push(claim(target, self.built.clone()));
+                steps.extend(self.evidence(target, Digest::Claimed));
                 steps.push(retag(Digest::Claimed));
             }
         }
@@ -252,6 +293,33 @@ impl Plan {
             tags: self.tags.clone(),
             immutable: self.immutable.clone(),
         });
+        steps
+    }
+}
+
+impl Plan {
+    /// Whether a run of this plan signs the image (in every outcome of the lookup, or none).
+    pub fn signs(&self) -> bool {
+        self.signing.is_some() && self.environment.is_some() && self.target.is_some()
+    }
+
+    /// The signature and the attachments of the image `digest` in `target`, as configured.
+    fn evidence(&self, target: &Repository, digest: Digest) -> Vec<Step> {
+        let mut steps = Vec::new();
+        if let Some(key) = &self.signing {
+            steps.push(Step::Sign {
+                repository: target.clone(),
+                digest: digest.clone(),
+                key: key.clone(),
+            });
+        }
+        if !self.attachments.is_empty() {
+            steps.push(Step::Attach {
+                repository: target.clone(),
+                digest,
+                artifacts: self.attachments.clone(),
+            });
+        }
         steps
     }
 }
@@ -450,6 +518,22 @@ impl Step {
                 repository, tags, ..
             } => format!("tag {repository} as {}", tags.join(", ")),
             Step::Converge { .. } => "check that every tag names the same image".to_owned(),
+            Step::CopyReferrers { source, target, .. } => {
+                format!("copy the signatures and referrers from {source} to {target}")
+            }
+            Step::Sign { repository, .. } => format!("sign the image in {repository}"),
+            Step::Attach {
+                repository,
+                artifacts,
+                ..
+            } => format!(
+                "attach {} to the image in {repository}",
+                artifacts
+                    .iter()
+                    .map(|a| a.artifact_type.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }

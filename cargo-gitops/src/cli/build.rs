@@ -10,10 +10,12 @@ use cargo_gitops::build::job::{Action, Job, Report};
 use cargo_gitops::build::plan::Plan;
 use cargo_gitops::build::retag::{self, Retagger};
 use cargo_gitops::ci::{Ci, Runner, azure, buildkite, github};
-use cargo_gitops::config::{BuilderKind, Config, RetaggerKind, SourceKind};
+use cargo_gitops::config::{BuilderKind, Config, RetaggerKind, SignMode, SourceKind};
 use cargo_gitops::deployment::Deployment;
 use cargo_gitops::error::Error;
 use cargo_gitops::progress::{Mode, Progress};
+use cargo_gitops::registry::referrers::Artifact;
+use cargo_gitops::supply::sign::{KeySource, SigningKey};
 
 use super::output::{Format, is_interactive, write_dotenv, write_stdout};
 use super::{GlobalArgs, RegistryArgs};
@@ -43,6 +45,43 @@ pub struct BuildArgs {
     /// With --build-with native: write an OCI image layout to DIR instead of pushing
     #[arg(long, value_name = "oci:DIR", value_parser = parse_oci_output)]
     pub output: Option<PathBuf>,
+
+    /// Sign the image with this ECDSA P-256 private key (unencrypted PEM, PKCS#8 or SEC1), in
+    /// cosign's format, before any environment tag names it [default: with config
+    /// `sign = "key"`, the PEM in $GITOPS_SIGNING_KEY, or the variable `signing-key-env` names]
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+
+    /// Attach FILE to the image as an OCI referrer of this artifact type (e.g.
+    /// application/spdx+json=sbom.json), before any environment tag names it; repeatable
+    #[arg(long, value_name = "TYPE=FILE", value_parser = parse_attachment)]
+    pub attach: Vec<(String, PathBuf)>,
+}
+
+fn parse_attachment(text: &str) -> Result<(String, PathBuf), String> {
+    let (kind, path) = text
+        .split_once('=')
+        .filter(|(kind, path)| !kind.is_empty() && !path.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "`{text}` is not TYPE=FILE; write e.g. --attach application/spdx+json=sbom.json"
+            )
+        })?;
+    let well_formed = kind.split_once('/').is_some_and(|(top, sub)| {
+        let part = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+        };
+        part(top) && part(sub)
+    });
+    if !well_formed {
+        return Err(format!(
+            "`{}` is not a media type (type/subtype, e.g. application/spdx+json)",
+            kind.escape_debug()
+        ));
+    }
+    Ok((kind.to_owned(), PathBuf::from(path)))
 }
 
 fn parse_oci_output(text: &str) -> Result<PathBuf, String> {
@@ -99,7 +138,29 @@ pub fn run(
         what: "a temporary folder".to_owned(),
         source,
     })?;
-    let job = Job {
+    let signing = match (&args.signing_key, config.build.sign) {
+        (Some(path), _) => Some(KeySource::File(path.clone())),
+        (None, SignMode::Key) => Some(KeySource::Env(config.build.signing_key_env().to_owned())),
+        (None, SignMode::None | SignMode::Keyless) => None,
+    };
+    let attachments = args
+        .attach
+        .iter()
+        .map(|(kind, path)| {
+            let bytes = std::fs::read(path).map_err(|source| Error::Read {
+                what: path.display().to_string(),
+                source,
+            })?;
+            Ok(Artifact {
+                artifact_type: kind.clone(),
+                media_type: kind.clone(),
+                bytes,
+                annotations: Default::default(),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let key;
+    let mut job = Job {
         config: &config,
         deployment,
         builder,
@@ -114,10 +175,20 @@ pub fn run(
         epoch: source_date_epoch()?
             .or_else(|| cargo_gitops::git::commit_time(cwd, &deployment.sha))
             .unwrap_or(deployment.timestamp),
+        signing,
+        key: None,
+        attachments,
     };
     let plan = job.plan()?;
     if args.dry_run {
         return print_dry_run(&plan, &retagger, global.format);
+    }
+    // Read before anything is built, so a missing key fails the run at once; only when the
+    // run signs (not for a ref no environment tracks, nor for an image layout), and never
+    // for a dry run.
+    if let (Some(from), true) = (&plan.signing, plan.signs()) {
+        key = SigningKey::load(from)?;
+        job.key = Some(&key);
     }
     let report = job.run(&plan)?;
     if global.verbose > 0 && retagger.request_count() > 0 {
@@ -299,6 +370,19 @@ fn human_report(report: &Report, action: &str) -> String {
             let key = if i == 0 { "tags" } else { "" };
             text.push_str(&format!("{key:<12} {image}:{tag}\n"));
         }
+    }
+    for (i, evidence) in report.evidence.iter().enumerate() {
+        let key = if i == 0 { "evidence" } else { "" };
+        let kind = evidence.artifact_type.as_deref().unwrap_or("cosign tag");
+        let already = if evidence.already {
+            ", there already"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "{key:<12} {} {} ({kind}{already})\n",
+            evidence.action, evidence.reference
+        ));
     }
     text
 }

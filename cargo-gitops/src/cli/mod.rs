@@ -151,7 +151,9 @@ pub enum Command {
     /// List what an environment has received, newest first, from the registry's tags.
     ///
     /// Each line: build time or version, tag, commit (from the `commit-<sha40>` lookup tag with
-    /// the same digest) and digest.
+    /// the same digest), digest, and SIGNED: whether a cosign signature is attached (a
+    /// `sha256-<hex>.sig` tag or a sigstore bundle referrer). That says a signature is present,
+    /// not that it verifies: check it with `cosign verify --key KEY.pub IMAGE@DIGEST`.
     History(history::HistoryArgs),
 
     /// Refresh the pins the workflows use: action commits and the install's SHA-256s.

@@ -14,8 +14,9 @@ mod settings;
 
 pub use gitlab::{DEFAULT_DIND, DEFAULT_IMAGE, GitlabSettings, RawGitlab, is_variable_name};
 pub use settings::{
-    BuildSettings, BuilderKind, ExtraStep, InstallMode, InstallSettings, Pin, PipelineKind,
-    RegistryLogin, RegistrySecrets, RetaggerKind, WorkflowSettings, default_pins,
+    BuildSettings, BuilderKind, DEFAULT_SIGNING_KEY_ENV, ExtraStep, InstallMode, InstallSettings,
+    Pin, PipelineKind, RegistryLogin, RegistrySecrets, RetaggerKind, SignMode, WorkflowSettings,
+    default_pins,
 };
 
 use std::path::{Path, PathBuf};
@@ -351,6 +352,7 @@ fn resolve(
         }
         pins.insert(action, pin);
     }
+    let signing_key_env = signing_key_env(merged.sign, merged.signing_key_env, file, &key)?;
     let config = Config {
         manifest: Some(file.to_path_buf()),
         source: SourceKind::Cargo,
@@ -376,6 +378,8 @@ fn resolve(
             base: merged.base,
             exposed_ports: merged.exposed_ports.unwrap_or_default(),
             image_env: merged.image_env.unwrap_or_default(),
+            sign: merged.sign.unwrap_or_default(),
+            signing_key_env,
         },
         workflows: WorkflowSettings {
             templates: merged.templates,
@@ -394,6 +398,37 @@ fn resolve(
     reference::check(&config, file, &key)?;
     collisions::check(&config, file, &key)?;
     Ok(config)
+}
+
+/// `signing-key-env`: a variable name (the workflows pass it through `env:`), and only with
+/// `sign = "key"`.
+fn signing_key_env(
+    sign: Option<SignMode>,
+    name: Option<String>,
+    file: &Path,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Option<String>, Error> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    if !is_variable_name(&name) {
+        return Err(bad_key(
+            file,
+            &key("signing-key-env"),
+            &format!(
+                "`{}` is not an environment variable name (letters, digits and _, not starting with a digit)",
+                name.escape_debug()
+            ),
+        ));
+    }
+    if sign != Some(SignMode::Key) {
+        return Err(bad_key(
+            file,
+            &key("signing-key-env"),
+            "names where the signing key is, which only `sign = \"key\"` uses; set `sign = \"key\"` or drop it",
+        ));
+    }
+    Ok(Some(name))
 }
 
 fn bad_key(file: &Path, key: &str, message: &str) -> Error {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{
     BuilderKind, ExtraStep, InstallSettings, Pin, PipelineKind, RawGitlab, RegistryLogin,
-    RegistrySecrets, RetaggerKind,
+    RegistrySecrets, RetaggerKind, SignMode,
 };
 use crate::error::Error;
 
@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub base: Option<String>,
     pub exposed_ports: Option<Vec<String>>,
     pub image_env: Option<BTreeMap<String, String>>,
+    pub sign: Option<SignMode>,
+    pub signing_key_env: Option<String>,
     pub templates: Option<PathBuf>,
     pub actions: Option<BTreeMap<String, Pin>>,
     pub workflow_steps: Option<Vec<ExtraStep>>,
@@ -68,6 +70,8 @@ impl RawConfig {
             base: self.base.or(fallback.base),
             exposed_ports: self.exposed_ports.or(fallback.exposed_ports),
             image_env: self.image_env.or(fallback.image_env),
+            sign: self.sign.or(fallback.sign),
+            signing_key_env: self.signing_key_env.or(fallback.signing_key_env),
             templates: self.templates.or(fallback.templates),
             actions: self.actions.or(fallback.actions),
             workflow_steps: self.workflow_steps.or(fallback.workflow_steps),

@@ -46,6 +46,24 @@ impl RetaggerKind {
     }
 }
 
+/// The environment variable that holds the signing key's PEM unless `signing-key-env` names
+/// another.
+pub const DEFAULT_SIGNING_KEY_ENV: &str = "GITOPS_SIGNING_KEY";
+
+/// How images are signed (`sign`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignMode {
+    /// Not signed (the default; turns off a workspace's `sign` for one package).
+    #[default]
+    None,
+    /// By `cargo gitops build`, with an ECDSA P-256 key (PEM) from `signing-key-env` or
+    /// `--signing-key FILE`: cosign's format, no cosign needed.
+    Key,
+    /// By cosign in the generated GitHub workflow, with the job's OIDC token (Fulcio, Rekor).
+    Keyless,
+}
+
 /// How images are built and retagged, as configured (flags may still override).
 #[derive(Debug, Clone, Default)]
 pub struct BuildSettings {
@@ -65,6 +83,19 @@ pub struct BuildSettings {
     pub exposed_ports: Vec<String>,
     /// Native builds: environment variables of the image.
     pub image_env: BTreeMap<String, String>,
+    /// How images are signed.
+    pub sign: SignMode,
+    /// `sign = "key"`: the environment variable that holds the key's PEM, when configured.
+    pub signing_key_env: Option<String>,
+}
+
+impl BuildSettings {
+    /// The environment variable that holds the signing key: configured, else the default.
+    pub fn signing_key_env(&self) -> &str {
+        self.signing_key_env
+            .as_deref()
+            .unwrap_or(DEFAULT_SIGNING_KEY_ENV)
+    }
 }
 
 /// An action pinned to a full commit, with the release it is (for the `# vX.Y.Z` comment).

@@ -1,7 +1,8 @@
 //! An environment's history: the images it has received, newest first, read from the registry's
 //! tags. Which tags are the environment's, and how they order, is `flux`'s tag filter, so the
 //! history and the CD tool agree; the commit of each image comes from the `commit-<sha40>`
-//! lookup tag that names the same digest. The HTTP is `registry`'s.
+//! lookup tag that names the same digest; whether it is signed, from cosign's signature tag or
+//! a signature referrer (`supply::sign`). The HTTP is `registry`'s.
 
 use std::collections::HashMap;
 
@@ -29,6 +30,9 @@ pub struct Entry {
     /// carries, else `None`.
     pub commit: Option<String>,
     pub digest: Option<String>,
+    /// Whether a cosign signature is attached (present, not verified); `None` without a
+    /// digest.
+    pub signed: Option<bool>,
 }
 
 /// What to list.
@@ -113,11 +117,16 @@ pub fn list(
             .collect(),
         digests: HashMap::new(),
     };
+    let mut signatures = crate::supply::sign::Signatures::new(client, &repository.name, &tags);
     let mut entries = Vec::with_capacity(found.len());
     for Found { key, tag, sha } in found {
         let digest = client.manifest_digest(&repository.name, &tag, &commits.scope)?;
         let commit = match &digest {
             Some(digest) => commits.commit_of(digest, sha.as_deref())?,
+            None => None,
+        };
+        let signed = match &digest {
+            Some(digest) => Some(signatures.signed(digest)?),
             None => None,
         };
         let (order, timestamp, version) = match key {
@@ -131,6 +140,7 @@ pub fn list(
             tag,
             commit: commit.or(sha),
             digest: digest.map(String::from),
+            signed,
         });
     }
     Ok(entries)
@@ -220,7 +230,7 @@ pub fn repository_of(config: &Config, environment: &Environment) -> Result<Repos
 }
 
 /// The entries as an aligned table: when the tag was pushed (its `{timestamp}`, UTC; a retag
-/// pushes too) or the version, tag, short commit, digest.
+/// pushes too) or the version, tag, short commit, digest, and whether a signature is there.
 pub fn table(entries: &[Entry]) -> String {
     let first = if entries.iter().any(|e| e.version.is_some()) {
         "VERSION"
@@ -232,6 +242,7 @@ pub fn table(entries: &[Entry]) -> String {
         "TAG".to_owned(),
         "COMMIT".to_owned(),
         "DIGEST".to_owned(),
+        "SIGNED".to_owned(),
     ]];
     for entry in entries {
         let when = match (entry.timestamp, &entry.version) {
@@ -248,22 +259,29 @@ pub fn table(entries: &[Entry]) -> String {
             entry.tag.clone(),
             commit,
             entry.digest.clone().unwrap_or_else(|| "-".to_owned()),
+            match entry.signed {
+                Some(true) => "yes".to_owned(),
+                Some(false) => "no".to_owned(),
+                None => "-".to_owned(),
+            },
         ]);
     }
-    let widths: Vec<usize> = (0..4)
+    let widths: Vec<usize> = (0..5)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for row in rows {
         let line = format!(
-            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
             row[0],
             row[1],
             row[2],
             row[3],
+            row[4],
             w0 = widths[0],
             w1 = widths[1],
-            w2 = widths[2]
+            w2 = widths[2],
+            w3 = widths[3]
         );
         out.push_str(line.trim_end());
         out.push('\n');

@@ -6,6 +6,9 @@
 //! rather than build is `build`'s business; where credentials come from, `credentials`'.
 
 mod blobs;
+mod referrers;
+
+pub use referrers::{artifact_type_of, query_escape};
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -132,6 +135,17 @@ impl RegistryClient {
         self.read_manifest(&mut op, name, reference, scope)
     }
 
+    /// `get_manifest`, or `None` when the registry has no such tag or digest.
+    pub fn find_manifest(
+        &self,
+        name: &str,
+        reference: &str,
+        scope: &Scope,
+    ) -> Result<Option<Manifest>, Error> {
+        let mut op = self.transport.operation("read manifest", Duration::ZERO);
+        self.read_manifest_in(&mut op, name, reference, scope, true)
+    }
+
     fn read_manifest(
         &self,
         op: &mut Operation<'_>,
@@ -139,14 +153,29 @@ impl RegistryClient {
         reference: &str,
         scope: &Scope,
     ) -> Result<Manifest, Error> {
+        self.read_manifest_in(op, name, reference, scope, false)?
+            .ok_or_else(|| Error::Internal("a manifest read came back empty".into()))
+    }
+
+    fn read_manifest_in(
+        &self,
+        op: &mut Operation<'_>,
+        name: &str,
+        reference: &str,
+        scope: &Scope,
+        missing_ok: bool,
+    ) -> Result<Option<Manifest>, Error> {
         const STEP: &str = "read manifest";
         let asked = self.digest_reference(reference, STEP)?;
         let request = Request {
             accept: Some(&self.manifest_accept),
             ..request(Method::Get, manifest_path(name, reference), scope, STEP)
         };
-        let (media_type, announced, bytes) = op.run(|op| {
+        let read = op.run(|op| {
             let mut response = op.exchange(&request)?;
+            if missing_ok && response.status().as_u16() == 404 {
+                return Ok(None);
+            }
             if response.status().as_u16() != 200 {
                 return Err(self.transport.failure(response, STEP).into());
             }
@@ -155,8 +184,11 @@ impl RegistryClient {
                 .and_then(|t| t.split(';').next().map(|t| t.trim().to_owned()))
                 .filter(|t| !t.is_empty());
             let bytes = op.read_body(&mut response, MAX_MANIFEST_BYTES, "the manifest", STEP)?;
-            Ok((media_type, announced, bytes))
+            Ok(Some((media_type, announced, bytes)))
         })?;
+        let Some((media_type, announced, bytes)) = read else {
+            return Ok(None);
+        };
         let media_type = media_type.unwrap_or_else(|| media_type_inside(&bytes));
         let manifest = Manifest::new(bytes, &media_type);
         for (expected, who) in [(asked, "asked for"), (announced, "the registry announced")] {
@@ -170,7 +202,7 @@ impl RegistryClient {
                 ));
             }
         }
-        Ok(manifest)
+        Ok(Some(manifest))
     }
 
     /// Stores the exact bytes of `manifest` under `reference` (a tag or its digest).

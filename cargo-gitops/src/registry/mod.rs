@@ -2,7 +2,7 @@
 //! origins (`reference`), the typed OCI documents (`oci`), credentials (`credentials`), the
 //! client's settings (`options`), the one HTTP transport with its retry budget and deadlines
 //! (`transport`) and its authentication layer (`auth`), and the client operations over it
-//! (`client`).
+//! (`client`), with OCI 1.1 referrers on top (`referrers`).
 
 mod auth;
 pub mod client;
@@ -10,4 +10,5 @@ pub mod credentials;
 pub mod oci;
 pub mod options;
 pub mod reference;
+pub mod referrers;
 pub mod transport;

@@ -1,0 +1,420 @@
+//! OCI 1.1 referrers: documents (signatures, SBOMs, provenance) attached to an image manifest
+//! by an artifact manifest whose `subject` names it. The one way this crate attaches, lists
+//! and copies them: through the registry's referrers API where it has one, else through the
+//! referrers tag schema of the distribution spec (the tag `sha256-<hex>` of the subject names
+//! an image index listing its referrers, kept by read-modify-write). Copies across
+//! repositories carry cosign's `sha256-<hex>.sig`/`.att`/`.sbom` tags along. The requests are
+//! `client`'s; what the documents say is `supply`'s.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Value, json};
+
+use crate::error::Error;
+pub use crate::registry::client::artifact_type_of;
+use crate::registry::client::{Descriptor, Digest, Manifest, OCI_MANIFEST, Parsed, RegistryClient};
+use crate::registry::oci::OCI_INDEX;
+use crate::registry::transport::Scope;
+
+/// The media type of the empty descriptor an artifact manifest has for its config.
+pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+
+/// The empty JSON object the empty descriptor names.
+const EMPTY: &[u8] = b"{}";
+
+/// The tags cosign keeps beside an image for its older formats: signatures, attestations,
+/// SBOMs.
+pub const COSIGN_TAG_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
+
+/// How often the referrers tag is read and written again when another writer got in between.
+const TAG_INDEX_ROUNDS: usize = 3;
+
+/// A document to attach to an image: its artifact type, the media type of its one layer,
+/// its bytes, and the artifact manifest's annotations.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub artifact_type: String,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for Artifact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Artifact")
+            .field("artifact_type", &self.artifact_type)
+            .field("media_type", &self.media_type)
+            .field("bytes", &format_args!("{} bytes", self.bytes.len()))
+            .field("annotations", &self.annotations)
+            .finish()
+    }
+}
+
+impl Artifact {
+    /// The artifact manifest that attaches this document to `subject`: an image manifest
+    /// with `artifactType`, the empty config, one layer and `subject`. The same document
+    /// attached to the same subject always gives the same bytes, so attaching twice is
+    /// attaching once.
+    pub fn manifest(&self, subject: &Descriptor) -> Manifest {
+        let mut manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": self.artifact_type,
+            "config": {
+                "mediaType": EMPTY_MEDIA_TYPE,
+                "digest": Digest::of(EMPTY),
+                "size": EMPTY.len(),
+                "data": "e30=",
+            },
+            "layers": [{
+                "mediaType": self.media_type,
+                "digest": Digest::of(&self.bytes),
+                "size": self.bytes.len(),
+            }],
+            "subject": {
+                "mediaType": subject.media_type,
+                "digest": subject.digest,
+                "size": subject.size,
+            },
+        });
+        if !self.annotations.is_empty() {
+            manifest["annotations"] = json!(self.annotations);
+        }
+        let bytes = serde_json::to_vec(&manifest).expect("a manifest always serialises");
+        Manifest::new(bytes, OCI_MANIFEST)
+    }
+}
+
+/// The tag of the referrers tag schema for `subject`: `sha256-<hex>`.
+pub fn tag_of(subject: &Digest) -> String {
+    format!("sha256-{}", subject.hex())
+}
+
+/// The descriptor of an artifact manifest as a referrers list gives it: with its
+/// `artifactType` and annotations.
+fn descriptor_of(manifest: &Manifest, artifact: &Artifact) -> Descriptor {
+    let mut other = serde_json::Map::new();
+    other.insert("artifactType".into(), json!(artifact.artifact_type));
+    Descriptor {
+        media_type: manifest.media_type.clone(),
+        digest: manifest.digest.clone(),
+        size: manifest.bytes.len() as u64,
+        urls: Vec::new(),
+        platform: None,
+        annotations: artifact.annotations.clone(),
+        other,
+    }
+}
+
+/// What `attach` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attached {
+    /// The artifact manifest's descriptor.
+    pub descriptor: Descriptor,
+    /// It was attached already (the same document to the same image): nothing was sent.
+    pub already: bool,
+}
+
+/// Attaches `artifact` to `subject` in repository `name`: the blobs, the artifact manifest
+/// by digest, and, unless the registry answers that it keeps referrers itself
+/// (`OCI-Subject`), an entry in the referrers tag index. Attached already: nothing is sent.
+pub fn attach(
+    client: &RegistryClient,
+    name: &str,
+    subject: &Descriptor,
+    artifact: &Artifact,
+) -> Result<Attached, Error> {
+    let manifest = artifact.manifest(subject);
+    let descriptor = descriptor_of(&manifest, artifact);
+    let listed = list(client, name, &subject.digest, Some(&artifact.artifact_type))?;
+    if listed.iter().any(|d| d.digest == manifest.digest) {
+        return Ok(Attached {
+            descriptor,
+            already: true,
+        });
+    }
+    client.upload_blob(name, Digest::of(EMPTY).as_str(), EMPTY)?;
+    client.upload_blob(name, Digest::of(&artifact.bytes).as_str(), &artifact.bytes)?;
+    let seen = client.put_manifest_by_digest(name, &manifest)?;
+    if seen.as_ref() != Some(&subject.digest) {
+        add_to_tag_index(client, name, &subject.digest, &descriptor)?;
+    }
+    Ok(Attached {
+        descriptor,
+        already: false,
+    })
+}
+
+/// The referrers of `subject` in `name`, only those of `artifact_type` when given: from the
+/// referrers API, or from the referrers tag where the registry has no API (none when the tag
+/// does not exist).
+pub fn list(
+    client: &RegistryClient,
+    name: &str,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Vec<Descriptor>, Error> {
+    if let Some(found) = client.referrers_api(name, subject, artifact_type)? {
+        return Ok(found);
+    }
+    list_from_tag(client, name, subject, artifact_type)
+}
+
+/// The referrers of `subject` listed by its referrers tag only (none without the tag): for a
+/// caller that knows the registry has no referrers API.
+pub fn list_from_tag(
+    client: &RegistryClient,
+    name: &str,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Vec<Descriptor>, Error> {
+    let Some((_, entries)) = read_tag_index(client, name, subject)? else {
+        return Ok(Vec::new());
+    };
+    Ok(entries
+        .into_iter()
+        .filter(|d| artifact_type.is_none_or(|kind| artifact_type_of(d) == Some(kind)))
+        .collect())
+}
+
+/// The referrers tag index of `subject`, if the tag exists: its JSON and its entries.
+fn read_tag_index(
+    client: &RegistryClient,
+    name: &str,
+    subject: &Digest,
+) -> Result<Option<(Value, Vec<Descriptor>)>, Error> {
+    let tag = tag_of(subject);
+    let Some(manifest) = client.find_manifest(name, &tag, &Scope::pull(name))? else {
+        return Ok(None);
+    };
+    let not_an_index = |detail: String| Error::Registry {
+        registry: client.registry().to_owned(),
+        step: "list referrers".to_owned(),
+        message: format!(
+            "the referrers tag {name}:{tag} names no image index ({detail}); delete that tag so it can be written again"
+        ),
+    };
+    let Ok(Parsed::Index(index)) = manifest.parse() else {
+        return Err(not_an_index(format!(
+            "its media type is {}",
+            crate::error::quote_external(&manifest.media_type)
+        )));
+    };
+    let value: Value =
+        serde_json::from_slice(&manifest.bytes).map_err(|e| not_an_index(e.to_string()))?;
+    Ok(Some((value, index.manifests)))
+}
+
+/// Adds `descriptor` to the referrers tag index of `subject` (made when missing), unless it
+/// is listed there; read again after writing, in case another writer replaced it meanwhile.
+fn add_to_tag_index(
+    client: &RegistryClient,
+    name: &str,
+    subject: &Digest,
+    descriptor: &Descriptor,
+) -> Result<(), Error> {
+    let tag = tag_of(subject);
+    for round in 1..=TAG_INDEX_ROUNDS {
+        let (mut index, entries) = read_tag_index(client, name, subject)?.unwrap_or_else(|| {
+            (
+                json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
+                Vec::new(),
+            )
+        });
+        if entries.iter().any(|d| d.digest == descriptor.digest) {
+            return Ok(());
+        }
+        let entry = serde_json::to_value(descriptor).expect("a descriptor always serialises");
+        match index.get_mut("manifests").and_then(Value::as_array_mut) {
+            Some(manifests) => manifests.push(entry),
+            None => index["manifests"] = json!([entry]),
+        }
+        let bytes = serde_json::to_vec(&index).expect("an index always serialises");
+        let manifest = Manifest::new(bytes, OCI_INDEX);
+        match client.put_manifest(name, &tag, &manifest, &Scope::push(name)) {
+            Ok(()) => {}
+            // Writers racing on one tag can make the registry refuse one of them; the next
+            // round reads what won and adds to it.
+            Err(Error::Registry { .. }) if round < TAG_INDEX_ROUNDS => {}
+            Err(err) => return Err(err),
+        }
+    }
+    let (_, entries) = read_tag_index(client, name, subject)?.unwrap_or_default();
+    if entries.iter().any(|d| d.digest == descriptor.digest) {
+        return Ok(());
+    }
+    Err(Error::Registry {
+        registry: client.registry().to_owned(),
+        step: "attach".to_owned(),
+        message: format!(
+            "the referrers tag {name}:{tag} kept changing while {} was added to it; try again",
+            descriptor.digest
+        ),
+    })
+}
+
+/// What `copy` brought over.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Copied {
+    /// The referrers copied (artifact manifests and their blobs).
+    pub referrers: Vec<Descriptor>,
+    /// Cosign's tags copied (`sha256-<hex>.sig`, `.att`, `.sbom`).
+    pub tags: Vec<String>,
+}
+
+impl Copied {
+    /// One line for a report: `2 referrers (…), sha256-….sig`, or `none`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.referrers.is_empty() {
+            let kinds: Vec<&str> = self
+                .referrers
+                .iter()
+                .map(|d| artifact_type_of(d).unwrap_or("no artifact type"))
+                .collect();
+            parts.push(format!(
+                "{} referrer{} ({})",
+                self.referrers.len(),
+                if self.referrers.len() == 1 { "" } else { "s" },
+                kinds.join(", ")
+            ));
+        }
+        parts.extend(self.tags.iter().cloned());
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Copies what is attached to `subject` in `source_name` (of `source`) into `target_name`
+/// here: each referrer with its blobs, listed in the target as the target registry wants
+/// (API or referrers tag), and cosign's `.sig`, `.att` and `.sbom` tags with their content.
+/// Already there: nothing is written again.
+pub fn copy(
+    target: &RegistryClient,
+    source: &RegistryClient,
+    source_name: &str,
+    target_name: &str,
+    subject: &Digest,
+) -> Result<Copied, Error> {
+    let mut copied = Copied::default();
+    let pull = Scope::pull(source_name);
+    let found = list(source, source_name, subject, None)?;
+    let present = if found.is_empty() {
+        Vec::new()
+    } else {
+        list(target, target_name, subject, None)?
+    };
+    for referrer in found {
+        if present.iter().any(|d| d.digest == referrer.digest) {
+            copied.referrers.push(referrer);
+            continue;
+        }
+        let manifest = source.get_manifest(source_name, &referrer.digest, &pull)?;
+        if let Ok(Parsed::Image(image)) = manifest.parse() {
+            for blob in std::iter::once(&image.config).chain(&image.layers) {
+                if blob.urls.is_empty() {
+                    target.copy_blob(source, source_name, target_name, blob)?;
+                }
+            }
+        } else {
+            target.copy_image(source, source_name, &manifest, target_name)?;
+        }
+        let seen = target.put_manifest_by_digest(target_name, &manifest)?;
+        if seen.as_ref() != Some(subject) {
+            add_to_tag_index(target, target_name, subject, &referrer)?;
+        }
+        copied.referrers.push(referrer);
+    }
+    for suffix in COSIGN_TAG_SUFFIXES {
+        let tag = format!("{}.{suffix}", tag_of(subject));
+        let Some(manifest) = source.find_manifest(source_name, &tag, &pull)? else {
+            continue;
+        };
+        let push = Scope::push(target_name);
+        let there = target.manifest_digest(target_name, &tag, &push)?;
+        if there.as_ref() != Some(&manifest.digest) {
+            target.copy_image(source, source_name, &manifest, target_name)?;
+            target.put_manifest(target_name, &tag, &manifest, &push)?;
+        }
+        copied.tags.push(tag);
+    }
+    Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject() -> Descriptor {
+        serde_json::from_value(json!({
+            "mediaType": OCI_MANIFEST,
+            "digest": format!("sha256:{}", "ab".repeat(32)),
+            "size": 401,
+            "platform": {"os": "linux", "architecture": "amd64"},
+        }))
+        .unwrap()
+    }
+
+    fn artifact() -> Artifact {
+        Artifact {
+            artifact_type: "application/spdx+json".into(),
+            media_type: "application/spdx+json".into(),
+            bytes: br#"{"spdxVersion":"SPDX-2.3"}"#.to_vec(),
+            annotations: BTreeMap::from([(
+                "org.opencontainers.image.created".into(),
+                "2026-01-01T00:00:00Z".into(),
+            )]),
+        }
+    }
+
+    #[test]
+    fn an_artifact_manifest_follows_the_image_spec() {
+        let manifest = artifact().manifest(&subject());
+        let value: Value = serde_json::from_slice(&manifest.bytes).unwrap();
+        assert_eq!(value["artifactType"], "application/spdx+json");
+        assert_eq!(value["config"]["mediaType"], EMPTY_MEDIA_TYPE);
+        assert_eq!(
+            value["config"]["digest"],
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_eq!(value["config"]["size"], 2);
+        assert_eq!(value["layers"][0]["size"], 26);
+        // The subject is the image's descriptor, without what only an index entry carries.
+        assert_eq!(
+            value["subject"],
+            json!({"mediaType": OCI_MANIFEST, "digest": subject().digest, "size": 401})
+        );
+        assert_eq!(
+            value["annotations"]["org.opencontainers.image.created"],
+            "2026-01-01T00:00:00Z"
+        );
+        // Parsed back as an image manifest, as registries and tools read it.
+        assert!(matches!(manifest.parse(), Ok(Parsed::Image(_))));
+        assert_eq!(artifact().manifest(&subject()), manifest);
+    }
+
+    #[test]
+    fn referrers_tags_and_summaries() {
+        assert_eq!(
+            tag_of(&subject().digest),
+            format!("sha256-{}", "ab".repeat(32))
+        );
+        let manifest = artifact().manifest(&subject());
+        let descriptor = descriptor_of(&manifest, &artifact());
+        assert_eq!(artifact_type_of(&descriptor), Some("application/spdx+json"));
+        let copied = Copied {
+            referrers: vec![descriptor],
+            tags: vec!["sha256-x.sig".into()],
+        };
+        assert_eq!(
+            copied.summary(),
+            "1 referrer (application/spdx+json), sha256-x.sig"
+        );
+        assert_eq!(Copied::default().summary(), "none");
+        assert!(!format!("{:?}", artifact()).contains("SPDX-2.3"));
+    }
+}
