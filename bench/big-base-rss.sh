@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Peak RSS of cargo-gitops itself during `build --build-with native` on a base image holding
 # one big incompressible layer (issue 12: the target is under 64 MiB for a 400 MiB layer),
 # side by side in one run with a base of one tiny layer, and with the last commit before blobs
@@ -37,6 +38,7 @@ for tool in cargo docker-registry curl jq git python3 tar timeout sha256sum; do
 done
 echo "RUNS=$RUNS LAYER_MIB=$LAYER_MIB TINY_KIB=$TINY_KIB LIMIT_MIB=$LIMIT_MIB OLD=$OLD OLD_REV=$OLD_REV OLD_TARGET_DIR=$OLD_TARGET_DIR OUT=$OUT" >&2
 work=$(mktemp -d /tmp/bench-bigbase.XXXXXX)
+# shellcheck source=sbs-lib.sh
 source "$root/bench/sbs-lib.sh"
 trap sbs_cleanup EXIT
 unset GITHUB_ACTIONS GITHUB_REF GITHUB_SHA GITHUB_OUTPUT GITHUB_STEP_SUMMARY GITOPS_REGISTRY_USER GITOPS_REGISTRY_PASSWORD SOURCE_DATE_EPOCH
