@@ -53,7 +53,8 @@ else
   cargo build --quiet --release -p cargo-gitops --manifest-path "$root/Cargo.toml"
   new_bin=$CARGO_TARGET_DIR/release/cargo-gitops
 fi
-new_label="current ($(git -C "$root" rev-parse --short HEAD))"
+# The commit of the tree, and the last one that changed what the binary is built from.
+new_label="current ($(git -C "$root" rev-parse --short HEAD), source of $(git -C "$root" log -1 --format=%h -- cargo-gitops Cargo.toml Cargo.lock))"
 if [[ $OLD == 1 ]]; then
   bins+=(old)
   old_label="before ($(git -C "$root" rev-parse --short "$OLD_REV"))"
