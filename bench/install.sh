@@ -17,9 +17,11 @@
 # under the name of TARGET (x86_64-unknown-linux-musl, what an X64 runner installs); the binary
 # itself is this machine's host build. Its pin comes from `cargo gitops pins update --only
 # install --release-base http://127.0.0.1:PORT`. Rounds interleave the three: per round
-# PER_ROUND prebuilt installs and PER_ROUND promotions, alternating, then one cargo install.
+# PER_ROUND prebuilt installs and PER_ROUND promotions, alternating, then one cargo install
+# (in the first CARGO_RUNS rounds).
 # Usage: bench/install.sh
-# Knobs (defaults): ROUNDS=3 PER_ROUND=4 CARGO_INSTALL=1 (0: skip the cargo install rows)
+# Knobs (defaults): ROUNDS=3 PER_ROUND=4 CARGO_RUNS=3 (cargo installs, one at the end of each of
+#   the first CARGO_RUNS rounds; 0 skips them: each is minutes on 2 cores)
 #   INSTALL_TARGET=5 PROMOTION_TARGET=10 (seconds, the targets the report checks) KEEP=0
 #   GITOPS_BIN= (a built release cargo-gitops; default: cargo build --release into
 #   $CARGO_TARGET_DIR) OUT=bench/install-results.md
@@ -27,7 +29,7 @@
 set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 PER_ROUND=${PER_ROUND:-4}
-CARGO_INSTALL=${CARGO_INSTALL:-1}
+CARGO_RUNS=${CARGO_RUNS:-3}
 INSTALL_TARGET=${INSTALL_TARGET:-5}
 PROMOTION_TARGET=${PROMOTION_TARGET:-10}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,7 +39,7 @@ for tool in cargo docker-registry curl jq git python3 tar sha256sum timeout; do
   command -v "$tool" >/dev/null || { echo "$0: $tool not found" >&2; exit 1; }
 done
 python3 -c 'import yaml' 2>/dev/null || { echo "$0: python3 needs PyYAML (python3-yaml)" >&2; exit 1; }
-echo "ROUNDS=$ROUNDS PER_ROUND=$PER_ROUND CARGO_INSTALL=$CARGO_INSTALL INSTALL_TARGET=$INSTALL_TARGET PROMOTION_TARGET=$PROMOTION_TARGET OUT=$OUT" >&2
+echo "ROUNDS=$ROUNDS PER_ROUND=$PER_ROUND CARGO_RUNS=$CARGO_RUNS INSTALL_TARGET=$INSTALL_TARGET PROMOTION_TARGET=$PROMOTION_TARGET OUT=$OUT" >&2
 work=$(mktemp -d /tmp/bench-install.XXXXXX)
 # shellcheck source=sbs-lib.sh
 source "$root/bench/sbs-lib.sh"
@@ -220,7 +222,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     sleep 1.1 # a new {timestamp}, so that each promotion writes a new tag (not timed)
     timed promotion promotion "$work/runner"
   done
-  if [[ $CARGO_INSTALL == 1 ]]; then timed cargo cargo_install; fi
+  if ((round <= CARGO_RUNS)); then timed cargo cargo_install; fi
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -240,7 +242,7 @@ IFS='|' read -r cm clo chi cn < <(stat_of cargo)
   echo
   echo "- Run $started; machine: $(machine)"
   echo "- CPU busy just before: ${busy_before}%; load average before: $load_before, after: $load_after"
-  echo "- Command: \`ROUNDS=$ROUNDS PER_ROUND=$PER_ROUND CARGO_INSTALL=$CARGO_INSTALL bench/install.sh\`"
+  echo "- Command: \`ROUNDS=$ROUNDS PER_ROUND=$PER_ROUND CARGO_RUNS=$CARGO_RUNS bench/install.sh\`"
   echo "- Release: cargo-gitops $version, $name.tar.gz $archive_bytes bytes (binary $binary_bytes bytes), served by python3 -m http.server on 127.0.0.1; pin from \`pins update --only install\`"
   echo "- Registry: $(docker-registry --version 2>&1 | head -1), 127.0.0.1; lookup tag commit-$sha seeded by a native build"
   echo
@@ -248,7 +250,7 @@ IFS='|' read -r cm clo chi cn < <(stat_of cargo)
   echo "| --- | --: | --: | --: | --- |"
   echo "| prebuilt install step (download, SHA-256, unpack, --version) | $pm | $plo – $phi | $pn | ≤ $INSTALL_TARGET s: $(verdict "$pm" "$INSTALL_TARGET"); ≤ 1 s: $(verdict "$pm" 1) |"
   echo "| promotion: install step + build step (retag only) | $qm | $qlo – $qhi | $qn | ≤ $PROMOTION_TARGET s: $(verdict "$qm" "$PROMOTION_TARGET") |"
-  if [[ $CARGO_INSTALL == 1 ]]; then
+  if ((CARGO_RUNS > 0)); then
     echo "| cargo install --locked --path cargo-gitops, cold target dir | $cm | $clo – $chi | $cn | |"
     echo
     echo "Ratio of medians, cargo install / prebuilt install: $(awk -v a="$cm" -v b="$pm" 'BEGIN { printf "%.0f", a / b }')×; promotion − install step (the build step alone): $(awk -v a="$qm" -v b="$pm" 'BEGIN { printf "%.2f", a - b }') s."
