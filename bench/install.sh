@@ -88,7 +88,7 @@ reg=$registry_host
 # --- the repository: a hello-world crate built natively, its workflows generated -----------
 repo=$work/repo
 mkdir -p "$repo/src"
-# The settings in the workspace table: \`pins update\` writes there whenever the file has a
+# The settings in the workspace table: `pins update` writes there whenever the file has a
 # [workspace] table, and refuses when a root package keeps its settings in its own table.
 cat >"$repo/Cargo.toml" <<TOML
 [package]
