@@ -33,6 +33,11 @@ pub struct BuildSpec {
     /// The source's time (`SOURCE_DATE_EPOCH` or the commit's): timestamps in the image come
     /// from it, so two builds of one commit can give one digest.
     pub epoch: u64,
+    /// buildx: attach BuildKit's SBOM (`--sbom=true`) to the pushed image.
+    pub sbom: bool,
+    /// buildx: attach BuildKit's provenance in full (`--provenance=mode=max`), not only the
+    /// minimal one BuildKit adds by default.
+    pub provenance: bool,
 }
 
 impl BuildSpec {
@@ -92,6 +97,12 @@ pub fn buildx_build(spec: &BuildSpec) -> Command {
     }
     for cache in &spec.cache_to {
         command = command.args(["--cache-to", cache.as_str()]);
+    }
+    if spec.sbom {
+        command = command.arg("--sbom=true");
+    }
+    if spec.provenance {
+        command = command.arg("--provenance=mode=max");
     }
     command.arg(spec.context.display().to_string())
 }
@@ -200,7 +211,30 @@ mod tests {
             insecure_registries: vec![],
             metadata_file: "/tmp/meta.json".into(),
             epoch: 1_654_880_000,
+            sbom: false,
+            provenance: false,
         }
+    }
+
+    #[test]
+    fn buildx_asks_buildkit_for_its_sbom_and_full_provenance_when_configured() {
+        let command = buildx_build(&BuildSpec {
+            sbom: true,
+            provenance: true,
+            ..spec()
+        });
+        let argv = command.argv();
+        let context = argv.iter().position(|a| *a == ".").unwrap();
+        assert_eq!(
+            argv[context - 2..],
+            ["--sbom=true", "--provenance=mode=max", "."]
+        );
+        assert!(
+            !buildx_build(&spec())
+                .argv()
+                .iter()
+                .any(|a| a.starts_with("--sbom"))
+        );
     }
 
     #[test]

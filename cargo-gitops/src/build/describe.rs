@@ -241,10 +241,40 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
             ),
             None,
         ),
+        Step::WriteDependencyList {
+            triple,
+            path,
+            bytes,
+        } => note(
+            format!(
+                "write {} ({} bytes): the crates linked for {triple}, in cargo-auditable's format, for the linker to put in the binary's .dep-v0 section",
+                path.display(),
+                bytes.len()
+            ),
+            None,
+        ),
         Step::Pack => note(
             "pack each binary as one layer with its config and manifest, in memory".to_owned(),
             None,
         ),
+        Step::Attest {
+            repository,
+            digest,
+            artifact_types,
+        } => {
+            let mut lines = Vec::new();
+            for artifact_type in artifact_types {
+                lines.push(line(
+                    What::Note(format!(
+                        "attach the {artifact_type} document of {} (an SBOM to its platform's manifest, the provenance to the image) as a referrer unless it is attached already",
+                        shown(digest)
+                    )),
+                    None,
+                ));
+                lines.extend(attach_lines(repository, &shown(digest), artifact_type));
+            }
+            lines
+        }
         Step::Push { repository } => vec![
             line(
                 What::Note(format!(

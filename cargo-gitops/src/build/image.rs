@@ -13,6 +13,7 @@ use crate::files::write_whole;
 use crate::registry::client::{
     Descriptor, Manifest, RegistryClient, Repository, Scope, sha256_digest,
 };
+use crate::registry::referrers::{Artifact, EMPTY, EMPTY_MEDIA_TYPE};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -313,12 +314,15 @@ impl Image {
         client.put_manifest(&target.name, tag, &as_manifest(self.top()), &push)
     }
 
-    /// Writes an OCI image layout at `dir`, the top manifest named by each of `tags`.
+    /// Writes an OCI image layout at `dir`, the top manifest named by each of `tags`, and
+    /// each of `referrers` (an artifact with the manifest it is attached to) listed in
+    /// `index.json` untagged, as the image layout specification places referrers.
     pub fn write_layout(
         &self,
         dir: &Path,
         tags: &[String],
         base_client: Option<&RegistryClient>,
+        referrers: &[(Descriptor, Artifact)],
     ) -> Result<(), Error> {
         let blobs = dir.join("blobs").join("sha256");
         let write_blob = |blob: &Blob| -> Result<(), Error> {
@@ -346,7 +350,7 @@ impl Image {
             write_blob(index)?;
         }
         let top = self.top();
-        let manifests: Vec<Value> = tags
+        let mut manifests: Vec<Value> = tags
             .iter()
             .map(|tag| {
                 let mut descriptor = top.descriptor();
@@ -354,6 +358,19 @@ impl Image {
                 descriptor
             })
             .collect();
+        for (subject, artifact) in referrers {
+            let manifest = artifact.manifest(subject);
+            for blob in [
+                Blob::new(EMPTY_MEDIA_TYPE, EMPTY.to_vec()),
+                Blob::new(&artifact.media_type, artifact.bytes.clone()),
+                Blob::new(&manifest.media_type, manifest.bytes.clone()),
+            ] {
+                write_blob(&blob)?;
+            }
+            let mut descriptor = Blob::new(&manifest.media_type, manifest.bytes).descriptor();
+            descriptor["artifactType"] = json!(artifact.artifact_type);
+            manifests.push(descriptor);
+        }
         let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
         let layout = dir.join("oci-layout");
         write_whole(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;

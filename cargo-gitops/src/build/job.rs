@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::build::converge;
+use crate::build::evidence;
 use crate::build::image::{Base, Image};
 use crate::build::native::{self, Target};
 use crate::build::plan::{Digest, Outcome, Plan, Step};
@@ -196,7 +197,13 @@ impl Job<'_> {
                     .bases
                     .push(Some(native::fetch_base(&client, reference, target)?));
             }
+            Step::WriteDependencyList { path, bytes, .. } => {
+                crate::files::write_whole(path, bytes)?;
+            }
             Step::Pack => self.pack(plan, state)?,
+            Step::Attest {
+                repository, digest, ..
+            } => self.attest(plan, repository, digest, state)?,
             Step::Push { repository } => {
                 let image = packed(state)?;
                 let client = self.retagger.client(&repository.registry)?;
@@ -370,6 +377,34 @@ impl Job<'_> {
         Ok(())
     }
 
+    /// Attaches the plan's documents to the image `digest` in `repository`: each SBOM to its
+    /// platform's manifest, the provenance to the image.
+    fn attest(
+        &self,
+        plan: &Plan,
+        repository: &Repository,
+        digest: &Digest,
+        state: &mut State,
+    ) -> Result<(), Error> {
+        let Some(documents) = &plan.documents else {
+            return Ok(());
+        };
+        let (client, top) = self.subject(repository, &resolve(digest, state)?)?;
+        let platforms = platform_descriptors(state);
+        for (subject, artifact) in
+            documents.attachments(&repository.to_string(), &top, &platforms)?
+        {
+            let attached = referrers::attach(&client, &repository.name, &subject, &artifact)?;
+            state.evidence.push(Evidence {
+                action: "attached",
+                artifact_type: Some(artifact.artifact_type.clone()),
+                reference: attached.descriptor.digest.to_string(),
+                already: attached.already,
+            });
+        }
+        Ok(())
+    }
+
     /// Packs what the compile steps left (on the bases read, if any).
     fn pack(&self, plan: &Plan, state: &mut State) -> Result<(), Error> {
         let native = plan
@@ -405,7 +440,20 @@ impl Job<'_> {
             Some(base) => Some(self.base_client(&base)?),
             None => None,
         };
-        image.write_layout(dir, tags, base_client.as_deref())?;
+        let attachments = match &plan.documents {
+            Some(documents) => {
+                let top = image.top();
+                let name =
+                    crate::build::labels::title(self.config).unwrap_or_else(|| "image".to_owned());
+                documents.attachments(
+                    &name,
+                    &evidence::descriptor(&top.media_type, &top.bytes),
+                    &platform_descriptors(state),
+                )?
+            }
+            None => Vec::new(),
+        };
+        image.write_layout(dir, tags, base_client.as_deref(), &attachments)?;
         state.digest = Some(image.digest().to_owned());
         Ok(())
     }
@@ -415,6 +463,17 @@ impl Job<'_> {
         let repository = Repository::parse(base.split('@').next().unwrap_or(base))?;
         self.retagger.client(&repository.registry)
     }
+}
+
+/// The platform manifests of the image this run packed, if it packed one.
+fn platform_descriptors(state: &State) -> Vec<Descriptor> {
+    state.image.as_ref().map_or_else(Vec::new, |image| {
+        image
+            .platforms
+            .iter()
+            .map(|p| evidence::descriptor(&p.manifest.media_type, &p.manifest.bytes))
+            .collect()
+    })
 }
 
 fn packed(state: &State) -> Result<&Image, Error> {

@@ -6,6 +6,7 @@
 pub mod builder;
 pub mod converge;
 pub mod describe;
+pub mod evidence;
 pub mod image;
 pub mod job;
 pub mod labels;

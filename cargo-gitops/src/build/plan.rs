@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 
 use crate::build::builder::{self, BuildSpec};
+use crate::build::evidence::Documents;
 use crate::build::job::Job;
 use crate::build::labels::Origin;
 use crate::build::native::{self, Binary, NativeSpec, Target};
@@ -22,6 +23,7 @@ use crate::error::Error;
 use crate::process::Command;
 use crate::registry::client::Repository;
 use crate::registry::referrers::Artifact;
+use crate::supply::crates::LinkedCrates;
 use crate::supply::sign::KeySource;
 use crate::tags::Placeholder;
 
@@ -68,6 +70,13 @@ pub enum Step {
     Run { title: String, command: Command },
     /// Read a native image's base (pinned by digest) for one platform.
     ReadBase { reference: String, target: Target },
+    /// Write the object file that links the list of `triple`'s crates into its binary
+    /// (cargo-auditable's format), before the compile that links it.
+    WriteDependencyList {
+        triple: String,
+        path: PathBuf,
+        bytes: Vec<u8>,
+    },
     /// Pack the compiled binaries into an image, in memory.
     Pack,
     /// Push the packed image to `repository` by digest, with no tag.
@@ -104,6 +113,15 @@ pub enum Step {
         digest: Digest,
         key: KeySource,
     },
+    /// Attach the build's documents (the plan's `documents`: SBOMs, provenance) to the image
+    /// `digest` just pushed to `repository`, before any tag names it, so whoever finds the
+    /// image by its lookup tag finds them too.
+    Attest {
+        repository: Repository,
+        digest: Digest,
+        /// What is attached, in order: one SBOM per platform, then the provenance.
+        artifact_types: Vec<String>,
+    },
     /// Attach `artifacts` (documents made before the plan ran: SBOMs, provenance) to `digest`
     /// in `repository` as OCI referrers, each unless it is attached already.
     Attach {
@@ -127,6 +145,9 @@ pub struct NativeBuild {
     pub spec: NativeSpec,
     pub binary: Binary,
     pub targets: Vec<Target>,
+    /// Per target, when its SBOM is on: the dependency list object linked into the binary
+    /// (its path and bytes).
+    pub dependency_lists: Vec<(PathBuf, Vec<u8>)>,
 }
 
 /// The plan of one run.
@@ -155,6 +176,8 @@ pub struct Plan {
     pub signing: Option<KeySource>,
     /// Documents to attach to the image.
     pub attachments: Vec<Artifact>,
+    /// The documents a build attaches to what it makes (`Attest`, and image layouts).
+    pub documents: Option<Documents>,
 }
 
 impl Plan {
@@ -177,6 +200,7 @@ impl Plan {
             native: None,
             signing: job.signing.clone(),
             attachments: job.attachments.clone(),
+            documents: None,
         };
         let Some(env) = environment(job.config, d.environment.as_deref()) else {
             return Ok(plan);
@@ -185,7 +209,10 @@ impl Plan {
             plan.immutable = d.tags.first().cloned().into_iter().collect();
         }
         if let Some(dir) = layout_dir(job) {
-            let native = native_build(job)?;
+            let image =
+                crate::build::labels::title(job.config).unwrap_or_else(|| "image".to_owned());
+            let (native, documents) = native_build(job, &image)?;
+            plan.documents = Some(documents);
             plan.build = native_steps(&native);
             let mut tags = vec![d.lookup_tag.clone()];
             tags.extend(d.tags.iter().cloned());
@@ -354,15 +381,26 @@ fn builder_steps(
     plan: &mut Plan,
 ) -> Result<(Vec<Step>, Digest), Error> {
     if job.builder == BuilderKind::Native {
-        let native = native_build(job)?;
+        let (native, documents) = native_build(job, &target.to_string())?;
         let mut steps = native_steps(&native);
         steps.push(Step::Push {
             repository: target.clone(),
         });
+        if !documents.is_empty() {
+            steps.push(Step::Attest {
+                repository: target.clone(),
+                digest: Digest::Packed,
+                artifact_types: documents.artifact_types(),
+            });
+        }
+        plan.documents = Some(documents);
         plan.native = Some(native);
         return Ok((steps, Digest::Packed));
     }
     let spec = build_spec(job, target, env);
+    if job.builder == BuilderKind::Podman {
+        plan.documents = Some(Documents::podman(job, &spec));
+    }
     Ok(match job.builder {
         BuilderKind::Buildx => (
             vec![Step::Run {
@@ -381,7 +419,15 @@ fn builder_steps(
                 title: "build with podman".to_owned(),
                 command: builder::podman_build(&spec),
             };
-            (vec![build, push], Digest::File(digest_file))
+            let mut steps = vec![build, push];
+            if let Some(documents) = plan.documents.as_ref().filter(|d| !d.is_empty()) {
+                steps.push(Step::Attest {
+                    repository: target.clone(),
+                    digest: Digest::File(digest_file.clone()),
+                    artifact_types: documents.artifact_types(),
+                });
+            }
+            (steps, Digest::File(digest_file))
         }
     })
 }
@@ -415,6 +461,8 @@ fn build_spec(job: &Job<'_>, target: &Repository, env: &Environment) -> BuildSpe
         insecure_registries: config.build.insecure_registries.clone(),
         metadata_file: job.scratch_dir.join("buildx-metadata.json"),
         epoch: job.epoch,
+        sbom: config.build.sbom(BuilderKind::Buildx),
+        provenance: config.build.provenance(BuilderKind::Buildx),
     }
 }
 
@@ -437,7 +485,8 @@ fn layout_dir(job: &Job<'_>) -> Option<PathBuf> {
     })
 }
 
-fn native_build(job: &Job<'_>) -> Result<NativeBuild, Error> {
+/// What a native build compiles, and the documents it attaches to `image`.
+fn native_build(job: &Job<'_>, image: &str) -> Result<(NativeBuild, Documents), Error> {
     let config = job.config;
     let spec = NativeSpec {
         manifest: config
@@ -465,11 +514,35 @@ fn native_build(job: &Job<'_>) -> Result<NativeBuild, Error> {
         .iter()
         .map(|p| native::target_for(p, &installed))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(NativeBuild {
-        spec,
-        binary,
-        targets,
-    })
+    // The crates are resolved (cargo reads the lock file, compiles nothing) even for a dry
+    // run: the SBOM and the dependency list show what would be linked.
+    let sbom = config.build.sbom(BuilderKind::Native);
+    let mut crates = Vec::new();
+    let mut dependency_lists = Vec::new();
+    if sbom || config.build.provenance(BuilderKind::Native) {
+        for target in &targets {
+            let linked = LinkedCrates::resolve(&spec.manifest, &binary.package, &target.triple)?;
+            if sbom {
+                let dir = crate::supply::auditable::object_dir(&binary.target_dir, &target.triple);
+                dependency_lists.push(crate::supply::auditable::object_for(
+                    &linked,
+                    &target.triple,
+                    &dir,
+                )?);
+            }
+            crates.push(linked);
+        }
+    }
+    let documents = Documents::native(job, &spec, &binary, &targets, &crates, image)?;
+    Ok((
+        NativeBuild {
+            spec,
+            binary,
+            targets,
+            dependency_lists,
+        },
+        documents,
+    ))
 }
 
 /// Read the bases, compile for each platform, pack.
@@ -481,15 +554,34 @@ fn native_steps(native: &NativeBuild) -> Vec<Step> {
             target: target.clone(),
         }));
     }
-    steps.extend(native.targets.iter().map(|target| Step::Run {
-        title: format!("compile {} for {}", native.binary.bin, target.triple),
-        command: native::compile_command(
-            &native.binary,
-            target,
-            &native.spec.manifest,
-            native.spec.epoch,
-        ),
-    }));
+    for (i, target) in native.targets.iter().enumerate() {
+        let command = match native.dependency_lists.get(i) {
+            Some((path, bytes)) => {
+                steps.push(Step::WriteDependencyList {
+                    triple: target.triple.clone(),
+                    path: path.clone(),
+                    bytes: bytes.clone(),
+                });
+                native::compile_command_embedding(
+                    &native.binary,
+                    target,
+                    &native.spec.manifest,
+                    native.spec.epoch,
+                    path,
+                )
+            }
+            None => native::compile_command(
+                &native.binary,
+                target,
+                &native.spec.manifest,
+                native.spec.epoch,
+            ),
+        };
+        steps.push(Step::Run {
+            title: format!("compile {} for {}", native.binary.bin, target.triple),
+            command,
+        });
+    }
     steps.push(Step::Pack);
     steps
 }
@@ -508,7 +600,18 @@ impl Step {
             ),
             Step::Run { title, .. } => title.clone(),
             Step::ReadBase { reference, .. } => format!("read base image {reference}"),
+            Step::WriteDependencyList { triple, .. } => {
+                format!("write the list of crates linked for {triple}")
+            }
             Step::Pack => "pack the image".to_owned(),
+            Step::Attest {
+                repository,
+                artifact_types,
+                ..
+            } => format!(
+                "attach {} to the image in {repository}",
+                artifact_types.join(", ")
+            ),
             Step::Push { repository } => format!("push the image to {repository} by digest"),
             Step::WriteLayout { dir, .. } => format!("write OCI image layout {}", dir.display()),
             Step::Claim { target, tag, .. } => {

@@ -380,6 +380,8 @@ fn resolve(
             image_env: merged.image_env.unwrap_or_default(),
             sign: merged.sign.unwrap_or_default(),
             signing_key_env,
+            sbom: merged.sbom,
+            provenance: merged.provenance,
         },
         workflows: WorkflowSettings {
             templates: merged.templates,

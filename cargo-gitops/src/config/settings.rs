@@ -87,9 +87,33 @@ pub struct BuildSettings {
     pub sign: SignMode,
     /// `sign = "key"`: the environment variable that holds the key's PEM, when configured.
     pub signing_key_env: Option<String>,
+    /// `sbom`, when configured: see [`BuildSettings::sbom`].
+    pub sbom: Option<bool>,
+    /// `provenance`, when configured: see [`BuildSettings::provenance`].
+    pub provenance: Option<bool>,
 }
 
 impl BuildSettings {
+    /// Whether a build by `builder` attaches an SBOM. Native builds write their own (the
+    /// crates linked into the binary), so it is on unless turned off; buildx asks BuildKit for
+    /// one only when asked to, since its scanner is an image BuildKit pulls; podman makes none.
+    pub fn sbom(&self, builder: BuilderKind) -> bool {
+        match builder {
+            BuilderKind::Native => self.sbom.unwrap_or(true),
+            BuilderKind::Buildx => self.sbom.unwrap_or(false),
+            BuilderKind::Podman => false,
+        }
+    }
+
+    /// Whether a build by `builder` attaches a provenance statement: the tool's own for native
+    /// and podman builds (on unless turned off), BuildKit's for buildx (only when asked to).
+    pub fn provenance(&self, builder: BuilderKind) -> bool {
+        match builder {
+            BuilderKind::Buildx => self.provenance.unwrap_or(false),
+            _ => self.provenance.unwrap_or(true),
+        }
+    }
+
     /// The environment variable that holds the signing key: configured, else the default.
     pub fn signing_key_env(&self) -> &str {
         self.signing_key_env

@@ -21,7 +21,7 @@ use crate::registry::transport::Scope;
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 
 /// The empty JSON object the empty descriptor names.
-const EMPTY: &[u8] = b"{}";
+pub const EMPTY: &[u8] = b"{}";
 
 /// The tags cosign keeps beside an image for its older formats: signatures, attestations,
 /// SBOMs.

@@ -246,9 +246,10 @@ impl Provenance {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
+        // Without a known remote the commit is still named; a made-up URI would mislead.
         let mut resolved = vec![ResourceDescriptor {
             name: None,
-            uri: Some(git_uri(&self.source.repository)),
+            uri: (!self.source.repository.is_empty()).then(|| git_uri(&self.source.repository)),
             digest: BTreeMap::from([("gitCommit", commit.to_ascii_lowercase())]),
         }];
         if let Some(base) = &self.base {

@@ -319,7 +319,7 @@ fn syft_reads_the_sbom_s_crates_from_the_natively_built_image_and_its_provenance
     let image = native::pack(&spec, &binary, &[(target.clone(), built.clone())], &[None]).unwrap();
     let layout = dir.join("layout");
     image
-        .write_layout(&layout, &["latest".to_owned()], None)
+        .write_layout(&layout, &["latest".to_owned()], None, &[])
         .unwrap();
 
     let scan = run_bounded(
