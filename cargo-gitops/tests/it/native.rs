@@ -96,11 +96,15 @@ fn two_clean_builds_of_one_commit_give_one_digest() {
         a["digest"], b["digest"],
         "the same commit built twice gave two images"
     );
-    // The layout's index names the tags and the digest the report gave.
+    // The layout's index names the tags and the digest the report gave, and lists the
+    // image's SBOM and provenance untagged, each naming the image as its subject.
     let index: Value = json(&std::fs::read(out_a.join("index.json")).unwrap());
-    let names: Vec<&str> = index["manifests"]
+    let (tagged, referrers): (Vec<&Value>, Vec<&Value>) = index["manifests"]
         .as_array()
         .unwrap()
+        .iter()
+        .partition(|m| m.get("artifactType").is_none());
+    let names: Vec<&str> = tagged
         .iter()
         .map(|m| {
             m["annotations"]["org.opencontainers.image.ref.name"]
@@ -108,6 +112,22 @@ fn two_clean_builds_of_one_commit_give_one_digest() {
                 .unwrap()
         })
         .collect();
+    let types: Vec<&str> = referrers
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["application/spdx+json", "application/vnd.in-toto+json"]
+    );
+    for referrer in &referrers {
+        let hex = referrer["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        let manifest: Value = json(&std::fs::read(out_a.join("blobs/sha256").join(hex)).unwrap());
+        assert_eq!(manifest["subject"]["digest"], a["digest"], "{manifest}");
+    }
     let sha = first.head();
     assert_eq!(
         names,
@@ -117,13 +137,7 @@ fn two_clean_builds_of_one_commit_give_one_digest() {
             "stg-latest".to_owned()
         ]
     );
-    assert!(
-        index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["digest"] == a["digest"])
-    );
+    assert!(tagged.iter().all(|m| m["digest"] == a["digest"]));
 }
 
 #[test]
@@ -501,18 +515,24 @@ fn a_dry_run_of_a_layout_build_shows_its_steps_and_writes_nothing() {
     assert_eq!(outcomes.len(), 1, "{dry_run}");
     let steps = outcomes[0]["steps"].as_array().unwrap();
     let titles: Vec<&str> = steps.iter().map(|s| s["title"].as_str().unwrap()).collect();
-    assert_eq!(titles.len(), 3, "{titles:?}");
-    assert!(titles[0].starts_with("compile hello for "), "{titles:?}");
+    assert_eq!(titles.len(), 4, "{titles:?}");
+    assert!(
+        titles[0].starts_with("write the list of crates linked for "),
+        "{titles:?}"
+    );
+    assert!(titles[1].starts_with("compile hello for "), "{titles:?}");
     assert_eq!(
-        titles[1..],
+        titles[2..],
         [
             "pack the image",
             &format!("write OCI image layout {}", layout.display())
         ]
     );
-    let compile = steps[0]["actions"][0]["run"].as_str().unwrap();
+    let compile = steps[1]["actions"][0]["run"].as_str().unwrap();
     assert!(
-        compile.contains("build --release --manifest-path") && compile.contains("-p hello"),
+        compile.contains("rustc --release --manifest-path")
+            && compile.contains("-p hello")
+            && compile.contains("-Wl,--undefined=AUDITABLE_VERSION_INFO"),
         "{compile}"
     );
     assert!(!layout.exists(), "a dry run wrote the layout");

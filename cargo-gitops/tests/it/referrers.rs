@@ -18,6 +18,8 @@ use cargo_gitops::registry::referrers::{self, Artifact, artifact_type_of};
 use cargo_gitops::supply::sign;
 
 const SPDX: &str = "application/spdx+json";
+/// The provenance statement a podman build attaches.
+const PROVENANCE: &str = "application/vnd.in-toto+json";
 
 fn artifact(kind: &str, bytes: &[u8]) -> Artifact {
     Artifact {
@@ -260,7 +262,9 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["signed", "attached"]);
+    // The build's provenance, attached as soon as the image is pushed; then the signature
+    // and the document given with `--attach`, before any environment tag names the image.
+    assert_eq!(actions, ["attached", "signed", "attached"]);
     assert_verifies(&public, &format!("{host}/app-staging@{digest}"));
     let legacy_dir = Dir::new();
     let legacy_public = cosign_sign_legacy(&legacy_dir, &format!("{host}/app-staging@{digest}"));
@@ -279,7 +283,7 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "copied from {host}/app-staging to {host}/app: 2 referrers ({}, {SPDX}), {sig_tag}",
+            "copied from {host}/app-staging to {host}/app: 3 referrers ({PROVENANCE}, {}, {SPDX}), {sig_tag}",
             sign::BUNDLE_MEDIA_TYPE
         )),
         "{stderr}"
@@ -301,6 +305,7 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
     assert_eq!(
         copied,
         [
+            ("copied", PROVENANCE),
             ("copied", sign::BUNDLE_MEDIA_TYPE),
             ("copied", SPDX),
             ("copied", "tag"),
@@ -308,7 +313,7 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
             ("signed", sign::BUNDLE_MEDIA_TYPE),
         ]
     );
-    assert_eq!(report["evidence"][3]["already"], true);
+    assert_eq!(report["evidence"][4]["already"], true);
 
     // The signature verifies in the target; cosign's own `.sig` is there byte for byte
     // (cosign 3 verifies bundles only where an image has any, so it is checked by digest
@@ -336,8 +341,9 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
         registry.blob("app", layer),
         std::fs::read(&sbom_file).unwrap()
     );
+    // The provenance, the signature and the SBOM.
     let index = referrers_index(&registry, "app", &digest);
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 3, "{index}");
     let listed = crane(&["ls", "--insecure", &format!("{host}/app")]);
     assert!(listed.lines().any(|t| t == sig_tag), "{listed}");
 
@@ -348,7 +354,7 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
         .output();
     assert!(out.status.success(), "{}", printed(&out));
     let index = referrers_index(&registry, "app", &digest);
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 3, "{index}");
 }
 
 #[test]
