@@ -14,6 +14,7 @@ mod gitlab;
 mod history;
 mod native;
 mod pins;
+mod progress;
 mod registry_client;
 mod release;
 mod release_workflow;
