@@ -23,4 +23,5 @@ mod tags_prop;
 mod workflow_inputs;
 mod workflow_install;
 mod workflow_logins;
+mod workflow_native;
 mod workflows;
