@@ -85,6 +85,32 @@ pub fn plan(config: &Config) -> Result<Option<Toolchain>, Error> {
     }))
 }
 
+/// The GitLab job's compile cache: GitLab caches only paths inside the project, so the job's
+/// `CARGO_HOME` is `.cargo` there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GitlabCache {
+    /// The cache key's prefix: the targets and the job image's digest (its toolchain), before
+    /// the hash GitLab takes of the lock file.
+    pub prefix: String,
+    pub paths: Vec<&'static str>,
+}
+
+/// What the GitLab job of a native build caches, for a job image pinned by digest.
+pub fn gitlab_cache(toolchain: &Toolchain, image: &str) -> GitlabCache {
+    let digest = image
+        .rsplit_once("@sha256:")
+        .map_or("", |(_, hex)| &hex[..hex.len().min(12)]);
+    GitlabCache {
+        prefix: format!("{}-{digest}", toolchain.key_prefix),
+        paths: vec![
+            ".cargo/registry/index/",
+            ".cargo/registry/cache/",
+            ".cargo/git/db/",
+            "target/",
+        ],
+    }
+}
+
 /// The musl target of an image platform, as the native build names platforms.
 fn musl_target(platform: &str) -> Option<&'static str> {
     match platform {

@@ -219,3 +219,85 @@ fn host_target() -> String {
         .unwrap()
         .to_owned()
 }
+
+const GITLAB_NATIVE_CONFIG: &str = r#"[workspace]
+
+[workspace.metadata.gitops]
+registry = "registry.gitlab.com/acme"
+image = "shop"
+builder = "native"
+platforms = ["linux/amd64"]
+ci = ["gitlab"]
+install-path = "tools/cargo-gitops"
+
+[workspace.metadata.gitops.gitlab]
+image = "rust:1.95-slim@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+"#;
+
+/// The GitLab job of a native build: a cache of the compile inside the project (keyed on the
+/// job image's digest, the targets and the lock file), the targets added with rustup, no
+/// Docker-in-Docker; the file passes GitLab's schema and its script passes shellcheck.
+#[test]
+fn the_gitlab_job_of_a_native_build_adds_the_targets_and_caches_the_compile() {
+    let dir = repository(GITLAB_NATIVE_CONFIG);
+    dir.command().args(["init-workflows", "-q"]).expect_exit(0);
+    let path = ".gitlab/gitops.gitlab-ci.yml";
+    let text = std::fs::read_to_string(dir.join(path)).unwrap();
+    crate::gitlab::check_jsonschema(dir.path(), &[path]);
+    let doc = YamlLoader::load_from_str(&text).unwrap().remove(0);
+    let job = &doc[".gitops"];
+    assert!(job["services"].is_badvalue(), "no Docker daemon: {text}");
+    assert_eq!(
+        job["variables"]["CARGO_HOME"].as_str(),
+        Some("$CI_PROJECT_DIR/.cargo")
+    );
+    assert_eq!(
+        job["variables"]["GITOPS_RUST_TARGETS"].as_str(),
+        Some("x86_64-unknown-linux-musl")
+    );
+    assert_eq!(
+        job["cache"]["key"]["prefix"].as_str(),
+        Some("gitops-native-x86_64-unknown-linux-musl-0123456789ab")
+    );
+    assert_eq!(job["cache"]["key"]["files"][0].as_str(), Some("Cargo.lock"));
+    let paths: Vec<&str> = job["cache"]["paths"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ".cargo/registry/index/",
+            ".cargo/registry/cache/",
+            ".cargo/git/db/",
+            "target/"
+        ]
+    );
+    let setup = job["before_script"][0].as_str().unwrap();
+    assert!(setup.contains("rustup target add \"$target\""), "{setup}");
+    let scratch = tempfile::tempdir().unwrap();
+    let script = scratch.path().join("before.sh");
+    std::fs::write(&script, setup).unwrap();
+    crate::workflows::run_validator(
+        "shellcheck",
+        &["--shell=sh", script.to_str().unwrap()],
+        scratch.path(),
+    );
+}
+
+#[test]
+fn a_native_gitlab_job_on_the_docker_cli_image_is_refused() {
+    let config = GITLAB_NATIVE_CONFIG
+        .split("\n[workspace.metadata.gitops.gitlab]")
+        .next()
+        .unwrap()
+        .to_owned();
+    let dir = repository(&config);
+    let error = dir.command().args(["init-workflows"]).one_line_error(2);
+    assert!(
+        error.contains("configuration key `gitlab.image`: a native build compiles with cargo"),
+        "{error}"
+    );
+}
