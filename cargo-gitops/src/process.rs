@@ -355,6 +355,29 @@ mod tests {
     }
 
     #[test]
+    fn echoing_keeps_the_output_for_the_caller_and_the_error() {
+        let output = Command::new("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .run_echoing()
+            .unwrap();
+        assert_eq!(output.stdout, b"out\n");
+        assert_eq!(output.stderr, b"err\n");
+        let err = Command::new("sh")
+            .args(["-c", "echo one >&2; sleep 0.2; echo two >&2; exit 4"])
+            .run_echoing()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("exit code 4") && text.ends_with(": one | two"),
+            "{text}"
+        );
+        let err = Command::new("definitely-not-a-tool-gitops")
+            .run_echoing()
+            .unwrap_err();
+        assert!(matches!(err, Error::ToolMissing { .. }), "{err:?}");
+    }
+
+    #[test]
     fn missing_program_says_what_to_do() {
         let err = Command::new("definitely-not-a-tool-gitops")
             .run()
