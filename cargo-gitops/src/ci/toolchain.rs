@@ -23,7 +23,14 @@ else
   rustup default stable
 fi
 # No platforms configured: the image is for the runner's own architecture.
-targets="${GITOPS_RUST_TARGETS:-$(uname -m)-unknown-linux-musl}"
+targets=${GITOPS_RUST_TARGETS:-}
+if [ -z "$targets" ]; then
+  case "$(uname -m)" in
+    x86_64 | amd64) targets=x86_64-unknown-linux-musl ;;
+    aarch64 | arm64) targets=aarch64-unknown-linux-musl ;;
+    *) echo "::error::native builds make linux/amd64 and linux/arm64 images; set platforms in the configuration" >&2; exit 1 ;;
+  esac
+fi
 for target in $targets; do
   rustup target add "$target"
 done
