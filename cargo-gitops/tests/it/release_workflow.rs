@@ -346,6 +346,36 @@ fn the_tools_image_is_configured_and_leaves_demo_apps_pipeline_alone() {
     crate::support::TestCommand::new(&root)
         .args(["init-workflows", "--check"])
         .succeeds();
+    // What the release workflow's image job runs: the tool compiled natively and pushed to
+    // its own repository with the production tags. The plan only: the real build compiles
+    // the tool in release mode, which takes minutes.
+    let (plan, _) = crate::support::TestCommand::new(&root)
+        .args([
+            "build",
+            "-p",
+            "cargo-gitops",
+            "--build-with",
+            "native",
+            "--dry-run",
+        ])
+        .args([
+            "--ref",
+            "refs/tags/v1.2.3",
+            "--sha",
+            sha,
+            "--timestamp",
+            "1654880868",
+        ])
+        .succeeds();
+    assert!(
+        plan.contains("build --release --manifest-path")
+            && plan.contains("-p cargo-gitops --bin cargo-gitops --target"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("## tag ghcr.io/au2001/cargo-gitops as prd-1.2.3, prd-latest"),
+        "{plan}"
+    );
 }
 
 #[test]
