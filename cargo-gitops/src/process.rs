@@ -125,7 +125,9 @@ impl Command {
         parts.join(" ")
     }
 
-    fn expression(&self) -> duct::Expression {
+    /// The expression with its input closed and its own process group; output is set by the
+    /// caller (captured, or into pipes that are read as the program writes).
+    fn base_expression(&self) -> duct::Expression {
         let args: Vec<OsString> = self.args.iter().map(OsString::from).collect();
         let mut expression = duct::cmd(&self.program, args);
         for (key, value) in &self.env {
@@ -138,13 +140,18 @@ impl Command {
             std::os::unix::process::CommandExt::process_group(command, 0);
             Ok(())
         });
-        expression.stdout_capture().stderr_capture().unchecked()
+        expression.unchecked()
     }
 
-    /// Starts the program, known to the signal handler until it ends.
-    fn start_and_wait(&self) -> std::io::Result<std::process::Output> {
+    /// Starts `expression`, known to the signal handler until it ends.
+    fn start_and_wait(
+        &self,
+        expression: duct::Expression,
+    ) -> std::io::Result<std::process::Output> {
         end_children_on_signal()?;
-        let handle = Arc::new(self.expression().start()?);
+        let handle = Arc::new(expression.start()?);
+        // What the expression holds (the write ends of output pipes) must not outlive the wait.
+        drop(expression);
         RUNNING
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -160,10 +167,50 @@ impl Command {
     /// Runs the command to completion. A non-zero exit is an error quoting the last lines the
     /// program printed; a program that is not installed is an error that says how to get it.
     pub fn run(&self) -> Result<Output, Error> {
+        self.echo();
+        let expression = self.base_expression().stdout_capture().stderr_capture();
+        self.finish(self.start_and_wait(expression))
+    }
+
+    /// Runs the command like `run`, and copies each line it prints to stderr as it comes (a
+    /// compile that takes minutes shows its progress in a CI log). Each line is quoted like
+    /// a tool's output in an error, so none can become a CI workflow command.
+    pub fn run_echoing(&self) -> Result<Output, Error> {
+        self.echo();
+        let started = (|| {
+            let (stdout_reader, stdout_writer) = std::io::pipe()?;
+            let (stderr_reader, stderr_writer) = std::io::pipe()?;
+            let expression = self
+                .base_expression()
+                .stdout_file(stdout_writer)
+                .stderr_file(stderr_writer);
+            std::thread::scope(|scope| {
+                let stdout = scope.spawn(move || copy_lines(stdout_reader));
+                let stderr = scope.spawn(move || copy_lines(stderr_reader));
+                // The pipes' write ends went with the expression: once the program (and what
+                // it started) exits, both readers see the end and return what they read.
+                let mut output = self.start_and_wait(expression);
+                let stdout = stdout.join().unwrap_or_default();
+                let stderr = stderr.join().unwrap_or_default();
+                if let Ok(output) = &mut output {
+                    output.stdout = stdout;
+                    output.stderr = stderr;
+                }
+                output
+            })
+        })();
+        self.finish(started)
+    }
+
+    fn echo(&self) {
         if ECHO_COMMANDS.load(std::sync::atomic::Ordering::Relaxed) {
             eprintln!("$ {}", self.display());
         }
-        let output = self.start_and_wait().map_err(|source| {
+    }
+
+    /// The outcome of a run: its output, or an error saying what failed and how.
+    fn finish(&self, output: std::io::Result<std::process::Output>) -> Result<Output, Error> {
+        let output = output.map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 Error::ToolMissing {
                     tool: self.program.clone(),
@@ -191,6 +238,29 @@ impl Command {
             output: tail(&output.stderr, &output.stdout),
         })
     }
+}
+
+/// Reads a program's output to its end, writing each line to stderr as it arrives (quoted),
+/// and returns all of it for the error a failure shows.
+fn copy_lines(reader: std::io::PipeReader) -> Vec<u8> {
+    use std::io::{BufRead, Write};
+    let mut all = Vec::new();
+    let mut reader = std::io::BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                all.extend_from_slice(&line);
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches(['\n', '\r']);
+                // One write per line, so lines of the two streams never interleave mid-line.
+                let _ = writeln!(std::io::stderr().lock(), "{}", quote_external(text));
+            }
+        }
+    }
+    all
 }
 
 /// Whether `program` can be found on `PATH`.
@@ -282,6 +352,29 @@ mod tests {
             text.ends_with(": bad | \\u{3a}:warning title=X::y"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn echoing_keeps_the_output_for_the_caller_and_the_error() {
+        let output = Command::new("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .run_echoing()
+            .unwrap();
+        assert_eq!(output.stdout, b"out\n");
+        assert_eq!(output.stderr, b"err\n");
+        let err = Command::new("sh")
+            .args(["-c", "echo one >&2; sleep 0.2; echo two >&2; exit 4"])
+            .run_echoing()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("exit code 4") && text.ends_with(": one | two"),
+            "{text}"
+        );
+        let err = Command::new("definitely-not-a-tool-gitops")
+            .run_echoing()
+            .unwrap_err();
+        assert!(matches!(err, Error::ToolMissing { .. }), "{err:?}");
     }
 
     #[test]

@@ -187,8 +187,8 @@ impl Job<'_> {
                 allowed.as_deref(),
             )?,
             Step::Run { command, .. } => {
-                command
-                    .run()
+                self.progress
+                    .run(command)
                     .map_err(|e| crate::build::builder::explain(command, e))?;
             }
             Step::ReadBase { reference, target } => {

@@ -1,7 +1,7 @@
 //! CI systems: which one runs the job and what it tells the job through its environment
 //! (`detect`), how a job reports back to each (`github`, `gitlab`, `azure`, `buildkite`), and
 //! the pipelines `init-workflows` generates (`workflows` for GitHub Actions, `gitlab_pipeline`
-//! for GitLab CI).
+//! for GitLab CI, with `toolchain` for native builds' Rust toolchain and compile cache).
 
 pub mod azure;
 pub mod buildkite;
@@ -13,6 +13,7 @@ pub mod grammar;
 pub mod install;
 pub mod logins;
 pub mod pins;
+pub mod toolchain;
 pub mod workflows;
 
 pub use detect::{Ci, PullRequest, Runner};

@@ -11,7 +11,7 @@ use minijinja::{Environment as Templates, UndefinedBehavior};
 use serde::Serialize;
 
 use super::logins::Method;
-use super::{grammar, install, logins};
+use super::{grammar, install, logins, toolchain};
 use crate::config::{Config, ExtraStep, RetaggerKind, WorkflowSettings};
 use crate::environment::{BranchPattern, Environment, TagSelector};
 use crate::error::Error;
@@ -226,12 +226,23 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
     let logins = logins::plan(config, settings)?;
     let install = install::plan(settings)?;
     let needs_crane = config.build.retagger == Some(RetaggerKind::Crane);
+    let native = toolchain::plan(config)?;
+    // A native build packs images itself; Buildx stays for the builds and retags that use it.
+    let needs_buildx = native.is_none() || config.build.retagger == Some(RetaggerKind::Imagetools);
     let mut extra_steps = Vec::new();
     for (index, step) in settings.extra_steps.iter().enumerate() {
         extra_steps.push(render_step(index, step)?);
     }
     check_names(config)?;
-    let actions = pinned_actions(settings, needs_crane, &install, &logins)?;
+    let actions = pinned_actions(
+        settings,
+        Needs {
+            buildx: needs_buildx,
+            crane: needs_crane,
+            cache: install.cache_key.is_some() || native.is_some(),
+        },
+        &logins,
+    )?;
     let runs_on = settings
         .runs_on
         .clone()
@@ -248,6 +259,8 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
                 packages_write => logins.packages_write,
                 actions => actions,
                 needs_crane => needs_crane,
+                needs_buildx => needs_buildx,
+                native => minijinja::value::Serde(&native),
                 install => minijinja::value::Serde(&install),
                 extra_steps => extra_steps,
                 package => config.package.clone(),
@@ -295,29 +308,33 @@ fn check_names(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
+/// The actions a pipeline needs besides checkout and its logins'.
+struct Needs {
+    buildx: bool,
+    crane: bool,
+    /// The cache of a `cargo` install or of a native build's compile.
+    cache: bool,
+}
+
 /// The pinned `uses:` of every action the pipeline runs, by the name the template knows it by:
-/// checkout and Buildx always, the others as crane, the install cache and the logins need.
+/// checkout always, the others as Buildx, crane, the caches and the logins need.
 fn pinned_actions(
     settings: &WorkflowSettings,
-    needs_crane: bool,
-    install: &install::Install,
+    needs: Needs,
     logins: &logins::Logins,
 ) -> Result<BTreeMap<&'static str, String>, Error> {
-    let mut actions = BTreeMap::from([
-        ("checkout", pinned(settings, "actions/checkout")?),
-        (
-            "setup_buildx",
-            pinned(settings, "docker/setup-buildx-action")?,
-        ),
-    ]);
+    let mut actions = BTreeMap::from([("checkout", pinned(settings, "actions/checkout")?)]);
     let mut need = |name: &'static str, action: &str| -> Result<(), Error> {
         actions.insert(name, pinned(settings, action)?);
         Ok(())
     };
-    if needs_crane {
+    if needs.buildx {
+        need("setup_buildx", "docker/setup-buildx-action")?;
+    }
+    if needs.crane {
         need("setup_crane", "imjasonh/setup-crane")?;
     }
-    if install.cache_key.is_some() {
+    if needs.cache {
         need("cache", "actions/cache")?;
     }
     for login in &logins.logins {

@@ -133,7 +133,7 @@ pub fn run(
         .or(config.build.retagger)
         .unwrap_or_else(retag::default_retagger);
     let retagger = Retagger::new(retagger_kind, options, credential);
-    let progress = Progress::new(progress_mode(global, runner));
+    let progress = Progress::from_env(progress_mode(global, runner))?;
     let scratch = tempfile::tempdir().map_err(|source| Error::Write {
         what: "a temporary folder".to_owned(),
         source,

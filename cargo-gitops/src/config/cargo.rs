@@ -16,6 +16,16 @@ struct Package {
     table: Option<RawConfig>,
 }
 
+impl Package {
+    /// Whether the package ships an image through the generated pipelines: it has a table,
+    /// without `own-workflow = true` (such an image is chosen with `-p` only).
+    fn in_pipelines(&self) -> bool {
+        self.table
+            .as_ref()
+            .is_some_and(|t| t.own_workflow != Some(true))
+    }
+}
+
 pub fn find_upwards(cwd: &Path) -> Option<PathBuf> {
     cwd.ancestors()
         .map(|dir| dir.join("Cargo.toml"))
@@ -33,13 +43,14 @@ pub fn configured_root(manifest: &Path) -> Result<Option<PathBuf>, Error> {
     Ok(configured.then_some(root_path))
 }
 
-/// The packages of `start`'s workspace that ship an image (have a `gitops` table).
+/// The packages of `start`'s workspace that ship an image through the generated pipelines
+/// (have a `gitops` table without `own-workflow = true`).
 pub fn shipping(start: &Path) -> Result<Vec<String>, Error> {
     let (root_path, root) = workspace_root(start)?;
     let root_dir = root_path.parent().unwrap_or(Path::new("."));
     Ok(packages(&root_path, &root, root_dir)?
         .into_iter()
-        .filter(|p| p.table.is_some())
+        .filter(Package::in_pipelines)
         .map(|p| p.name)
         .collect())
 }
@@ -59,6 +70,13 @@ pub fn load(start: &Path, package: Option<&str>, cwd: &Path) -> Result<Config, E
     let workspace_raw = gitops_of(root.workspace.as_ref().and_then(|w| w.metadata.as_ref()))
         .cloned()
         .unwrap_or_default();
+    if workspace_raw.own_workflow.is_some() {
+        return Err(super::bad_key(
+            &root_path,
+            "workspace.metadata.gitops.own-workflow",
+            "it belongs in the [package.metadata.gitops] table of the package whose image a workflow of its own builds",
+        ));
+    }
     let (mut merged, env_file, table) = match chosen.and_then(|p| p.table.as_ref().map(|t| (p, t)))
     {
         Some((package, table)) if table.environments.is_some() => (
@@ -94,7 +112,7 @@ pub fn load(start: &Path, package: Option<&str>, cwd: &Path) -> Result<Config, E
     config.root_dir = root_dir.to_path_buf();
     config.images = packages
         .iter()
-        .filter(|p| p.table.is_some())
+        .filter(|p| p.in_pipelines())
         .map(|p| p.name.clone())
         .collect();
     config.warnings = misspelled_tables(&root, &root_path);
@@ -126,7 +144,7 @@ fn choose<'p>(
                 ))
             });
     }
-    let shipping: Vec<&Package> = packages.iter().filter(|p| p.table.is_some()).collect();
+    let shipping: Vec<&Package> = packages.iter().filter(|p| p.in_pipelines()).collect();
     let here = shipping.iter().find(|p| {
         p.manifest
             .parent()

@@ -259,6 +259,22 @@ fn search(cwd: &Path) -> Result<Located, Error> {
 fn load_gitops_file(path: &Path, image: Option<&str>) -> Result<Config, Error> {
     let mut top: RawConfig = raw::read_toml(path)?;
     let images = top.images.take().unwrap_or_default();
+    let misplaced = top
+        .own_workflow
+        .is_some()
+        .then(|| "own-workflow".to_owned());
+    if let Some(key) = misplaced.or_else(|| {
+        images
+            .iter()
+            .find(|(_, raw)| raw.own_workflow.is_some())
+            .map(|(name, _)| format!("images.{name}.own-workflow"))
+    }) {
+        return Err(bad_key(
+            path,
+            &key,
+            "it marks a Cargo package built by a workflow of its own; gitops.toml images are all built by the generated pipelines, so remove it",
+        ));
+    }
     let names: Vec<String> = images.keys().cloned().collect();
     let chosen = match image {
         Some(name) => Some(images.get_key_value(name).ok_or_else(|| {

@@ -48,6 +48,10 @@ pub struct RawConfig {
     pub install: Option<InstallSettings>,
     pub ci: Option<Vec<PipelineKind>>,
     pub gitlab: Option<RawGitlab>,
+    /// A package's table only: its image is built by a workflow of its own (this repository's
+    /// release.yml builds the tool's), so the generated pipelines and commands without `-p`
+    /// leave it out.
+    pub own_workflow: Option<bool>,
     /// `gitops.toml` only: one table per image the repository ships, over the top-level keys.
     pub images: Option<BTreeMap<String, RawConfig>>,
 }
@@ -87,6 +91,8 @@ impl RawConfig {
             install: self.install.or(fallback.install),
             ci: self.ci.or(fallback.ci),
             gitlab: self.gitlab.or(fallback.gitlab),
+            // Not inherited: it says how one package's image is built.
+            own_workflow: self.own_workflow,
             images: self.images,
         }
     }

@@ -130,7 +130,11 @@ pub struct Pin {
     pub version: String,
 }
 
-/// The pins shipped with this release, by action.
+/// The pins shipped with this release, by action: each the newest release of its current
+/// major, its tag peeled to the commit in the action's own repository, and running on Node 24
+/// (`runs.using: node24`; setup-crane is a composite action). The second value is the release,
+/// written as the `# vX.Y.Z` comment beside the SHA in every workflow. `pins update` refreshes
+/// them in a configuration; these are what a configuration without an `actions` table gets.
 pub fn default_pins() -> BTreeMap<String, Pin> {
     let pin = |sha: &str, version: &str| Pin {
         sha: sha.to_owned(),

@@ -121,7 +121,7 @@ fn snapshots() {
     insta::assert_snapshot!("gitlab__custom", generate(&dir));
 }
 
-fn check_jsonschema(dir: &Path, files: &[&str]) {
+pub(crate) fn check_jsonschema(dir: &Path, files: &[&str]) {
     let output = Command::new("check-jsonschema")
         .args([
             "--builtin-schema",

@@ -212,3 +212,181 @@ fn what_the_release_publishes_is_what_pins_update_reads_and_the_install_step_ins
         "installed cargo-gitops {VERSION} for aarch64-unknown-linux-musl"
     )));
 }
+
+/// `packages: write` is the image job's alone, and each job's permissions are the ones it
+/// uses; the image job builds with the binary of the build job, natively, under the
+/// methodology's production ref of the release, and runs what it pushed.
+#[test]
+fn only_the_image_job_may_push_packages_and_it_builds_natively_with_the_binary_just_built() {
+    let (_, doc) = release_yaml();
+    for (job, body) in doc["jobs"].as_hash().unwrap() {
+        let job = job.as_str().unwrap();
+        let writes_packages = body["permissions"]["packages"].as_str() == Some("write");
+        assert_eq!(writes_packages, job == "image", "job {job}");
+    }
+    let image = &doc["jobs"]["image"];
+    let permissions: Vec<(&str, &str)> = image["permissions"]
+        .as_hash()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap(), v.as_str().unwrap()))
+        .collect();
+    assert_eq!(permissions, [("contents", "read"), ("packages", "write")]);
+    assert_eq!(image["needs"].as_str(), Some("build"));
+    let install = step(&doc, "image", "install the cargo-gitops just built");
+    assert!(install.contains("sha256sum --check --strict"), "{install}");
+    let build = step(&doc, "image", "build the image natively and push it");
+    assert!(
+        build.contains(
+            "cargo-gitops build -p cargo-gitops --build-with native --ref \"refs/tags/v$VERSION\" --sha \"$GITHUB_SHA\""
+        ),
+        "{build}"
+    );
+    let run = step(&doc, "image", "run the pushed image");
+    assert!(
+        run.contains("docker run --rm \"$image\" --version"),
+        "{run}"
+    );
+}
+
+/// The install step of the image job, run on the archive the package step makes of a
+/// stand-in binary: it checks the archive's checksum, and the binary ends up on PATH.
+#[test]
+fn the_image_job_installs_the_archive_the_build_job_packed() {
+    let (_, doc) = release_yaml();
+    let dir = Dir::new();
+    let target = "x86_64-unknown-linux-musl";
+    let bin = dir.join(format!("target/{target}/release/cargo-gitops"));
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::write(
+        &bin,
+        format!("#!/bin/sh\necho \"cargo-gitops {VERSION}\"\n"),
+    )
+    .unwrap();
+    bash(&format!("chmod +x {}", bin.display()), dir.path(), &[]);
+    // readelf finds no dynamic section in a script: the static check passes as for a static binary.
+    bash(
+        &step(&doc, "build", "package"),
+        dir.path(),
+        &[("TARGET", target), ("VERSION", VERSION)],
+    );
+    let runner = dir.join("runner");
+    std::fs::create_dir_all(&runner).unwrap();
+    let tag = format!("cargo-gitops-v{VERSION}");
+    let (github_path, github_env) = (dir.join("github_path"), dir.join("github_env"));
+    let env = [
+        ("TAG", tag.as_str()),
+        ("RUNNER_TEMP", runner.to_str().unwrap()),
+        ("GITHUB_PATH", github_path.to_str().unwrap()),
+        ("GITHUB_ENV", github_env.to_str().unwrap()),
+    ];
+    let install = step(&doc, "image", "install the cargo-gitops just built");
+    bash(&install, dir.path(), &env);
+    let on_path = std::fs::read_to_string(&github_path).unwrap();
+    let version = Command::new(Path::new(on_path.trim()).join("cargo-gitops"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("cargo-gitops {VERSION}")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&github_env).unwrap(),
+        format!("VERSION={VERSION}\n")
+    );
+    // A tampered archive stops the step.
+    let archive = dir.join(format!("dist/cargo-gitops-{target}-v{VERSION}.tar.gz"));
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes.push(0);
+    std::fs::write(&archive, bytes).unwrap();
+    let output = Command::new("bash")
+        .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &install])
+        .current_dir(dir.path())
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a tampered archive was installed");
+}
+
+/// The repository configures the tool's image in cargo-gitops/Cargo.toml: chosen with
+/// `-p cargo-gitops` only, so demo-app stays the image of commands without `-p` and of the
+/// generated workflows, which are up to date.
+#[test]
+fn the_tools_image_is_configured_and_leaves_demo_apps_pipeline_alone() {
+    let root = workspace();
+    let sha = "b4b9fda0123456789abcdef0123456789abcdef0";
+    let tool = crate::support::TestCommand::new(&root)
+        .args([
+            "env",
+            "-p",
+            "cargo-gitops",
+            "--format",
+            "json",
+            "--timestamp",
+            "1654880868",
+        ])
+        .args(["--ref", "refs/tags/v1.2.3", "--sha", sha])
+        .json();
+    assert_eq!(tool["image"], "ghcr.io/au2001/cargo-gitops");
+    assert_eq!(tool["environment"], "production");
+    assert_eq!(tool["tags"], serde_json::json!(["prd-1.2.3", "prd-latest"]));
+    let app = crate::support::TestCommand::new(&root)
+        .args([
+            "env",
+            "--format",
+            "json",
+            "--ref",
+            "refs/heads/main",
+            "--sha",
+            sha,
+        ])
+        .json();
+    assert_eq!(app["image"], "ghcr.io/au2001/gitops-demo-app");
+    crate::support::TestCommand::new(&root)
+        .args(["init-workflows", "--check"])
+        .succeeds();
+    // What the release workflow's image job runs: the tool compiled natively and pushed to
+    // its own repository with the production tags. The plan only: the real build compiles
+    // the tool in release mode, which takes minutes.
+    let (plan, _) = crate::support::TestCommand::new(&root)
+        .args([
+            "build",
+            "-p",
+            "cargo-gitops",
+            "--build-with",
+            "native",
+            "--dry-run",
+        ])
+        .args([
+            "--ref",
+            "refs/tags/v1.2.3",
+            "--sha",
+            sha,
+            "--timestamp",
+            "1654880868",
+        ])
+        .succeeds();
+    assert!(
+        plan.contains("build --release --manifest-path")
+            && plan.contains("-p cargo-gitops --bin cargo-gitops --target"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("## tag ghcr.io/au2001/cargo-gitops as prd-1.2.3, prd-latest"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn own_workflow_belongs_to_a_package_table() {
+    let dir = repository(
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\nimage = \"shop\"\nown-workflow = true\n",
+    );
+    let error = dir.command().arg("env").one_line_error(2);
+    assert!(
+        error.contains("workspace.metadata.gitops.own-workflow")
+            && error.contains("[package.metadata.gitops]"),
+        "{error}"
+    );
+}

@@ -356,3 +356,55 @@ fn the_cargo_and_path_installs_pass_their_values_through_env() {
     assert_eq!(args, "install\n--locked\n--force\ncargo-gitops@1.2.3\n");
     crate::workflows::validate_dir(&dir);
 }
+
+/// The README's excerpt of the generated install step is the generator's: every line of it,
+/// in order, in the step generated for the README's configuration (`# …` stands for lines cut).
+#[test]
+fn the_readme_shows_the_install_step_the_generator_writes() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let excerpt = readme
+        .split("<!-- install-step-excerpt -->\n```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the README has the install step excerpt");
+    let dir = crate::workflows::repository(
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\nimage = \"web\"\n\n[workspace.metadata.gitops.install.sha256]\nx86_64-unknown-linux-musl = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n",
+    );
+    let files = generate(&dir);
+    let pipeline = &files
+        .iter()
+        .find(|(n, _)| n == "gitops-pipeline.yml")
+        .unwrap()
+        .1;
+    let generated: Vec<&str> = pipeline.lines().collect();
+    let start = generated
+        .iter()
+        .position(|l| l.trim_start().starts_with("- name: install cargo-gitops"))
+        .expect("an install step");
+    let mut at = start;
+    let mut skipping = false;
+    for line in excerpt.lines() {
+        if line.trim() == "# …" {
+            skipping = true;
+            continue;
+        }
+        if skipping {
+            at += generated[at..]
+                .iter()
+                .position(|g| *g == line)
+                .unwrap_or_else(|| panic!("README line not in the generated step: {line}"));
+        } else {
+            assert_eq!(generated.get(at), Some(&line), "README line {line:?}");
+        }
+        at += 1;
+        skipping = false;
+    }
+    assert!(
+        generated[at..]
+            .first()
+            .is_some_and(|l| l.trim_start().starts_with("- name: ")),
+        "the excerpt ends where the step ends"
+    );
+}

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::toolchain;
 use super::workflows::{self, GeneratedFile};
 use crate::config::{
     BuilderKind, Config, DEFAULT_DIND, RegistrySecrets, WorkflowSettings, is_variable_name,
@@ -105,6 +106,15 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
         "docker"
     };
     let services = services(gitlab.services.as_deref(), buildx);
+    let native = toolchain::plan(config)?;
+    if native.is_some() && gitlab.image == crate::config::DEFAULT_IMAGE {
+        return Err(Error::usage(
+            "configuration key `gitlab.image`: a native build compiles with cargo, and the default job image (Docker's CLI) has no Rust toolchain; set gitlab.image to a Rust image pinned by digest, e.g. \"rust:1.95-slim@sha256:…\"",
+        ));
+    }
+    let cache = native
+        .as_ref()
+        .map(|native| toolchain::gitlab_cache(native, &gitlab.image));
     check_install_path(settings.install_path.as_deref())?;
     let registry_variables = registry_variables(settings)?;
     let install_url = install_url(config)?;
@@ -124,6 +134,8 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
                 image => &gitlab.image,
                 services => minijinja::value::Serde(&services),
                 buildx => buildx,
+                native => minijinja::value::Serde(&native),
+                cache => minijinja::value::Serde(&cache),
                 login => login,
                 registry => registry,
                 registry_variables => minijinja::value::Serde(registry_variables),
