@@ -200,7 +200,12 @@ fn packages(root_path: &Path, root: &Manifest, root_dir: &Path) -> Result<Vec<Pa
         });
     }
     if let Some(workspace) = &root.workspace {
+        let root_file = std::fs::canonicalize(root_path).ok();
         for member_path in expand_members(root_dir, &workspace.members) {
+            // `members = ["."]` names the root package again: it is one package, not two.
+            if root.package.is_some() && std::fs::canonicalize(&member_path).ok() == root_file {
+                continue;
+            }
             let manifest: Manifest = raw::read_toml(&member_path)?;
             if let Some(package) = manifest.package {
                 packages.push(Package {

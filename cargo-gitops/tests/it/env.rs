@@ -1592,3 +1592,21 @@ fn without_cargo_toml_the_defaults_apply() {
     assert_eq!(got["environment"], "staging");
     assert_eq!(got["image"], Value::Null);
 }
+
+#[test]
+fn a_root_package_listed_as_its_own_workspace_member_is_one_package() {
+    let dir = Dir::git_repo();
+    dir.create(
+        "Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.gitops]\nregistry = \"ghcr.io/acme\"\n\n[workspace]\nmembers = [\".\", \"lib\"]\n",
+    );
+    dir.create(
+        "lib/Cargo.toml",
+        "[package]\nname = \"lib\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    dir.create("src/main.rs", "fn main() {}\n");
+    dir.create("lib/src/lib.rs", "\n");
+    dir.commit("app and its library");
+    let env = env_json(&dir, &[]);
+    assert_eq!(env["image"], "ghcr.io/acme/app", "{env}");
+}

@@ -20,7 +20,8 @@ use cargo_gitops::supply::provenance::{
 use cargo_gitops::supply::sbom::Sbom;
 use serde_json::Value;
 
-use crate::support::{Dir, json, run_bounded};
+use crate::signing::{assert_verifies, key_pair, referrers_index};
+use crate::support::{Dir, Registry, TestCommand, json, run_bounded};
 
 fn host_triple() -> String {
     run_bounded(Command::new("rustc").arg("-vV"), 30)
@@ -538,4 +539,159 @@ fn the_demo_app_sbom_is_valid_and_lists_what_cargo_builds_for_it() {
     let file = out.join("demo-app.spdx.json");
     std::fs::write(&file, sbom.to_spdx_json("demo-app", 1_654_880_868)).unwrap();
     run_bounded(Command::new("pyspdxtools").arg("-i").arg(&file), 120);
+}
+
+/// `pyspdxtools -i` accepts `file` (and writes nothing but a pass).
+fn assert_valid_spdx(file: &Path) {
+    let output = Command::new("pyspdxtools")
+        .arg("-i")
+        .arg(file)
+        .output()
+        .expect("pyspdxtools (spdx-tools from PyPI) is installed by .ci/test");
+    assert!(
+        output.status.success(),
+        "pyspdxtools refused {}: {}{}",
+        file.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The (name, version) of every Rust crate `syft` finds in `source`.
+fn syft_crates(source: &str) -> BTreeSet<(String, String)> {
+    let scan = run_bounded(
+        Command::new("syft")
+            .args(["scan", source, "-o", "json", "-q"])
+            .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+            .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true"),
+        300,
+    );
+    let report: Value = json(scan.as_bytes());
+    report["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "rust-crate")
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                a["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The whole path through the command line: `cargo gitops build --build-with native` pushes
+/// the image, its SPDX SBOM and its provenance (as referrers, before any tag names the
+/// image) and signs it; the SBOM fetched back from the registry validates and lists what syft
+/// reads from the image's binary; the provenance names the image and the commit and matches
+/// the in-toto/SLSA shape; cosign verifies the signature.
+#[test]
+fn a_native_build_pushes_its_sbom_and_provenance_and_cosign_verifies_its_signature() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let dir = fixture();
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    dir.create(
+        "Cargo.toml",
+        format!("{manifest}\n[package.metadata.gitops]\nregistry = \"{host}\"\nimage = \"fx\"\nsign = \"key\"\n"),
+    );
+    dir.commit("publish fx");
+    let keys = Dir::new();
+    let (key, public) = key_pair(&keys);
+    let output = TestCommand::new(dir.path())
+        .args(["build", "--build-with", "native", "--format", "json"])
+        .env("GITOPS_SIGNING_KEY", std::fs::read_to_string(&key).unwrap())
+        .output();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = json(&output.stdout);
+    assert_eq!(report["action"], "built");
+    let digest = report["digest"].as_str().unwrap().to_owned();
+    let evidence: Vec<(&str, &str)> = report["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["artifact_type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        evidence,
+        [
+            ("attached", "application/spdx+json"),
+            ("attached", "application/vnd.in-toto+json"),
+            ("signed", cargo_gitops::supply::sign::BUNDLE_MEDIA_TYPE),
+        ]
+    );
+
+    // Each document is listed in the referrers tag and names the image as its subject.
+    let index = referrers_index(&registry, "fx", &digest);
+    let document = |artifact_type: &str| -> Vec<u8> {
+        let entry = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["artifactType"] == artifact_type)
+            .unwrap_or_else(|| panic!("no {artifact_type} in {index}"));
+        let (bytes, _, _) = registry
+            .manifest("fx", entry["digest"].as_str().unwrap())
+            .unwrap();
+        let manifest = json(&bytes);
+        assert_eq!(manifest["subject"]["digest"], digest.as_str(), "{manifest}");
+        registry.blob("fx", manifest["layers"][0]["digest"].as_str().unwrap())
+    };
+
+    let sbom = document("application/spdx+json");
+    let sbom_file = keys.join("fx.spdx.json");
+    std::fs::write(&sbom_file, &sbom).unwrap();
+    assert_valid_spdx(&sbom_file);
+    let listed: BTreeSet<(String, String)> = json(&sbom)["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["versionInfo"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let found = syft_crates(&format!("registry:{host}/fx@{digest}"));
+    assert_eq!(
+        found, listed,
+        "syft's crates in the image differ from the SBOM's"
+    );
+    assert!(found.contains(&("memchr".to_owned(), crate_version(&sbom, "memchr"))));
+
+    let statement = document("application/vnd.in-toto+json");
+    check_provenance_schema(&keys, &statement, true);
+    let statement = json(&statement);
+    assert_eq!(statement["subject"][0]["name"], format!("{host}/fx"));
+    assert_eq!(
+        statement["subject"][0]["digest"]["sha256"],
+        digest.trim_start_matches("sha256:")
+    );
+    let source = &statement["predicate"]["buildDefinition"]["resolvedDependencies"][0];
+    assert_eq!(source["digest"]["gitCommit"], dir.head());
+
+    assert_verifies(&public, &format!("{host}/fx@{digest}"));
+}
+
+/// The version the SPDX document `sbom` gives the crate `name`.
+fn crate_version(sbom: &[u8], name: &str) -> String {
+    json(sbom)["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["versionInfo"].as_str())
+        .unwrap()
+        .to_owned()
 }
