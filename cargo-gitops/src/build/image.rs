@@ -233,6 +233,17 @@ fn merged_env(config: &Value, run: &RunConfig) -> Vec<String> {
         .collect()
 }
 
+impl PlatformImage {
+    /// The platform, as an index or a layout's `index.json` names it.
+    fn platform(&self) -> Value {
+        let mut platform = json!({ "os": self.os, "architecture": self.architecture });
+        if let Some(variant) = &self.variant {
+            platform["variant"] = json!(variant);
+        }
+        platform
+    }
+}
+
 /// The image as pushed or written: one platform's manifest, or an index over several.
 #[derive(Debug, Clone)]
 pub struct Image {
@@ -247,12 +258,8 @@ impl Image {
             let manifests: Vec<Value> = platforms
                 .iter()
                 .map(|p| {
-                    let mut platform = json!({ "os": p.os, "architecture": p.architecture });
-                    if let Some(variant) = &p.variant {
-                        platform["variant"] = json!(variant);
-                    }
                     let mut descriptor = p.manifest.descriptor();
-                    descriptor["platform"] = platform;
+                    descriptor["platform"] = p.platform();
                     descriptor
                 })
                 .collect();
@@ -355,6 +362,11 @@ impl Image {
             .map(|tag| {
                 let mut descriptor = top.descriptor();
                 descriptor["annotations"] = json!({ "org.opencontainers.image.ref.name": tag });
+                // Tools that pick an image by platform (syft, for one) skip the untagged
+                // referrers below only when the image says which platform it is.
+                if let ([platform], None) = (self.platforms.as_slice(), &self.index) {
+                    descriptor["platform"] = platform.platform();
+                }
                 descriptor
             })
             .collect();

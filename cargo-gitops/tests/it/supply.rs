@@ -682,6 +682,30 @@ fn a_native_build_pushes_its_sbom_and_provenance_and_cosign_verifies_its_signatu
     assert_eq!(source["digest"]["gitCommit"], dir.head());
 
     assert_verifies(&public, &format!("{host}/fx@{digest}"));
+
+    // Written as an image layout instead: the same image, its documents listed untagged in
+    // index.json, and syft still finds the image (by its platform) and the same crates.
+    let layout = keys.join("layout");
+    let written = TestCommand::new(dir.path())
+        .args(["build", "--build-with", "native", "--format", "json"])
+        .arg(format!("--output=oci:{}", layout.display()))
+        .json();
+    assert_eq!(written["digest"], digest.as_str());
+    let index = json(&std::fs::read(layout.join("index.json")).unwrap());
+    let types: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["artifactType"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["application/spdx+json", "application/vnd.in-toto+json"]
+    );
+    assert_eq!(
+        syft_crates(&format!("oci-dir:{}", layout.display())),
+        listed
+    );
 }
 
 /// The version the SPDX document `sbom` gives the crate `name`.
