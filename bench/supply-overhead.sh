@@ -16,7 +16,8 @@
 # `cargo gitops build`, and the part after the compile (from the moment its "compile …: done"
 # progress line arrives to exit: pack, push, claim, sign, attach, tag).
 # Usage: bench/supply-overhead.sh
-# Knobs (defaults): RUNS=10 (per variant) KEEP=0 OUT=bench/supply-overhead-results.md
+# Knobs (defaults): RUNS=10 (per variant) KEEP=0 OUT=bench/supply-overhead-results.md (the
+#   committed one holds a docker-registry run and an olareg run, one after the other)
 #   REGISTRY=distribution (Debian's docker-registry; `olareg`: one with the referrers API)
 #   GITOPS_BIN= (a built cargo-gitops; default: cargo build --release into $CARGO_TARGET_DIR)
 # Needs cargo, docker-registry, curl, jq, git, python3, openssl, syft (.ci/install-tools syft).
