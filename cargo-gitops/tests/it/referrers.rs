@@ -1,10 +1,11 @@
 //! OCI 1.1 referrers against Debian's `docker-registry` (distribution 2.8, which has no
-//! referrers API, so the referrers tag schema is used): artifact manifests as the image spec
+//! referrers API, so the referrers tag schema is used) and against `olareg` (which has it, so
+//! the referrers tag is never touched; `cosign verify` there reads the API): artifact manifests as the image spec
 //! has them, the `sha256-<hex>` index kept without duplicates and without losing a writer's
 //! entry, listing filtered by artifact type; then through `cargo gitops build`: a real SBOM
 //! (made by syft) attached with `--attach`, and a cross-repository promotion that copies the
 //! signature, the SBOM and cosign's own `.sig` tag, read back with the registry's API, crane
-//! and `cosign verify`.
+//! and `cosign verify`; copies between the two kinds of registry, both ways.
 
 use std::path::Path;
 use std::process::Output;
@@ -436,73 +437,271 @@ fn referrers_are_copied_across_registries_and_the_signature_verifies_there() {
     );
 }
 
-/// No registry that runs here has the referrers API (Debian's distribution 2.8 has not, nor
-/// has distribution 3.0.0), so a stub answers as the distribution spec says one with the API
-/// does: `OCI-Subject` on the artifact manifest's PUT, an index from `GET …/referrers/…`.
+/// The requests of a registry's log, after the first `before`, for `subject`'s referrers
+/// tag `sha256-<hex>` (not cosign's `sha256-<hex>.sig` beside it, which copies look for).
+fn referrers_tag_requests(registry: &Registry, before: usize, subject: &str) -> Vec<String> {
+    let tag = format!("sha256-{}", subject.trim_start_matches("sha256:"));
+    registry
+        .requests_since(before)
+        .into_iter()
+        .filter(|r| {
+            r.split(' ')
+                .nth(1)
+                .is_some_and(|path| path.ends_with(&format!("/manifests/{tag}")))
+        })
+        .collect()
+}
+
+/// olareg has the referrers API: it answers `OCI-Subject` to the artifact manifest's PUT and
+/// keeps the list itself, so the referrers tag is never read, never written, and never appears
+/// in its tag list; listing by type asks the registry to filter, and it does.
 #[test]
 fn with_the_referrers_api_the_referrers_tag_is_neither_read_nor_written() {
-    use crate::support::{Stub, answer};
-    let subject = format!("sha256:{}", "ab".repeat(32));
-    let spdx_entry = format!(
-        r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":500,"artifactType":"{SPDX}"}}"#,
-        "cd".repeat(32)
+    let registry = Registry::start_olareg();
+    let client = client(&registry);
+    let image = push_image(&registry, "app", "v1", b"layer");
+    let before = registry.settled_requests().len();
+    assert!(
+        before > 0,
+        "olareg logs no requests: {:?}",
+        registry.log_path()
     );
-    let other_entry = format!(
-        r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":500,"artifactType":"application/x-other"}}"#,
-        "ef".repeat(32)
+
+    assert!(
+        referrers::list(&client, "app", &image.digest, None)
+            .unwrap()
+            .is_empty()
     );
-    let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{spdx_entry},{other_entry}]}}"#
-    );
-    let answered_subject = subject.clone();
-    let stub = Stub::start("127.0.0.1", move |request| {
-        let path = request.path.as_str();
-        match request.method.as_str() {
-            "GET" if path.starts_with("/v2/app/referrers/") => answer(
-                200,
-                &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
-                index.as_bytes(),
-            ),
-            "HEAD" if path.contains("/blobs/") => answer(200, &[], b""),
-            "PUT" if path.starts_with("/v2/app/manifests/sha256:") => {
-                answer(201, &[("OCI-Subject", answered_subject.as_str())], b"")
-            }
-            _ => answer(404, &[], b""),
-        }
-    });
-    let client = cargo_gitops::build::retag::Retagger::new(
-        cargo_gitops::config::RetaggerKind::Builtin,
-        cargo_gitops::registry::client::ClientOptions::default(),
-        None,
-    )
-    .client(&stub.addr)
-    .unwrap();
-    let digest = cargo_gitops::registry::client::Digest::parse(&subject).unwrap();
-    // Listed from the API, filtered here since the registry said it did not filter.
-    let all = referrers::list(&client, "app", &digest, None).unwrap();
-    assert_eq!(all.len(), 2);
-    let sboms = referrers::list(&client, "app", &digest, Some(SPDX)).unwrap();
-    assert_eq!(sboms.len(), 1);
-    assert_eq!(artifact_type_of(&sboms[0]), Some(SPDX));
-    let image: Descriptor = serde_json::from_value(serde_json::json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": subject,
-        "size": 401,
-    }))
-    .unwrap();
-    let attached = referrers::attach(&client, "app", &image, &artifact(SPDX, b"{}")).unwrap();
+    let sbom = artifact(SPDX, br#"{"spdxVersion":"SPDX-2.3"}"#);
+    let provenance = artifact("application/vnd.in-toto+json", br#"{"_type":"x"}"#);
+    let attached = referrers::attach(&client, "app", &image, &sbom).unwrap();
     assert!(!attached.already);
-    let seen = stub.seen();
-    let tag = format!("sha256-{}", "ab".repeat(32));
     assert!(
-        !seen.iter().any(|r| r.path.contains(&tag)),
-        "the referrers tag was touched: {seen:#?}"
+        !referrers::attach(&client, "app", &image, &provenance)
+            .unwrap()
+            .already
     );
-    assert!(seen.iter().any(|r| r.method == "PUT"
-        && r.path == format!("/v2/app/manifests/{}", attached.descriptor.digest)));
+    // Attached again: found through the API, nothing sent.
     assert!(
-        seen.iter().any(|r| r.path.contains("/referrers/")
-            && r.path.contains("artifactType=application/spdx%2Bjson")),
-        "{seen:#?}"
+        referrers::attach(&client, "app", &image, &sbom)
+            .unwrap()
+            .already
     );
+
+    let all = referrers::list(&client, "app", &image.digest, None).unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    let sboms = referrers::list(&client, "app", &image.digest, Some(SPDX)).unwrap();
+    assert_eq!(sboms.len(), 1, "{sboms:?}");
+    assert_eq!(sboms[0].digest, attached.descriptor.digest);
+    assert_eq!(artifact_type_of(&sboms[0]), Some(SPDX));
+    assert!(
+        referrers::list(&client, "app", &image.digest, Some("application/x-none"))
+            .unwrap()
+            .is_empty()
+    );
+
+    // The registry's side: no referrers tag in its tag list, none asked for or written.
+    assert_eq!(registry.tags("app"), ["v1"]);
+    let touched = referrers_tag_requests(&registry, before, &image.digest);
+    assert!(
+        touched.is_empty(),
+        "the referrers tag was touched: {touched:#?}"
+    );
+    let requests = registry.requests_since(before);
+    let put = format!("PUT /v2/app/manifests/{} 201", attached.descriptor.digest);
+    assert!(requests.contains(&put), "{requests:#?}");
+    let filtered = format!(
+        "GET /v2/app/referrers/{}?artifactType=application/spdx%2Bjson 200",
+        image.digest
+    );
+    assert!(requests.contains(&filtered), "{requests:#?}");
+    // The registry filters by itself and says so (olareg leaves the header off an answer it
+    // serves again from its cache, which is why the tool filters what it reads in any case):
+    // asked for a type nobody asked for yet, an empty list and `OCI-Filters-Applied`.
+    let mut response = ureq::get(format!(
+        "http://{}/v2/app/referrers/{}?artifactType=application/x-unasked",
+        registry.host(),
+        image.digest
+    ))
+    .call()
+    .unwrap();
+    assert_eq!(
+        response
+            .headers()
+            .get("oci-filters-applied")
+            .and_then(|v| v.to_str().ok()),
+        Some("artifactType")
+    );
+    let listed: Value = response.body_mut().read_json().unwrap();
+    assert!(
+        listed["manifests"]
+            .as_array()
+            .is_none_or(|entries| entries.is_empty()),
+        "{listed}"
+    );
+    // The image itself is untouched.
+    assert_eq!(
+        registry.digest("app", "v1").as_deref(),
+        Some(image.digest.as_str())
+    );
+}
+
+/// `cosign verify` on olareg finds the signature through the referrers API (there is no
+/// referrers tag for it to fall back on): an image built, signed and given an SBOM by
+/// `cargo gitops build` there.
+#[test]
+fn cosign_verifies_on_a_registry_with_the_referrers_api() {
+    let registry = Registry::start_olareg();
+    let host = registry.host();
+    let fixture = Fixture::new(&host, "app");
+    fixture.create(
+        "Cargo.toml",
+        gitops_manifest(&host, "app", "sign = \"key\"\n"),
+    );
+    fixture.commit("sign");
+    let keys = Dir::new();
+    let (key, public) = key_pair(&keys);
+    let sbom_file = keys.join("sbom.spdx.json");
+    syft_sbom(fixture.path(), &sbom_file);
+    let attach = format!("{SPDX}={}", sbom_file.display());
+    let out = fixture
+        .build(
+            "builtin",
+            &[
+                "--build-with",
+                "podman",
+                "--format",
+                "json",
+                "--attach",
+                &attach,
+            ],
+        )
+        .env("GITOPS_SIGNING_KEY", std::fs::read_to_string(&key).unwrap())
+        .output();
+    assert!(out.status.success(), "{}", printed(&out));
+    let report = json(&out.stdout);
+    let digest = report["digest"].as_str().unwrap().to_owned();
+    let actions: Vec<&str> = report["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["signed", "attached"]);
+
+    let before = registry.settled_requests().len();
+    assert_verifies(&public, &format!("{host}/app@{digest}"));
+    let requests = registry.requests_since(before);
+    assert!(
+        requests.iter().any(
+            |r| r.starts_with(&format!("GET /v2/app/referrers/{digest}")) && r.ends_with(" 200")
+        ),
+        "cosign did not use the referrers API: {requests:#?}"
+    );
+    // Neither the tool nor cosign read or wrote a referrers tag, nor wrote cosign's `.sig`.
+    let tags = registry.tags("app");
+    assert!(!tags.iter().any(|t| t.starts_with("sha256-")), "{tags:?}");
+    let touched = referrers_tag_requests(&registry, 0, &digest);
+    assert!(
+        touched.is_empty(),
+        "the referrers tag was touched: {touched:#?}"
+    );
+    let subject = cargo_gitops::registry::client::Digest::parse(&digest).unwrap();
+    let listed = referrers::list(&client(&registry), "app", &subject, None).unwrap();
+    let mut kinds: Vec<&str> = listed.iter().filter_map(artifact_type_of).collect();
+    kinds.sort();
+    assert_eq!(kinds, [SPDX, sign::BUNDLE_MEDIA_TYPE]);
+    // Another key does not verify it.
+    let other = Dir::new();
+    let (_, other_public) = key_pair(&other);
+    crate::signing::assert_fails_verification(&other_public, &format!("{host}/app@{digest}"));
+}
+
+/// Signs an image in `source` and attaches an SBOM, copies it with its referrers to
+/// `target`, and checks there: `cosign verify` passes, the SBOM reads back byte for byte, and
+/// the referrers are kept the target's way. Returns the subject's digest.
+fn copy_signed_image(source: &Registry, target: &Registry) -> String {
+    let image = push_image(source, "app", "v1", b"layer of a signed image");
+    let dir = Dir::new();
+    let (key, public) = key_pair(&dir);
+    let key = sign::SigningKey::load(&sign::KeySource::File(key)).unwrap();
+    let from = client(source);
+    sign::sign(&from, "app", &image, &key, None).unwrap();
+    let sbom = br#"{"spdxVersion":"SPDX-2.3","name":"copied"}"#;
+    referrers::attach(&from, "app", &image, &artifact(SPDX, sbom)).unwrap();
+    assert_verifies(&public, &format!("{}/app@{}", source.host(), image.digest));
+
+    let to = client(target);
+    let manifest = from
+        .get_manifest(
+            "app",
+            &image.digest,
+            &cargo_gitops::registry::client::Scope::pull("app"),
+        )
+        .unwrap();
+    to.copy_image(&from, "app", &manifest, "mirror").unwrap();
+    let copied = referrers::copy(&to, &from, "app", "mirror", &image.digest).unwrap();
+    assert_eq!(copied.referrers.len(), 2, "{copied:?}");
+    assert!(copied.tags.is_empty(), "{copied:?}");
+    assert_verifies(
+        &public,
+        &format!("{}/mirror@{}", target.host(), image.digest),
+    );
+    let listed = referrers::list(&to, "mirror", &image.digest, Some(SPDX)).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let document = to
+        .get_manifest(
+            "mirror",
+            &listed[0].digest,
+            &cargo_gitops::registry::client::Scope::pull("mirror"),
+        )
+        .unwrap();
+    let document: Value = serde_json::from_slice(&document.bytes).unwrap();
+    let layer = document["layers"][0]["digest"].as_str().unwrap();
+    assert_eq!(target.blob("mirror", layer), sbom);
+    // Copied again: nothing is added twice.
+    let again = referrers::copy(&to, &from, "app", "mirror", &image.digest).unwrap();
+    assert_eq!(again.referrers.len(), 2);
+    assert_eq!(
+        referrers::list(&to, "mirror", &image.digest, None)
+            .unwrap()
+            .len(),
+        2
+    );
+    image.digest.to_string()
+}
+
+#[test]
+fn a_copy_from_a_registry_without_the_referrers_api_to_one_with_it_keeps_the_signature() {
+    let source = Registry::start();
+    let target = Registry::start_olareg();
+    let digest = copy_signed_image(&source, &target);
+    // Read from the referrers tag there, listed by the API here: no tag is written.
+    let tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
+    assert!(source.tags("app").contains(&tag));
+    assert_eq!(target.tags("mirror"), Vec::<String>::new());
+    assert!(
+        referrers_tag_requests(&target, 0, &digest).is_empty(),
+        "{:#?}",
+        target.requests()
+    );
+}
+
+#[test]
+fn a_copy_from_a_registry_with_the_referrers_api_to_one_without_it_keeps_the_signature() {
+    let source = Registry::start_olareg();
+    let target = Registry::start();
+    let digest = copy_signed_image(&source, &target);
+    // Listed by the API there, the referrers tag index written here.
+    let touched = referrers_tag_requests(&source, 0, &digest);
+    assert!(touched.is_empty(), "{touched:#?}");
+    let index = referrers_index(&target, "mirror", &digest);
+    let mut kinds: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["artifactType"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, [SPDX, sign::BUNDLE_MEDIA_TYPE], "{index}");
 }

@@ -73,8 +73,9 @@ impl RegistryClient {
     ) -> Result<Option<Vec<Descriptor>>, Error> {
         #[derive(Deserialize)]
         struct Index {
+            // Registries written in Go may send `"manifests": null` for no referrers.
             #[serde(default)]
-            manifests: Vec<Descriptor>,
+            manifests: Option<Vec<Descriptor>>,
         }
         const STEP: &str = "list referrers";
         let scope = Scope::pull(name);
@@ -127,7 +128,7 @@ impl RegistryClient {
                         ),
                     )
                 })?;
-                Ok(Some((index.manifests, next)))
+                Ok(Some((index.manifests.unwrap_or_default(), next)))
             })?;
             let Some((manifests, next)) = page else {
                 return Ok(if found.is_empty() && seen.len() == 1 {

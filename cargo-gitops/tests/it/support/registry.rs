@@ -1,6 +1,7 @@
 //! Real parts for integration tests: Debian's `docker-registry` on a free loopback port with
-//! storage in a temp dir (optionally behind htpasswd), read back through its HTTP API and its
-//! access log; podman on storage of its own; and fixture repositories whose Dockerfile is
+//! storage in a temp dir (optionally behind htpasswd), or `olareg` (a registry with the OCI 1.1
+//! referrers API) with storage in memory, either read back through its HTTP API and its
+//! request log; podman on storage of its own; and fixture repositories whose Dockerfile is
 //! `FROM scratch` plus a statically linked binary.
 
 use std::io::Read;
@@ -15,12 +16,23 @@ use super::repo::{Dir, gitops_manifest};
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
-/// A running `docker-registry`, stopped when dropped.
+/// Which registry program serves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Server {
+    /// Debian's `docker-registry` (distribution 2.8): no referrers API.
+    Distribution,
+    /// `olareg` (built by .ci/install-tools): the OCI 1.1 referrers API, `OCI-Subject` on a
+    /// manifest PUT, `OCI-Filters-Applied: artifactType`; storage in memory.
+    Olareg,
+}
+
+/// A running `docker-registry` or `olareg`, stopped when dropped.
 pub struct Registry {
     child: Option<Child>,
     pub port: u16,
     dir: Dir,
     htpasswd: Option<PathBuf>,
+    server: Server,
 }
 
 pub fn free_port() -> u16 {
@@ -49,6 +61,22 @@ impl Registry {
             port,
             dir: Dir::new(),
             htpasswd: None,
+            server: Server::Distribution,
+        };
+        registry.restart();
+        registry
+    }
+
+    /// `olareg serve --store-type mem` on a free loopback port: a registry with the OCI 1.1
+    /// referrers API. Its requests (`-v trace`) go to its log, read by `requests`. A restart
+    /// starts it empty: its storage is its memory.
+    pub fn start_olareg() -> Registry {
+        let mut registry = Registry {
+            child: None,
+            port: 0,
+            dir: Dir::new(),
+            htpasswd: None,
+            server: Server::Olareg,
         };
         registry.restart();
         registry
@@ -72,6 +100,7 @@ impl Registry {
             port: 0,
             dir,
             htpasswd,
+            server: Server::Distribution,
         };
         registry.restart();
         registry
@@ -83,19 +112,38 @@ impl Registry {
             if self.port == 0 || self.child.is_some() {
                 self.port = free_port();
             }
-            self.write_config();
             let log = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(self.log_path())
                 .unwrap();
-            let child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(self.dir.join("config.yml"))
+            let mut command = match self.server {
+                Server::Distribution => {
+                    self.write_config();
+                    let mut command = Command::new("docker-registry");
+                    command.arg("serve").arg(self.dir.join("config.yml"));
+                    command
+                }
+                Server::Olareg => {
+                    let mut command = olareg();
+                    command
+                        .args(["serve", "--store-type", "mem", "--addr", "127.0.0.1"])
+                        .args(["--port", &self.port.to_string(), "-v", "trace"])
+                        .current_dir(self.dir.path());
+                    command
+                }
+            };
+            let child = command
+                .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
-                .expect("docker-registry (Debian package) must be installed: .ci/test installs it");
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{:?} must be installed (.ci/test installs it): {e}",
+                        command.get_program()
+                    )
+                });
             self.child = Some(child);
             if self.wait_ready() {
                 return;
@@ -104,7 +152,8 @@ impl Registry {
             self.port = 0;
         }
         panic!(
-            "docker-registry did not start; see {}",
+            "{:?} did not start; see {}",
+            self.server,
             self.log_path().display()
         );
     }
@@ -157,7 +206,8 @@ impl Registry {
         self.dir.join("registry.log")
     }
 
-    /// The API requests in the access log, as `METHOD /path STATUS`, oldest first.
+    /// The API requests in the access log, as `METHOD /path STATUS` (the path with its query,
+    /// as sent), oldest first.
     pub fn requests(&self) -> Vec<String> {
         let mut bytes = Vec::new();
         std::fs::File::open(self.log_path())
@@ -165,6 +215,9 @@ impl Registry {
             .read_to_end(&mut bytes)
             .unwrap();
         let text = String::from_utf8_lossy(&bytes);
+        if self.server == Server::Olareg {
+            return text.lines().filter_map(olareg_request).collect();
+        }
         text.lines()
             .filter_map(|line| {
                 let start = line
@@ -353,6 +406,47 @@ impl Registry {
             .unwrap();
         assert_eq!(response.status(), 201, "PUT manifest {name}:{reference}");
     }
+}
+
+/// `olareg` from the tools .ci/install-tools builds (`~/.cache/cargo-gitops-tools/bin`), else
+/// from `PATH`.
+fn olareg() -> Command {
+    let built = std::env::var_os("HOME")
+        .map(|home| Path::new(&home).join(".cache/cargo-gitops-tools/bin/olareg"))
+        .filter(|path| path.is_file());
+    Command::new(built.map_or_else(|| "olareg".into(), |path| path.into_os_string()))
+}
+
+/// One request of olareg's trace log (`msg=ServeHTTP … method=GET url=/v2/… status=200 …`)
+/// as `METHOD /path STATUS`.
+fn olareg_request(line: &str) -> Option<String> {
+    if !line.contains("msg=ServeHTTP") {
+        return None;
+    }
+    let field = |key: &str| -> Option<String> {
+        let start = line.find(&format!(" {key}="))? + key.len() + 2;
+        let rest = &line[start..];
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => return Some(value),
+                    c => value.push(c),
+                }
+            }
+            None
+        } else {
+            Some(rest.split(' ').next().unwrap_or("").to_owned())
+        }
+    };
+    Some(format!(
+        "{} {} {}",
+        field("method")?,
+        field("url")?,
+        field("status")?
+    ))
 }
 
 impl Drop for Registry {
