@@ -587,7 +587,8 @@ fn cosign_verifies_on_a_registry_with_the_referrers_api() {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["signed", "attached"]);
+    // The build's provenance, the signature, the document given with `--attach`.
+    assert_eq!(actions, ["attached", "signed", "attached"]);
 
     let before = registry.settled_requests().len();
     assert_verifies(&public, &format!("{host}/app@{digest}"));
@@ -610,7 +611,7 @@ fn cosign_verifies_on_a_registry_with_the_referrers_api() {
     let listed = referrers::list(&client(&registry), "app", &subject, None).unwrap();
     let mut kinds: Vec<&str> = listed.iter().filter_map(artifact_type_of).collect();
     kinds.sort();
-    assert_eq!(kinds, [SPDX, sign::BUNDLE_MEDIA_TYPE]);
+    assert_eq!(kinds, [SPDX, sign::BUNDLE_MEDIA_TYPE, PROVENANCE]);
     // Another key does not verify it.
     let other = Dir::new();
     let (_, other_public) = key_pair(&other);

@@ -368,7 +368,7 @@ fn the_tools_image_is_configured_and_leaves_demo_apps_pipeline_alone() {
         ])
         .succeeds();
     assert!(
-        plan.contains("build --release --manifest-path")
+        plan.contains("rustc --release --manifest-path")
             && plan.contains("-p cargo-gitops --bin cargo-gitops --target"),
         "{plan}"
     );

@@ -61,13 +61,13 @@ fn sigterm_ends_the_programs_the_tool_started() {
     command.env("CARGO_HOME", dir.join("cargo-home"));
     let mut tool = command.spawn().expect("start cargo-gitops");
 
-    // Wait (bounded) until the compile's build script runs: `cargo build` and its child.
+    // Wait (bounded) until the compile's build script runs: `cargo rustc` and its child.
     let script = dir.join("target").display().to_string();
     let started = Instant::now();
     let child = loop {
         let compiling = children(tool.id()).into_iter().find(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|line| String::from_utf8_lossy(&line).contains("build\0--release"))
+                .is_ok_and(|line| String::from_utf8_lossy(&line).contains("rustc\0--release"))
         });
         // The build script runs (and sleeps) as a child of cargo, from the target folder.
         if let Some(child) = compiling

@@ -682,6 +682,24 @@ fn a_native_build_pushes_its_sbom_and_provenance_and_cosign_verifies_its_signatu
     assert_eq!(source["digest"]["gitCommit"], dir.head());
 
     assert_verifies(&public, &format!("{host}/fx@{digest}"));
+    // cosign's own listing finds the documents and the signature (which it names by its
+    // predicate type) through the referrers tag.
+    let tree = run_bounded(
+        Command::new("cosign")
+            .args(["tree", "--allow-http-registry=true"])
+            .arg(format!("{host}/fx@{digest}")),
+        60,
+    );
+    for artifact_type in [
+        "application/spdx+json",
+        "application/vnd.in-toto+json",
+        "https://sigstore.dev/cosign/sign/v1",
+    ] {
+        assert!(
+            tree.contains(&format!("{artifact_type} artifacts via OCI referrer")),
+            "{tree}"
+        );
+    }
 
     // Written as an image layout instead: the same image, its documents listed untagged in
     // index.json, and syft still finds the image (by its platform) and the same crates.
