@@ -261,43 +261,15 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
             repository,
             digest,
             artifact_types,
-        } => {
-            let mut lines = Vec::new();
-            for artifact_type in artifact_types {
-                lines.push(line(
-                    What::Note(format!(
-                        "attach the {artifact_type} document of {} (an SBOM to its platform's manifest, the provenance to the image) as a referrer unless it is attached already",
-                        shown(digest)
-                    )),
-                    None,
-                ));
-                lines.extend(attach_lines(repository, &shown(digest), artifact_type));
-            }
-            lines
-        }
-        Step::Push { repository } => vec![
-            line(
-                What::Note(format!(
-                    "built-in client: upload each layer and config blob to {repository} unless it is there (HEAD, then POST and PUT)"
-                )),
-                None,
-            ),
-            line(
-                What::Request(format!(
-                    "PUT {}/v2/{}/manifests/IMAGE_DIGEST",
-                    repository.registry, repository.name
-                )),
-                None,
-            ),
-        ],
-        Step::WriteLayout { dir, tags } => note(
-            format!(
-                "write the blobs and oci-layout under {}, then index.json naming {}",
-                dir.display(),
-                tags.join(", ")
-            ),
-            None,
-        ),
+        } => artifact_types
+            .iter()
+            .flat_map(|artifact_type| {
+                let what = format!(
+                    "the {artifact_type} document (an SBOM to its platform's manifest, the provenance to the image)"
+                );
+                document_lines(repository, digest, artifact_type, &what)
+            })
+            .collect(),
         Step::CopyReferrers {
             source,
             digest,
@@ -326,28 +298,38 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
             repository,
             digest,
             artifacts,
-        } => {
-            let mut lines = Vec::new();
-            for a in artifacts {
-                lines.push(line(
-                    What::Note(format!(
-                        "attach {} ({} bytes) to {} as a referrer unless it is attached already",
-                        a.artifact_type,
-                        a.bytes.len(),
-                        shown(digest)
-                    )),
-                    None,
-                ));
-                lines.extend(attach_lines(repository, &shown(digest), &a.artifact_type));
-            }
-            lines
-        }
+        } => artifacts
+            .iter()
+            .flat_map(|a| {
+                let what = format!("{} ({} bytes)", a.artifact_type, a.bytes.len());
+                document_lines(repository, digest, &a.artifact_type, &what)
+            })
+            .collect(),
         _ => tag_actions(step, retagger),
     };
     StepView {
         title: step.title(),
         actions,
     }
+}
+
+/// What attaching one document (`what`, of `artifact_type`) to `digest` does: a note, then
+/// the requests.
+fn document_lines(
+    repository: &Repository,
+    digest: &Digest,
+    artifact_type: &str,
+    what: &str,
+) -> Vec<Line> {
+    let mut lines = vec![line(
+        What::Note(format!(
+            "attach {what} to {} as a referrer unless it is attached already",
+            shown(digest)
+        )),
+        None,
+    )];
+    lines.extend(attach_lines(repository, &shown(digest), artifact_type));
+    lines
 }
 
 /// The built-in client's requests that attach one referrer to `digest` in `repository`.
