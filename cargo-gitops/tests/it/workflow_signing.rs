@@ -237,9 +237,9 @@ fn keyless_signing_installs_cosign_and_signs_the_digest_with_the_jobs_oidc_token
 #[test]
 fn the_attestation_step_attests_builds_and_pushes_to_the_registry_with_its_permissions() {
     // On its own, on a registry logged in to with secrets (no packages: write, no OIDC login).
-    let files = generated(&format!(
-        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"registry.example.com/team\"\nimage = \"shop\"\nregistry-secrets = {{ username = \"REGISTRY_USER\", password = \"REGISTRY_PASSWORD\" }}\ngithub-attestation = true\n"
-    ));
+    let files = generated(
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"registry.example.com/team\"\nimage = \"shop\"\nregistry-secrets = { username = \"REGISTRY_USER\", password = \"REGISTRY_PASSWORD\" }\ngithub-attestation = true\n",
+    );
     let pipeline = check_permissions(
         &files,
         &["contents: read", "id-token: write", "attestations: write"],
