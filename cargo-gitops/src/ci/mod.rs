@@ -1,7 +1,8 @@
 //! CI systems: which one runs the job and what it tells the job through its environment
 //! (`detect`), how a job reports back to each (`github`, `gitlab`, `azure`, `buildkite`), and
 //! the pipelines `init-workflows` generates (`workflows` for GitHub Actions, `gitlab_pipeline`
-//! for GitLab CI, with `toolchain` for native builds' Rust toolchain and compile cache).
+//! for GitLab CI, with `toolchain` for native builds' Rust toolchain and compile cache, and
+//! `signing` for the signing and attestation steps of the GitHub pipeline).
 
 pub mod azure;
 pub mod buildkite;
@@ -13,6 +14,7 @@ pub mod grammar;
 pub mod install;
 pub mod logins;
 pub mod pins;
+pub mod signing;
 pub mod toolchain;
 pub mod workflows;
 

@@ -11,7 +11,7 @@ use minijinja::{Environment as Templates, UndefinedBehavior};
 use serde::Serialize;
 
 use super::logins::Method;
-use super::{grammar, install, logins, toolchain};
+use super::{grammar, install, logins, signing, toolchain};
 use crate::config::{Config, ExtraStep, RetaggerKind, WorkflowSettings};
 use crate::environment::{BranchPattern, Environment, TagSelector};
 use crate::error::Error;
@@ -234,12 +234,15 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
         extra_steps.push(render_step(index, step)?);
     }
     check_names(config)?;
+    let signing = signing::plan(config, &logins)?;
     let actions = pinned_actions(
         settings,
         Needs {
             buildx: needs_buildx,
             crane: needs_crane,
             cache: install.cache_key.is_some() || native.is_some(),
+            cosign: signing.keyless,
+            attestation: signing.attestation,
         },
         &logins,
     )?;
@@ -248,7 +251,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
         .clone()
         .unwrap_or_else(|| "ubuntu-latest".to_owned());
     grammar::runner_label("runs-on", &runs_on)?;
-    let id_token = settings.id_token || logins.id_token;
+    let id_token = settings.id_token || logins.id_token || signing.id_token();
     let pipeline = templates
         .get_template("pipeline.yml")
         .and_then(|t| {
@@ -265,6 +268,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
                 extra_steps => extra_steps,
                 package => config.package.clone(),
                 id_token => id_token,
+                signing => minijinja::value::Serde(&signing),
                 runs_on => runs_on,
             })
         })
@@ -280,6 +284,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
             &config.environments,
             index,
             &logins,
+            &signing,
             id_token,
             image,
         )?);
@@ -314,10 +319,14 @@ struct Needs {
     crane: bool,
     /// The cache of a `cargo` install or of a native build's compile.
     cache: bool,
+    /// cosign, for keyless signing.
+    cosign: bool,
+    /// The build-provenance attestation.
+    attestation: bool,
 }
 
 /// The pinned `uses:` of every action the pipeline runs, by the name the template knows it by:
-/// checkout always, the others as Buildx, crane, the caches and the logins need.
+/// checkout always, the others as Buildx, crane, the caches, signing and the logins need.
 fn pinned_actions(
     settings: &WorkflowSettings,
     needs: Needs,
@@ -336,6 +345,12 @@ fn pinned_actions(
     }
     if needs.cache {
         need("cache", "actions/cache")?;
+    }
+    if needs.cosign {
+        need("cosign_installer", "sigstore/cosign-installer")?;
+    }
+    if needs.attestation {
+        need("attest_build_provenance", "actions/attest-build-provenance")?;
     }
     for login in &logins.logins {
         match login.method {
@@ -364,6 +379,7 @@ fn environment_workflow(
     environments: &[Environment],
     index: usize,
     logins: &logins::Logins,
+    signing: &signing::Signing,
     id_token: bool,
     image: Option<&str>,
 ) -> Result<GeneratedFile, Error> {
@@ -392,6 +408,7 @@ fn environment_workflow(
                 secrets => logins.secrets.clone(),
                 packages_write => logins.packages_write,
                 id_token => id_token,
+                signing => minijinja::value::Serde(signing),
             })
         })
         .map_err(|e| template_error("environment.yml", &e))?;

@@ -404,6 +404,7 @@ fn resolve(
             pins,
             extra_steps: merged.workflow_steps.unwrap_or_default(),
             id_token: merged.id_token.unwrap_or(false),
+            github_attestation: merged.github_attestation.unwrap_or(false),
             runs_on: merged.runs_on,
             install_path: merged.install_path,
             registry_secrets: merged.registry_secrets,

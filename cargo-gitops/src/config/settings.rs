@@ -132,7 +132,8 @@ pub struct Pin {
 
 /// The pins shipped with this release, by action: each the newest release of its current
 /// major, its tag peeled to the commit in the action's own repository, and running on Node 24
-/// (`runs.using: node24`; setup-crane is a composite action). The second value is the release,
+/// (`runs.using: node24`; setup-crane and cosign-installer are composite actions, and so is
+/// attest-build-provenance, over `actions/attest` on Node 24). The second value is the release,
 /// written as the `# vX.Y.Z` comment beside the SHA in every workflow. `pins update` refreshes
 /// them in a configuration; these are what a configuration without an `actions` table gets.
 pub fn default_pins() -> BTreeMap<String, Pin> {
@@ -172,6 +173,14 @@ pub fn default_pins() -> BTreeMap<String, Pin> {
         (
             "google-github-actions/auth".to_owned(),
             pin("7c6bc770dae815cd3e89ee6cdf493a5fab2cc093", "v3.0.0"),
+        ),
+        (
+            "sigstore/cosign-installer".to_owned(),
+            pin("6f9f17788090df1f26f669e9d70d6ae9567deba6", "v4.1.2"),
+        ),
+        (
+            "actions/attest-build-provenance".to_owned(),
+            pin("a2bbfa25375fe432b6a289bc6b6cd05ecd0c4c32", "v4.1.0"),
         ),
     ])
 }
@@ -255,6 +264,9 @@ pub struct WorkflowSettings {
     pub pins: BTreeMap<String, Pin>,
     pub extra_steps: Vec<ExtraStep>,
     pub id_token: bool,
+    /// `github-attestation`: a GitHub build-provenance attestation of each image the pipeline
+    /// builds, pushed to the registry beside it.
+    pub github_attestation: bool,
     pub runs_on: Option<String>,
     /// Install cargo-gitops from this path in the repository instead of crates.io.
     pub install_path: Option<String>,

@@ -27,4 +27,5 @@ mod workflow_inputs;
 mod workflow_install;
 mod workflow_logins;
 mod workflow_native;
+mod workflow_signing;
 mod workflows;

@@ -277,3 +277,66 @@ fn pins_update_print_writes_nothing_and_a_missing_release_fails_with_one_line() 
     let line = dir.command().args(args).one_line_error(2);
     assert!(line.contains("not an https URL"), "{line}");
 }
+
+/// A single crate that keeps itself out of any enclosing workspace with an empty `[workspace]`
+/// table, its settings in `[package.metadata.gitops]`.
+const SINGLE_CRATE: &str = "[package]\nname = \"shop\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n[package.metadata.gitops]\nregistry = \"ghcr.io/acme\"\n\n[[package.metadata.gitops.environments]]\nname = \"production\"\n";
+
+#[test]
+fn pins_update_writes_into_the_package_table_of_a_single_crate_with_an_empty_workspace() {
+    let network = network();
+    let dir = Dir::git_repo();
+    dir.create("Cargo.toml", SINGLE_CRATE);
+    dir.create("src/main.rs", "fn main() {}\n");
+    dir.commit("first");
+
+    let output = dir
+        .command()
+        .args(update_args(&network, &["--print"]))
+        .expect_exit(0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("[package.metadata.gitops.actions]\n")
+            && stdout.contains("[package.metadata.gitops.install.sha256]\n")
+            && !stdout.contains("workspace"),
+        "{stdout}"
+    );
+
+    dir.command()
+        .args(update_args(&network, &[]))
+        .expect_exit(0);
+    let text = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(
+        text.starts_with(SINGLE_CRATE.trim_end()),
+        "the rest is kept as it was:\n{text}"
+    );
+    let table: toml::Table = text.parse().unwrap();
+    assert_eq!(
+        table["workspace"].as_table().map(toml::Table::len),
+        Some(0),
+        "{text}"
+    );
+    let gitops = &table["package"]["metadata"]["gitops"];
+    assert_eq!(
+        gitops["actions"]["actions/checkout"]["sha"].as_str(),
+        Some(network.checkout[1].as_str()),
+        "{text}"
+    );
+    assert_eq!(gitops["install"]["version"].as_str(), Some(SUMS_VERSION));
+    assert_eq!(
+        gitops["install"]["sha256"]["x86_64-unknown-linux-musl"].as_str(),
+        Some(network.sums[0].1.as_str())
+    );
+
+    // The configuration reads them back: the workflows carry the new pin.
+    dir.command().args(["init-workflows", "-q"]).expect_exit(0);
+    let pipeline =
+        std::fs::read_to_string(dir.join(".github/workflows/gitops-pipeline.yml")).unwrap();
+    assert!(
+        pipeline.contains(&format!(
+            "uses: actions/checkout@{} # v7.1.0",
+            network.checkout[1]
+        )),
+        "{pipeline}"
+    );
+}

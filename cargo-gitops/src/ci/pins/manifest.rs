@@ -9,8 +9,14 @@ use std::path::Path;
 use super::Update;
 use crate::error::Error;
 
-/// The table prefix of the gitops settings in a configuration file: a workspace's, a lone
-/// package's, or none in `gitops.toml`.
+const WORKSPACE: &str = "workspace.metadata.gitops";
+const PACKAGE: &str = "package.metadata.gitops";
+
+/// The table prefix of the gitops settings in a configuration file, where the settings are: a
+/// package's table that already holds pins (it overrides the workspace's), else the
+/// workspace's table, else the package's; in a manifest with neither table, the workspace's
+/// if it is one, else the package's; none in `gitops.toml`. A `[workspace]` table alone (a
+/// single crate that keeps itself out of an enclosing workspace) does not move the settings.
 pub fn table_prefix(path: &Path, text: &str) -> Result<&'static str, Error> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Config {
         file: path.to_path_buf(),
@@ -18,10 +24,18 @@ pub fn table_prefix(path: &Path, text: &str) -> Result<&'static str, Error> {
         key: String::new(),
         message: e.message().to_owned(),
     })?;
-    Ok(if table.contains_key("workspace") {
-        "workspace.metadata.gitops"
+    let package = at(&table, PACKAGE);
+    let pinned = package.is_some_and(|t| t.contains_key("actions") || t.contains_key("install"));
+    Ok(if pinned {
+        PACKAGE
+    } else if at(&table, WORKSPACE).is_some() {
+        WORKSPACE
+    } else if package.is_some() {
+        PACKAGE
+    } else if table.contains_key("workspace") {
+        WORKSPACE
     } else if table.contains_key("package") {
-        "package.metadata.gitops"
+        PACKAGE
     } else {
         ""
     })
@@ -333,6 +347,40 @@ mod tests {
             plain.contains("\n[actions]\n") && plain.contains("\n[install.sha256]\n"),
             "{plain}"
         );
+    }
+
+    #[test]
+    fn the_pins_go_into_the_table_that_holds_the_settings() {
+        let prefix = |text: &str| table_prefix(Path::new("Cargo.toml"), text).unwrap();
+        // A single crate with an empty [workspace] table: its package table holds the settings.
+        let single = "[package]\nname = \"shop\"\n\n[workspace]\n\n[package.metadata.gitops]\nimage = \"ghcr.io/acme/shop\"\n";
+        assert_eq!(prefix(single), PACKAGE);
+        let new = rewrite(Path::new("Cargo.toml"), single, &update()).unwrap();
+        let table: toml::Table = new.parse().unwrap();
+        assert!(
+            at(&table, "package.metadata.gitops.actions").is_some(),
+            "{new}"
+        );
+        assert!(at(&table, "workspace.metadata").is_none(), "{new}");
+        assert_eq!(
+            prefix(
+                "[workspace]\n\n[workspace.metadata.gitops]\nimage = \"a\"\n\n[package]\nname = \"a\"\n"
+            ),
+            WORKSPACE
+        );
+        // Both tables: the package's pins override the workspace's, so they are updated there.
+        assert_eq!(
+            prefix(
+                "[workspace.metadata.gitops]\nimage = \"a\"\n\n[package]\nname = \"a\"\n\n[package.metadata.gitops.actions]\n"
+            ),
+            PACKAGE
+        );
+        assert_eq!(
+            prefix("[workspace]\n\n[package]\nname = \"a\"\n"),
+            WORKSPACE
+        );
+        assert_eq!(prefix("[package]\nname = \"a\"\n"), PACKAGE);
+        assert_eq!(prefix("image = \"ghcr.io/acme/shop\"\n"), "");
     }
 
     #[test]
