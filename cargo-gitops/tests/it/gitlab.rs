@@ -808,3 +808,27 @@ fn an_unpinned_install_is_refused() {
     );
     assert!(!dir.join(GENERATED).exists());
 }
+
+#[test]
+fn keyless_signing_is_refused_for_gitlab_instead_of_leaving_images_unsigned() {
+    let config = default_config().replace(
+        "ci = [\"gitlab\"]\n",
+        "ci = [\"gitlab\"]\nsign = \"keyless\"\n",
+    );
+    assert!(config.contains("sign = \"keyless\""), "{config}");
+    let dir = repository(&config);
+    let line = dir
+        .command()
+        .args(["init-workflows", "--ci", "gitlab"])
+        .usage_error();
+    assert!(
+        line.starts_with("error: configuration key `sign`: \"keyless\" signs in the generated GitHub workflow only"),
+        "{line}"
+    );
+    assert!(!dir.join(GENERATED).exists());
+    // With a key, the pipeline is written: the key reaches the job as a CI/CD variable.
+    let dir = repository(
+        &default_config().replace("ci = [\"gitlab\"]\n", "ci = [\"gitlab\"]\nsign = \"key\"\n"),
+    );
+    generate(&dir);
+}

@@ -112,6 +112,13 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
             "configuration key `gitlab.image`: a native build compiles with cargo, and the default job image (Docker's CLI) has no Rust toolchain; set gitlab.image to a Rust image pinned by digest, e.g. \"rust:1.95-slim@sha256:…\"",
         ));
     }
+    // Keyless signing is a step of the generated GitHub workflow (the job's OIDC token and
+    // cosign); a GitLab pipeline that silently left images unsigned would mislead.
+    if config.build.sign == crate::config::SignMode::Keyless {
+        return Err(Error::usage(
+            "configuration key `sign`: \"keyless\" signs in the generated GitHub workflow only; for GitLab use sign = \"key\" with the key's PEM in a masked CI/CD variable named by signing-key-env",
+        ));
+    }
     let cache = native
         .as_ref()
         .map(|native| toolchain::gitlab_cache(native, &gitlab.image));
