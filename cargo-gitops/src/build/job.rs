@@ -394,7 +394,23 @@ impl Job<'_> {
         for (subject, artifact) in
             documents.attachments(&repository.to_string(), &top, &platforms)?
         {
-            let attached = referrers::attach(&client, &repository.name, &subject, &artifact)?;
+            let attached = referrers::attach(&client, &repository.name, &subject, &artifact)
+                .map_err(|err| match err {
+                    // A registry that refuses OCI artifacts would otherwise stop every build
+                    // with no way out but reading this module.
+                    Error::Registry {
+                        registry,
+                        step,
+                        message,
+                    } => Error::Registry {
+                        registry,
+                        step,
+                        message: format!(
+                            "{message}; if this registry cannot store OCI artifacts, set sbom = false and provenance = false to build without attaching documents"
+                        ),
+                    },
+                    other => other,
+                })?;
             state.evidence.push(Evidence {
                 action: "attached",
                 artifact_type: Some(artifact.artifact_type.clone()),

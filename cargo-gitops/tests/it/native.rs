@@ -537,3 +537,45 @@ fn a_dry_run_of_a_layout_build_shows_its_steps_and_writes_nothing() {
     );
     assert!(!layout.exists(), "a dry run wrote the layout");
 }
+
+/// A registry that cannot take the build's documents stops the build before any tag names
+/// the image, with one line that says how to build without them; with them turned off the
+/// same registry takes the build.
+#[test]
+fn a_registry_refusing_the_documents_says_how_to_build_without_them() {
+    let registry = Registry::start();
+    let proxy = crate::support::Proxy::start(registry.port, |s| {
+        if s.path.contains("/referrers/") || s.path.contains("/manifests/sha256-") {
+            crate::support::Fault::Answer(
+                400,
+                vec![("Content-Type", "application/json".to_owned())],
+                br#"{"errors":[{"code":"UNSUPPORTED","message":"artifacts are not supported"}]}"#
+                    .to_vec(),
+            )
+        } else {
+            crate::support::Fault::Forward
+        }
+    });
+    let dir = fixture_crate(Some(&proxy.addr), "");
+    let line = build_error(dir.path(), &[], 1);
+    assert!(line.contains("artifacts are not supported"), "{line}");
+    assert!(
+        line.contains(
+            "set sbom = false and provenance = false to build without attaching documents"
+        ),
+        "{line}"
+    );
+    assert!(
+        registry
+            .tags("hello")
+            .iter()
+            .all(|t| !t.starts_with("stg-") && !t.starts_with("dev-")),
+        "{:?}",
+        registry.tags("hello")
+    );
+
+    let dir = fixture_crate(Some(&proxy.addr), "sbom = false\nprovenance = false\n");
+    let report = build_json(dir.path(), &[]);
+    assert_eq!(report["action"], "built", "{report}");
+    assert!(report.get("evidence").is_none(), "nothing attached: {report}");
+}
