@@ -577,5 +577,8 @@ fn a_registry_refusing_the_documents_says_how_to_build_without_them() {
     let dir = fixture_crate(Some(&proxy.addr), "sbom = false\nprovenance = false\n");
     let report = build_json(dir.path(), &[]);
     assert_eq!(report["action"], "built", "{report}");
-    assert!(report.get("evidence").is_none(), "nothing attached: {report}");
+    assert!(
+        report.get("evidence").is_none(),
+        "nothing attached: {report}"
+    );
 }
