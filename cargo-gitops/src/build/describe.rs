@@ -261,14 +261,14 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
             repository,
             digest,
             artifact_types,
-        } => artifact_types
-            .iter()
-            .flat_map(|artifact_type| {
+        } => subject_line(repository, digest)
+            .into_iter()
+            .chain(artifact_types.iter().flat_map(|artifact_type| {
                 let what = format!(
                     "the {artifact_type} document (an SBOM to its platform's manifest, the provenance to the image)"
                 );
                 document_lines(repository, digest, artifact_type, &what)
-            })
+            }))
             .collect(),
         Step::CopyReferrers {
             source,
@@ -287,6 +287,7 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
                 ),
                 None,
             );
+            lines.extend(subject_line(repository, digest));
             lines.extend(attach_lines(
                 repository,
                 &shown(digest),
@@ -298,12 +299,12 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
             repository,
             digest,
             artifacts,
-        } => artifacts
-            .iter()
-            .flat_map(|a| {
+        } => subject_line(repository, digest)
+            .into_iter()
+            .chain(artifacts.iter().flat_map(|a| {
                 let what = format!("{} ({} bytes)", a.artifact_type, a.bytes.len());
                 document_lines(repository, digest, &a.artifact_type, &what)
-            })
+            }))
             .collect(),
         _ => tag_actions(step, retagger),
     };
@@ -332,16 +333,30 @@ fn document_lines(
     lines
 }
 
-/// The built-in client's requests that attach one referrer to `digest` in `repository`.
+/// The request that reads the manifest `digest` in `repository`, which what is attached to
+/// it names as its subject: once per step that attaches, unless the run packed the image
+/// itself.
+fn subject_line(repository: &Repository, digest: &Digest) -> Option<Line> {
+    (*digest != Digest::Packed).then(|| {
+        line(
+            What::Request(format!(
+                "GET {}/v2/{}/manifests/{}",
+                repository.registry,
+                repository.name,
+                shown(digest)
+            )),
+            None,
+        )
+    })
+}
+
+/// The built-in client's requests that attach one referrer to `digest` in `repository`,
+/// once its subject is read.
 fn attach_lines(repository: &Repository, digest: &str, artifact_type: &str) -> Vec<Line> {
     let base = format!("{}/v2/{}", repository.registry, repository.name);
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     let query = crate::registry::client::query_escape(artifact_type);
     vec![
-        line(
-            What::Request(format!("GET {base}/manifests/{digest}")),
-            None,
-        ),
         line(
             What::Request(format!(
                 "GET {base}/referrers/{digest}?artifactType={query}"

@@ -44,20 +44,17 @@ impl Documents {
         targets: &[Target],
         crates: &[LinkedCrates],
         image: &str,
-    ) -> Result<Documents, Error> {
+    ) -> Documents {
         let config = job.config;
-        let sboms = if config.build.sbom(BuilderKind::Native) {
-            targets
-                .iter()
-                .zip(crates)
-                .map(|(target, crates)| {
-                    let sbom = Sbom::from_crates(crates.clone(), &binary.bin, &target.triple);
-                    artifact(SPDX_MEDIA_TYPE, sbom.to_spdx_json(image, job.epoch))
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // `crates` is empty when the SBOM is off.
+        let sboms = targets
+            .iter()
+            .zip(crates)
+            .map(|(target, crates)| {
+                let sbom = Sbom::from_crates(crates.clone(), &binary.bin, &target.triple);
+                artifact(SPDX_MEDIA_TYPE, sbom.to_spdx_json(image, job.epoch))
+            })
+            .collect();
         let provenance = config.build.provenance(BuilderKind::Native).then(|| {
             let lock = binary.workspace_root.join("Cargo.lock");
             let internal = BTreeMap::from([
@@ -82,7 +79,7 @@ impl Documents {
                 ..statement(job)
             }
         });
-        Ok(Documents { sboms, provenance })
+        Documents { sboms, provenance }
     }
 
     /// The documents of a podman build of `spec`: its provenance, when on.

@@ -389,7 +389,14 @@ impl Job<'_> {
         let Some(documents) = &plan.documents else {
             return Ok(());
         };
-        let (client, top) = self.subject(repository, &resolve(digest, state)?)?;
+        // The image this run packed is known byte for byte; only another builder's is read.
+        let (client, top) = match (digest, &state.image) {
+            (Digest::Packed, Some(image)) => (
+                self.retagger.client(&repository.registry)?,
+                evidence::descriptor(&image.top().media_type, &image.top().bytes),
+            ),
+            _ => self.subject(repository, &resolve(digest, state)?)?,
+        };
         let platforms = platform_descriptors(state);
         for (subject, artifact) in
             documents.attachments(&repository.to_string(), &top, &platforms)?

@@ -515,25 +515,22 @@ fn native_build(job: &Job<'_>, image: &str) -> Result<(NativeBuild, Documents), 
         .map(|p| native::target_for(p, &installed))
         .collect::<Result<Vec<_>, _>>()?;
     // The crates are resolved (cargo reads the lock file, compiles nothing) even for a dry
-    // run: the SBOM and the dependency list show what would be linked.
-    let sbom = config.build.sbom(BuilderKind::Native);
+    // run: the SBOM and the dependency list show what would be linked. Only they need them.
     let mut crates = Vec::new();
     let mut dependency_lists = Vec::new();
-    if sbom || config.build.provenance(BuilderKind::Native) {
+    if config.build.sbom(BuilderKind::Native) {
         for target in &targets {
             let linked = LinkedCrates::resolve(&spec.manifest, &binary.package, &target.triple)?;
-            if sbom {
-                let dir = crate::supply::auditable::object_dir(&binary.target_dir, &target.triple);
-                dependency_lists.push(crate::supply::auditable::object_for(
-                    &linked,
-                    &target.triple,
-                    &dir,
-                )?);
-            }
+            let dir = crate::supply::auditable::object_dir(&binary.target_dir, &target.triple);
+            dependency_lists.push(crate::supply::auditable::object_for(
+                &linked,
+                &target.triple,
+                &dir,
+            )?);
             crates.push(linked);
         }
     }
-    let documents = Documents::native(job, &spec, &binary, &targets, &crates, image)?;
+    let documents = Documents::native(job, &spec, &binary, &targets, &crates, image);
     Ok((
         NativeBuild {
             spec,
