@@ -5,15 +5,20 @@
 
 use serde::Serialize;
 
-use crate::build::plan::{Digest, Outcome, Plan, Step};
+use crate::build::plan::{Attestation, Digest, Outcome, Plan, Step};
 use crate::build::retag::Retagger;
 use crate::registry::client::Repository;
 
 /// The condition of a request made only where the registry has no referrers API.
 pub const WITHOUT_REFERRERS_API: &str = "without the referrers API";
 
-/// The condition of the referrers tag's read-modify-write after an artifact manifest is stored.
-pub const UNLESS_OCI_SUBJECT: &str = "unless the registry answered with OCI-Subject: the referrers tag index read, the entry added, written back";
+/// The condition of the referrers tag's write (and read back) after the artifact manifests
+/// are stored: once for all the documents attached to one subject.
+pub const UNLESS_OCI_SUBJECT: &str = "unless the registry answered with OCI-Subject: the referrers tag index, as read, with the new entries added, written back";
+
+/// The condition of what attaching sends once the referrers are read: each artifact
+/// manifest (`ARTIFACT_DIGEST`, one per document, in order) and its blobs.
+pub const UNLESS_ATTACHED: &str = "unless attached already; all at once";
 
 /// Stands for the digest the lookup finds.
 pub const FOUND: &str = "DIGEST";
@@ -260,16 +265,23 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
         Step::Attest {
             repository,
             digest,
-            artifact_types,
-        } => subject_line(repository, digest)
-            .into_iter()
-            .chain(artifact_types.iter().flat_map(|artifact_type| {
-                let what = format!(
-                    "the {artifact_type} document (an SBOM to its platform's manifest, the provenance to the image)"
-                );
-                document_lines(repository, digest, artifact_type, &what)
-            }))
-            .collect(),
+            attestation,
+        } => batch_lines(repository, digest, &attested(attestation)),
+        Step::Push {
+            repository,
+            attestation: Some(attestation),
+        } => {
+            let mut lines = note(
+                "the documents' requests below go at the same time as the image's blobs and manifest".to_owned(),
+                None,
+            );
+            lines.extend(batch_lines(
+                repository,
+                &Digest::Packed,
+                &attested(attestation),
+            ));
+            lines
+        }
         Step::CopyReferrers {
             source,
             digest,
@@ -280,32 +292,30 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
             digest,
             key,
         } => {
-            let mut lines = note(
-                format!(
-                    "sign {} with the ECDSA P-256 key from {key}: an in-toto statement of the digest in a DSSE envelope, as a sigstore bundle (what `cosign sign` writes), attached as a referrer unless this key signed it already",
-                    shown(digest)
-                ),
-                None,
-            );
-            lines.extend(subject_line(repository, digest));
-            lines.extend(attach_lines(
-                repository,
-                &shown(digest),
-                crate::supply::sign::BUNDLE_MEDIA_TYPE,
-            ));
+            let mut lines = Vec::new();
+            if *digest == Digest::Claimed {
+                lines.push(line(
+                    What::Note(
+                        "nothing is sent when the claimed image is the one this run signed before claiming"
+                            .to_owned(),
+                    ),
+                    None,
+                ));
+            }
+            lines.extend(batch_lines(repository, digest, &[signature(key)]));
             lines
         }
         Step::Attach {
             repository,
             digest,
             artifacts,
-        } => subject_line(repository, digest)
-            .into_iter()
-            .chain(artifacts.iter().flat_map(|a| {
-                let what = format!("{} ({} bytes)", a.artifact_type, a.bytes.len());
-                document_lines(repository, digest, &a.artifact_type, &what)
-            }))
-            .collect(),
+        } => {
+            let documents: Vec<String> = artifacts
+                .iter()
+                .map(|a| format!("{} ({} bytes)", a.artifact_type, a.bytes.len()))
+                .collect();
+            batch_lines(repository, digest, &documents)
+        }
         _ => tag_actions(step, retagger),
     };
     StepView {
@@ -314,22 +324,80 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
     }
 }
 
-/// What attaching one document (`what`, of `artifact_type`) to `digest` does: a note, then
-/// the requests.
-fn document_lines(
-    repository: &Repository,
-    digest: &Digest,
-    artifact_type: &str,
-    what: &str,
-) -> Vec<Line> {
-    let mut lines = vec![line(
+/// What a build attaches, a description each: its documents, then its signature.
+fn attested(attestation: &Attestation) -> Vec<String> {
+    let mut documents: Vec<String> = attestation
+        .artifact_types
+        .iter()
+        .map(|artifact_type| {
+            format!(
+                "the {artifact_type} document (an SBOM to its platform's manifest, the provenance to the image)"
+            )
+        })
+        .collect();
+    documents.extend(attestation.sign.as_ref().map(signature));
+    documents
+}
+
+/// The signature a step makes with the key from `key`, as a document it attaches.
+fn signature(key: &crate::supply::sign::KeySource) -> String {
+    format!(
+        "the signature made with the ECDSA P-256 key from {key} (an in-toto statement of the digest in a DSSE envelope, as a sigstore bundle: what `cosign sign` writes)"
+    )
+}
+
+/// What attaching `documents` to `digest` in one batch sends (`referrers::attach_all`): the
+/// subject's manifest, unless the run packed it; its referrers, read once; then, for the
+/// documents not attached already, the blobs at once, the artifact manifests at once, and
+/// the referrers tag written once and read back.
+fn batch_lines(repository: &Repository, digest: &Digest, documents: &[String]) -> Vec<Line> {
+    let subject = shown(digest);
+    let base = format!("{}/v2/{}", repository.registry, repository.name);
+    let hex = subject.strip_prefix("sha256:").unwrap_or(&subject);
+    let mut lines: Vec<Line> = subject_line(repository, digest).into_iter().collect();
+    lines.extend(documents.iter().map(|what| {
+        line(
+            What::Note(format!(
+                "attach {what} to {subject} as a referrer unless it is attached already"
+            )),
+            None,
+        )
+    }));
+    lines.push(line(
+        What::Request(format!("GET {base}/referrers/{subject}")),
+        Some("404 without the referrers API; the referrers tag is read at the same time"),
+    ));
+    lines.push(line(
+        What::Request(format!("GET {base}/manifests/sha256-{hex}")),
+        Some(WITHOUT_REFERRERS_API),
+    ));
+    lines.push(line(
         What::Note(format!(
-            "attach {what} to {} as a referrer unless it is attached already",
-            shown(digest)
+            "upload to {repository}, all at once, the empty config unless it is there (HEAD, then POST and PUT) and each document (POST and PUT)"
         )),
-        None,
-    )];
-    lines.extend(attach_lines(repository, &shown(digest), artifact_type));
+        Some(UNLESS_ATTACHED),
+    ));
+    lines.extend(documents.iter().map(|_| {
+        line(
+            What::Request(format!("PUT {base}/manifests/ARTIFACT_DIGEST")),
+            Some(UNLESS_ATTACHED),
+        )
+    }));
+    lines.push(line(
+        What::Request(format!("PUT {base}/manifests/sha256-{hex}")),
+        Some(UNLESS_OCI_SUBJECT),
+    ));
+    lines.push(line(
+        What::Request(format!("GET {base}/manifests/sha256-{hex}")),
+        Some(UNLESS_OCI_SUBJECT),
+    ));
+    lines.push(line(
+        What::Note(
+            "read back, the index is written again (3 times at most) while another writer's replaced it"
+                .to_owned(),
+        ),
+        Some(UNLESS_OCI_SUBJECT),
+    ));
     lines
 }
 
@@ -348,55 +416,6 @@ fn subject_line(repository: &Repository, digest: &Digest) -> Option<Line> {
             None,
         )
     })
-}
-
-/// The built-in client's requests that attach one referrer to `digest` in `repository`,
-/// once its subject is read.
-fn attach_lines(repository: &Repository, digest: &str, artifact_type: &str) -> Vec<Line> {
-    let base = format!("{}/v2/{}", repository.registry, repository.name);
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    let query = crate::registry::client::query_escape(artifact_type);
-    vec![
-        line(
-            What::Request(format!(
-                "GET {base}/referrers/{digest}?artifactType={query}"
-            )),
-            Some("404 without the referrers API: then the referrers tag is read"),
-        ),
-        line(
-            What::Request(format!("GET {base}/manifests/sha256-{hex}")),
-            Some(WITHOUT_REFERRERS_API),
-        ),
-        line(
-            What::Note(format!(
-                "upload the empty config and the document to {repository} unless they are there (HEAD, then POST and PUT)"
-            )),
-            Some("unless attached already"),
-        ),
-        line(
-            What::Request(format!("PUT {base}/manifests/ARTIFACT_DIGEST")),
-            Some("unless attached already"),
-        ),
-        line(
-            What::Request(format!("GET {base}/manifests/sha256-{hex}")),
-            Some(UNLESS_OCI_SUBJECT),
-        ),
-        line(
-            What::Request(format!("PUT {base}/manifests/sha256-{hex}")),
-            Some(UNLESS_OCI_SUBJECT),
-        ),
-        line(
-            What::Request(format!("GET {base}/manifests/sha256-{hex}")),
-            Some(UNLESS_OCI_SUBJECT),
-        ),
-        line(
-            What::Note(
-                "read back, the index is written again (3 times at most) while another writer's replaced it"
-                    .to_owned(),
-            ),
-            Some(UNLESS_OCI_SUBJECT),
-        ),
-    ]
 }
 
 /// The built-in client's requests that copy what is attached to `digest`.

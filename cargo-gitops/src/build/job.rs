@@ -11,14 +11,14 @@ use crate::build::converge;
 use crate::build::evidence;
 use crate::build::image::{Base, Image};
 use crate::build::native::{self, Target};
-use crate::build::plan::{Digest, Outcome, Plan, Step};
+use crate::build::plan::{Attestation, Digest, Outcome, Plan, Step};
 use crate::build::retag::Retagger;
 use crate::config::{BuilderKind, Config};
 use crate::deployment::Deployment;
 use crate::error::Error;
 use crate::progress::Progress;
 use crate::registry::client::{Descriptor, RegistryClient, Repository, Scope};
-use crate::registry::referrers::{self, Artifact, artifact_type_of};
+use crate::registry::referrers::{self, Artifact, Expect, artifact_type_of};
 use crate::supply::sign::{self, KeySource, SigningKey};
 
 /// What the job did.
@@ -95,6 +95,20 @@ struct State {
     claimed: Option<String>,
     digest: Option<String>,
     evidence: Vec<Evidence>,
+    /// The images this run signed along with their documents, before claiming: the `Sign`
+    /// step after the claim has nothing to do for them.
+    signed: Vec<String>,
+}
+
+impl State {
+    /// Keeps what `attest` attached to the image `top` for the report, and that the image is
+    /// signed when it signed it.
+    fn record(&mut self, attested: Vec<Evidence>, attestation: &Attestation, top: &Descriptor) {
+        self.evidence.extend(attested);
+        if attestation.sign.is_some() {
+            self.signed.push(top.digest.to_string());
+        }
+    }
 }
 
 impl Job<'_> {
@@ -202,16 +216,59 @@ impl Job<'_> {
             }
             Step::Pack => self.pack(plan, state)?,
             Step::Attest {
-                repository, digest, ..
-            } => self.attest(plan, repository, digest, state)?,
-            Step::Push { repository } => {
+                repository,
+                digest,
+                attestation,
+            } => {
+                let (client, top) = self.subject(repository, &resolve(digest, state)?)?;
+                let attested = self.attest(
+                    plan,
+                    &client,
+                    repository,
+                    &top,
+                    attestation,
+                    Expect::Either,
+                    state,
+                )?;
+                state.record(attested, attestation, &top);
+            }
+            Step::Push {
+                repository,
+                attestation,
+            } => {
                 let image = packed(state)?;
                 let client = self.retagger.client(&repository.registry)?;
                 let base_client = match &plan.native.as_ref().and_then(|n| n.spec.base.clone()) {
                     Some(base) => Some(self.base_client(base)?),
                     None => None,
                 };
-                image.push(&client, base_client.as_deref(), repository, image.digest())?;
+                let push =
+                    || image.push(&client, base_client.as_deref(), repository, image.digest());
+                let Some(attestation) = attestation else {
+                    return push();
+                };
+                // The image this run packed is known byte for byte: no need to read it back.
+                let top = evidence::descriptor(&image.top().media_type, &image.top().bytes);
+                let (pushed, attested) = std::thread::scope(|scope| {
+                    let attested = scope.spawn(|| {
+                        self.attest(
+                            plan,
+                            &client,
+                            repository,
+                            &top,
+                            attestation,
+                            Expect::New,
+                            state,
+                        )
+                    });
+                    let pushed = push();
+                    (pushed, attested.join())
+                });
+                pushed?;
+                let attested = attested.map_err(|_| {
+                    Error::Internal("the thread attaching the documents panicked".to_owned())
+                })??;
+                state.record(attested, attestation, &top);
             }
             Step::WriteLayout { dir, tags } => self.write_layout(plan, dir, tags, state)?,
             Step::CopyReferrers {
@@ -224,11 +281,12 @@ impl Job<'_> {
                 digest,
                 key,
             } => {
-                let key = self.key.ok_or_else(|| Error::SigningKey {
-                    from: key.to_string(),
-                    message: "it was not read before the run; please report this".to_owned(),
-                })?;
-                let (client, subject) = self.subject(repository, &resolve(digest, state)?)?;
+                let digest = resolve(digest, state)?;
+                if state.signed.contains(&digest) {
+                    return Ok(());
+                }
+                let key = self.signing_key(key)?;
+                let (client, subject) = self.subject(repository, &digest)?;
                 let signed =
                     sign::sign(&client, &repository.name, &subject, key, Some(self.epoch))?;
                 state.evidence.push(Evidence {
@@ -244,9 +302,13 @@ impl Job<'_> {
                 artifacts,
             } => {
                 let (client, subject) = self.subject(repository, &resolve(digest, state)?)?;
-                for artifact in artifacts {
-                    let attached =
-                        referrers::attach(&client, &repository.name, &subject, artifact)?;
+                let documents: Vec<(Descriptor, Artifact)> = artifacts
+                    .iter()
+                    .map(|artifact| (subject.clone(), artifact.clone()))
+                    .collect();
+                let attached =
+                    referrers::attach_all(&client, &repository.name, &documents, Expect::Either)?;
+                for (artifact, attached) in artifacts.iter().zip(attached) {
                     state.evidence.push(Evidence {
                         action: "attached",
                         artifact_type: Some(artifact.artifact_type.clone()),
@@ -377,55 +439,71 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// Attaches the plan's documents to the image `digest` in `repository`: each SBOM to its
-    /// platform's manifest, the provenance to the image.
+    /// Attaches the plan's documents to the image `top` in `repository` (each SBOM to its
+    /// platform's manifest, the provenance to the image) and, given a key, its signature:
+    /// all in one batch of requests. What was attached, and whether it was there already.
     fn attest(
         &self,
         plan: &Plan,
+        client: &RegistryClient,
         repository: &Repository,
-        digest: &Digest,
-        state: &mut State,
-    ) -> Result<(), Error> {
-        let Some(documents) = &plan.documents else {
-            return Ok(());
+        top: &Descriptor,
+        attestation: &Attestation,
+        expect: Expect,
+        state: &State,
+    ) -> Result<Vec<Evidence>, Error> {
+        let mut documents = match &plan.documents {
+            Some(documents) => {
+                documents.attachments(&repository.to_string(), top, &platform_descriptors(state))?
+            }
+            None => Vec::new(),
         };
-        // The image this run packed is known byte for byte; only another builder's is read.
-        let (client, top) = match (digest, &state.image) {
-            (Digest::Packed, Some(image)) => (
-                self.retagger.client(&repository.registry)?,
-                evidence::descriptor(&image.top().media_type, &image.top().bytes),
-            ),
-            _ => self.subject(repository, &resolve(digest, state)?)?,
-        };
-        let platforms = platform_descriptors(state);
-        for (subject, artifact) in
-            documents.attachments(&repository.to_string(), &top, &platforms)?
-        {
-            let attached = referrers::attach(&client, &repository.name, &subject, &artifact)
-                .map_err(|err| match err {
-                    // A registry that refuses OCI artifacts would otherwise stop every build
-                    // with no way out but reading this module.
-                    Error::Registry {
-                        registry,
-                        step,
-                        message,
-                    } => Error::Registry {
-                        registry,
-                        step,
-                        message: format!(
-                            "{message}; if this registry cannot store OCI artifacts, set sbom = false and provenance = false to build without attaching documents"
-                        ),
-                    },
-                    other => other,
-                })?;
-            state.evidence.push(Evidence {
-                action: "attached",
+        if let Some(key) = &attestation.sign {
+            let key = self.signing_key(key)?;
+            let signature = sign::signature(key, &top.digest, Some(self.epoch));
+            documents.push((top.clone(), signature));
+        }
+        let attached = referrers::attach_all(client, &repository.name, &documents, expect).map_err(
+            |err| match err {
+                // A registry that refuses OCI artifacts would otherwise stop every build with
+                // no way out but reading this module.
+                Error::Registry {
+                    registry,
+                    step,
+                    message,
+                } => Error::Registry {
+                    registry,
+                    step,
+                    message: format!(
+                        "{message}; if this registry cannot store OCI artifacts, set sbom = false and provenance = false{} to build without attaching documents",
+                        if attestation.sign.is_some() { " and sign = \"none\"" } else { "" }
+                    ),
+                },
+                other => other,
+            },
+        )?;
+        Ok(documents
+            .iter()
+            .zip(attached)
+            .map(|((_, artifact), attached)| Evidence {
+                action: if artifact.artifact_type == sign::BUNDLE_MEDIA_TYPE {
+                    "signed"
+                } else {
+                    "attached"
+                },
                 artifact_type: Some(artifact.artifact_type.clone()),
                 reference: attached.descriptor.digest.to_string(),
                 already: attached.already,
-            });
-        }
-        Ok(())
+            })
+            .collect())
+    }
+
+    /// The signing key read before the run, which a step signing with `from` needs.
+    fn signing_key(&self, from: &KeySource) -> Result<&SigningKey, Error> {
+        self.key.ok_or_else(|| Error::SigningKey {
+            from: from.to_string(),
+            message: "it was not read before the run; please report this".to_owned(),
+        })
     }
 
     /// Packs what the compile steps left (on the bases read, if any).

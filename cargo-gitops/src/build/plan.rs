@@ -54,6 +54,41 @@ pub enum Digest {
     Claimed,
 }
 
+/// What a build attaches to the image it made, in one batch of requests: the plan's
+/// `documents` and, given a key, the image's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attestation {
+    /// The documents' artifact types, in order: one SBOM per platform, then the provenance.
+    pub artifact_types: Vec<String>,
+    /// The key to sign the image with (`Sign` after the claim then has nothing left to do,
+    /// unless another run's image won the claim).
+    pub sign: Option<KeySource>,
+}
+
+impl Attestation {
+    /// What the build attaches, if anything: `documents` and, with `sign`, the signature.
+    fn of(documents: Option<&Documents>, sign: Option<&KeySource>) -> Option<Attestation> {
+        let artifact_types = documents.map(Documents::artifact_types).unwrap_or_default();
+        (!artifact_types.is_empty() || sign.is_some()).then(|| Attestation {
+            artifact_types,
+            sign: sign.cloned(),
+        })
+    }
+
+    /// `application/spdx+json, application/vnd.in-toto+json and the signature`.
+    fn summary(&self) -> String {
+        let mut parts = self.artifact_types.clone();
+        if self.sign.is_some() {
+            parts.push("the signature".to_owned());
+        }
+        match parts.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => "nothing".to_owned(),
+        }
+    }
+}
+
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -79,8 +114,13 @@ pub enum Step {
     },
     /// Pack the compiled binaries into an image, in memory.
     Pack,
-    /// Push the packed image to `repository` by digest, with no tag.
-    Push { repository: Repository },
+    /// Push the packed image to `repository` by digest, with no tag; with an `attestation`,
+    /// attach its documents and signature at the same time: the distribution spec has
+    /// registries accept referrers pushed before their subject, so the two share the wait.
+    Push {
+        repository: Repository,
+        attestation: Option<Attestation>,
+    },
     /// Write the packed image as an OCI image layout named by `tags`.
     WriteLayout { dir: PathBuf, tags: Vec<String> },
     /// Point `tag` in `target` at `digest` (from `source`), unless it exists: the first
@@ -113,14 +153,13 @@ pub enum Step {
         digest: Digest,
         key: KeySource,
     },
-    /// Attach the build's documents (the plan's `documents`: SBOMs, provenance) to the image
-    /// `digest` just pushed to `repository`, before any tag names it, so whoever finds the
-    /// image by its lookup tag finds them too.
+    /// Attach the build's documents and signature (`attestation`) to the image `digest`
+    /// just pushed to `repository`, before any tag names it, so whoever finds the image by
+    /// its lookup tag finds them too.
     Attest {
         repository: Repository,
         digest: Digest,
-        /// What is attached, in order: one SBOM per platform, then the provenance.
-        artifact_types: Vec<String>,
+        attestation: Attestation,
     },
     /// Attach `artifacts` (documents made before the plan ran: SBOMs, provenance) to `digest`
     /// in `repository` as OCI referrers, each unless it is attached already.
@@ -385,14 +424,8 @@ fn builder_steps(
         let mut steps = native_steps(&native);
         steps.push(Step::Push {
             repository: target.clone(),
+            attestation: Attestation::of(Some(&documents), job.signing.as_ref()),
         });
-        if !documents.is_empty() {
-            steps.push(Step::Attest {
-                repository: target.clone(),
-                digest: Digest::Packed,
-                artifact_types: documents.artifact_types(),
-            });
-        }
         plan.documents = Some(documents);
         plan.native = Some(native);
         return Ok((steps, Digest::Packed));
@@ -420,11 +453,13 @@ fn builder_steps(
                 command: builder::podman_build(&spec),
             };
             let mut steps = vec![build, push];
-            if let Some(documents) = plan.documents.as_ref().filter(|d| !d.is_empty()) {
+            if let Some(attestation) =
+                Attestation::of(plan.documents.as_ref(), job.signing.as_ref())
+            {
                 steps.push(Step::Attest {
                     repository: target.clone(),
                     digest: Digest::File(digest_file.clone()),
-                    artifact_types: documents.artifact_types(),
+                    attestation,
                 });
             }
             (steps, Digest::File(digest_file))
@@ -603,13 +638,23 @@ impl Step {
             Step::Pack => "pack the image".to_owned(),
             Step::Attest {
                 repository,
-                artifact_types,
+                attestation,
                 ..
             } => format!(
                 "attach {} to the image in {repository}",
-                artifact_types.join(", ")
+                attestation.summary()
             ),
-            Step::Push { repository } => format!("push the image to {repository} by digest"),
+            Step::Push {
+                repository,
+                attestation: None,
+            } => format!("push the image to {repository} by digest"),
+            Step::Push {
+                repository,
+                attestation: Some(attestation),
+            } => format!(
+                "push the image to {repository} by digest, attaching {}",
+                attestation.summary()
+            ),
             Step::WriteLayout { dir, .. } => format!("write OCI image layout {}", dir.display()),
             Step::Claim { target, tag, .. } => {
                 format!("claim {} unless it exists", target.with_tag(tag))

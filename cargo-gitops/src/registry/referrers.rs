@@ -116,34 +116,194 @@ pub struct Attached {
     pub already: bool,
 }
 
-/// Attaches `artifact` to `subject` in repository `name`: the blobs, the artifact manifest
-/// by digest, and, unless the registry answers that it keeps referrers itself
-/// (`OCI-Subject`), an entry in the referrers tag index. Attached already: nothing is sent.
+/// Attaches `artifact` to `subject` in repository `name`: `attach_all` for one document.
 pub fn attach(
     client: &RegistryClient,
     name: &str,
     subject: &Descriptor,
     artifact: &Artifact,
 ) -> Result<Attached, Error> {
-    let manifest = artifact.manifest(subject);
-    let descriptor = descriptor_of(&manifest, artifact);
-    let listed = list(client, name, &subject.digest, Some(&artifact.artifact_type))?;
-    if listed.iter().any(|d| d.digest == manifest.digest) {
-        return Ok(Attached {
-            descriptor,
-            already: true,
+    let document = [(subject.clone(), artifact.clone())];
+    let mut attached = attach_all(client, name, &document, Expect::Either)?;
+    Ok(attached.remove(0))
+}
+
+/// Attaches each document to its subject in repository `name`: the blobs, the artifact
+/// manifest by digest, and, unless the registry answers that it keeps referrers itself
+/// (`OCI-Subject`), an entry in the subject's referrers tag index. A document attached
+/// already (the same document to the same image) adds nothing. In as few round trips as the
+/// spec allows, because a build waits for them before any tag moves: each subject's
+/// referrers are read once (with `Expect::New`, while the blobs go up), then the blobs,
+/// all at once, then the artifact manifests, all at once, then each referrers tag is
+/// written once for all its new entries and, unless it is a new image's, read back. What was done for each document, in
+/// order.
+pub fn attach_all(
+    client: &RegistryClient,
+    name: &str,
+    documents: &[(Descriptor, Artifact)],
+    expect: Expect,
+) -> Result<Vec<Attached>, Error> {
+    let manifests: Vec<Manifest> = documents.iter().map(|(s, a)| a.manifest(s)).collect();
+    let mut subjects: Vec<&Digest> = Vec::new();
+    for (subject, _) in documents {
+        if !subjects.contains(&&subject.digest) {
+            subjects.push(&subject.digest);
+        }
+    }
+    let all: Vec<usize> = (0..documents.len()).collect();
+    let upload = |which: &[usize]| upload_blobs(client, name, documents, which);
+    let listings = match expect {
+        Expect::Either => concurrently(&subjects, |subject| Listing::read(client, name, subject))?,
+        Expect::New => {
+            let (listings, uploaded) = std::thread::scope(|scope| {
+                let uploaded = scope.spawn(|| upload(&all));
+                let listings =
+                    concurrently(&subjects, |subject| Listing::read(client, name, subject));
+                (
+                    listings,
+                    uploaded.join().unwrap_or_else(|_| Err(thread_panicked())),
+                )
+            });
+            uploaded?;
+            listings?
+        }
+    };
+    let listing_of =
+        |subject: &Digest| &listings[subjects.iter().position(|s| *s == subject).unwrap_or(0)];
+    let attached: Vec<Attached> = documents
+        .iter()
+        .zip(&manifests)
+        .map(|((subject, artifact), manifest)| Attached {
+            descriptor: descriptor_of(manifest, artifact),
+            already: listing_of(&subject.digest)
+                .entries
+                .iter()
+                .any(|d| d.digest == manifest.digest),
+        })
+        .collect();
+    let pending: Vec<usize> = all.into_iter().filter(|&i| !attached[i].already).collect();
+    if pending.is_empty() {
+        return Ok(attached);
+    }
+    if expect == Expect::Either {
+        upload(&pending)?;
+    }
+    let answers = concurrently(&pending, |&i| {
+        client.put_manifest_by_digest(name, &manifests[i])
+    })?;
+    let mut updates: Vec<(&Digest, Vec<Descriptor>)> = Vec::new();
+    for (&i, answer) in pending.iter().zip(answers) {
+        let subject = &documents[i].0.digest;
+        if answer.as_ref() == Some(subject) {
+            continue;
+        }
+        match updates.iter_mut().find(|(s, _)| *s == subject) {
+            Some((_, entries)) => entries.push(attached[i].descriptor.clone()),
+            None => updates.push((subject, vec![attached[i].descriptor.clone()])),
+        }
+    }
+    concurrently(&updates, |(subject, entries)| {
+        let read = listing_of(subject).tag_index.clone();
+        // A new image's referrers tag, missing a moment ago, has no writers but runs of its
+        // own commit, which attach the same bytes: whichever index wins lists them all, so
+        // reading it back would protect nothing. Anywhere else, another writer may have
+        // been adding something else.
+        let read_back = expect == Expect::Either || !matches!(read, Some(None));
+        add_to_tag_index(client, name, subject, entries, read, read_back)
+    })?;
+    Ok(attached)
+}
+
+/// What `attach_all` may assume of the documents it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Made for an image just built, so almost never attached already: their blobs go up
+    /// while the referrers are read, which saves a round trip.
+    New,
+    /// Perhaps attached already (signing an image found by its lookup tag): blobs go up
+    /// only for what the referrers lack.
+    Either,
+}
+
+/// Uploads, all at once, the empty config (unless the repository has it) and the blobs of
+/// the documents numbered `which`. Each document is new as a rule, so it is sent without
+/// asking first, which would cost a round trip to save one.
+fn upload_blobs(
+    client: &RegistryClient,
+    name: &str,
+    documents: &[(Descriptor, Artifact)],
+    which: &[usize],
+) -> Result<(), Error> {
+    let mut blobs: Vec<&[u8]> = vec![EMPTY];
+    for &i in which {
+        let bytes = documents[i].1.bytes.as_slice();
+        if !blobs.contains(&bytes) {
+            blobs.push(bytes);
+        }
+    }
+    concurrently(&blobs, |bytes| {
+        let digest = Digest::of(bytes);
+        if *bytes == EMPTY {
+            client.upload_blob(name, digest.as_str(), bytes)
+        } else {
+            client.upload_new_blob(name, digest.as_str(), bytes)
+        }
+    })?;
+    Ok(())
+}
+
+/// The referrers of one subject as read before attaching to it.
+struct Listing {
+    /// From the referrers API, or else from the referrers tag.
+    entries: Vec<Descriptor>,
+    /// What reading the referrers tag gave, where the registry has no API: the index (none
+    /// without the tag), to add to.
+    tag_index: Option<Option<(Value, Vec<Descriptor>)>>,
+}
+
+impl Listing {
+    /// Asks the referrers API and reads the referrers tag at once: on a registry without
+    /// the API, the tag costs no round trip of its own; with it, the tag is not looked at.
+    fn read(client: &RegistryClient, name: &str, subject: &Digest) -> Result<Listing, Error> {
+        let (api, tag) = std::thread::scope(|scope| {
+            let tag = scope.spawn(|| read_tag_index(client, name, subject));
+            let api = client.referrers_api(name, subject, None);
+            (api, tag.join().unwrap_or_else(|_| Err(thread_panicked())))
         });
+        if let Some(entries) = api? {
+            return Ok(Listing {
+                entries,
+                tag_index: None,
+            });
+        }
+        let tag = tag?;
+        Ok(Listing {
+            entries: tag.as_ref().map(|(_, e)| e.clone()).unwrap_or_default(),
+            tag_index: Some(tag),
+        })
     }
-    client.upload_blob(name, Digest::of(EMPTY).as_str(), EMPTY)?;
-    client.upload_blob(name, Digest::of(&artifact.bytes).as_str(), &artifact.bytes)?;
-    let seen = client.put_manifest_by_digest(name, &manifest)?;
-    if seen.as_ref() != Some(&subject.digest) {
-        add_to_tag_index(client, name, &subject.digest, &descriptor)?;
+}
+
+/// `f` of each item, each on a thread of its own (a handful of small requests, so the round
+/// trips overlap), in order; the first error, if any.
+fn concurrently<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R, Error> + Sync,
+) -> Result<Vec<R>, Error> {
+    if items.len() < 2 {
+        return items.iter().map(&f).collect();
     }
-    Ok(Attached {
-        descriptor,
-        already: false,
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = items.iter().map(|item| scope.spawn(|| f(item))).collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| Err(thread_panicked())))
+            .collect()
     })
+}
+
+fn thread_panicked() -> Error {
+    Error::Internal("a thread sending requests to the registry panicked".to_owned())
 }
 
 /// The referrers of `subject` in `name`, only those of `artifact_type` when given: from the
@@ -206,33 +366,52 @@ fn read_tag_index(
     Ok(Some((value, index.manifests)))
 }
 
-/// Adds `descriptor` to the referrers tag index of `subject` (made when missing), unless it
-/// is listed there; read again after writing, in case another writer replaced it meanwhile.
+/// Adds `descriptors` to the referrers tag index of `subject` (made when missing), each
+/// unless it is listed there, and, with `read_back`, reads it back until a read shows them
+/// all, in case another writer replaced it meanwhile. `read`: the tag as read a moment ago,
+/// if it was; the first round adds to that instead of reading again.
 fn add_to_tag_index(
     client: &RegistryClient,
     name: &str,
     subject: &Digest,
-    descriptor: &Descriptor,
+    descriptors: &[Descriptor],
+    mut read: Option<Option<(Value, Vec<Descriptor>)>>,
+    read_back: bool,
 ) -> Result<(), Error> {
     let tag = tag_of(subject);
+    let missing_from = |entries: &[Descriptor]| -> Vec<Descriptor> {
+        descriptors
+            .iter()
+            .filter(|d| !entries.iter().any(|e| e.digest == d.digest))
+            .cloned()
+            .collect()
+    };
     for round in 1..=TAG_INDEX_ROUNDS {
-        let (mut index, entries) = read_tag_index(client, name, subject)?.unwrap_or_else(|| {
+        let current = match read.take() {
+            Some(current) => current,
+            None => read_tag_index(client, name, subject)?,
+        };
+        let (mut index, entries) = current.unwrap_or_else(|| {
             (
                 json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
                 Vec::new(),
             )
         });
-        if entries.iter().any(|d| d.digest == descriptor.digest) {
+        let missing = missing_from(&entries);
+        if missing.is_empty() {
             return Ok(());
         }
-        let entry = serde_json::to_value(descriptor).expect("a descriptor always serialises");
+        let added = missing
+            .iter()
+            .map(|d| serde_json::to_value(d).expect("a descriptor always serialises"));
         match index.get_mut("manifests").and_then(Value::as_array_mut) {
-            Some(manifests) => manifests.push(entry),
-            None => index["manifests"] = json!([entry]),
+            Some(manifests) => manifests.extend(added),
+            None => index["manifests"] = Value::Array(added.collect()),
         }
         let bytes = serde_json::to_vec(&index).expect("an index always serialises");
         let manifest = Manifest::new(bytes, OCI_INDEX);
         match client.put_manifest(name, &tag, &manifest, &Scope::push(name)) {
+            Ok(()) if !read_back => return Ok(()),
             Ok(()) => {}
             // Writers racing on one tag can make the registry refuse one of them; the next
             // round reads what won and adds to it.
@@ -241,15 +420,15 @@ fn add_to_tag_index(
         }
     }
     let (_, entries) = read_tag_index(client, name, subject)?.unwrap_or_default();
-    if entries.iter().any(|d| d.digest == descriptor.digest) {
+    let Some(lost) = missing_from(&entries).into_iter().next() else {
         return Ok(());
-    }
+    };
     Err(Error::Registry {
         registry: client.registry().to_owned(),
         step: "attach".to_owned(),
         message: format!(
             "the referrers tag {name}:{tag} kept changing while {} was added to it; try again",
-            descriptor.digest
+            lost.digest
         ),
     })
 }
@@ -325,7 +504,14 @@ pub fn copy(
         }
         let seen = target.put_manifest_by_digest(target_name, &manifest)?;
         if seen.as_ref() != Some(subject) {
-            add_to_tag_index(target, target_name, subject, &referrer)?;
+            add_to_tag_index(
+                target,
+                target_name,
+                subject,
+                std::slice::from_ref(&referrer),
+                None,
+                true,
+            )?;
         }
         copied.referrers.push(referrer);
     }

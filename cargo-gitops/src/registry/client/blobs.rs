@@ -133,6 +133,24 @@ impl RegistryClient {
         self.upload_in(&mut op, name, &digest, Body::Bytes(bytes), &scope, None)
     }
 
+    /// Uploads a small blob held in memory without asking first whether the repository has
+    /// it: for blobs that are new as a rule (documents just made), where asking would cost a
+    /// round trip to save one.
+    pub fn upload_new_blob(&self, name: &str, digest: &str, bytes: &[u8]) -> Result<(), Error> {
+        let digest = self.digest_argument(digest, "upload blob")?;
+        let mut op = self
+            .transport
+            .operation("upload blob", self.allowance(bytes.len() as u64));
+        self.upload_in(
+            &mut op,
+            name,
+            &digest,
+            Body::Bytes(bytes),
+            &Scope::push(name),
+            None,
+        )
+    }
+
     /// Opens an upload session (or takes `session`, one a mount opened) and sends the whole
     /// blob to it; a try that fails is started over with a new session.
     fn upload_in(
