@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::build::plan::{Attestation, Digest, Outcome, Plan, Step};
 use crate::build::retag::Retagger;
 use crate::registry::client::Repository;
+use crate::registry::referrers::Expect;
 
 /// The condition of a request made only where the registry has no referrers API.
 pub const WITHOUT_REFERRERS_API: &str = "without the referrers API";
@@ -19,6 +20,12 @@ pub const UNLESS_OCI_SUBJECT: &str = "unless the registry answered with OCI-Subj
 /// The condition of what attaching sends once the referrers are read: each artifact
 /// manifest (`ARTIFACT_DIGEST`, one per document, in order) and its blobs.
 pub const UNLESS_ATTACHED: &str = "unless attached already; all at once";
+
+/// The condition of reading a referrers tag back after writing it, for a build's own
+/// documents: a new image's tag (missing when the referrers were read) has no other writers
+/// but runs of its commit, which attach the same bytes.
+pub const READ_BACK_UNLESS_NEW: &str =
+    "unless the registry answered with OCI-Subject, and only if the referrers tag existed before";
 
 /// Stands for the digest the lookup finds.
 pub const FOUND: &str = "DIGEST";
@@ -266,7 +273,7 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
             repository,
             digest,
             attestation,
-        } => batch_lines(repository, digest, &attested(attestation)),
+        } => batch_lines(repository, digest, &attested(attestation), Expect::Either),
         Step::Push {
             repository,
             attestation: Some(attestation),
@@ -279,6 +286,7 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
                 repository,
                 &Digest::Packed,
                 &attested(attestation),
+                Expect::New,
             ));
             lines
         }
@@ -302,7 +310,12 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
                     None,
                 ));
             }
-            lines.extend(batch_lines(repository, digest, &[signature(key)]));
+            lines.extend(batch_lines(
+                repository,
+                digest,
+                &[signature(key)],
+                Expect::Either,
+            ));
             lines
         }
         Step::Attach {
@@ -314,7 +327,7 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
                 .iter()
                 .map(|a| format!("{} ({} bytes)", a.artifact_type, a.bytes.len()))
                 .collect();
-            batch_lines(repository, digest, &documents)
+            batch_lines(repository, digest, &documents, Expect::Either)
         }
         _ => tag_actions(step, retagger),
     };
@@ -350,7 +363,12 @@ fn signature(key: &crate::supply::sign::KeySource) -> String {
 /// subject's manifest, unless the run packed it; its referrers, read once; then, for the
 /// documents not attached already, the blobs at once, the artifact manifests at once, and
 /// the referrers tag written once and read back.
-fn batch_lines(repository: &Repository, digest: &Digest, documents: &[String]) -> Vec<Line> {
+fn batch_lines(
+    repository: &Repository,
+    digest: &Digest,
+    documents: &[String],
+    expect: Expect,
+) -> Vec<Line> {
     let subject = shown(digest);
     let base = format!("{}/v2/{}", repository.registry, repository.name);
     let hex = subject.strip_prefix("sha256:").unwrap_or(&subject);
@@ -365,7 +383,12 @@ fn batch_lines(repository: &Repository, digest: &Digest, documents: &[String]) -
     }));
     lines.push(line(
         What::Request(format!("GET {base}/referrers/{subject}")),
-        Some("404 without the referrers API; the referrers tag is read at the same time"),
+        Some(match expect {
+            Expect::New => {
+                "404 without the referrers API; the referrers tag is read at the same time"
+            }
+            Expect::Either => "404 without the referrers API: then the referrers tag is read",
+        }),
     ));
     lines.push(line(
         What::Request(format!("GET {base}/manifests/sha256-{hex}")),
@@ -375,7 +398,10 @@ fn batch_lines(repository: &Repository, digest: &Digest, documents: &[String]) -
         What::Note(format!(
             "upload to {repository}, all at once, the empty config unless it is there (HEAD, then POST and PUT) and each document (POST and PUT)"
         )),
-        Some(UNLESS_ATTACHED),
+        match expect {
+            Expect::New => Some("while the referrers are read"),
+            Expect::Either => Some(UNLESS_ATTACHED),
+        },
     ));
     lines.extend(documents.iter().map(|_| {
         line(
@@ -387,16 +413,20 @@ fn batch_lines(repository: &Repository, digest: &Digest, documents: &[String]) -
         What::Request(format!("PUT {base}/manifests/sha256-{hex}")),
         Some(UNLESS_OCI_SUBJECT),
     ));
+    let read_back = match expect {
+        Expect::New => READ_BACK_UNLESS_NEW,
+        Expect::Either => UNLESS_OCI_SUBJECT,
+    };
     lines.push(line(
         What::Request(format!("GET {base}/manifests/sha256-{hex}")),
-        Some(UNLESS_OCI_SUBJECT),
+        Some(read_back),
     ));
     lines.push(line(
         What::Note(
             "read back, the index is written again (3 times at most) while another writer's replaced it"
                 .to_owned(),
         ),
-        Some(UNLESS_OCI_SUBJECT),
+        Some(read_back),
     ));
     lines
 }

@@ -262,21 +262,17 @@ struct Listing {
 }
 
 impl Listing {
-    /// Asks the referrers API and reads the referrers tag at once: on a registry without
-    /// the API, the tag costs no round trip of its own; with it, the tag is not looked at.
+    /// Asks the referrers API and, where the registry has none (404), reads the referrers
+    /// tag: never touched on a registry with the API. A build's batch does this while its
+    /// blobs go up, which takes as many round trips.
     fn read(client: &RegistryClient, name: &str, subject: &Digest) -> Result<Listing, Error> {
-        let (api, tag) = std::thread::scope(|scope| {
-            let tag = scope.spawn(|| read_tag_index(client, name, subject));
-            let api = client.referrers_api(name, subject, None);
-            (api, tag.join().unwrap_or_else(|_| Err(thread_panicked())))
-        });
-        if let Some(entries) = api? {
+        if let Some(entries) = client.referrers_api(name, subject, None)? {
             return Ok(Listing {
                 entries,
                 tag_index: None,
             });
         }
-        let tag = tag?;
+        let tag = read_tag_index(client, name, subject)?;
         Ok(Listing {
             entries: tag.as_ref().map(|(_, e)| e.clone()).unwrap_or_default(),
             tag_index: Some(tag),

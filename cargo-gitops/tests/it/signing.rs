@@ -498,7 +498,9 @@ fn history_says_which_images_are_signed() {
 
 #[test]
 fn the_dry_run_shows_the_requests_signing_sends() {
-    use cargo_gitops::build::describe::{UNLESS_OCI_SUBJECT, WITHOUT_REFERRERS_API};
+    use cargo_gitops::build::describe::{
+        UNLESS_ATTACHED, UNLESS_OCI_SUBJECT, WITHOUT_REFERRERS_API,
+    };
     let registry = Registry::start();
     let fixture = signing_fixture(&registry, "planned", "sign = \"key\"\n");
     let dir = Dir::new();
@@ -509,7 +511,13 @@ fn the_dry_run_shows_the_requests_signing_sends() {
     assert!(built.status.success(), "{}", printed(&built));
     let report = json(&built.stdout);
     let digest = report["digest"].as_str().unwrap();
-    let signature = report["evidence"][1]["reference"].as_str().unwrap();
+    // The provenance, then the signature, attached in one batch after the push.
+    assert_eq!(report["evidence"][0]["action"], "attached");
+    assert_eq!(report["evidence"][1]["action"], "signed");
+    let artifacts = [
+        report["evidence"][0]["reference"].as_str().unwrap(),
+        report["evidence"][1]["reference"].as_str().unwrap(),
+    ];
     let tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
     let host = registry.host();
 
@@ -524,35 +532,39 @@ fn the_dry_run_shows_the_requests_signing_sends() {
         .unwrap()
         .iter()
         .find(|s| {
-            s["title"]
-                .as_str()
-                .unwrap()
-                .starts_with("sign the image in")
+            let title = s["title"].as_str().unwrap();
+            title.starts_with("attach ") && title.contains(" and the signature to the image in ")
         })
-        .unwrap();
+        .expect("a step attaching the documents and the signature");
     // Nothing was attached yet and Debian's registry has no referrers API: every request.
-    let expected: Vec<String> = step["actions"]
+    let mut artifact = artifacts.iter();
+    let mut expected: Vec<String> = step["actions"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|a| match a["when"].as_str() {
-            None | Some("unless attached already") => true,
+            None => true,
             Some(when) => {
-                when == WITHOUT_REFERRERS_API
+                when == UNLESS_ATTACHED
+                    || when == WITHOUT_REFERRERS_API
                     || when == UNLESS_OCI_SUBJECT
                     || when.starts_with("404 without")
             }
         })
         .filter_map(|a| a["request"].as_str())
         .map(|r| {
-            r.replace("sha256-LOOKUP_DIGEST", &tag)
-                .replace("LOOKUP_DIGEST", digest)
-                .replace("ARTIFACT_DIGEST", signature)
-                .replacen(&format!(" {host}/"), " /", 1)
+            let r = r.replacen(&format!(" {host}/"), " /", 1);
+            let r = r
+                .replace("sha256-PUSHED_DIGEST", &tag)
+                .replace("PUSHED_DIGEST", digest);
+            match r.contains("ARTIFACT_DIGEST") {
+                true => r.replace("ARTIFACT_DIGEST", artifact.next().unwrap()),
+                false => r,
+            }
         })
         .collect();
-    // The image manifest; referrers API and referrers tag; the signature by digest; the
-    // referrers tag read, written, read back.
+    // The image manifest; referrers API and referrers tag; the two artifact manifests; the
+    // referrers tag written and read back.
     assert_eq!(expected.len(), 7, "{expected:#?}");
     let log = registry.settled_requests();
     let manifests: Vec<String> = log
@@ -560,11 +572,24 @@ fn the_dry_run_shows_the_requests_signing_sends() {
         .filter(|r| r.contains("/manifests/") || r.contains("/referrers/"))
         .map(|r| r.rsplit_once(' ').unwrap().0.to_owned())
         .collect();
-    // The signing step starts with the image's manifest, just before the referrers API.
+    // The step starts with the image's manifest, just before the referrers; what goes at
+    // once may arrive in any order.
     let start = manifests
         .iter()
-        .position(|r| r.starts_with("GET /v2/planned/referrers/") && r.contains("sigstore"))
-        .expect("the signing step asks for referrers")
+        .position(|r| r.starts_with("GET /v2/planned/referrers/"))
+        .expect("the step asks for referrers")
         - 1;
-    assert_eq!(manifests[start..start + expected.len()], expected[..]);
+    let mut sent = manifests[start..start + expected.len()].to_vec();
+    sent.sort();
+    expected.sort();
+    assert_eq!(sent, expected);
+    // Signed along with the provenance: the step after the claim sent nothing more.
+    assert_eq!(
+        manifests
+            .iter()
+            .filter(|r| r.starts_with("GET /v2/planned/referrers/"))
+            .count(),
+        1,
+        "{manifests:#?}"
+    );
 }
