@@ -220,16 +220,9 @@ impl Job<'_> {
                 digest,
                 attestation,
             } => {
-                let (client, top) = self.subject(repository, &resolve(digest, state)?)?;
-                let attested = self.attest(
-                    plan,
-                    &client,
-                    repository,
-                    &top,
-                    attestation,
-                    Expect::Either,
-                    state,
-                )?;
+                let (_, top) = self.subject(repository, &resolve(digest, state)?)?;
+                let attested =
+                    self.attest(plan, repository, &top, attestation, Expect::Either, state)?;
                 state.record(attested, attestation, &top);
             }
             Step::Push {
@@ -251,15 +244,7 @@ impl Job<'_> {
                 let top = evidence::descriptor(&image.top().media_type, &image.top().bytes);
                 let (pushed, attested) = std::thread::scope(|scope| {
                     let attested = scope.spawn(|| {
-                        self.attest(
-                            plan,
-                            &client,
-                            repository,
-                            &top,
-                            attestation,
-                            Expect::New,
-                            state,
-                        )
+                        self.attest(plan, repository, &top, attestation, Expect::New, state)
                     });
                     let pushed = push();
                     (pushed, attested.join())
@@ -445,13 +430,13 @@ impl Job<'_> {
     fn attest(
         &self,
         plan: &Plan,
-        client: &RegistryClient,
         repository: &Repository,
         top: &Descriptor,
         attestation: &Attestation,
         expect: Expect,
         state: &State,
     ) -> Result<Vec<Evidence>, Error> {
+        let client = self.retagger.client(&repository.registry)?;
         let mut documents = match &plan.documents {
             Some(documents) => {
                 documents.attachments(&repository.to_string(), top, &platform_descriptors(state))?
@@ -463,7 +448,7 @@ impl Job<'_> {
             let signature = sign::signature(key, &top.digest, Some(self.epoch));
             documents.push((top.clone(), signature));
         }
-        let attached = referrers::attach_all(client, &repository.name, &documents, expect).map_err(
+        let attached = referrers::attach_all(&client, &repository.name, &documents, expect).map_err(
             |err| match err {
                 // A registry that refuses OCI artifacts would otherwise stop every build with
                 // no way out but reading this module.
