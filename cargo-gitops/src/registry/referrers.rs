@@ -188,9 +188,14 @@ pub fn attach_all(
     if expect == Expect::Either {
         upload(&pending)?;
     }
-    let answers = concurrently(&pending, |&i| {
-        client.put_manifest_by_digest(name, &manifests[i])
-    })?;
+    let put = |&i: &usize| client.put_manifest_by_digest(name, &manifests[i]);
+    // A registry with the referrers API updates its list of a subject's referrers on each
+    // PUT, and may lose an entry to PUTs racing on one subject (olareg does): one at a time
+    // there. Without the API the list is the referrers tag, written once below.
+    let answers = match listings.iter().all(|l| l.tag_index.is_none()) {
+        true => pending.iter().map(put).collect::<Result<Vec<_>, _>>()?,
+        false => concurrently(&pending, put)?,
+    };
     let mut updates: Vec<(&Digest, Vec<Descriptor>)> = Vec::new();
     for (&i, answer) in pending.iter().zip(answers) {
         let subject = &documents[i].0.digest;
