@@ -12,7 +12,9 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::signing::{assert_verifies, client, key_pair, push_image, referrers_index, tool};
+use crate::signing::{
+    assert_verifies, client, key_pair, push_image, referrers_index, tool, unpushed_image,
+};
 use crate::support::{Dir, Fixture, Registry, gitops_manifest, json, printed};
 use cargo_gitops::registry::client::{Descriptor, OCI_MANIFEST};
 use cargo_gitops::registry::referrers::{self, Artifact, artifact_type_of};
@@ -705,28 +707,6 @@ fn a_copy_from_a_registry_with_the_referrers_api_to_one_without_it_keeps_the_sig
         .collect();
     kinds.sort();
     assert_eq!(kinds, [SPDX, sign::BUNDLE_MEDIA_TYPE], "{index}");
-}
-
-/// The blobs of a one-layer image uploaded to `name`: its manifest, not pushed yet, and the
-/// manifest's descriptor.
-fn unpushed_image(registry: &Registry, name: &str, content: &[u8]) -> (String, Descriptor) {
-    let layer = registry.put_blob(name, content);
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
-    );
-    let config_digest = registry.put_blob(name, config.as_bytes());
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{}}}]}}"#,
-        config.len(),
-        content.len()
-    );
-    let descriptor = serde_json::from_value(serde_json::json!({
-        "mediaType": OCI_MANIFEST,
-        "digest": crate::support::sha256(manifest.as_bytes()),
-        "size": manifest.len(),
-    }))
-    .unwrap();
-    (manifest, descriptor)
 }
 
 #[test]

@@ -102,7 +102,9 @@ pub fn assert_fails_verification(public: &Path, reference: &str) {
 }
 
 /// Pushes an OCI image of one layer holding `content` as `name:tag`; returns its descriptor.
-pub fn push_image(registry: &Registry, name: &str, tag: &str, content: &[u8]) -> Descriptor {
+/// The blobs of a one-layer image uploaded to `name`: its manifest, not pushed yet, and the
+/// manifest's descriptor.
+pub fn unpushed_image(registry: &Registry, name: &str, content: &[u8]) -> (String, Descriptor) {
     let layer = registry.put_blob(name, content);
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
@@ -113,14 +115,19 @@ pub fn push_image(registry: &Registry, name: &str, tag: &str, content: &[u8]) ->
         config.len(),
         content.len()
     );
-    registry.put_manifest(name, tag, manifest.as_bytes(), OCI_MANIFEST);
-    let digest = crate::support::sha256(manifest.as_bytes());
-    serde_json::from_value(serde_json::json!({
+    let descriptor = serde_json::from_value(serde_json::json!({
         "mediaType": OCI_MANIFEST,
-        "digest": digest,
+        "digest": crate::support::sha256(manifest.as_bytes()),
         "size": manifest.len(),
     }))
-    .unwrap()
+    .unwrap();
+    (manifest, descriptor)
+}
+
+pub fn push_image(registry: &Registry, name: &str, tag: &str, content: &[u8]) -> Descriptor {
+    let (manifest, descriptor) = unpushed_image(registry, name, content);
+    registry.put_manifest(name, tag, manifest.as_bytes(), OCI_MANIFEST);
+    descriptor
 }
 
 pub fn client(registry: &Registry) -> std::sync::Arc<RegistryClient> {
