@@ -464,7 +464,7 @@ fn copy_referrers_lines(source: &Repository, digest: &str, target: &Repository) 
         ),
         line(
             What::Note(format!(
-                "if it has referrers: list {target}'s the same way; for each one not there, GET it, copy its blobs (HEAD, then mount or upload), PUT {to}/manifests/<its digest>, and add it to {to}/manifests/sha256-{hex} unless the registry answered with OCI-Subject"
+                "if it has referrers: list {target}'s the same way; for each one not there, GET it, copy its blobs (HEAD, then mount or upload) and PUT {to}/manifests/<its digest>; then add those the registry did not answer with OCI-Subject for to {to}/manifests/sha256-{hex}, in one write, read back"
             )),
             None,
         ),

@@ -4,9 +4,11 @@
 //! branch the dry run shows): guard versioned tags; then retag what the target repository
 //! has, or copy it from another candidate, or build it with the builder's exact commands; in
 //! those two cases, claim the lookup tag and converge every tag onto it. Evidence goes with
-//! the image before any environment tag names it: referrers copied along with an image from
-//! another repository, the signature (`Sign`) and the documents given to attach (`Attach`),
-//! each on the digest the tags will name. Executing a step
+//! the image before any environment tag names it: a build's documents and signature (its
+//! `Attestation`, sent with the push of a native image or right after a podman push),
+//! referrers copied along with an image from another repository, the signature (`Sign`) of
+//! whatever image the lookup tag names, and the documents given to attach (`Attach`), each on
+//! the digest the tags will name. Executing a step
 //! is `job`'s business, showing one `describe`'s; the commands are `builder`'s, `native`'s and
 //! `retag`'s.
 

@@ -134,9 +134,9 @@ pub fn attach(
 /// already (the same document to the same image) adds nothing. In as few round trips as the
 /// spec allows, because a build waits for them before any tag moves: each subject's
 /// referrers are read once (with `Expect::New`, while the blobs go up), then the blobs,
-/// all at once, then the artifact manifests, all at once, then each referrers tag is
-/// written once for all its new entries and, unless it is a new image's, read back. What was done for each document, in
-/// order.
+/// all at once, then the artifact manifests, then each referrers tag is written once for all
+/// its new entries and, unless it is a new image's, read back. What was done for each
+/// document, in order.
 pub fn attach_all(
     client: &RegistryClient,
     name: &str,
@@ -144,41 +144,43 @@ pub fn attach_all(
     expect: Expect,
 ) -> Result<Vec<Attached>, Error> {
     let manifests: Vec<Manifest> = documents.iter().map(|(s, a)| a.manifest(s)).collect();
+    // The subjects, each once, and for each document the position of its subject there.
     let mut subjects: Vec<&Digest> = Vec::new();
-    for (subject, _) in documents {
-        if !subjects.contains(&&subject.digest) {
-            subjects.push(&subject.digest);
-        }
-    }
+    let slots: Vec<usize> = documents
+        .iter()
+        .map(
+            |(subject, _)| match subjects.iter().position(|s| **s == subject.digest) {
+                Some(slot) => slot,
+                None => {
+                    subjects.push(&subject.digest);
+                    subjects.len() - 1
+                }
+            },
+        )
+        .collect();
     let all: Vec<usize> = (0..documents.len()).collect();
     let upload = |which: &[usize]| upload_blobs(client, name, documents, which);
+    let read = |subject: &&Digest| Listing::read(client, name, subject);
     let listings = match expect {
-        Expect::Either => concurrently(&subjects, |subject| Listing::read(client, name, subject))?,
+        Expect::Either => concurrently(&subjects, read)?,
         Expect::New => {
             let (listings, uploaded) = std::thread::scope(|scope| {
                 let uploaded = scope.spawn(|| upload(&all));
-                let listings =
-                    concurrently(&subjects, |subject| Listing::read(client, name, subject));
-                (
-                    listings,
-                    uploaded.join().unwrap_or_else(|_| Err(thread_panicked())),
-                )
+                let listings = concurrently(&subjects, read);
+                let uploaded = uploaded.join().unwrap_or_else(|_| Err(thread_panicked()));
+                (listings, uploaded)
             });
             uploaded?;
             listings?
         }
     };
-    let listing_of =
-        |subject: &Digest| &listings[subjects.iter().position(|s| *s == subject).unwrap_or(0)];
-    let attached: Vec<Attached> = documents
-        .iter()
-        .zip(&manifests)
-        .map(|((subject, artifact), manifest)| Attached {
-            descriptor: descriptor_of(manifest, artifact),
-            already: listing_of(&subject.digest)
+    let attached: Vec<Attached> = (0..documents.len())
+        .map(|i| Attached {
+            descriptor: descriptor_of(&manifests[i], &documents[i].1),
+            already: listings[slots[i]]
                 .entries
                 .iter()
-                .any(|d| d.digest == manifest.digest),
+                .any(|d| d.digest == manifests[i].digest),
         })
         .collect();
     let pending: Vec<usize> = all.into_iter().filter(|&i| !attached[i].already).collect();
@@ -196,25 +198,27 @@ pub fn attach_all(
         true => pending.iter().map(put).collect::<Result<Vec<_>, _>>()?,
         false => concurrently(&pending, put)?,
     };
-    let mut updates: Vec<(&Digest, Vec<Descriptor>)> = Vec::new();
+    // Per subject, the entries its referrers tag lacks: those the registry did not take
+    // note of itself.
+    let mut updates: Vec<(usize, Vec<Descriptor>)> = Vec::new();
     for (&i, answer) in pending.iter().zip(answers) {
-        let subject = &documents[i].0.digest;
-        if answer.as_ref() == Some(subject) {
+        if answer.as_ref() == Some(subjects[slots[i]]) {
             continue;
         }
-        match updates.iter_mut().find(|(s, _)| *s == subject) {
-            Some((_, entries)) => entries.push(attached[i].descriptor.clone()),
-            None => updates.push((subject, vec![attached[i].descriptor.clone()])),
+        let entry = attached[i].descriptor.clone();
+        match updates.iter_mut().find(|(slot, _)| *slot == slots[i]) {
+            Some((_, entries)) => entries.push(entry),
+            None => updates.push((slots[i], vec![entry])),
         }
     }
-    concurrently(&updates, |(subject, entries)| {
-        let read = listing_of(subject).tag_index.clone();
+    concurrently(&updates, |(slot, entries)| {
+        let read = listings[*slot].tag_index.clone();
         // A new image's referrers tag, missing a moment ago, has no writers but runs of its
         // own commit, which attach the same bytes: whichever index wins lists them all, so
         // reading it back would protect nothing. Anywhere else, another writer may have
         // been adding something else.
         let read_back = expect == Expect::Either || !matches!(read, Some(None));
-        add_to_tag_index(client, name, subject, entries, read, read_back)
+        add_to_tag_index(client, name, subjects[*slot], entries, read, read_back)
     })?;
     Ok(attached)
 }
@@ -488,6 +492,8 @@ pub fn copy(
     } else {
         list(target, target_name, subject, None)?
     };
+    // What the target's referrers tag is to list: written once, after every copy.
+    let mut unlisted = Vec::new();
     for referrer in found {
         if present.iter().any(|d| d.digest == referrer.digest) {
             copied.referrers.push(referrer);
@@ -505,16 +511,12 @@ pub fn copy(
         }
         let seen = target.put_manifest_by_digest(target_name, &manifest)?;
         if seen.as_ref() != Some(subject) {
-            add_to_tag_index(
-                target,
-                target_name,
-                subject,
-                std::slice::from_ref(&referrer),
-                None,
-                true,
-            )?;
+            unlisted.push(referrer.clone());
         }
         copied.referrers.push(referrer);
+    }
+    if !unlisted.is_empty() {
+        add_to_tag_index(target, target_name, subject, &unlisted, None, true)?;
     }
     for suffix in COSIGN_TAG_SUFFIXES {
         let tag = format!("{}.{suffix}", tag_of(subject));
