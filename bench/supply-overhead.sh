@@ -20,6 +20,9 @@
 #   committed one holds a docker-registry run and an olareg run, one after the other)
 #   REGISTRY=distribution (Debian's docker-registry; `olareg`: one with the referrers API)
 #   GITOPS_BIN= (a built cargo-gitops; default: cargo build --release into $CARGO_TARGET_DIR)
+#   FIXTURE=hello (a hello-world crate: the least there is to pack and push, so the worst
+#   ratio; `demo-app`: the sample service of this repository, axum on tokio, each variant
+#   compiled once into a target directory of its own, a few minutes)
 # Needs cargo, docker-registry, curl, jq, git, python3, openssl, syft (.ci/install-tools syft).
 set -euo pipefail
 RUNS=${RUNS:-10}
@@ -30,7 +33,7 @@ PATH="$HOME/.cache/cargo-gitops-tools/bin:$PATH"
 for tool in cargo docker-registry curl jq git python3 openssl syft timeout; do
   command -v "$tool" >/dev/null || { echo "$0: $tool not found" >&2; exit 1; }
 done
-echo "RUNS=$RUNS OUT=$OUT REGISTRY=${REGISTRY:-distribution}" >&2
+echo "RUNS=$RUNS OUT=$OUT REGISTRY=${REGISTRY:-distribution} FIXTURE=${FIXTURE:-hello}" >&2
 work=$(mktemp -d /tmp/bench-supply.XXXXXX)
 # shellcheck source=sbs-lib.sh
 source "$root/bench/sbs-lib.sh"
@@ -76,7 +79,29 @@ openssl pkey -in "$work/signing.pem" -pubout -out "$work/signing.pub" 2>/dev/nul
 
 fixture() { # dir image extra-config
   mkdir -p "$1/src"
-  cat >"$1/Cargo.toml" <<TOML
+  if [[ ${FIXTURE:-hello} == demo-app ]]; then
+    # The sample service this repository ships (axum on tokio), standalone, at the versions
+    # of this repository's lock file.
+    cat >"$1/Cargo.toml" <<TOML
+[package]
+name = "demo-app"
+version = "0.1.0"
+edition = "2024"
+
+[dependencies]
+$(sed -n '/^\[dependencies\]/,/^\[/{/^axum\|^tokio/p}' "$root/demo-app/Cargo.toml")
+
+[workspace]
+
+[package.metadata.gitops]
+registry = "$dst"
+image = "$2"
+$3
+TOML
+    cp "$root"/demo-app/src/*.rs "$1/src/"
+    cp "$root/Cargo.lock" "$1/Cargo.lock"
+  else
+    cat >"$1/Cargo.toml" <<TOML
 [package]
 name = "hello"
 version = "0.1.0"
@@ -89,7 +114,8 @@ registry = "$dst"
 image = "$2"
 $3
 TOML
-  printf 'fn main() {\n    println!("hello from a native image");\n}\n' >"$1/src/main.rs"
+    printf 'fn main() {\n    println!("hello from a native image");\n}\n' >"$1/src/main.rs"
+  fi
   printf '/target\n' >"$1/.gitignore"
   (cd "$1" && git init -q -b main && git add -A &&
     GIT_AUTHOR_DATE=2026-01-01T00:00:00Z GIT_COMMITTER_DATE=2026-01-01T00:00:00Z \
@@ -189,6 +215,9 @@ build() { # variant
   n=$((n + 1))
   sha=$(printf '%040x' $((0x5b1e00000 + n)))
   [[ $variant == evidence ]] && args=("${attach[@]}") && env=(GITOPS_SIGNING_KEY="$(cat "$work/signing.pem")")
+  # Two copies of one package in one target directory rebuild each other (demo-app's took 30 s
+  # a build that way): each variant of it compiles into its own.
+  [[ ${FIXTURE:-hello} == demo-app ]] && env+=(CARGO_TARGET_DIR="$work/target-$variant")
   cd "$work/$variant"
   env "${env[@]}" timeout 600 python3 "$work/timed.py" "$work/last" "$work/$variant.err" \
     "$bin" build --build-with native --retag-with builtin \
@@ -245,7 +274,7 @@ table=$(grep '^|' <<<"$summary")
 ratio_total=$(sed -n 's/^RATIO_TOTAL=//p' <<<"$summary")
 ratio_after=$(sed -n 's/^RATIO_AFTER=//p' <<<"$summary")
 {
-  echo "### Supply-chain overhead, ${REGISTRY:-distribution} ($(date -u +%Y-%m-%d))"
+  echo "### Supply-chain overhead, ${FIXTURE:-hello}, ${REGISTRY:-distribution} ($(date -u +%Y-%m-%d))"
   echo
   echo "Command: \`bench/supply-overhead.sh\` (RUNS=$RUNS). Binary: $label. Machine: $(machine); CPUs $busy % busy before the runs."
   echo "Evidence made by: $mode. Registry: $registry_name, on loopback; every build a new commit id."
