@@ -131,6 +131,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// `affected` could not tell which services a commit changes.
+    #[error("cannot tell which services changed: {message}")]
+    Affected { message: String },
+
     /// A build tool (docker buildx, podman, cargo) failed in a way the tool can explain.
     #[error("{tool} failed: {message}")]
     Build { tool: String, message: String },
@@ -183,6 +187,7 @@ impl Error {
             | Error::CommandFailed { .. }
             | Error::Drift { .. }
             | Error::Build { .. }
+            | Error::Affected { .. }
             | Error::ImmutableTag { .. }
             | Error::Internal(_) => exit_codes::FAILURE,
         }

@@ -14,7 +14,9 @@
 //! - `supply`: the supply-chain documents of a build: SBOM, embedded dependency list, provenance
 //! - `build`: the job (lookup, then retag or build), its plan and its drivers
 //! - `delivery`: Flux policies, releases, promotions, history
+//! - `affected`: which services a commit changes, against what their environment last received
 
+pub mod affected;
 pub mod build;
 pub mod ci;
 pub mod config;

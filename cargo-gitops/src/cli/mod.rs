@@ -2,6 +2,7 @@
 //! the library. Each subcommand's work lives in its own module; this one only wires flags to it
 //! and prints results.
 
+mod affected;
 mod build;
 mod env;
 mod flux;
@@ -158,6 +159,18 @@ pub enum Command {
 
     /// Refresh the pins the workflows use: action commits and the install's SHA-256s.
     Pins(pins::PinsArgs),
+
+    /// List the services whose image this commit changes, for a CI matrix.
+    ///
+    /// Compares the commit with the one each service's environment last received (the commit
+    /// of its newest tag in the registry, so a skipped or failed run is caught up), or with
+    /// --since: a Rust service changes with its package's files, the path dependencies it
+    /// links, the workspace's manifest, toolchain file and cargo configuration, and the crates
+    /// Cargo.lock pins for it; any service with its Dockerfile, the context's .dockerignore and
+    /// its `paths`; a service that is not Rust and names no `paths`, with its build context.
+    /// A shallow clone fetches the commit it compares with. --format github prints
+    /// `matrix={"include":[...]}` for a job matrix.
+    Affected(affected::AffectedArgs),
 }
 
 /// The arguments as cargo passes them: `cargo gitops env` runs `cargo-gitops gitops env`.
@@ -189,7 +202,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     // Flux and the pipelines cover every image of the repository: they read each one's
     // configuration.
     let configs = match &cli.command {
-        Command::Flux(_) | Command::InitWorkflows(_) => config::load_each(&source)?,
+        Command::Flux(_) | Command::InitWorkflows(_) | Command::Affected(_) => {
+            config::load_each(&source)?
+        }
         _ => vec![config::load(&source)?],
     };
     let config = &configs[0];
@@ -228,6 +243,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Promote(args) => promote::run(global, args, config, &cwd)?,
         Command::History(args) => history::run(global, args, config)?,
         Command::Pins(args) => pins::run(args, config, global)?,
+        Command::Affected(args) => affected::run(global, args, &configs, &runner, &cwd)?,
     }
     Ok(exit_codes::SUCCESS)
 }
@@ -295,6 +311,7 @@ fn check_format(command: &Command, global: &GlobalArgs) -> Result<(), Error> {
         Command::Promote(_) => Some("promote"),
         Command::History(_) => Some("history"),
         Command::Pins(_) => Some("pins"),
+        Command::Affected(_) => Some("affected"),
     };
     match (global.format, name) {
         (Format::Gitlab, Some(name)) => Err(Error::usage(format!(

@@ -369,6 +369,7 @@ fn resolve(
         pins.insert(action, pin);
     }
     let signing_key_env = signing_key_env(merged.sign, merged.signing_key_env, file, &key)?;
+    check_paths(merged.paths.as_deref().unwrap_or_default(), file, &key)?;
     let config = Config {
         manifest: Some(file.to_path_buf()),
         source: SourceKind::Cargo,
@@ -398,6 +399,7 @@ fn resolve(
             signing_key_env,
             sbom: merged.sbom,
             provenance: merged.provenance,
+            paths: merged.paths.unwrap_or_default(),
         },
         workflows: WorkflowSettings {
             templates: merged.templates,
@@ -448,6 +450,29 @@ fn signing_key_env(
         ));
     }
     Ok(Some(name))
+}
+
+/// `paths`: globs inside the repository (relative, no `..`), each one that compiles.
+fn check_paths(paths: &[String], file: &Path, key: &dyn Fn(&str) -> String) -> Result<(), Error> {
+    for (index, pattern) in paths.iter().enumerate() {
+        let why = if pattern.is_empty() {
+            Some("is empty".to_owned())
+        } else if pattern.starts_with('/') || pattern.split('/').any(|part| part == "..") {
+            Some("leaves the repository; give a glob relative to the configuration's folder, without `..`".to_owned())
+        } else {
+            globset::Glob::new(pattern)
+                .err()
+                .map(|e| format!("is not a glob ({})", e.kind()))
+        };
+        if let Some(why) = why {
+            return Err(bad_key(
+                file,
+                &key(&format!("paths[{index}]")),
+                &format!("`{}` {why}", pattern.escape_debug()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn bad_key(file: &Path, key: &str, message: &str) -> Error {

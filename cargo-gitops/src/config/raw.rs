@@ -37,6 +37,8 @@ pub struct RawConfig {
     pub signing_key_env: Option<String>,
     pub sbom: Option<bool>,
     pub provenance: Option<bool>,
+    /// What an image is made of, beyond what `affected` knows (globs from the root).
+    pub paths: Option<Vec<String>>,
     pub templates: Option<PathBuf>,
     pub actions: Option<BTreeMap<String, Pin>>,
     pub workflow_steps: Option<Vec<ExtraStep>>,
@@ -81,6 +83,7 @@ impl RawConfig {
             signing_key_env: self.signing_key_env.or(fallback.signing_key_env),
             sbom: self.sbom.or(fallback.sbom),
             provenance: self.provenance.or(fallback.provenance),
+            paths: self.paths.or(fallback.paths),
             templates: self.templates.or(fallback.templates),
             actions: self.actions.or(fallback.actions),
             workflow_steps: self.workflow_steps.or(fallback.workflow_steps),

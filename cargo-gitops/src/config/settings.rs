@@ -91,6 +91,9 @@ pub struct BuildSettings {
     pub sbom: Option<bool>,
     /// `provenance`, when configured: see [`BuildSettings::provenance`].
     pub provenance: Option<bool>,
+    /// `paths`: globs (from the configuration's folder) of files the image is made of, which
+    /// `affected` compares besides what it finds itself.
+    pub paths: Vec<String>,
 }
 
 impl BuildSettings {

@@ -5,6 +5,7 @@
 mod support;
 
 mod adoption;
+mod affected;
 mod build;
 mod ci_env;
 mod env;

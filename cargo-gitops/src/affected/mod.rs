@@ -1,0 +1,233 @@
+//! Which services a commit changes: for each image the repository ships, whether a file its
+//! image is made of differs between the commit being built and the last commit its environment
+//! received (read from the registry's tags, so a skipped or failed run is caught up), so that CI
+//! builds only those and retags the rest. What a service's inputs are is `inputs`; how a lock
+//! file change reaches a service is `lockfile`; what an environment received is
+//! `delivery::history`'s; building and retagging are `build`'s.
+
+mod git;
+pub mod inputs;
+pub mod lockfile;
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::delivery::history::{self, Query};
+use crate::environment::Environment;
+use crate::error::Error;
+use crate::registry::client::{RegistryClient, Repository};
+
+pub use git::LocalRepo;
+pub use inputs::{Inputs, Workspace};
+
+/// One service whose image this commit changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Changed {
+    pub package: String,
+    pub image: String,
+    /// Why, in a few words: the first input that changed.
+    pub reason: String,
+    /// The commit compared with; `None` when there was none to compare with.
+    pub since: Option<String>,
+}
+
+/// One service whose image this commit leaves as it was: the image of `since` is its image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unchanged {
+    pub package: String,
+    pub image: String,
+    pub since: String,
+}
+
+/// `cargo gitops affected --format json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub services: Vec<Changed>,
+    pub unchanged: Vec<Unchanged>,
+}
+
+/// A service to compare: its name, image and inputs.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub package: String,
+    pub image: String,
+    pub inputs: Inputs,
+}
+
+/// What one service is compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Since {
+    /// A commit (full, or the short sha a tag carries) or a ref.
+    Commit(String),
+    /// Nothing to compare with, and why (`environment staging has no image yet`).
+    Nothing(String),
+}
+
+/// The commit `environment` last received in `repository`: the commit of its newest tag (for
+/// a per-branch environment, of `branch`'s newest), or why there is none.
+pub fn received(
+    client: &RegistryClient,
+    repository: &Repository,
+    environment: &Environment,
+    branch: Option<(&str, &str)>,
+) -> Result<Since, Error> {
+    let newest = history::list(
+        client,
+        repository,
+        &Query {
+            environment,
+            branch,
+            limit: 1,
+        },
+    )?;
+    let whose = match branch {
+        Some((branch, _)) => format!("environment `{}` (branch {branch})", environment.name),
+        None => format!("environment `{}`", environment.name),
+    };
+    Ok(match newest.into_iter().next() {
+        Some(entry) => match entry.commit {
+            Some(commit) => Since::Commit(commit),
+            None => Since::Nothing(format!(
+                "{whose}'s newest tag {} names no commit",
+                entry.tag
+            )),
+        },
+        None => Since::Nothing(format!("{whose} has no image in {repository} yet")),
+    })
+}
+
+/// Compares each service with what it is compared with, in `repo` at commit `head`
+/// (40 hex digits): the changed paths of each distinct starting commit are read once.
+pub fn compare(
+    repo: &mut LocalRepo,
+    head: &str,
+    services: &[(Service, Since)],
+) -> Result<Report, Error> {
+    let head_id = repo.commit(head)?;
+    let mut diffs: HashMap<git2::Oid, Diff> = HashMap::new();
+    let mut report = Report::default();
+    for (service, since) in services {
+        let base = match since {
+            Since::Nothing(why) => {
+                report.services.push(Changed {
+                    package: service.package.clone(),
+                    image: service.image.clone(),
+                    reason: format!("nothing to compare with: {why}"),
+                    since: None,
+                });
+                continue;
+            }
+            Since::Commit(rev) => repo.commit(rev)?,
+        };
+        let diff = match diffs.entry(base) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => slot.insert(Diff {
+                paths: repo.changed_paths(base, head_id)?,
+            }),
+        };
+        let reason = match diff.paths.iter().find_map(|p| service.inputs.explain(p)) {
+            Some(reason) => Some(reason),
+            None => lock_change(repo, &service.inputs, diff, base, head_id)?,
+        };
+        let since = base.to_string();
+        match reason {
+            Some(reason) => report.services.push(Changed {
+                package: service.package.clone(),
+                image: service.image.clone(),
+                reason,
+                since: Some(since),
+            }),
+            None => report.unchanged.push(Unchanged {
+                package: service.package.clone(),
+                image: service.image.clone(),
+                since,
+            }),
+        }
+    }
+    Ok(report)
+}
+
+/// The paths that differ between two commits.
+struct Diff {
+    paths: BTreeSet<String>,
+}
+
+/// Why a Rust service's locked crates differ between `base` and `head`, if they do.
+fn lock_change(
+    repo: &LocalRepo,
+    inputs: &Inputs,
+    diff: &Diff,
+    base: git2::Oid,
+    head: git2::Oid,
+) -> Result<Option<String>, Error> {
+    let Some(rust) = &inputs.rust else {
+        return Ok(None);
+    };
+    if !diff.paths.contains(&rust.lock_file) {
+        return Ok(None);
+    }
+    let read = |commit| -> Result<Option<lockfile::LockFile>, Error> {
+        Ok(repo
+            .file_at(commit, &rust.lock_file)?
+            .and_then(|text| lockfile::LockFile::parse(&text)))
+    };
+    let (Some(before), Some(after)) = (read(base)?, read(head)?) else {
+        return Ok(Some(format!(
+            "{} was added, removed or cannot be read",
+            rust.lock_file
+        )));
+    };
+    let keep = |member: &str, dependency: &str| rust.links(member, dependency);
+    Ok(lockfile::difference(
+        &before.linked(&rust.members, &keep),
+        &after.linked(&rust.members, &keep),
+    ))
+}
+
+/// The report as an aligned table, changed services first.
+pub fn table(report: &Report) -> String {
+    let mut rows = vec![[
+        "SERVICE".to_owned(),
+        "IMAGE".to_owned(),
+        "SINCE".to_owned(),
+        "RESULT".to_owned(),
+    ]];
+    let short = |sha: Option<&str>| {
+        sha.map_or_else(|| "-".to_owned(), |s| s.get(..7).unwrap_or(s).to_owned())
+    };
+    for changed in &report.services {
+        rows.push([
+            changed.package.clone(),
+            changed.image.clone(),
+            short(changed.since.as_deref()),
+            format!("build: {}", changed.reason),
+        ]);
+    }
+    for unchanged in &report.unchanged {
+        rows.push([
+            unchanged.package.clone(),
+            unchanged.image.clone(),
+            short(Some(&unchanged.since)),
+            "unchanged: retag the image of its commit".to_owned(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..3)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{:<a$}  {:<b$}  {:<c$}  {}\n",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                a = widths[0],
+                b = widths[1],
+                c = widths[2]
+            )
+        })
+        .collect()
+}

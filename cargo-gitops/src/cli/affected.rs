@@ -1,0 +1,159 @@
+//! `cargo gitops affected`: which services this commit changes, compared with what each
+//! service's environment last received (or with --since), for a CI matrix.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::path::Path;
+
+use clap::Args;
+
+use cargo_gitops::affected::{self, LocalRepo, Service, Since, Workspace};
+use cargo_gitops::build::retag::Retagger;
+use cargo_gitops::ci::Runner;
+use cargo_gitops::config::{Config, RetaggerKind, SourceKind};
+use cargo_gitops::delivery::{history, promote};
+use cargo_gitops::deployment::{self, Request};
+use cargo_gitops::environment::GitRef;
+use cargo_gitops::error::Error;
+use cargo_gitops::registry::client::RegistryClient;
+
+use super::output::{Format, write_stdout};
+use super::{GlobalArgs, RegistryArgs};
+
+#[derive(Debug, Args)]
+pub struct AffectedArgs {
+    /// Compare with this commit or ref instead of the commit each service's environment last
+    /// received (read from the registry's tags)
+    #[arg(long, value_name = "REF")]
+    pub since: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+pub fn run(
+    global: &GlobalArgs,
+    args: &AffectedArgs,
+    configs: &[Config],
+    runner: &Runner,
+    cwd: &Path,
+) -> Result<(), Error> {
+    if global.format == Format::Gitlab {
+        return Err(super::unsupported_format("affected"));
+    }
+    let request = Request {
+        ref_arg: global.git_ref.as_deref(),
+        sha_arg: global.sha.as_deref(),
+        timestamp: global.timestamp,
+    };
+    let mut repo = LocalRepo::open(cwd)?;
+    let root = repo.root();
+    let workspace = match configs.iter().find(|c| c.source == SourceKind::Cargo) {
+        Some(config) => match &config.manifest {
+            Some(manifest) => Some(Workspace::read(manifest)?),
+            None => None,
+        },
+        None => None,
+    };
+    let mut clients = Clients::default();
+    let mut services = Vec::new();
+    let mut head = None;
+    let mut untracked = None;
+    for config in configs {
+        let deployment = deployment::plan(config, &request, runner, cwd)?;
+        head.get_or_insert_with(|| deployment.sha.clone());
+        let Some(environment) = &deployment.environment else {
+            untracked = Some(deployment.git_ref.clone());
+            continue;
+        };
+        let package = config
+            .package
+            .clone()
+            .or_else(|| config.image_name.clone())
+            .unwrap_or_else(|| "image".to_owned());
+        let image = deployment.image.clone().unwrap_or_else(|| package.clone());
+        let inputs = affected::inputs::of(config, workspace.as_ref(), &root)?;
+        let since = match &args.since {
+            Some(rev) => Since::Commit(rev.clone()),
+            None => received(
+                config,
+                environment,
+                &deployment.git_ref,
+                &args.registry,
+                &mut clients,
+            )?,
+        };
+        services.push((
+            Service {
+                package,
+                image,
+                inputs,
+            },
+            since,
+        ));
+    }
+    if let Some(git_ref) = untracked
+        && services.is_empty()
+        && !global.quiet
+    {
+        eprintln!("no environment tracks {git_ref}: nothing to build");
+    }
+    let report = match head {
+        Some(head) if !services.is_empty() => affected::compare(&mut repo, &head, &services)?,
+        _ => affected::Report::default(),
+    };
+    match global.format {
+        Format::Json => {
+            let json = serde_json::to_string_pretty(&report).expect("reports always serialise");
+            write_stdout(&format!("{json}\n"))
+        }
+        Format::Github => {
+            // One line each, for $GITHUB_OUTPUT: a job matrix of what to build, and the rest.
+            let matrix = serde_json::json!({ "include": report.services });
+            let unchanged = serde_json::to_string(&report.unchanged).expect("always serialises");
+            write_stdout(&format!(
+                "matrix={matrix}\ncount={}\nunchanged={unchanged}\n",
+                report.services.len()
+            ))
+        }
+        _ => write_stdout(&affected::table(&report)),
+    }
+}
+
+/// One client per registry, made once: `--registry-password-stdin` can be read only once.
+#[derive(Default)]
+struct Clients(HashMap<String, std::sync::Arc<RegistryClient>>);
+
+/// What `config`'s image last received in `environment`, from its registry.
+fn received(
+    config: &Config,
+    environment: &str,
+    git_ref: &str,
+    registry: &RegistryArgs,
+    clients: &mut Clients,
+) -> Result<Since, Error> {
+    let environment = promote::find_environment(config, environment)?;
+    let branch = match GitRef::from_full(git_ref) {
+        GitRef::Branch(branch) if environment.format.is_per_branch() => {
+            history::branch_of(environment, Some(&branch))?
+        }
+        _ => None,
+    };
+    let repository = history::repository_of(config, environment)?;
+    let client = match clients.0.entry(repository.registry.clone()) {
+        Entry::Occupied(known) => known.into_mut(),
+        Entry::Vacant(slot) => {
+            let (options, credential) =
+                registry.client_settings(config, Some(&repository.registry))?;
+            let client = Retagger::new(RetaggerKind::Builtin, options, credential)
+                .client(&repository.registry)?;
+            slot.insert(client)
+        }
+    };
+    affected::received(
+        client,
+        &repository,
+        environment,
+        branch.as_ref().map(|(b, n)| (b.as_str(), n.as_str())),
+    )
+}
