@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::Path;
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -13,9 +14,10 @@ use cargo_gitops::ci::Runner;
 use cargo_gitops::config::{Config, RetaggerKind, SourceKind};
 use cargo_gitops::delivery::{history, promote};
 use cargo_gitops::deployment::{self, Request};
+use cargo_gitops::environment::Environment;
 use cargo_gitops::environment::GitRef;
 use cargo_gitops::error::Error;
-use cargo_gitops::registry::client::RegistryClient;
+use cargo_gitops::registry::client::{RegistryClient, Repository};
 
 use super::output::{Format, write_stdout};
 use super::{GlobalArgs, RegistryArgs};
@@ -48,15 +50,12 @@ pub fn run(
     };
     let mut repo = LocalRepo::open(cwd)?;
     let root = repo.root();
-    let workspace = match configs.iter().find(|c| c.source == SourceKind::Cargo) {
-        Some(config) => match &config.manifest {
-            Some(manifest) => Some(Workspace::read(manifest)?),
-            None => None,
-        },
-        None => None,
-    };
+    let manifest = configs
+        .iter()
+        .find(|c| c.source == SourceKind::Cargo)
+        .and_then(|c| c.manifest.clone());
     let mut clients = Clients::default();
-    let mut services = Vec::new();
+    let mut pending = Vec::new();
     let mut head = None;
     let mut untracked = None;
     for config in configs {
@@ -72,24 +71,51 @@ pub fn run(
             .or_else(|| config.image_name.clone())
             .unwrap_or_else(|| "image".to_owned());
         let image = deployment.image.clone().unwrap_or_else(|| package.clone());
-        let inputs = affected::inputs::of(config, workspace.as_ref(), &root)?;
         let since = match &args.since {
-            Some(rev) => Since::Commit(rev.clone()),
-            None => received(
+            Some(rev) => Compared::Given(Since::Commit(rev.clone())),
+            None => Compared::Received(query(
                 config,
                 environment,
                 &deployment.git_ref,
                 &args.registry,
                 &mut clients,
-            )?,
+            )?),
         };
+        pending.push((config, package, image, since));
+    }
+    // The workspace's metadata and every registry's answer are awaited at once: each is a
+    // round trip of its own.
+    let (workspace, received) = std::thread::scope(|scope| {
+        let workspace = scope.spawn(|| manifest.as_deref().map(Workspace::read).transpose());
+        let received: Vec<_> = pending
+            .iter()
+            .map(|(_, _, _, since)| {
+                scope.spawn(move || match since {
+                    Compared::Given(given) => Ok(given.clone()),
+                    Compared::Received(query) => query.ask(),
+                })
+            })
+            .collect();
+        let received: Vec<Result<Since, Error>> = received
+            .into_iter()
+            .map(|thread| thread.join().unwrap_or_else(|_| Err(panicked())))
+            .collect();
+        (
+            workspace.join().unwrap_or_else(|_| Err(panicked())),
+            received,
+        )
+    });
+    let workspace = workspace?;
+    let mut services = Vec::new();
+    for ((config, package, image, _), since) in pending.into_iter().zip(received) {
+        let inputs = affected::inputs::of(config, workspace.as_ref(), &root)?;
         services.push((
             Service {
                 package,
                 image,
                 inputs,
             },
-            since,
+            since?,
         ));
     }
     if let Some(git_ref) = untracked
@@ -122,16 +148,43 @@ pub fn run(
 
 /// One client per registry, made once: `--registry-password-stdin` can be read only once.
 #[derive(Default)]
-struct Clients(HashMap<String, std::sync::Arc<RegistryClient>>);
+struct Clients(HashMap<String, Arc<RegistryClient>>);
 
-/// What `config`'s image last received in `environment`, from its registry.
-fn received(
-    config: &Config,
+/// What a service is compared with: given on the command line, or what its environment
+/// received, to be asked of its registry.
+enum Compared<'c> {
+    Given(Since),
+    Received(Query<'c>),
+}
+
+/// What to ask a registry: which commit an environment last received.
+struct Query<'c> {
+    client: Arc<RegistryClient>,
+    repository: Repository,
+    environment: &'c Environment,
+    branch: Option<(String, String)>,
+}
+
+impl Query<'_> {
+    fn ask(&self) -> Result<Since, Error> {
+        affected::received(
+            &self.client,
+            &self.repository,
+            self.environment,
+            self.branch.as_ref().map(|(b, n)| (b.as_str(), n.as_str())),
+        )
+    }
+}
+
+/// The question for what `config`'s image last received in `environment`, with the client
+/// of its registry.
+fn query<'c>(
+    config: &'c Config,
     environment: &str,
     git_ref: &str,
     registry: &RegistryArgs,
     clients: &mut Clients,
-) -> Result<Since, Error> {
+) -> Result<Query<'c>, Error> {
     let environment = promote::find_environment(config, environment)?;
     let branch = match GitRef::from_full(git_ref) {
         GitRef::Branch(branch) if environment.format.is_per_branch() => {
@@ -141,19 +194,23 @@ fn received(
     };
     let repository = history::repository_of(config, environment)?;
     let client = match clients.0.entry(repository.registry.clone()) {
-        Entry::Occupied(known) => known.into_mut(),
+        Entry::Occupied(known) => Arc::clone(known.get()),
         Entry::Vacant(slot) => {
             let (options, credential) =
                 registry.client_settings(config, Some(&repository.registry))?;
             let client = Retagger::new(RetaggerKind::Builtin, options, credential)
                 .client(&repository.registry)?;
-            slot.insert(client)
+            Arc::clone(slot.insert(client))
         }
     };
-    affected::received(
+    Ok(Query {
         client,
-        &repository,
+        repository,
         environment,
-        branch.as_ref().map(|(b, n)| (b.as_str(), n.as_str())),
-    )
+        branch,
+    })
+}
+
+fn panicked() -> Error {
+    Error::Internal("a thread of `affected` panicked; please report this".to_owned())
 }
