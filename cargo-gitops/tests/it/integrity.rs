@@ -91,3 +91,53 @@ fn generated_files_honour_the_umask_and_a_rewrite_keeps_the_mode() {
     assert_eq!(mode(&flux), 0o644);
     assert_eq!(mode(&dir.join(".gitlab/gitops.gitlab-ci.yml")), 0o640);
 }
+
+/// `env --format gitlab` with GitLab's variables for `branch`, in `dir`.
+fn gitlab_env(dir: &crate::support::Dir, branch: &str) -> TestCommand {
+    let mut command = dir.command();
+    command
+        .env("GITLAB_CI", "true")
+        .env("CI_COMMIT_BRANCH", branch)
+        .env("CI_COMMIT_SHA", "0123456789abcdef0123456789abcdef01234567")
+        .args(["env", "--format", "gitlab", "--timestamp", "1654880868"]);
+    command
+}
+
+#[test]
+fn a_dotenv_report_sourced_by_bash_runs_nothing() {
+    let dir = crate::support::Dir::new();
+    // A report of plain values: sourced with every command made unfindable, nothing runs and
+    // each variable holds exactly what was reported.
+    let report = gitlab_env(&dir, "test/uat2").stdout();
+    std::fs::write(dir.join("gitops.env"), &report).unwrap();
+    let sourced = std::process::Command::new("bash")
+        .args([
+            "-euc",
+            "PATH=/nonexistent; . ./gitops.env; printf '%s\\n' \"$GITOPS_REF\" \"$GITOPS_TAGS\"",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        sourced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sourced.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(sourced.stdout).unwrap(),
+        "refs/heads/test/uat2\ntst-uat2-0123456-1654880868,tst-uat2-latest\n"
+    );
+
+    // A branch whose name is shell: refused with one line, and no report is written.
+    let planted = dir.join("ran");
+    let mut command = gitlab_env(&dir, "main$(touch${IFS}ran)");
+    command.arg("--dotenv").arg(dir.join("evil.env"));
+    let error = command.one_line_error(2);
+    assert!(
+        error.starts_with("error: GITOPS_REF=`refs/heads/main$(touch${IFS}ran)` is not plain"),
+        "{error}"
+    );
+    assert!(error.ends_with("use --format json"), "{error}");
+    assert!(!dir.join("evil.env").exists());
+    assert!(!planted.exists());
+}
