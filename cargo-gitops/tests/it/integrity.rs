@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use crate::support::TestCommand;
+use crate::support::{Fault, Proxy, Registry, TestCommand};
 use crate::workflows::repository;
 
 /// `command` run by `sh` under `umask`, so that the mode of what it creates can be told.
@@ -140,4 +140,78 @@ fn a_dotenv_report_sourced_by_bash_runs_nothing() {
     assert!(error.ends_with("use --format json"), "{error}");
     assert!(!dir.join("evil.env").exists());
     assert!(!planted.exists());
+}
+
+/// An upload `Location` and a redirect `Location` that carry userinfo, planted by the fault
+/// proxy in front of a real registry: the client goes where they say, but never sends the
+/// userinfo as credentials (the registry is anonymous, so no request carries any).
+#[test]
+fn userinfo_in_a_registry_supplied_location_is_never_sent() {
+    use cargo_gitops::registry::client::{ClientOptions, RegistryClient};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    let registry = Registry::start();
+    // A real upload session, opened directly: the proxy hands its path out as the Location.
+    let session = {
+        let response = ureq::post(format!(
+            "http://127.0.0.1:{}/v2/app/blobs/uploads/",
+            registry.port
+        ))
+        .send_empty()
+        .unwrap();
+        assert_eq!(response.status(), 202);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        // The path of the session, whatever form the registry wrote it in.
+        let path = location.split_once("/v2/").unwrap().1.to_owned();
+        format!("/v2/{path}")
+    };
+    let blob = b"a blob the proxy sends elsewhere".to_vec();
+    let digest = crate::support::sha256(&blob);
+    let proxy_addr: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+    let authorizations = Arc::new(Mutex::new(Vec::new()));
+    let proxy = {
+        let (proxy_addr, authorizations, digest) =
+            (proxy_addr.clone(), authorizations.clone(), digest.clone());
+        Proxy::start(registry.port, move |seen| {
+            authorizations.lock().unwrap().push(format!(
+                "{} {} {:?}",
+                seen.method, seen.path, seen.authorization
+            ));
+            let here = proxy_addr.get().unwrap();
+            if seen.method == "POST" && seen.path.starts_with("/v2/app/blobs/uploads/") {
+                let location = format!("http://intruder:secret@{here}{session}");
+                return Fault::Answer(202, vec![("Location", location)], Vec::new());
+            }
+            if seen.method == "GET" && seen.path == format!("/v2/app/blobs/{digest}") {
+                let location = format!("//intruder:secret@{here}/v2/app/blobs/{digest}?moved");
+                return Fault::Answer(307, vec![("Location", location)], Vec::new());
+            }
+            Fault::Forward
+        })
+    };
+    proxy_addr.set(proxy.addr.clone()).unwrap();
+
+    let client = RegistryClient::new(&proxy.addr, None, &ClientOptions::default());
+    client.upload_new_blob("app", &digest, &blob).unwrap();
+    assert_eq!(
+        registry.blob("app", &digest),
+        blob,
+        "the upload reached the registry"
+    );
+    let descriptor: cargo_gitops::registry::oci::Descriptor =
+        serde_json::from_value(serde_json::json!({
+            "mediaType": "application/octet-stream",
+            "digest": digest,
+            "size": blob.len(),
+        }))
+        .unwrap();
+    assert_eq!(client.get_blob("app", &descriptor).unwrap(), blob);
+    let seen = authorizations.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|line| line.starts_with("PUT /v2/app/blobs/uploads/")),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|line| line.contains("?moved")), "{seen:?}");
+    assert!(seen.iter().all(|line| line.ends_with(" None")), "{seen:?}");
 }
