@@ -139,7 +139,7 @@ pub fn commit_of(
     let lookup_tags = client
         .list_tags(&repository.name)?
         .into_iter()
-        .filter(|tag| commit_in_lookup_tag(tag).is_some())
+        .filter(|tag| crate::tags::lookup_commit(tag).is_some())
         .take(MAX_LOOKUP_TAGS);
     for tag in lookup_tags {
         if client
@@ -147,18 +147,10 @@ pub fn commit_of(
             .as_deref()
             == Some(digest)
         {
-            return Ok(commit_in_lookup_tag(&tag).map(str::to_owned));
+            return Ok(crate::tags::lookup_commit(&tag).map(str::to_owned));
         }
     }
     Ok(None)
-}
-
-/// The commit a lookup tag names: `commit-<sha40>`, with or without a build-arguments hash.
-fn commit_in_lookup_tag(tag: &str) -> Option<&str> {
-    let sha = tag.strip_prefix("commit-")?.get(..40)?;
-    let rest = &tag["commit-".len() + 40..];
-    (sha.bytes().all(|b| b.is_ascii_hexdigit()) && (rest.is_empty() || rest.starts_with('-')))
-        .then_some(sha)
 }
 
 /// `org.opencontainers.image.revision` of an image (of its first platform, for an index).
@@ -196,22 +188,4 @@ fn revision_label(
     Ok(config["config"]["Labels"][REVISION]
         .as_str()
         .map(str::to_owned))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lookup_tags_name_their_commit() {
-        let sha = "b4b9fda0123456789abcdef0123456789abcdef0";
-        assert_eq!(commit_in_lookup_tag(&format!("commit-{sha}")), Some(sha));
-        assert_eq!(
-            commit_in_lookup_tag(&format!("commit-{sha}-0a1b2c3d")),
-            Some(sha)
-        );
-        assert_eq!(commit_in_lookup_tag(&format!("commit-{sha}x")), None);
-        assert_eq!(commit_in_lookup_tag("commit-abc"), None);
-        assert_eq!(commit_in_lookup_tag("prd-1.2.3"), None);
-    }
 }

@@ -215,3 +215,48 @@ fn userinfo_in_a_registry_supplied_location_is_never_sent() {
     assert!(seen.iter().any(|line| line.contains("?moved")), "{seen:?}");
     assert!(seen.iter().all(|line| line.ends_with(" None")), "{seen:?}");
 }
+
+/// The lookup tag of an environment with build arguments carries 64 bits of their hash. A
+/// lookup tag of the earlier 32-bit form is not trusted by a build: the commit builds once
+/// more, under the new tag, and the old tag is left as it was.
+#[test]
+fn lookup_tags_of_the_32_bit_form_are_not_reused_and_the_commit_builds_once_more() {
+    use crate::support::{Fixture, gitops_manifest};
+
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let sha = fixture.head();
+    let build = |timestamp: &str| {
+        fixture
+            .build("builtin", &["--build-with", "podman", "--format", "json"])
+            .args(["--ref", "refs/heads/main", "--timestamp", timestamp])
+            .json()
+    };
+    let first = build("1654880868");
+    assert_eq!(first["action"], "built");
+    // What an earlier version pushed for `PROFILE = "staging"`: the same image under the
+    // 8-hex form of the tag (the hash's first 32 bits).
+    let old_tag = format!("commit-{sha}-30f5b685");
+    let (bytes, media_type, _) = registry
+        .manifest("fixture", &format!("commit-{sha}"))
+        .unwrap();
+    registry.put_manifest("fixture", &old_tag, &bytes, &media_type);
+    let old_digest = registry.digest("fixture", &old_tag).unwrap();
+
+    fixture.create(
+        "Cargo.toml",
+        gitops_manifest(
+            &registry.host(),
+            "fixture",
+            "\n[[workspace.metadata.gitops.environments]]\nname = \"staging\"\nbuild-args = { PROFILE = \"staging\" }\n",
+        ),
+    );
+    let second = build("1654880869");
+    assert_eq!(second["action"], "built", "{second}");
+    let new_tag = format!("commit-{sha}-30f5b685e61d6656");
+    assert_eq!(
+        registry.digest("fixture", &new_tag).as_deref(),
+        second["digest"].as_str()
+    );
+    assert_eq!(registry.digest("fixture", &old_tag).unwrap(), old_digest);
+}
