@@ -260,3 +260,109 @@ fn lookup_tags_of_the_32_bit_form_are_not_reused_and_the_commit_builds_once_more
     );
     assert_eq!(registry.digest("fixture", &old_tag).unwrap(), old_digest);
 }
+
+/// Every tag of `name` with the digest it names, read from the registry itself.
+fn tag_snapshot(registry: &Registry, name: &str) -> Vec<(String, String)> {
+    let mut tags = registry.tags(name);
+    tags.sort();
+    tags.into_iter()
+        .map(|tag| {
+            let digest = registry.digest(name, &tag).unwrap();
+            (tag, digest)
+        })
+        .collect()
+}
+
+/// The fault proxy answers the lookup of a commit that has no image with another commit's
+/// digest (as a registry or proxy that mixes answers up would): the run reads that image by
+/// digest, finds another commit's revision, and stops, one line and exit 1, with every tag
+/// as it was. The same when the digest announced is not the hash of the bytes served.
+#[test]
+fn a_lookup_answered_with_another_commits_image_moves_no_tag() {
+    use crate::support::{Fixture, gitops_manifest};
+
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "fixture");
+    let first_sha = fixture.head();
+    let first = fixture
+        .build("builtin", &["--build-with", "podman", "--format", "json"])
+        .args(["--ref", "refs/heads/main", "--timestamp", "1654880868"])
+        .json();
+    assert_eq!(first["action"], "built");
+    let first_digest = first["digest"].as_str().unwrap().to_owned();
+    let (first_bytes, media_type, _) = registry.manifest("fixture", &first_digest).unwrap();
+    fixture.create("second.txt", "a second commit, never built\n");
+    let sha = fixture.commit("second");
+    assert_ne!(sha, first_sha);
+
+    let forged = format!("sha256:{}", "ab".repeat(32));
+    let lookup_path = format!("/v2/fixture/manifests/commit-{sha}");
+    let headers = |digest: &str| {
+        vec![
+            ("Docker-Content-Digest", digest.to_owned()),
+            ("Content-Type", media_type.clone()),
+        ]
+    };
+    let cases = [
+        // Another commit's real image.
+        (first_digest.clone(), None),
+        // A digest the bytes served under it do not hash to.
+        (
+            forged.clone(),
+            Some(format!("/v2/fixture/manifests/{forged}")),
+        ),
+    ];
+    for (announced, planted_at) in cases {
+        let before = tag_snapshot(&registry, "fixture");
+        let proxy = {
+            let (lookup_path, planted_at) = (lookup_path.clone(), planted_at.clone());
+            let (first_bytes, headers) = (first_bytes.clone(), headers(&announced));
+            Proxy::start(registry.port, move |seen| {
+                if seen.path == lookup_path {
+                    let body = if seen.method == "HEAD" {
+                        Vec::new()
+                    } else {
+                        first_bytes.clone()
+                    };
+                    return Fault::Answer(200, headers.clone(), body);
+                }
+                if planted_at.as_deref() == Some(seen.path) {
+                    return Fault::Answer(200, headers.clone(), first_bytes.clone());
+                }
+                Fault::Forward
+            })
+        };
+        fixture.create("Cargo.toml", gitops_manifest(&proxy.addr, "fixture", ""));
+        let line = fixture
+            .build("builtin", &["--build-with", "podman", "-q"])
+            .args(["--ref", "refs/heads/main", "--timestamp", "1654880869"])
+            .one_line_error(1);
+        if planted_at.is_none() {
+            assert!(
+                line.starts_with(&format!("error: {}: lookup failed: ", proxy.addr)),
+                "{line}"
+            );
+            assert!(
+                line.contains(&format!(
+                    "names {first_digest}, the image of commit {first_sha}, not of commit {sha}; no tag was moved"
+                )),
+                "{line}"
+            );
+        } else {
+            assert!(
+                line.starts_with(&format!("error: {}: read manifest failed: ", proxy.addr))
+                    && line.contains(&format!("not {forged} as asked for")),
+                "{line}"
+            );
+        }
+        assert_eq!(tag_snapshot(&registry, "fixture"), before, "{line}");
+        assert!(
+            !proxy
+                .log()
+                .iter()
+                .any(|request| request.starts_with("PUT ")),
+            "{:?}",
+            proxy.log()
+        );
+    }
+}
