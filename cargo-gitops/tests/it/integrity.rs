@@ -366,3 +366,135 @@ fn a_lookup_answered_with_another_commits_image_moves_no_tag() {
         );
     }
 }
+
+/// A referrers tag index that lists a referrer the repository no longer has (planted in the
+/// real registry: listed while it existed, then deleted). The registry refuses every index
+/// that names it, so without healing each later signed build of that digest fails. The
+/// signed build rewrites the index without it, succeeds, and real cosign verifies the image.
+/// Where the registry keeps refusing (the fault proxy), the one error line names the
+/// referrers tag index, not a retag.
+#[test]
+fn a_referrers_index_listing_a_deleted_referrer_heals_and_the_signed_build_verifies() {
+    use crate::signing::{assert_verifies, key_pair, referrers_index};
+    use crate::support::{Dir, Fixture, gitops_manifest};
+    use cargo_gitops::registry::oci::Descriptor;
+    use cargo_gitops::registry::referrers::Artifact;
+
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let registry = Registry::start();
+    let fixture = Fixture::new(&registry.host(), "signed");
+    let build = |extra: &str, key: Option<&Path>, host: &str| {
+        fixture.create("Cargo.toml", gitops_manifest(host, "signed", extra));
+        let mut command = fixture.build("builtin", &["--build-with", "podman"]);
+        command.args(["--ref", "refs/heads/main", "--timestamp", "1654880868"]);
+        if let Some(key) = key {
+            command.env("GITOPS_SIGNING_KEY", std::fs::read_to_string(key).unwrap());
+        }
+        command
+    };
+    let first = build("", None, &registry.host())
+        .args(["--format", "json"])
+        .json();
+    assert_eq!(first["action"], "built");
+    let digest = first["digest"].as_str().unwrap().to_owned();
+    let (subject_bytes, subject_type, _) = registry.manifest("signed", &digest).unwrap();
+    let subject: Descriptor = serde_json::from_value(serde_json::json!({
+        "mediaType": subject_type,
+        "digest": digest,
+        "size": subject_bytes.len(),
+    }))
+    .unwrap();
+
+    // A referrer stored, listed in the index beside what the build attached, then deleted.
+    let gone = Artifact {
+        artifact_type: "application/vnd.example.deleted".to_owned(),
+        media_type: "text/plain".to_owned(),
+        bytes: b"a document since deleted".to_vec(),
+        annotations: Default::default(),
+    }
+    .manifest(&subject);
+    registry.put_blob("signed", b"{}");
+    registry.put_blob("signed", b"a document since deleted");
+    let gone_digest = gone.digest.to_string();
+    registry.put_manifest("signed", &gone_digest, &gone.bytes, OCI_MANIFEST);
+    let mut index = registry
+        .manifest(
+            "signed",
+            &format!("sha256-{}", digest.trim_start_matches("sha256:")),
+        )
+        .map(|(bytes, _, _)| crate::support::json(&bytes))
+        .unwrap_or_else(
+            || serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
+        );
+    let listed_before = index["manifests"].as_array().unwrap().len();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": OCI_MANIFEST,
+            "digest": gone_digest,
+            "size": gone.bytes.len(),
+            "artifactType": "application/vnd.example.deleted",
+        }));
+    let tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
+    registry.put_manifest(
+        "signed",
+        &tag,
+        &serde_json::to_vec(&index).unwrap(),
+        OCI_INDEX,
+    );
+    let deleted = ureq::delete(format!(
+        "http://{}/v2/signed/manifests/{gone_digest}",
+        registry.host()
+    ))
+    .call()
+    .unwrap();
+    assert_eq!(deleted.status(), 202);
+    assert!(registry.manifest("signed", &gone_digest).is_none());
+
+    // Where the registry refuses every write of the index, the error is the index's.
+    let keys = Dir::new();
+    let (key, public) = key_pair(&keys);
+    let refusing = Proxy::start(registry.port, |seen| {
+        if seen.method == "PUT" && seen.path.contains("/manifests/sha256-") {
+            let body = br#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#;
+            return Fault::Answer(
+                400,
+                vec![("Content-Type", "application/json".to_owned())],
+                body.to_vec(),
+            );
+        }
+        Fault::Forward
+    });
+    let line = build("sign = \"key\"\n", Some(&key), &refusing.addr)
+        .arg("-q")
+        .one_line_error(1);
+    assert!(
+        line.starts_with(&format!(
+            "error: {}: attach failed: cannot write the referrers tag index signed:{tag}: ",
+            refusing.addr
+        )) && line.contains("MANIFEST_BLOB_UNKNOWN")
+            && !line.contains("retag"),
+        "{line}"
+    );
+    drop(refusing);
+
+    // The real registry: the index is rewritten without the deleted referrer.
+    let signed = build("sign = \"key\"\n", Some(&key), &registry.host())
+        .args(["--format", "json"])
+        .json();
+    assert_eq!(signed["action"], "retagged", "{signed}");
+    assert_eq!(signed["digest"], digest.as_str());
+    let healed = referrers_index(&registry, "signed", &digest);
+    let listed: Vec<&str> = healed["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap())
+        .collect();
+    assert!(!listed.contains(&gone_digest.as_str()), "{healed}");
+    // What the first build attached, and the signature.
+    assert_eq!(listed.len(), listed_before + 1, "{healed}");
+    assert_verifies(&public, &format!("{}/signed@{digest}", registry.host()));
+}
