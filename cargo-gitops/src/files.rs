@@ -9,12 +9,23 @@ use std::path::Path;
 
 use crate::error::Error;
 
+/// Held (shared) by every `write_whole`, so that a run stopped at its deadline stops between
+/// writes, never leaving a temporary file behind.
+static WRITES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Waits for the files being written to be in place and holds off any other write for as long
+/// as the guard lives: for a run about to exit (`deadline`).
+pub fn hold_writes() -> std::sync::RwLockWriteGuard<'static, ()> {
+    WRITES.write().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Replaces `path` with `bytes`; on failure the old file is untouched and no partial file is
 /// left behind. Parent folders are created. The temporary file has a unique name and is
 /// created exclusively in the target folder, so a planted file or symlink is never written
 /// through. The file ends up with the mode of the regular file it replaces, or else
 /// `0666` less the umask.
 pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let _writing = WRITES.read().unwrap_or_else(|e| e.into_inner());
     let error = |source| Error::Write {
         what: path.display().to_string(),
         source,

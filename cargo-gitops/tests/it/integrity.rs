@@ -498,3 +498,63 @@ fn a_referrers_index_listing_a_deleted_referrer_heals_and_the_signed_build_verif
     assert_eq!(listed.len(), listed_before + 1, "{healed}");
     assert_verifies(&public, &format!("{}/signed@{digest}", registry.host()));
 }
+
+/// A registry that answers every request slowly (the fault proxy delays each by 3 s): the
+/// run stops at its deadline, from `--timeout` or from `timeout` in the configuration, with
+/// one line that names the step it was in, and within seconds.
+#[test]
+fn a_slow_registry_stops_the_run_at_its_deadline_naming_the_step() {
+    use crate::support::{Fixture, gitops_manifest};
+    use std::time::{Duration, Instant};
+
+    let registry = Registry::start();
+    let proxy = Proxy::start(registry.port, |_| Fault::Delay(Duration::from_secs(3)));
+    let fixture = Fixture::new(&proxy.addr, "fixture");
+    let sha = fixture.head();
+    let lookup = format!("`lookup {}/fixture:commit-{sha}`", proxy.addr);
+    for (configured, flag) in [
+        ("", Some("2s")),
+        ("timeout = \"2s\"\n", None),
+        ("timeout = \"1h\"\n", Some("2")),
+    ] {
+        fixture.create(
+            "Cargo.toml",
+            gitops_manifest(&proxy.addr, "fixture", configured),
+        );
+        let mut command = fixture.build("builtin", &["--build-with", "podman", "-q"]);
+        command.args(["--ref", "refs/heads/main"]);
+        if let Some(flag) = flag {
+            command.args(["--timeout", flag]);
+        }
+        let started = Instant::now();
+        let line = command.one_line_error(1);
+        let elapsed = started.elapsed();
+        assert_eq!(
+            line,
+            format!(
+                "error: the run took longer than its timeout of 2s, during {lookup}; raise --timeout (or `timeout` in the configuration) if that step needs longer, or find out why it is slow"
+            )
+        );
+        assert!(
+            elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(8),
+            "{elapsed:?}"
+        );
+    }
+    assert!(registry.tags("fixture").is_empty());
+
+    // Durations that are not one: refused before anything runs, exit 2, one line.
+    let line = fixture
+        .build("builtin", &["--timeout", "soon"])
+        .usage_error();
+    assert!(
+        line.starts_with("error: --timeout: `soon` is not a duration"),
+        "{line}"
+    );
+    fixture.create(
+        "Cargo.toml",
+        gitops_manifest(&proxy.addr, "fixture", "timeout = \"0s\"\n"),
+    );
+    let line = fixture.command().arg("env").usage_error();
+    assert!(line.contains("timeout"), "{line}");
+    assert!(line.contains("`0s` is not a duration"), "{line}");
+}
