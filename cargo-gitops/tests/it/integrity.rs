@@ -558,3 +558,89 @@ fn a_slow_registry_stops_the_run_at_its_deadline_naming_the_step() {
     assert!(line.contains("timeout"), "{line}");
     assert!(line.contains("`0s` is not a duration"), "{line}");
 }
+
+/// Errors name what they are about: a bad `registry` in a package's table is that table's
+/// key in that package's manifest; an environment's `image` on another registry is said to
+/// be one (not a repeat of `registry`).
+#[test]
+fn configuration_errors_name_the_key_where_it_is_written() {
+    use crate::support::Dir;
+
+    let dir = Dir::git_repo();
+    dir.create(
+        "Cargo.toml",
+        "[workspace]\nresolver = \"3\"\nmembers = [\"crates/*\"]\n\n\
+         [workspace.metadata.gitops]\nregistry = \"registry.example.com/acme\"\n",
+    );
+    dir.create(
+        "crates/web/Cargo.toml",
+        "[package]\nname = \"web\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+         [package.metadata.gitops]\nregistry = \"Registry.Example.com/acme\"\nimage = \"web\"\n",
+    );
+    dir.commit("workspace");
+    let line = dir.command().args(["env", "-p", "web"]).usage_error();
+    assert_eq!(
+        line,
+        format!(
+            "error: {}: package.metadata.gitops.registry: `Registry.Example.com/acme` has uppercase letters; write `registry.example.com/acme`",
+            dir.join("crates/web/Cargo.toml").display()
+        )
+    );
+
+    let dir = Dir::git_repo();
+    dir.create(
+        "Cargo.toml",
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\nimage = \"shop\"\n\n\
+         [[workspace.metadata.gitops.environments]]\nname = \"staging\"\nimage = \"quay.io/team/shop\"\n",
+    );
+    dir.commit("configured");
+    let line = dir.command().arg("env").usage_error();
+    assert!(
+        line.ends_with(
+            "workspace.metadata.gitops.environments[0].image: `quay.io/team/shop` names another registry (`quay.io`) than `registry` (`ghcr.io/acme`); with `registry` set an environment's image is a repository there: drop the host, or unset `registry` and write every image as a full reference"
+        ),
+        "{line}"
+    );
+}
+
+/// An upload location (from the registry, through the fault proxy) that cannot be reached is
+/// reported as that location, not as the registry.
+#[test]
+fn an_unreachable_upload_location_is_reported_as_that_location() {
+    use cargo_gitops::registry::client::{ClientOptions, RegistryClient, RetryPolicy};
+    use std::time::Duration;
+
+    let registry = Registry::start();
+    // A port nothing listens on.
+    let closed = crate::support::free_port();
+    let proxy = Proxy::start(registry.port, move |seen| {
+        if seen.method == "POST" {
+            let location = format!("http://127.0.0.1:{closed}/upload/1");
+            return Fault::Answer(202, vec![("Location", location)], Vec::new());
+        }
+        Fault::Forward
+    });
+    let options = ClientOptions {
+        retry: RetryPolicy {
+            attempts: 2,
+            budget: Duration::from_secs(10),
+            base_delay: Duration::from_millis(50),
+        },
+        ..ClientOptions::default()
+    };
+    let client = RegistryClient::new(&proxy.addr, None, &options);
+    let blob = b"a blob for nowhere".to_vec();
+    let digest = crate::support::sha256(&blob);
+    let error = client
+        .upload_new_blob("app", &digest, &blob)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with(&format!(
+            "{}: upload blob failed: cannot reach http://127.0.0.1:{closed}, where the registry sent this request (",
+            proxy.addr
+        )),
+        "{error}"
+    );
+    assert!(!error.contains("cannot reach registry"), "{error}");
+}
