@@ -166,7 +166,7 @@ pub fn check_commit(
         registry: repository.registry.clone(),
         step: "lookup".to_owned(),
         message: format!(
-            "{} names {digest}, {whose}, not of commit {sha}; no tag was moved: check the registry and anything between it and this machine (a proxy, a mirror)",
+            "{} names {digest}, {whose}, not of commit {sha}; no tag was moved onto it: check the registry and anything between it and this machine (a proxy, a mirror)",
             repository.with_tag(tag)
         ),
     })

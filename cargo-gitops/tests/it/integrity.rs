@@ -344,7 +344,7 @@ fn a_lookup_answered_with_another_commits_image_moves_no_tag() {
             );
             assert!(
                 line.contains(&format!(
-                    "names {first_digest}, the image of commit {first_sha}, not of commit {sha}; no tag was moved"
+                    "names {first_digest}, the image of commit {first_sha}, not of commit {sha}; no tag was moved onto it"
                 )),
                 "{line}"
             );
