@@ -94,6 +94,9 @@ mkdir -p "$work/layer/srv"
 head -c 262144 /dev/urandom >"$work/layer/srv/payload"
 tar -C "$work/layer" --owner=0 --group=0 --mtime=@0 -cf "$work/layer.tar" srv
 crane append --insecure -f "$work/layer.tar" -t "$host/app:$lookup" >/dev/null
+# Labelled with its commit, as the tool's own builds are: a build checks it before retagging.
+crane mutate --insecure -l "org.opencontainers.image.revision=$sha" -t "$host/app:$lookup" \
+  "$host/app:$lookup" >/dev/null
 crane copy --insecure "$host/app:$lookup" "$host/app-staging:$lookup" >/dev/null
 digest=$(crane digest --insecure "$host/app:$lookup")
 media_type=$(curl -sf -H "Accept: $accept" "http://$host/v2/app/manifests/$lookup" | jq -r .mediaType)

@@ -179,7 +179,9 @@ printf '#include <unistd.h>\nint main(void){write(1,"hello\\n",6);return 0;}\n' 
 cc -static -Os -o "$work/ctx/hello" "$work/ctx/hello.c"
 printf 'FROM scratch\nCOPY hello /hello\nUSER 65532\nENTRYPOINT ["/hello"]\n' >"$work/ctx/Dockerfile"
 podman=(podman --root "$work/podman/root" --runroot "$work/podman/run" --storage-driver vfs)
-timeout 300 "${podman[@]}" build -q -t localhost/bench:latest "$work/ctx" >/dev/null
+# Labelled with its commit, as the tool's own builds are: a build checks it before retagging.
+timeout 300 "${podman[@]}" build -q --label "org.opencontainers.image.revision=$sha" \
+  -t localhost/bench:latest "$work/ctx" >/dev/null
 for repo in app app-staging big; do
   timeout 300 "${podman[@]}" push -q --tls-verify=false --format oci \
     localhost/bench:latest "$host/$repo:$lookup"

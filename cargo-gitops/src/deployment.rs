@@ -286,7 +286,7 @@ mod tests {
             .insert("PROFILE".into(), "staging".into());
         let with_args = deployment_for(&config, &GitRef::Branch("main".into()), SHA, TS).unwrap();
         assert!(with_args.lookup_tag.starts_with(&format!("commit-{SHA}-")));
-        assert_eq!(with_args.lookup_tag.len(), "commit-".len() + 40 + 1 + 8);
+        assert_eq!(with_args.lookup_tag.len(), "commit-".len() + 40 + 1 + 16);
         config.environments[4]
             .build_args
             .insert("PROFILE".into(), "other".into());

@@ -150,6 +150,12 @@ pub enum Error {
     #[error("cannot sign with the key from {from}: {message}")]
     SigningKey { from: String, message: String },
 
+    /// The whole run took longer than its deadline (`deadline`).
+    #[error(
+        "the run took longer than its timeout of {limit}, during {step}; raise --timeout (or `timeout` in the configuration) if that step needs longer, or find out why it is slow"
+    )]
+    Timeout { limit: String, step: String },
+
     /// A bug in cargo-gitops itself, not in what it was asked to do.
     #[error("internal error: {0}; please report it")]
     Internal(String),
@@ -189,6 +195,7 @@ impl Error {
             | Error::Build { .. }
             | Error::Affected { .. }
             | Error::ImmutableTag { .. }
+            | Error::Timeout { .. }
             | Error::Internal(_) => exit_codes::FAILURE,
         }
     }

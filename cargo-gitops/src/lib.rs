@@ -4,7 +4,7 @@
 //! (`main.rs`, `cli/`); everything it calls is here.
 //!
 //! Layers, each importing only from the ones above it in this list:
-//! - foundations: `error`, `exit_codes`, `files`, `process`, `progress`, `time`
+//! - foundations: `error`, `exit_codes`, `files`, `process`, `progress`, `time`, `deadline`
 //! - the vocabulary: `tags`, `environment`, `git`
 //! - `config`: finding, reading and validating the configuration
 //! - `registry`: references, one transport, client operations, credentials, OCI types
@@ -20,6 +20,7 @@ pub mod affected;
 pub mod build;
 pub mod ci;
 pub mod config;
+pub mod deadline;
 pub mod delivery;
 pub mod deployment;
 pub mod environment;

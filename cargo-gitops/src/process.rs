@@ -39,22 +39,31 @@ fn install_signal_handler() -> std::io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-            for handle in running.iter() {
-                // Each program leads a process group of its own: the signal reaches what it
-                // started in turn (cargo's rustc and build scripts), then it is killed.
-                for pid in handle.pids() {
-                    let _ = std::process::Command::new("kill")
-                        .args(["-TERM", "--", &format!("-{pid}")])
-                        .stderr(std::process::Stdio::null())
-                        .status();
-                }
-                let _ = handle.kill();
-            }
+            end_children();
             std::process::exit(128 + signal);
         }
     });
     Ok(())
+}
+
+/// Ends every program this process started and is still waiting for, for a run about to
+/// exit (a signal, the deadline). The programs stay in the list, so none can be started in
+/// their place while the lock is held.
+pub fn end_children() {
+    let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    for handle in running.iter() {
+        // Each program leads a process group of its own: the signal reaches what it
+        // started in turn (cargo's rustc and build scripts), then it is killed.
+        for pid in handle.pids() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pid}")])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+        let _ = handle.kill();
+    }
+    // Held until the process exits: no program is started after this.
+    std::mem::forget(running);
 }
 
 /// An external command, ready to show or to run.
@@ -149,13 +158,16 @@ impl Command {
         expression: duct::Expression,
     ) -> std::io::Result<std::process::Output> {
         end_children_on_signal()?;
-        let handle = Arc::new(expression.start()?);
+        // Started with the list locked, so a run ending (`end_children`) either sees it or
+        // holds the lock before it starts: never a program left behind.
+        let handle = {
+            let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+            let handle = Arc::new(expression.start()?);
+            running.push(Arc::clone(&handle));
+            handle
+        };
         // What the expression holds (the write ends of output pipes) must not outlive the wait.
         drop(expression);
-        RUNNING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::clone(&handle));
         let output = handle.wait().cloned();
         RUNNING
             .lock()

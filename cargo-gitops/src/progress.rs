@@ -74,6 +74,7 @@ impl Progress {
         work: impl FnOnce() -> Result<T, Error>,
     ) -> Result<T, Error> {
         let started = Instant::now();
+        let _step = crate::deadline::enter(title);
         match self.mode {
             Mode::Quiet => work(),
             Mode::Plain => {

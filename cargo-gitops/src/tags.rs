@@ -133,17 +133,29 @@ pub fn lookup_tag(sha40: &str, build_args: &BTreeMap<String, String>) -> String 
             hasher.update(text.as_bytes());
         }
     }
-    format!("commit-{sha40}-{}", hex(&hasher.finalize()[..4]))
+    // 64 bits: a collision among the argument sets of one commit stays negligible (n²/2⁶⁵).
+    format!(
+        "commit-{sha40}-{}",
+        hex(&hasher.finalize()[..BUILD_ARGS_HASH_HEX / 2])
+    )
 }
 
-/// The commit a lookup tag names (`commit-<sha40>` or `commit-<sha40>-<8 hex>`).
+/// Hex digits of the build-arguments hash in a lookup tag.
+const BUILD_ARGS_HASH_HEX: usize = 16;
+
+/// Hex digits of the build-arguments hash in the lookup tags of earlier versions: still read
+/// as naming their commit, never looked up by a build (README, "Migration").
+const OLD_BUILD_ARGS_HASH_HEX: usize = 8;
+
+/// The commit a lookup tag names: `commit-<sha40>`, or `commit-<sha40>-<hex>` with the 16
+/// hex digits of `lookup_tag` or the 8 of earlier versions.
 pub fn lookup_commit(tag: &str) -> Option<&str> {
     let rest = tag.strip_prefix("commit-")?;
     let sha = rest.get(..40)?;
     let suffix = &rest[40..];
     let suffix_ok = suffix.is_empty()
-        || (suffix.len() == 9
-            && suffix.starts_with('-')
+        || (suffix.starts_with('-')
+            && [BUILD_ARGS_HASH_HEX, OLD_BUILD_ARGS_HASH_HEX].contains(&(suffix.len() - 1))
             && suffix[1..]
                 .bytes()
                 .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
@@ -541,9 +553,18 @@ mod tests {
         let with_args = lookup_tag(sha, &args);
         assert_eq!(lookup_commit(&with_args), Some(sha));
         assert_eq!(lookup_commit(&format!("commit-{sha}")), Some(sha));
+        assert_eq!(with_args.len(), "commit-".len() + 40 + 1 + 16);
         assert_eq!(lookup_commit(&format!("commit-{sha}-0a1b2c3d")), Some(sha));
+        assert_eq!(
+            lookup_commit(&format!("commit-{sha}-0a1b2c3d4e5f6a7b")),
+            Some(sha)
+        );
         assert_eq!(lookup_commit(&format!("commit-{sha}-0a1b")), None);
+        assert_eq!(lookup_commit(&format!("commit-{sha}-0a1b2c3d4e")), None);
+        assert_eq!(lookup_commit(&format!("commit-{sha}-0A1B2C3D")), None);
         assert_eq!(lookup_commit("commit-b4b9fda"), None);
+        assert_eq!(lookup_commit(&format!("commit-{sha}x")), None);
+        assert_eq!(lookup_commit("prd-1.2.3"), None);
         assert_eq!(
             lookup_commit(&format!("commit-{}", sha.to_uppercase())),
             None

@@ -20,11 +20,36 @@ base=${GITOPS_RELEASE_BASE_URL:-}
 case "$version" in
   *[!0-9A-Za-z.+-]*) fail "GITOPS_VERSION is not a version: $version" ;;
 esac
+# The URL's authority (what lies between `//` and the first `/`, `?` or `#`) is parsed, not
+# matched as a prefix: in http://127.0.0.1:80@mirror.example/ the host is mirror.example.
+# The refused URL is shown without its userinfo, which may be a password.
+not_allowed() {
+  fail "GITOPS_RELEASE_BASE_URL must be an https URL without credentials, query or fragment (plain http only to 127.0.0.1 or localhost), not '${1:-$base}'"
+}
 case "$base" in
-  https://*) ;;
-  http://127.0.0.1:* | http://127.0.0.1/* | http://localhost:* | http://localhost/*) ;;
-  *) fail "GITOPS_RELEASE_BASE_URL must be an https URL (plain http only to 127.0.0.1 or localhost), not '$base'" ;;
+  *[?#]*) not_allowed ;;
+  https://*) scheme=https ;;
+  http://*) scheme=http ;;
+  *) not_allowed ;;
 esac
+authority=${base#"$scheme://"}
+authority=${authority%%[/?#]*}
+case "$authority" in
+  *@*) not_allowed "$scheme://***@${authority##*@}" ;;
+esac
+host=${authority%:*}
+port=${authority#"$host"}
+port=${port#:}
+case "$port" in
+  *[!0-9]*) not_allowed ;;
+esac
+[ -n "$host" ] || not_allowed
+if [ "$scheme" = http ]; then
+  case "$host" in
+    127.0.0.1 | localhost) ;;
+    *) not_allowed ;;
+  esac
+fi
 base=${base%/}
 
 case "${RUNNER_OS:-}/${RUNNER_ARCH:-}" in

@@ -2,6 +2,8 @@
 //! overwritten (the first complete image of a commit wins); every environment tag is brought
 //! onto the digest the lookup tag names; and a versioned tag never moves to another commit,
 //! which is told from the image's revision label or from the `commit-*` tag that names it.
+//! No tag is moved onto an image before `check_commit` has read it by digest (so its bytes
+//! are checked against the digest the registry gave) and found this commit as its revision.
 //! What the steps are is `plan`'s business; the registry operations are the retagger's.
 
 use serde_json::Value;
@@ -25,14 +27,20 @@ const MAX_LOOKUP_TAGS: usize = 200;
 /// A claim is a read then a write, so two runs that both find the tag free may both write;
 /// the image is complete before either write, and `converge` moves each run's tags onto
 /// whatever the lookup tag names once it runs.
+/// An existing tag naming another digest (an earlier run's image) is taken only once
+/// `check_commit` finds that image to be `sha`'s.
 pub fn claim(
     retagger: &Retagger,
     source: &Repository,
     digest: &str,
     target: &Repository,
     tag: &str,
+    sha: &str,
 ) -> Result<String, Error> {
     if let Some(existing) = retagger.lookup(target, tag)? {
+        if existing != digest {
+            check_commit(retagger, target, tag, &existing, sha)?;
+        }
         return Ok(existing);
     }
     retagger.retag(source, digest, target, &[tag.to_owned()])?;
@@ -75,6 +83,8 @@ fn refuse_other_commit(
 
 /// Makes every one of `tags` name the digest the lookup tag names, and returns that digest.
 /// Runs for the same commit may race; each ends by checking, so the last leaves one digest.
+/// A digest not among `verified` (those this run built or checked) is checked with
+/// `check_commit` before any tag moves onto it.
 pub fn converge(
     retagger: &Retagger,
     repository: &Repository,
@@ -82,6 +92,7 @@ pub fn converge(
     tags: &[String],
     immutable: &[String],
     sha: &str,
+    verified: &mut Vec<String>,
 ) -> Result<String, Error> {
     for _ in 0..CONVERGE_ROUNDS {
         let digest = retagger
@@ -113,6 +124,10 @@ pub fn converge(
             }
             continue;
         }
+        if !verified.contains(&digest) {
+            check_commit(retagger, repository, lookup_tag, &digest, sha)?;
+            verified.push(digest.clone());
+        }
         retagger.retag(repository, &digest, repository, &stale)?;
     }
     Err(Error::Registry {
@@ -120,6 +135,39 @@ pub fn converge(
         step: "check".to_owned(),
         message: format!(
             "the tags of {repository} kept moving; another job for the same commit may be running, run again once it ends"
+        ),
+    })
+}
+
+/// Refuses, before any tag moves, an image that `tag` names as `digest` but that is not the
+/// image of commit `sha`: its manifest is read by digest (the client checks that the bytes
+/// hash to it, so a registry or proxy cannot pass one image off as another), and its revision
+/// (the manifest's `org.opencontainers.image.revision` annotation, else its config's label)
+/// must be `sha`. Every image this tool builds carries that label.
+pub fn check_commit(
+    retagger: &Retagger,
+    repository: &Repository,
+    tag: &str,
+    digest: &str,
+    sha: &str,
+) -> Result<(), Error> {
+    let revision = revision_label(retagger, repository, digest)?;
+    if revision.as_deref() == Some(sha) {
+        return Ok(());
+    }
+    let whose = match revision {
+        Some(other) => format!(
+            "the image of commit {}",
+            crate::error::quote_external(&other)
+        ),
+        None => "an image with no revision label".to_owned(),
+    };
+    Err(Error::Registry {
+        registry: repository.registry.clone(),
+        step: "lookup".to_owned(),
+        message: format!(
+            "{} names {digest}, {whose}, not of commit {sha}; no tag was moved onto it: check the registry and anything between it and this machine (a proxy, a mirror)",
+            repository.with_tag(tag)
         ),
     })
 }
@@ -139,7 +187,7 @@ pub fn commit_of(
     let lookup_tags = client
         .list_tags(&repository.name)?
         .into_iter()
-        .filter(|tag| commit_in_lookup_tag(tag).is_some())
+        .filter(|tag| crate::tags::lookup_commit(tag).is_some())
         .take(MAX_LOOKUP_TAGS);
     for tag in lookup_tags {
         if client
@@ -147,21 +195,14 @@ pub fn commit_of(
             .as_deref()
             == Some(digest)
         {
-            return Ok(commit_in_lookup_tag(&tag).map(str::to_owned));
+            return Ok(crate::tags::lookup_commit(&tag).map(str::to_owned));
         }
     }
     Ok(None)
 }
 
-/// The commit a lookup tag names: `commit-<sha40>`, with or without a build-arguments hash.
-fn commit_in_lookup_tag(tag: &str) -> Option<&str> {
-    let sha = tag.strip_prefix("commit-")?.get(..40)?;
-    let rest = &tag["commit-".len() + 40..];
-    (sha.bytes().all(|b| b.is_ascii_hexdigit()) && (rest.is_empty() || rest.starts_with('-')))
-        .then_some(sha)
-}
-
-/// `org.opencontainers.image.revision` of an image (of its first platform, for an index).
+/// `org.opencontainers.image.revision` of an image: the manifest's annotation, else its
+/// config's label (of its first platform, for an index).
 fn revision_label(
     retagger: &Retagger,
     repository: &Repository,
@@ -176,6 +217,12 @@ fn revision_label(
     };
     let mut manifest = client.get_manifest(&repository.name, digest, &scope)?;
     let image = loop {
+        let annotated = serde_json::from_slice::<Value>(&manifest.bytes)
+            .ok()
+            .and_then(|value| value["annotations"][REVISION].as_str().map(str::to_owned));
+        if annotated.is_some() {
+            return Ok(annotated);
+        }
         match manifest.parse().map_err(unreadable)? {
             Parsed::Image(image) => break image,
             Parsed::Index(index) => {
@@ -196,22 +243,4 @@ fn revision_label(
     Ok(config["config"]["Labels"][REVISION]
         .as_str()
         .map(str::to_owned))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lookup_tags_name_their_commit() {
-        let sha = "b4b9fda0123456789abcdef0123456789abcdef0";
-        assert_eq!(commit_in_lookup_tag(&format!("commit-{sha}")), Some(sha));
-        assert_eq!(
-            commit_in_lookup_tag(&format!("commit-{sha}-0a1b2c3d")),
-            Some(sha)
-        );
-        assert_eq!(commit_in_lookup_tag(&format!("commit-{sha}x")), None);
-        assert_eq!(commit_in_lookup_tag("commit-abc"), None);
-        assert_eq!(commit_in_lookup_tag("prd-1.2.3"), None);
-    }
 }

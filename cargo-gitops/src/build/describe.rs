@@ -184,6 +184,9 @@ fn line(what: What, when: Option<&str>) -> Line {
     }
 }
 
+/// The condition of what a lookup does once it finds the image.
+pub const IF_FOUND: &str = "if found";
+
 /// How the retagger looks `tag` up: its command, or the built-in client's request.
 fn lookup_lines(retagger: &Retagger, repository: &Repository, tag: &str) -> Line {
     let what = match retagger.lookup_command(repository, tag) {
@@ -229,7 +232,23 @@ fn retag_lines(
 pub fn view(step: &Step, retagger: &Retagger) -> StepView {
     let note = |text: String, when: Option<&str>| vec![line(What::Note(text), when)];
     let actions = match step {
-        Step::Lookup { repository, tag } => vec![lookup_lines(retagger, repository, tag)],
+        Step::Lookup { repository, tag } => {
+            let found = Some(IF_FOUND);
+            vec![
+                lookup_lines(retagger, repository, tag),
+                line(
+                    What::Request(format!(
+                        "GET {}/v2/{}/manifests/DIGEST",
+                        repository.registry, repository.name
+                    )),
+                    found,
+                ),
+                line(
+                    What::Note("built-in client: the manifest's bytes must hash to DIGEST, and its org.opencontainers.image.revision annotation, else its config's label (an index: its first platform's), must be this commit; otherwise the run stops before any tag moves".to_owned()),
+                    found,
+                ),
+            ]
+        }
         Step::Guard {
             repository,
             tag,

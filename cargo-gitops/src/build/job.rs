@@ -98,6 +98,9 @@ struct State {
     /// The images this run signed along with their documents, before claiming: the `Sign`
     /// step after the claim has nothing to do for them.
     signed: Vec<String>,
+    /// The digests tags may move onto: the one this run built, and those found to be the
+    /// commit's image (`converge::check_commit`).
+    verified: Vec<String>,
 }
 
 impl State {
@@ -138,8 +141,8 @@ impl Job<'_> {
         if plan.environment.is_none() {
             return Ok(self.report(Action::None, None));
         }
-        let outcome = self.look_up(plan)?;
         let mut state = State::default();
+        let outcome = self.look_up(plan, &mut state)?;
         for step in plan.after(&outcome) {
             self.progress
                 .step(&step.title(), || self.execute(plan, &step, &mut state))?;
@@ -162,18 +165,24 @@ impl Job<'_> {
         Ok(report)
     }
 
-    /// The plan's lookups in order, until one finds the image.
-    fn look_up(&self, plan: &Plan) -> Result<Outcome, Error> {
+    /// The plan's lookups in order, until one finds the image, which must then be the
+    /// commit's (`converge::check_commit`): what a registry says a tag names is checked.
+    fn look_up(&self, plan: &Plan, state: &mut State) -> Result<Outcome, Error> {
         for step in &plan.lookup {
             let Step::Lookup { repository, tag } = step else {
                 return Err(Error::Internal(format!(
                     "a plan's lookup holds another step: {step:?}"
                 )));
             };
-            let found = self
-                .progress
-                .step(&step.title(), || self.retagger.lookup(repository, tag))?;
+            let found = self.progress.step(&step.title(), || {
+                let found = self.retagger.lookup(repository, tag)?;
+                if let Some(digest) = &found {
+                    converge::check_commit(self.retagger, repository, tag, digest, &plan.sha)?;
+                }
+                Ok(found)
+            })?;
             if let Some(digest) = found {
+                state.verified.push(digest.clone());
                 return Ok(Outcome::Found {
                     repository: repository.clone(),
                     digest,
@@ -317,13 +326,12 @@ impl Job<'_> {
                 tag,
             } => {
                 let digest = resolve(digest, state)?;
-                state.claimed = Some(converge::claim(
-                    self.retagger,
-                    source,
-                    &digest,
-                    target,
-                    tag,
-                )?);
+                let claimed =
+                    converge::claim(self.retagger, source, &digest, target, tag, &plan.sha)?;
+                // This run's image, the one found (checked), or another run's that `claim`
+                // checked.
+                state.verified.push(claimed.clone());
+                state.claimed = Some(claimed);
             }
             Step::Retag {
                 repository,
@@ -347,6 +355,7 @@ impl Job<'_> {
                     tags,
                     immutable,
                     &plan.sha,
+                    &mut state.verified,
                 )?);
             }
             other => {

@@ -279,7 +279,7 @@ fn print_report(report: &Report, global: &GlobalArgs, runner: &Runner) -> Result
         Format::Github if output_file.is_none() => write_stdout(&outputs),
         Format::Github => Ok(()),
         Format::Gitlab => write_dotenv(
-            &report_values(report, action, " "),
+            &report_values(report, action, ","),
             global.dotenv.as_deref(),
         ),
         Format::Human => write_stdout(&human_report(report, action)),

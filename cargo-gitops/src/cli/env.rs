@@ -37,7 +37,7 @@ pub fn run(d: &Deployment, global: &GlobalArgs, runner: &Runner) -> Result<(), E
                 ("sha", d.sha.clone()),
                 ("environment", d.environment.clone().unwrap_or_default()),
                 ("tag", d.tags.first().cloned().unwrap_or_default()),
-                ("tags", d.tags.join(" ")),
+                ("tags", d.tags.join(",")),
                 ("lookup_tag", d.lookup_tag.clone()),
                 ("image", d.image.clone().unwrap_or_default()),
                 ("timestamp", d.timestamp.to_string()),

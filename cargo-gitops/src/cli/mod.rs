@@ -101,6 +101,11 @@ pub struct GlobalArgs {
     /// When to use colours and spinners
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+
+    /// Stop the whole run after this long, naming the step it was in: whole seconds, or a
+    /// number with s, m or h (90s, 30m, 2h) [default: `timeout` in the configuration, else 1h]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,14 +188,23 @@ pub fn args_from_cargo(args: impl IntoIterator<Item = OsString>) -> Vec<OsString
     args
 }
 
-/// Runs a parsed command line; returns the exit code on success.
-pub fn run(cli: Cli) -> Result<u8, Error> {
+/// Runs a parsed command line; returns the exit code on success. `expire` reports the error
+/// of a run stopped at its deadline, and exits.
+pub fn run(cli: Cli, expire: fn(Error)) -> Result<u8, Error> {
+    let global = &cli.global;
+    let timeout = match &global.timeout {
+        Some(text) => Some(
+            cargo_gitops::deadline::parse(text)
+                .map_err(|message| Error::usage(format!("--timeout: {message}")))?,
+        ),
+        None => None,
+    };
+    cargo_gitops::deadline::arm(timeout.unwrap_or(cargo_gitops::deadline::DEFAULT), expire);
     let cwd = std::env::current_dir().map_err(|source| Error::Read {
         what: "the current directory".to_owned(),
         source,
     })?;
     let runner = Runner::from_env();
-    let global = &cli.global;
     check_format(&cli.command, global)?;
     cargo_gitops::process::echo_commands(global.verbose > 0);
     let source = config::Source {
@@ -208,6 +222,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         _ => vec![config::load(&source)?],
     };
     let config = &configs[0];
+    if let (None, Some(configured)) = (timeout, config.timeout) {
+        cargo_gitops::deadline::arm(configured, expire);
+    }
     if !global.quiet {
         for warning in &config.warnings {
             eprintln!("warning: {warning}");

@@ -77,6 +77,20 @@ pub fn load(start: &Path, package: Option<&str>, cwd: &Path) -> Result<Config, E
             "it belongs in the [package.metadata.gitops] table of the package whose image a workflow of its own builds",
         ));
     }
+    // A package's own `registry` and `image` are checked where they are written, so an error
+    // names that table's key and file rather than the workspace table merged under them.
+    if let Some((package, written)) = chosen.and_then(|p| p.table.as_ref().map(|t| (p, t))) {
+        let registry = written
+            .registry
+            .as_deref()
+            .or(workspace_raw.registry.as_deref());
+        super::reference::check_table(
+            written,
+            registry,
+            &package.manifest,
+            "package.metadata.gitops",
+        )?;
+    }
     let (mut merged, env_file, table) = match chosen.and_then(|p| p.table.as_ref().map(|t| (p, t)))
     {
         Some((package, table)) if table.environments.is_some() => (

@@ -91,6 +91,8 @@ pub struct Config {
     pub package_dir: Option<PathBuf>,
     pub build: BuildSettings,
     pub workflows: WorkflowSettings,
+    /// `timeout`: the whole run's deadline, when configured (`--timeout` wins).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -113,6 +115,7 @@ impl Config {
                 pipelines: vec![PipelineKind::Github],
                 ..WorkflowSettings::default()
             },
+            timeout: None,
         }
     }
 
@@ -370,7 +373,15 @@ fn resolve(
     }
     let signing_key_env = signing_key_env(merged.sign, merged.signing_key_env, file, &key)?;
     check_paths(merged.paths.as_deref().unwrap_or_default(), file, &key)?;
+    let timeout = match &merged.timeout {
+        Some(text) => Some(
+            crate::deadline::parse(text)
+                .map_err(|message| bad_key(file, &key("timeout"), &message))?,
+        ),
+        None => None,
+    };
     let config = Config {
+        timeout,
         manifest: Some(file.to_path_buf()),
         source: SourceKind::Cargo,
         package: None,

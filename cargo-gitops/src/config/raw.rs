@@ -51,6 +51,8 @@ pub struct RawConfig {
     pub install: Option<InstallSettings>,
     pub ci: Option<Vec<PipelineKind>>,
     pub gitlab: Option<RawGitlab>,
+    /// The whole run's deadline, as `--timeout` takes it (`"30m"`).
+    pub timeout: Option<String>,
     /// A package's table only: its image is built by a workflow of its own (this repository's
     /// release.yml builds the tool's), so the generated pipelines and commands without `-p`
     /// leave it out.
@@ -96,6 +98,7 @@ impl RawConfig {
             install: self.install.or(fallback.install),
             ci: self.ci.or(fallback.ci),
             gitlab: self.gitlab.or(fallback.gitlab),
+            timeout: self.timeout.or(fallback.timeout),
             // Not inherited: it says how one package's image is built.
             own_workflow: self.own_workflow,
             images: self.images,

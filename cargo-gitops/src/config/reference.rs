@@ -21,11 +21,11 @@ pub fn check(config: &Config, file: &Path, key: &dyn Fn(&str) -> String) -> Resu
         check_registry(registry).map_err(|m| bad("registry", m))?;
     }
     if let Some(image) = &config.image_name {
-        check_image(image, config.registry.as_deref()).map_err(|m| bad("image", m))?;
+        check_image(image, config.registry.as_deref(), Whose::Top).map_err(|m| bad("image", m))?;
     }
     for (index, env) in config.environments.iter().enumerate() {
         if let Some(image) = &env.image {
-            check_image(image, config.registry.as_deref())
+            check_image(image, config.registry.as_deref(), Whose::Environment)
                 .map_err(|m| bad(&format!("environments[{index}].image"), m))?;
         }
     }
@@ -81,7 +81,39 @@ fn check_registry(registry: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_image(image: &str, registry: Option<&str>) -> Result<(), String> {
+/// Whose `image` is checked: the top-level one, or an environment's (which may name a
+/// registry of its own when `registry` is unset).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Whose {
+    Top,
+    Environment,
+}
+
+/// Checks `registry` and `image` where they are written: a package's own table, whose keys
+/// the workspace's table only fills in, so that an error names that table's key and file.
+/// `registry` is the one the image will be under (the table's, else the workspace's).
+pub(super) fn check_table(
+    written: &super::raw::RawConfig,
+    registry: Option<&str>,
+    file: &Path,
+    table: &str,
+) -> Result<(), Error> {
+    let bad = |name: &str, message: String| Error::Config {
+        file: file.to_path_buf(),
+        line: None,
+        key: format!("{table}.{name}"),
+        message,
+    };
+    if let Some(written) = &written.registry {
+        check_registry(written).map_err(|m| bad("registry", m))?;
+    }
+    if let Some(image) = &written.image {
+        check_image(image, registry, Whose::Top).map_err(|m| bad("image", m))?;
+    }
+    Ok(())
+}
+
+fn check_image(image: &str, registry: Option<&str>, whose: Whose) -> Result<(), String> {
     let shown = image.escape_debug();
     if let Some((name, _)) = image.split_once('@') {
         return Err(format!(
@@ -110,6 +142,14 @@ fn check_image(image: &str, registry: Option<&str>) -> Result<(), String> {
     if let (Some(registry), Some((first, rest))) = (registry, image.split_once('/'))
         && names_host(first)
     {
+        let registry_host = registry.split('/').next().unwrap_or(registry);
+        if whose == Whose::Environment && registry_host != first {
+            return Err(format!(
+                "`{shown}` names another registry (`{}`) than `registry` (`{}`); with `registry` set an environment's image is a repository there: drop the host, or unset `registry` and write every image as a full reference",
+                first.escape_debug(),
+                registry.escape_debug()
+            ));
+        }
         let corrected = if registry.trim_end_matches('/') == first || registry.starts_with(first) {
             format!("write image = \"{}\"", rest.escape_debug())
         } else {
@@ -159,8 +199,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_environment_image_on_another_registry_is_not_called_a_repeat() {
+        let error =
+            check_image("quay.io/team/app", Some("ghcr.io/acme"), Whose::Environment).unwrap_err();
+        assert!(
+            error.starts_with("`quay.io/team/app` names another registry (`quay.io`) than `registry` (`ghcr.io/acme`)"),
+            "{error}"
+        );
+        assert!(!error.contains("repeat"), "{error}");
+        // The same host as `registry`: a repeat, for an environment's image too.
+        let error =
+            check_image("ghcr.io/acme/app", Some("ghcr.io/acme"), Whose::Environment).unwrap_err();
+        assert!(error.contains("repeats a registry host"), "{error}");
+    }
+
+    #[test]
     fn bad_references_show_the_corrected_value() {
-        let image = |i: &str, r: Option<&str>| check_image(i, r).unwrap_err();
+        let image = |i: &str, r: Option<&str>| check_image(i, r, Whose::Top).unwrap_err();
         assert!(image("app:latest", Some("ghcr.io/o")).contains("write `app`"));
         assert!(image("o/app@sha256:ab", None).contains("write `o/app`"));
         assert!(image("ghcr.io/other/x", Some("ghcr.io")).contains("write image = \"other/x\""));
@@ -174,10 +229,17 @@ mod tests {
         assert!(registry("ghcr.io\n/x").contains("registry host"));
         assert!(registry("https://ghcr.io").contains("without a scheme"));
         assert!(check_registry("127.0.0.1:5000/a/b").is_ok());
-        assert!(check_image("gitops-demo-app", Some("ghcr.io/au2001")).is_ok());
-        assert!(check_image("team/app_1.x", None).is_ok());
+        assert!(check_image("gitops-demo-app", Some("ghcr.io/au2001"), Whose::Top).is_ok());
+        assert!(check_image("team/app_1.x", None, Whose::Top).is_ok());
         // Without `registry`, an image may be a full reference, checked as one.
-        assert!(check_image("registry.example.com:5000/acme/shop", None).is_ok());
+        assert!(
+            check_image(
+                "registry.example.com:5000/acme/shop",
+                None,
+                Whose::Environment
+            )
+            .is_ok()
+        );
         assert!(
             image("registry.example.com:99999/acme/shop", None).contains("not between 1 and 65535")
         );

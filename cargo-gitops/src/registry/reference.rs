@@ -159,11 +159,13 @@ impl fmt::Display for Origin {
 }
 
 /// `location` (an absolute URL, `//host/path`, `/path`, or a path relative to `current`'s)
-/// as an absolute URL, as a `Location` or `Link` header means it.
+/// as an absolute URL, as a `Location` or `Link` header means it. Userinfo
+/// (`user:password@`) in it is dropped: the HTTP client would send it as `Basic`
+/// credentials, and what a registry names is never a credential of ours to send.
 pub(crate) fn join_url(current: &str, location: &str) -> Result<String, String> {
     let lower = location.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
-        return Ok(location.to_owned());
+        return Ok(without_userinfo(location));
     }
     let origin = Origin::of_url(current).ok_or_else(|| {
         format!(
@@ -173,7 +175,7 @@ pub(crate) fn join_url(current: &str, location: &str) -> Result<String, String> 
         )
     })?;
     if location.starts_with("//") {
-        return Ok(format!("{}:{location}", origin.scheme));
+        return Ok(without_userinfo(&format!("{}:{location}", origin.scheme)));
     }
     if location.starts_with('/') {
         return Ok(format!("{}{location}", origin.base_url()));
@@ -191,6 +193,19 @@ pub(crate) fn join_url(current: &str, location: &str) -> Result<String, String> 
     let path = path.split(['?', '#']).next().unwrap_or("/");
     let dir = &path[..=path.rfind('/').unwrap_or(0)];
     Ok(format!("{}{dir}{location}", origin.base_url()))
+}
+
+/// An absolute `scheme://[userinfo@]host…` URL without its userinfo. The authority ends at
+/// the first `/`, `?` or `#`; its userinfo is everything before its last `@`.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -304,5 +319,21 @@ mod tests {
             "http://127.0.0.1:5000/v2/app/blobs/uploads/abc?_state=1"
         );
         assert!(join_url(current, "file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn userinfo_in_a_location_is_dropped() {
+        let current = "http://127.0.0.1:5000/v2/app/blobs/uploads/";
+        for (location, joined) in [
+            (
+                "http://user:secret@127.0.0.1:5000/v2/app/blobs/uploads/abc?x=@y",
+                "http://127.0.0.1:5000/v2/app/blobs/uploads/abc?x=@y",
+            ),
+            ("HTTPS://a@b:c@cdn.example/b", "HTTPS://cdn.example/b"),
+            ("//user:secret@127.0.0.2:9/up", "http://127.0.0.2:9/up"),
+            ("/v2/x@y", "http://127.0.0.1:5000/v2/x@y"),
+        ] {
+            assert_eq!(join_url(current, location).unwrap(), joined, "{location}");
+        }
     }
 }

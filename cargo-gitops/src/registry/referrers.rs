@@ -375,6 +375,13 @@ fn read_tag_index(
 /// unless it is listed there, and, with `read_back`, reads it back until a read shows them
 /// all, in case another writer replaced it meanwhile. `read`: the tag as read a moment ago,
 /// if it was; the first round adds to that instead of reading again.
+///
+/// An index that lists a manifest the repository no longer has (a deleted referrer, or a
+/// descriptor planted by something between) is refused by registries that check what an
+/// index names, on every write. When a write is refused, the entries are looked up, those
+/// missing are dropped, and the index is written again without them, as the distribution
+/// spec's fallback procedure keeps the index to the referrers that exist. An error left is
+/// the referrers tag's, never a retag's.
 fn add_to_tag_index(
     client: &RegistryClient,
     name: &str,
@@ -391,6 +398,20 @@ fn add_to_tag_index(
             .cloned()
             .collect()
     };
+    let unwritable = |err: Error| {
+        let detail = match err {
+            Error::Registry { message, .. } => message,
+            other => other.to_string(),
+        };
+        Error::Registry {
+            registry: client.registry().to_owned(),
+            step: "attach".to_owned(),
+            message: format!(
+                "cannot write the referrers tag index {name}:{tag}: {detail}; check what it lists (`crane manifest`), or delete that tag so it can be written again"
+            ),
+        }
+    };
+    let mut healed = false;
     for round in 1..=TAG_INDEX_ROUNDS {
         let current = match read.take() {
             Some(current) => current,
@@ -418,10 +439,30 @@ fn add_to_tag_index(
         match client.put_manifest(name, &tag, &manifest, &Scope::push(name)) {
             Ok(()) if !read_back => return Ok(()),
             Ok(()) => {}
+            Err(err @ Error::Registry { .. }) if !healed && !entries.is_empty() => {
+                healed = true;
+                let existing = existing_entries(client, name, &entries)?;
+                if existing.len() == entries.len() {
+                    if round == TAG_INDEX_ROUNDS {
+                        return Err(unwritable(err));
+                    }
+                    // Nothing dangles: another writer got in between; the next round reads
+                    // what won and adds to it.
+                    continue;
+                }
+                let mut pruned = index.clone();
+                pruned["manifests"] = Value::Array(
+                    existing
+                        .iter()
+                        .map(|d| serde_json::to_value(d).expect("a descriptor always serialises"))
+                        .collect(),
+                );
+                read = Some(Some((pruned, existing)));
+            }
             // Writers racing on one tag can make the registry refuse one of them; the next
             // round reads what won and adds to it.
             Err(Error::Registry { .. }) if round < TAG_INDEX_ROUNDS => {}
-            Err(err) => return Err(err),
+            Err(err) => return Err(unwritable(err)),
         }
     }
     let (_, entries) = read_tag_index(client, name, subject)?.unwrap_or_default();
@@ -436,6 +477,25 @@ fn add_to_tag_index(
             lost.digest
         ),
     })
+}
+
+/// The entries of a referrers tag index whose manifests the repository has, in order: one
+/// `HEAD` each, at once.
+fn existing_entries(
+    client: &RegistryClient,
+    name: &str,
+    entries: &[Descriptor],
+) -> Result<Vec<Descriptor>, Error> {
+    let scope = Scope::pull(name);
+    let found = concurrently(entries, |entry| {
+        client.manifest_digest(name, entry.digest.as_str(), &scope)
+    })?;
+    Ok(entries
+        .iter()
+        .zip(found)
+        .filter(|(_, found)| found.is_some())
+        .map(|(entry, _)| entry.clone())
+        .collect())
 }
 
 /// What `copy` brought over.

@@ -384,12 +384,26 @@ impl Operation<'_> {
             (Method::Put, body) => send!(agent.put(url), send, bytes_of(body)),
             (Method::Post, body) => send!(agent.post(url), send, bytes_of(body)),
         };
-        result.map_err(|err| self.classify(err, request.step))
+        result.map_err(|err| self.classify(err, request.step, url))
     }
 
     /// A failed exchange, sorted: the deadline ends the operation; a dropped connection, a
-    /// refused one or a timeout may be worth another try; anything else will not change.
-    fn classify(&self, err: ureq::Error, step: &str) -> Failure {
+    /// refused one or a timeout may be worth another try; anything else will not change. A
+    /// request the registry sent elsewhere (an upload location, a redirect) that cannot get
+    /// through is reported as that place, not as the registry.
+    fn classify(&self, err: ureq::Error, step: &str, url: &str) -> Failure {
+        let unreachable = |err: ureq::Error| {
+            match Origin::of_url(url) {
+            Some(origin) if origin != self.transport.origin => self.transport.error(
+                step,
+                format!(
+                    "cannot reach {origin}, where the registry sent this request ({}); check that it is reachable from here, or the registry's configuration of where it sends clients",
+                    quote_external(&err.to_string())
+                ),
+            ),
+            _ => self.transport.unreachable(err, step),
+        }
+        };
         match err {
             ureq::Error::Timeout(ureq::Timeout::Global) => Failure::Fail(self.past_deadline()),
             ureq::Error::Io(_)
@@ -397,10 +411,10 @@ impl Operation<'_> {
             | ureq::Error::HostNotFound
             | ureq::Error::ConnectionFailed
             | ureq::Error::Protocol(_) => Failure::Retry {
-                error: self.transport.unreachable(err, step),
+                error: unreachable(err),
                 wait: None,
             },
-            other => Failure::Fail(self.transport.unreachable(other, step)),
+            other => Failure::Fail(unreachable(other)),
         }
     }
 

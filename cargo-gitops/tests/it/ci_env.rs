@@ -813,7 +813,7 @@ fn gitlab_format_is_a_dotenv_report() {
          GITOPS_SHA={SHA}\n\
          GITOPS_ENVIRONMENT=testing\n\
          GITOPS_TAG=tst-uat2-0123456-{TS}\n\
-         GITOPS_TAGS=tst-uat2-0123456-{TS} tst-uat2-latest\n\
+         GITOPS_TAGS=tst-uat2-0123456-{TS},tst-uat2-latest\n\
          GITOPS_LOOKUP_TAG=commit-{SHA}\n\
          GITOPS_IMAGE=\n\
          GITOPS_TIMESTAMP={TS}\n"
@@ -872,7 +872,7 @@ fn gitlab_format_and_dotenv_are_refused_where_they_mean_nothing() {
 use crate::support::{Fixture, Registry};
 
 /// The generated GitLab job's command, run with a GitLab branch pipeline's variables: the
-/// dotenv report carries the digest and the tags, space-separated.
+/// dotenv report carries the digest and the tags, comma-separated.
 #[test]
 fn build_in_gitlab_writes_the_dotenv_report() {
     let registry = Registry::start();
@@ -896,7 +896,7 @@ fn build_in_gitlab_writes_the_dotenv_report() {
         text,
         format!(
             "GITOPS_ACTION=built\nGITOPS_BUILT=true\nGITOPS_DIGEST={digest}\n\
-             GITOPS_IMAGE={}/fixture\nGITOPS_TAGS=stg-{}-{TS} stg-latest\n\
+             GITOPS_IMAGE={}/fixture\nGITOPS_TAGS=stg-{}-{TS},stg-latest\n\
              GITOPS_ENVIRONMENT=staging\nGITOPS_REF=refs/heads/main\nGITOPS_SHA={sha}\n",
             registry.host(),
             &sha[..7]

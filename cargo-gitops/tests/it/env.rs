@@ -1407,11 +1407,11 @@ name = "development"
 build-args = { RUST_LOG = "debug", PROFILE = "staging" }
 "#,
     );
-    // 8 hex of the sha256 of the sorted pairs, each key and value preceded by its length as
+    // 16 hex of the sha256 of the sorted pairs, each key and value preceded by its length as
     // 8 big-endian bytes (so no two sets of arguments share an encoding).
     for (git_ref, lookup) in [
-        ("main", format!("commit-{sha}-30f5b685")),
-        ("feature/x", format!("commit-{sha}-1580be01")),
+        ("main", format!("commit-{sha}-30f5b685e61d6656")),
+        ("feature/x", format!("commit-{sha}-1580be01c59cb9d6")),
         ("test/uat1", format!("commit-{sha}")),
     ] {
         let got = env_json(&dir, &["--sha", "HEAD", "--ref", git_ref]);

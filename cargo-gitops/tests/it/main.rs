@@ -13,6 +13,7 @@ mod flux;
 mod formats;
 mod gitlab;
 mod history;
+mod integrity;
 mod native;
 mod pins;
 mod progress;

@@ -66,7 +66,13 @@ fn push_podman(
     creds: Option<(&str, &str)>,
 ) -> String {
     let context = scratch_context();
-    podman.build(context.path(), "localhost/fixture:latest", None);
+    // Under a lookup tag, the image names its commit as the tool's own builds do: a build
+    // checks it before retagging.
+    let labels: Vec<String> = cargo_gitops::tags::lookup_commit(tag)
+        .map(|sha| format!("org.opencontainers.image.revision={sha}"))
+        .into_iter()
+        .collect();
+    podman.build_labelled(context.path(), "localhost/fixture:latest", None, &labels);
     let creds = creds.map(|(u, p)| format!("{u}:{p}"));
     podman.push(
         "localhost/fixture:latest",
@@ -258,7 +264,8 @@ fn retags_a_skopeo_pushed_image_with_one_get_and_one_put_per_tag() {
 
 #[test]
 fn a_cli_promotion_is_one_head_one_get_and_one_put_per_tag() {
-    // And one HEAD of the versioned tag, which must not name another commit.
+    // And the check that the image found is the commit's (its manifest and config), and one
+    // HEAD of the versioned tag, which must not name another commit.
     let registry = Registry::start();
     let fixture = Fixture::new(&registry.host(), "fixture");
     let sha = fixture.head();
@@ -271,6 +278,10 @@ fn a_cli_promotion_is_one_head_one_get_and_one_put_per_tag() {
         "oci",
         None,
     );
+    let config = json(&registry.manifest("fixture", &digest).unwrap().0)["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let before = registry.settled_requests().len();
     let args = [
         "--ref",
@@ -289,6 +300,9 @@ fn a_cli_promotion_is_one_head_one_get_and_one_put_per_tag() {
         registry.requests_since(before),
         [
             format!("HEAD /v2/fixture/manifests/commit-{sha} 200"),
+            // The image found is checked to be the commit's: its manifest and its config.
+            format!("GET /v2/fixture/manifests/{digest} 200"),
+            format!("GET /v2/fixture/blobs/{config} 200"),
             // The versioned tag is checked first: it never moves to another commit.
             "HEAD /v2/fixture/manifests/prd-1.0.0 404".to_owned(),
             format!("GET /v2/fixture/manifests/{digest} 200"),
@@ -298,7 +312,7 @@ fn a_cli_promotion_is_one_head_one_get_and_one_put_per_tag() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("built-in registry client: 5 requests"),
+        stderr.contains("built-in registry client: 7 requests"),
         "{stderr}"
     );
     for tag in ["prd-1.0.0", "prd-latest"] {
@@ -536,9 +550,11 @@ fn basic_auth_through_the_cli_never_prints_the_password() {
         assert!(!all.contains(PASSWORD), "{how} printed the password: {all}");
         let requests = registry.requests_since(before);
         assert_eq!(unauthorised(&requests), 1, "{how}: {requests:?}");
-        assert_eq!(requests.len(), 5, "{how}: {requests:?}");
+        // The lookup (challenged once), the check that the image is the commit's (manifest
+        // and config), the retag's GET and a PUT per tag.
+        assert_eq!(requests.len(), 7, "{how}: {requests:?}");
         assert!(
-            all.contains("built-in registry client: 5 requests"),
+            all.contains("built-in registry client: 7 requests"),
             "{how}: {all}"
         );
         let tag = format!("stg-{short}-{timestamp}");

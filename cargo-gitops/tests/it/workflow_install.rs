@@ -296,6 +296,29 @@ fn an_unsupported_or_unpinned_platform_and_a_plain_http_mirror_fail_with_one_lin
         let output = run_step(&script, &env, runner.path(), overrides);
         assert_one_line_failure(&output, needle);
     }
+    // Loopback only by its parsed host: a userinfo that looks like 127.0.0.1 (the real host
+    // is after `@`), a host that merely starts like one, credentials, a query or a fragment.
+    let port = base.rsplit(':').next().unwrap();
+    let port = port.trim_end_matches('/');
+    for url in [
+        format!("http://127.0.0.1:{port}@mirror.example:{port}/releases"),
+        format!("http://localhost:{port}@mirror.example/releases"),
+        "http://127.0.0.1.mirror.example/releases".to_owned(),
+        "http://localhost.mirror.example/releases".to_owned(),
+        format!("http://127.0.0.1:{port}x/releases"),
+        "https://user:secret@github.com/releases".to_owned(),
+        format!("{base}?x=1"),
+        format!("{base}#@mirror.example"),
+    ] {
+        let output = run_step(
+            &script,
+            &env,
+            runner.path(),
+            &[("GITOPS_RELEASE_BASE_URL", &url)],
+        );
+        assert_one_line_failure(&output, "must be an https URL without credentials");
+        assert!(!String::from_utf8_lossy(&output.stderr).contains("secret"));
+    }
 }
 
 #[test]

@@ -63,13 +63,28 @@ fn taken_actions(dry_run: &Value, found_in: &str, kind: &str, digest: &str) -> V
         .iter()
         .find(|b| b["when"] == format!("found as DIGEST in {found_in}").as_str())
         .expect("a branch for the repository");
-    let steps = lookup[..=found]
+    // The lookups that found nothing, then the one that found the image, which goes on
+    // to check it (`if found`).
+    let missed = lookup[..found]
         .iter()
-        .chain(branch["steps"].as_array().unwrap());
-    steps
         .flat_map(|step| step["actions"].as_array().unwrap().clone())
+        .filter(|action| action["when"].is_null());
+    let hit = lookup[found].as_object().unwrap()["actions"]
+        .as_array()
+        .unwrap()
+        .clone()
+        .into_iter()
+        .filter(|action| action["when"].is_null() || action["when"] == "if found");
+    let after = branch["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|step| step["actions"].as_array().unwrap().clone());
+    missed
+        .chain(hit)
+        .chain(after)
         .filter(|action| match action["when"].as_str() {
-            None => true,
+            None | Some("if found") => true,
             // Debian's registry has no referrers API: the referrers tag is read instead.
             Some(WITHOUT_REFERRERS_API) => true,
             Some(when) => when.starts_with("if commit-") && when.ends_with(" does not exist"),
@@ -167,10 +182,11 @@ fn a_cross_repository_promotion_sends_the_requests_its_dry_run_prints() {
     .iter()
     .map(|request| request.replacen(&format!(" {host}/"), " /", 1))
     .collect();
-    // Two lookups; the guard's; the claim's HEAD, GET, PUT by digest and PUT of the lookup
-    // tag; the referrers copy's GET of the referrers tag and of cosign's three tags; the
-    // retag's GET and PUT per tag; the converge's four HEADs.
-    assert_eq!(expected.len(), 2 + 1 + 4 + 4 + 3 + 4, "{expected:#?}");
+    // Two lookups and the GET by digest that checks the image found is the commit's; the
+    // guard's; the claim's HEAD, GET, PUT by digest and PUT of the lookup tag; the referrers
+    // copy's GET of the referrers tag and of cosign's three tags; the retag's GET and PUT per
+    // tag; the converge's four HEADs.
+    assert_eq!(expected.len(), 2 + 1 + 1 + 4 + 4 + 3 + 4, "{expected:#?}");
     // Every one of them on a manifest: blob requests depend on the image, and are told as a note.
     assert!(
         expected.iter().all(|r| r.contains("/manifests/")),
@@ -221,7 +237,17 @@ fn a_dry_run_in_json_shows_every_branch_and_runs_nothing() {
         dry_run["lookup"],
         serde_json::json!([{
             "title": format!("lookup {host}/fixture:commit-{sha}"),
-            "actions": [{ "request": format!("HEAD {host}/v2/fixture/manifests/commit-{sha}") }],
+            "actions": [
+                { "request": format!("HEAD {host}/v2/fixture/manifests/commit-{sha}") },
+                {
+                    "request": format!("GET {host}/v2/fixture/manifests/DIGEST"),
+                    "when": "if found",
+                },
+                {
+                    "note": "built-in client: the manifest's bytes must hash to DIGEST, and its org.opencontainers.image.revision annotation, else its config's label (an index: its first platform's), must be this commit; otherwise the run stops before any tag moves",
+                    "when": "if found",
+                },
+            ],
         }])
     );
     let outcomes = dry_run["outcomes"].as_array().unwrap();

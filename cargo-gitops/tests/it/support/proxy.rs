@@ -1,6 +1,6 @@
 //! A fault-injecting HTTP/1.1 proxy in front of a real registry: one request per connection
 //! (every answer says `Connection: close`), forwarded unless its rule says otherwise: answer
-//! in its place, cut the body, trickle an answer byte by byte, or close. It logs every request
+//! in its place, cut the body, trickle an answer byte by byte, delay it, or close. It logs every request
 //! as `METHOD /path STATUS`, and its rule sees each request's `Host` and `Authorization`.
 
 use std::io::{Read, Write};
@@ -24,6 +24,8 @@ pub enum Fault {
     Unsized(u16, Vec<(&'static str, String)>, Vec<u8>),
     /// Answer with the whole `Content-Length` at once, then the body one byte per interval.
     Trickle(u16, Vec<(&'static str, String)>, Vec<u8>, Duration),
+    /// Wait this long (at most the proxy's own timeout), then forward: a slow registry.
+    Delay(Duration),
 }
 
 impl Fault {
@@ -277,46 +279,86 @@ fn serve(
             }
             client.stream.shutdown(Shutdown::Both)
         }
+        Fault::Delay(wait) => {
+            std::thread::sleep(wait.min(PROXY_TIMEOUT));
+            forward(
+                &mut client,
+                upstream,
+                &request_line,
+                &headers,
+                &body,
+                false,
+                &record,
+                &method,
+                &path,
+            )
+        }
         Fault::Forward | Fault::CutBody => {
-            let mut server = Conn::new(TcpStream::connect(("127.0.0.1", upstream))?)?;
-            let mut forward = format!("{request_line}\r\n");
-            for (k, v) in &headers {
-                let skip = ["connection", "content-length", "transfer-encoding"];
-                if !skip.iter().any(|s| k.eq_ignore_ascii_case(s)) {
-                    forward.push_str(&format!("{k}: {v}\r\n"));
-                }
-            }
-            if !body.is_empty() || method == "PUT" || method == "POST" {
-                forward.push_str(&format!("Content-Length: {}\r\n", body.len()));
-            }
-            forward.push_str("Connection: close\r\n\r\n");
-            server.stream.write_all(forward.as_bytes())?;
-            server.stream.write_all(&body)?;
-            let response_head = String::from_utf8_lossy(&server.read_head()?).into_owned();
-            let answer = server.read_to_end()?;
-            let status_line = response_head.split("\r\n").next().unwrap_or_default();
-            let status = status_line.split(' ').nth(1).unwrap_or("?").to_owned();
-            let mut back = format!("{status_line}\r\n");
-            for (k, v) in header_lines(&response_head) {
-                if !k.eq_ignore_ascii_case("connection") {
-                    back.push_str(&format!("{k}: {v}\r\n"));
-                }
-            }
-            back.push_str("Connection: close\r\n\r\n");
-            // Logged before the client can see the answer, so the log is complete when it returns.
             let cut = matches!(fault, Fault::CutBody);
-            record(format!(
-                "{method} {path} {status}{}",
-                if cut { " cut" } else { "" }
-            ));
-            client.stream.write_all(back.as_bytes())?;
-            if cut {
-                client.stream.write_all(&answer[..answer.len() / 2])?;
-            } else {
-                client.stream.write_all(&answer)?;
-            }
-            client.stream.flush()?;
-            client.stream.shutdown(Shutdown::Both)
+            forward(
+                &mut client,
+                upstream,
+                &request_line,
+                &headers,
+                &body,
+                cut,
+                &record,
+                &method,
+                &path,
+            )
         }
     }
+}
+
+/// Sends the request on to the registry and its answer back, the body cut in half with `cut`.
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    client: &mut Conn,
+    upstream: u16,
+    request_line: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    cut: bool,
+    record: &dyn Fn(String),
+    method: &str,
+    path: &str,
+) -> std::io::Result<()> {
+    let mut server = Conn::new(TcpStream::connect(("127.0.0.1", upstream))?)?;
+    let mut forward = format!("{request_line}\r\n");
+    for (k, v) in headers {
+        let skip = ["connection", "content-length", "transfer-encoding"];
+        if !skip.iter().any(|s| k.eq_ignore_ascii_case(s)) {
+            forward.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    if !body.is_empty() || method == "PUT" || method == "POST" {
+        forward.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    forward.push_str("Connection: close\r\n\r\n");
+    server.stream.write_all(forward.as_bytes())?;
+    server.stream.write_all(body)?;
+    let response_head = String::from_utf8_lossy(&server.read_head()?).into_owned();
+    let answer = server.read_to_end()?;
+    let status_line = response_head.split("\r\n").next().unwrap_or_default();
+    let status = status_line.split(' ').nth(1).unwrap_or("?").to_owned();
+    let mut back = format!("{status_line}\r\n");
+    for (k, v) in header_lines(&response_head) {
+        if !k.eq_ignore_ascii_case("connection") {
+            back.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    back.push_str("Connection: close\r\n\r\n");
+    // Logged before the client can see the answer, so the log is complete when it returns.
+    record(format!(
+        "{method} {path} {status}{}",
+        if cut { " cut" } else { "" }
+    ));
+    client.stream.write_all(back.as_bytes())?;
+    if cut {
+        client.stream.write_all(&answer[..answer.len() / 2])?;
+    } else {
+        client.stream.write_all(&answer)?;
+    }
+    client.stream.flush()?;
+    client.stream.shutdown(Shutdown::Both)
 }

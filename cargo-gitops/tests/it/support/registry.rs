@@ -668,9 +668,23 @@ impl Podman {
 
     /// Builds `context` as `image` (`localhost/NAME:TAG`), for `platform` when given.
     pub fn build(&self, context: &Path, image: &str, platform: Option<&str>) {
+        self.build_labelled(context, image, platform, &[]);
+    }
+
+    /// `build`, the image labelled with `labels` (`KEY=VALUE`).
+    pub fn build_labelled(
+        &self,
+        context: &Path,
+        image: &str,
+        platform: Option<&str>,
+        labels: &[String],
+    ) {
         let mut args = vec!["build", "-q", "--no-cache", "-t", image];
         if let Some(platform) = platform {
             args.extend(["--platform", platform]);
+        }
+        for label in labels {
+            args.extend(["--label", label.as_str()]);
         }
         args.push(context.to_str().unwrap());
         self.run(&args);
