@@ -131,6 +131,12 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// `build --image-of`: the image to retag is not in the registry.
+    #[error(
+        "the image of commit {commit} is not in the registry (no `{lookup_tag}` tag): build that commit first, or run build without --image-of to build this one"
+    )]
+    ImageOfMissing { commit: String, lookup_tag: String },
+
     /// `affected` could not tell which services a commit changes.
     #[error("cannot tell which services changed: {message}")]
     Affected { message: String },
@@ -194,6 +200,7 @@ impl Error {
             | Error::Drift { .. }
             | Error::Build { .. }
             | Error::Affected { .. }
+            | Error::ImageOfMissing { .. }
             | Error::ImmutableTag { .. }
             | Error::Timeout { .. }
             | Error::Internal(_) => exit_codes::FAILURE,

@@ -85,6 +85,9 @@ pub struct Job<'a> {
     pub key: Option<&'a SigningKey>,
     /// Documents to attach to the image as referrers.
     pub attachments: Vec<Artifact>,
+    /// `--image-of`: the commit whose image the tags name instead of this one's, for a
+    /// service that has not changed since (`affected`); that image is retagged, never built.
+    pub image_of: Option<String>,
 }
 
 /// What a run has learnt so far, for the steps that need it.
@@ -143,6 +146,12 @@ impl Job<'_> {
         }
         let mut state = State::default();
         let outcome = self.look_up(plan, &mut state)?;
+        if let (Outcome::Missing, Some(commit)) = (&outcome, &plan.image_of) {
+            return Err(Error::ImageOfMissing {
+                commit: commit.clone(),
+                lookup_tag: plan.lookup_tag.clone(),
+            });
+        }
         for step in plan.after(&outcome) {
             self.progress
                 .step(&step.title(), || self.execute(plan, &step, &mut state))?;

@@ -196,7 +196,10 @@ pub struct NativeBuild {
 pub struct Plan {
     pub environment: Option<String>,
     pub git_ref: String,
+    /// The commit whose image the tags name: this one, or the one `--image-of` gives.
     pub sha: String,
+    /// `--image-of`: that image is retagged if it exists, and nothing is ever built.
+    pub image_of: Option<String>,
     /// Where the tags go; `None` when nothing is pushed (no environment, or a layout).
     pub target: Option<Repository>,
     pub lookup_tag: String,
@@ -229,7 +232,8 @@ impl Plan {
         let mut plan = Plan {
             environment: d.environment.clone(),
             git_ref: d.git_ref.clone(),
-            sha: d.sha.clone(),
+            sha: job.image_of.clone().unwrap_or_else(|| d.sha.clone()),
+            image_of: job.image_of.clone(),
             target: None,
             lookup_tag: d.lookup_tag.clone(),
             tags: d.tags.clone(),
@@ -248,6 +252,25 @@ impl Plan {
         };
         if !env.format.uses(Placeholder::Timestamp) {
             plan.immutable = d.tags.first().cloned().into_iter().collect();
+        }
+        if let Some(commit) = &job.image_of {
+            if job.output.is_some() {
+                return Err(Error::usage(
+                    "--image-of retags an image in the registry; drop --output",
+                ));
+            }
+            plan.lookup_tag = crate::tags::lookup_tag(commit, &env.build_args);
+            let image = d.image.as_deref().ok_or(Error::NoImage)?;
+            let target = Repository::parse(image)?;
+            plan.lookup = candidates(job.config, &target)?
+                .into_iter()
+                .map(|repository| Step::Lookup {
+                    repository,
+                    tag: plan.lookup_tag.clone(),
+                })
+                .collect();
+            plan.target = Some(target);
+            return Ok(plan);
         }
         if let Some(dir) = layout_dir(job) {
             let image =
@@ -295,7 +318,10 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        outcomes.push(Outcome::Missing);
+        // An image that is not there is an error for `--image-of`, which never builds.
+        if self.image_of.is_none() {
+            outcomes.push(Outcome::Missing);
+        }
         outcomes
     }
 
@@ -348,6 +374,7 @@ impl Plan {
                 steps.extend(self.evidence(target, Digest::Claimed));
                 steps.push(retag(Digest::Claimed));
             }
+            Outcome::Missing if self.image_of.is_some() => return Vec::new(),
             Outcome::Missing => {
                 steps.extend(self.build.iter().cloned());
                 steps.push(claim(target, self.built.clone()));

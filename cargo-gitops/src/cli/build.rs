@@ -56,6 +56,23 @@ pub struct BuildArgs {
     /// application/spdx+json=sbom.json), before any environment tag names it; repeatable
     #[arg(long, value_name = "TYPE=FILE", value_parser = parse_attachment)]
     pub attach: Vec<(String, PathBuf)>,
+
+    /// Give this commit's tags to the image of commit SHA (40 hex digits) instead of
+    /// building: for a service `cargo gitops affected` lists as unchanged since SHA. Fails
+    /// when that image is not in the registry; never builds
+    #[arg(long, value_name = "SHA", value_parser = parse_sha40, conflicts_with_all = ["output", "attach"])]
+    pub image_of: Option<String>,
+}
+
+fn parse_sha40(text: &str) -> Result<String, String> {
+    if cargo_gitops::tags::is_sha40(text) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "`{}` is not a full commit sha (40 hex digits); give the `since` commit `cargo gitops affected` prints",
+            text.escape_debug()
+        ))
+    }
 }
 
 fn parse_attachment(text: &str) -> Result<(String, PathBuf), String> {
@@ -178,6 +195,7 @@ pub fn run(
         signing,
         key: None,
         attachments,
+        image_of: args.image_of.clone(),
     };
     let plan = job.plan()?;
     if args.dry_run {

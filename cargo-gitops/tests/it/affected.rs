@@ -480,3 +480,102 @@ fn paths_that_leave_the_repository_are_a_configuration_error() {
     );
     assert!(line.contains("leaves the repository"), "{line}");
 }
+
+#[test]
+fn an_unchanged_service_gets_this_commits_tags_on_the_image_of_its_since_commit() {
+    let registry = Registry::start();
+    let repo = workspace(&registry.host());
+    let first = repo.head();
+    staged(&registry, "acme/web", &first, 1_700_000_000);
+    let web_image = registry
+        .digest("acme/web", &format!("commit-{first}"))
+        .unwrap();
+    repo.create("services/api/src/main.rs", "fn main() { 4; }\n");
+    let head = repo.commit("api only");
+
+    let report = affected(repo.path(), &[]).json();
+    assert_eq!(report["unchanged"][0]["package"], "web", "{report}");
+    assert_eq!(report["unchanged"][0]["since"], first.as_str());
+
+    let mut build = TestCommand::new(repo.path());
+    let out = build
+        .timeout(Duration::from_secs(60))
+        .args([
+            "build",
+            "-p",
+            "web",
+            "--retag-with",
+            "builtin",
+            "--format",
+            "json",
+        ])
+        .args(["--image-of", &first])
+        .json();
+    assert_eq!(out["action"], "retagged", "{out}");
+    assert_eq!(out["sha"], head.as_str());
+    let tag = format!("stg-{}-", &head[..7]);
+    let tags = registry.tags("acme/web");
+    let staged_now: Vec<&String> = tags.iter().filter(|t| t.starts_with(&tag)).collect();
+    assert_eq!(staged_now.len(), 1, "{tags:?}");
+    assert_eq!(
+        registry.digest("acme/web", staged_now[0]).unwrap(),
+        web_image
+    );
+    assert_eq!(
+        registry.digest("acme/web", "stg-latest").unwrap(),
+        web_image
+    );
+    // The image stays the commit's it was built from: no lookup tag claims it for this one.
+    assert!(!tags.contains(&format!("commit-{head}")), "{tags:?}");
+
+    // The next run compares web with the commit its environment received now: this one.
+    repo.create("README.md", "# later\n");
+    repo.commit("docs");
+    let report = affected(repo.path(), &[]).json();
+    let web = report["unchanged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["package"] == "web")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(web["since"], head.as_str(), "{report}");
+}
+
+#[test]
+fn image_of_a_commit_without_an_image_builds_nothing_and_moves_no_tag() {
+    let registry = Registry::start();
+    let repo = workspace(&registry.host());
+    let first = repo.head();
+    staged(&registry, "acme/web", &first, 1_700_000_000);
+    let before = registry.tags("acme/web");
+    repo.create("services/web/src/main.rs", "fn main() { 5; }\n");
+    repo.commit("web");
+    let missing = "cd".repeat(20);
+    let line = TestCommand::new(repo.path())
+        .timeout(Duration::from_secs(60))
+        .args([
+            "build",
+            "-p",
+            "web",
+            "--retag-with",
+            "builtin",
+            "--image-of",
+            &missing,
+        ])
+        .expect_error(1);
+    assert!(
+        line.contains(&format!(
+            "the image of commit {missing} is not in the registry"
+        )),
+        "{line}"
+    );
+    assert_eq!(registry.tags("acme/web"), before);
+    let usage = TestCommand::new(repo.path())
+        .args(["build", "-p", "web", "--image-of", "abc123"])
+        .expect_exit(2);
+    assert!(
+        String::from_utf8_lossy(&usage.stderr).contains("is not a full commit sha"),
+        "{}",
+        String::from_utf8_lossy(&usage.stderr)
+    );
+}
