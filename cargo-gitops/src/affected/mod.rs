@@ -33,12 +33,16 @@ pub struct Changed {
     pub since: Option<String>,
 }
 
-/// One service whose image this commit leaves as it was: the image of `since` is its image.
+/// One service whose image this commit leaves as it was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unchanged {
     pub package: String,
     pub image: String,
+    /// The commit compared with.
     pub since: String,
+    /// The commit whose image the service keeps (`build --image-of`): the one its environment's
+    /// image was built from, which is `since` unless that image was itself kept from earlier.
+    pub image_of: String,
 }
 
 /// `cargo gitops affected --format json`.
@@ -59,14 +63,19 @@ pub struct Service {
 /// What one service is compared with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Since {
-    /// A commit (full, or the short sha a tag carries) or a ref.
-    Commit(String),
+    /// A commit (full, or the short sha a tag carries) or a ref, and the commit its image was
+    /// built from when the registry says (its revision label).
+    Commit {
+        rev: String,
+        image_of: Option<String>,
+    },
     /// Nothing to compare with, and why (`environment staging has no image yet`).
     Nothing(String),
 }
 
 /// The commit `environment` last received in `repository`: the commit of its newest tag (for
-/// a per-branch environment, of `branch`'s newest), or why there is none.
+/// a per-branch environment, of `branch`'s newest), with the commit its image was built from,
+/// or why there is none.
 pub fn received(
     client: &RegistryClient,
     repository: &Repository,
@@ -88,7 +97,15 @@ pub fn received(
     };
     Ok(match newest.into_iter().next() {
         Some(entry) => match entry.commit {
-            Some(commit) => Since::Commit(commit),
+            Some(commit) => Since::Commit {
+                rev: commit,
+                image_of: match &entry.digest {
+                    Some(digest) => {
+                        crate::build::converge::revision_label(client, repository, digest)?
+                    }
+                    None => None,
+                },
+            },
             None => Since::Nothing(format!(
                 "{whose}'s newest tag {} names no commit",
                 entry.tag
@@ -109,7 +126,7 @@ pub fn compare(
     let mut diffs: HashMap<git2::Oid, Diff> = HashMap::new();
     let mut report = Report::default();
     for (service, since) in services {
-        let base = match since {
+        let (base, image_of) = match since {
             Since::Nothing(why) => {
                 report.services.push(Changed {
                     package: service.package.clone(),
@@ -119,7 +136,7 @@ pub fn compare(
                 });
                 continue;
             }
-            Since::Commit(rev) => repo.commit(rev)?,
+            Since::Commit { rev, image_of } => (repo.commit(rev)?, image_of.clone()),
         };
         let diff = match diffs.entry(base) {
             Entry::Occupied(known) => known.into_mut(),
@@ -142,6 +159,7 @@ pub fn compare(
             None => report.unchanged.push(Unchanged {
                 package: service.package.clone(),
                 image: service.image.clone(),
+                image_of: image_of.unwrap_or_else(|| since.clone()),
                 since,
             }),
         }

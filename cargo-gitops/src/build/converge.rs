@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::build::labels::REVISION;
 use crate::build::retag::Retagger;
 use crate::error::Error;
-use crate::registry::client::{Repository, Scope};
+use crate::registry::client::{RegistryClient, Repository, Scope};
 use crate::registry::oci::Parsed;
 
 /// How many times the tags are brought back onto the lookup tag's digest when concurrent
@@ -151,7 +151,7 @@ pub fn check_commit(
     digest: &str,
     sha: &str,
 ) -> Result<(), Error> {
-    let revision = revision_label(retagger, repository, digest)?;
+    let revision = revision_label(&*retagger.client(&repository.registry)?, repository, digest)?;
     if revision.as_deref() == Some(sha) {
         return Ok(());
     }
@@ -179,7 +179,9 @@ pub fn commit_of(
     repository: &Repository,
     digest: &str,
 ) -> Result<Option<String>, Error> {
-    if let Some(revision) = revision_label(retagger, repository, digest)? {
+    if let Some(revision) =
+        revision_label(&*retagger.client(&repository.registry)?, repository, digest)?
+    {
         return Ok(Some(revision));
     }
     let client = retagger.client(&repository.registry)?;
@@ -203,12 +205,11 @@ pub fn commit_of(
 
 /// `org.opencontainers.image.revision` of an image: the manifest's annotation, else its
 /// config's label (of its first platform, for an index).
-fn revision_label(
-    retagger: &Retagger,
+pub fn revision_label(
+    client: &RegistryClient,
     repository: &Repository,
     digest: &str,
 ) -> Result<Option<String>, Error> {
-    let client = retagger.client(&repository.registry)?;
     let scope = Scope::pull(&repository.name);
     let unreadable = |e: serde_json::Error| Error::Registry {
         registry: repository.registry.clone(),

@@ -72,7 +72,10 @@ pub fn run(
             .unwrap_or_else(|| "image".to_owned());
         let image = deployment.image.clone().unwrap_or_else(|| package.clone());
         let since = match &args.since {
-            Some(rev) => Compared::Given(Since::Commit(rev.clone())),
+            Some(rev) => Compared::Given(Since::Commit {
+                rev: rev.clone(),
+                image_of: None,
+            }),
             None => Compared::Received(query(
                 config,
                 environment,

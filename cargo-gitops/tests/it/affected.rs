@@ -496,6 +496,7 @@ fn an_unchanged_service_gets_this_commits_tags_on_the_image_of_its_since_commit(
     let report = affected(repo.path(), &[]).json();
     assert_eq!(report["unchanged"][0]["package"], "web", "{report}");
     assert_eq!(report["unchanged"][0]["since"], first.as_str());
+    assert_eq!(report["unchanged"][0]["image_of"], first.as_str());
 
     let mut build = TestCommand::new(repo.path());
     let out = build
@@ -528,17 +529,38 @@ fn an_unchanged_service_gets_this_commits_tags_on_the_image_of_its_since_commit(
     // The image stays the commit's it was built from: no lookup tag claims it for this one.
     assert!(!tags.contains(&format!("commit-{head}")), "{tags:?}");
 
-    // The next run compares web with the commit its environment received now: this one.
+    // The next run compares web with the commit its environment received now, this one,
+    // and keeps the image it has, the first commit's.
     repo.create("README.md", "# later\n");
-    repo.commit("docs");
+    let third = repo.commit("docs");
     let report = affected(repo.path(), &[]).json();
     let web = report["unchanged"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["package"] == "web")
-        .unwrap_or_else(|| panic!("{report}"));
+        .unwrap_or_else(|| panic!("{report}"))
+        .clone();
     assert_eq!(web["since"], head.as_str(), "{report}");
+    assert_eq!(web["image_of"], first.as_str(), "{report}");
+    let out = TestCommand::new(repo.path())
+        .timeout(Duration::from_secs(60))
+        .args([
+            "build",
+            "-p",
+            "web",
+            "--retag-with",
+            "builtin",
+            "--format",
+            "json",
+        ])
+        .args(["--image-of", web["image_of"].as_str().unwrap()])
+        .json();
+    assert_eq!(out["action"], "retagged", "{out}");
+    let tag = format!("stg-{}-", &third[..7]);
+    let tags = registry.tags("acme/web");
+    let third_tag = tags.iter().find(|t| t.starts_with(&tag)).unwrap();
+    assert_eq!(registry.digest("acme/web", third_tag).unwrap(), web_image);
 }
 
 #[test]
