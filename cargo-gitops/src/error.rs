@@ -146,6 +146,11 @@ pub enum Error {
     #[error("cannot sign with the key from {from}: {message}")]
     SigningKey { from: String, message: String },
 
+    /// A deploy that cannot write the manifests as asked (a folder or an image they lack, a
+    /// repository that cannot be cloned or refuses the push); the manifests are left as they were.
+    #[error("{0}")]
+    Deploy(String),
+
     /// A bug in cargo-gitops itself, not in what it was asked to do.
     #[error("internal error: {0}; please report it")]
     Internal(String),
@@ -184,6 +189,7 @@ impl Error {
             | Error::Drift { .. }
             | Error::Build { .. }
             | Error::ImmutableTag { .. }
+            | Error::Deploy(_)
             | Error::Internal(_) => exit_codes::FAILURE,
         }
     }

@@ -14,11 +14,13 @@
 //! - `supply`: the supply-chain documents of a build: SBOM, embedded dependency list, provenance
 //! - `build`: the job (lookup, then retag or build), its plan and its drivers
 //! - `delivery`: Flux policies, releases, promotions, history
+//! - `deploy`: the image written back into the GitOps manifests (reads `delivery`'s tag filters)
 
 pub mod build;
 pub mod ci;
 pub mod config;
 pub mod delivery;
+pub mod deploy;
 pub mod deployment;
 pub mod environment;
 pub mod error;

@@ -3,6 +3,7 @@
 //! and prints results.
 
 mod build;
+mod deploy;
 mod env;
 mod flux;
 mod history;
@@ -156,6 +157,16 @@ pub enum Command {
     /// not that it verifies: check it with `cosign verify --key KEY.pub IMAGE@DIGEST`.
     History(history::HistoryArgs),
 
+    /// Write the commit's image into the environment's GitOps manifests: one commit per environment.
+    ///
+    /// Finds the image `build` made for the commit (its lookup tag's digest and the environment
+    /// tag naming it), clones the manifests repository of the `deploy` table, and writes tag and
+    /// digest into kustomize `images:`, Flux setter markers and Helm values, keeping every other
+    /// byte. Pushes without force, redoing the edit on the new tip when another writer got there
+    /// first; a rerun for the same commit changes nothing. Values marked `# gitops:pinned`, or
+    /// whose digest this tool did not write, are kept.
+    Deploy(deploy::DeployArgs),
+
     /// Refresh the pins the workflows use: action commits and the install's SHA-256s.
     Pins(pins::PinsArgs),
 }
@@ -189,7 +200,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     // Flux and the pipelines cover every image of the repository: they read each one's
     // configuration.
     let configs = match &cli.command {
-        Command::Flux(_) | Command::InitWorkflows(_) => config::load_each(&source)?,
+        Command::Flux(_) | Command::InitWorkflows(_) | Command::Deploy(_) => {
+            config::load_each(&source)?
+        }
         _ => vec![config::load(&source)?],
     };
     let config = &configs[0];
@@ -228,6 +241,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Promote(args) => promote::run(global, args, config, &cwd)?,
         Command::History(args) => history::run(global, args, config)?,
         Command::Pins(args) => pins::run(args, config, global)?,
+        Command::Deploy(args) => deploy::run(global, args, &configs, &runner, &cwd)?,
     }
     Ok(exit_codes::SUCCESS)
 }
@@ -295,6 +309,7 @@ fn check_format(command: &Command, global: &GlobalArgs) -> Result<(), Error> {
         Command::Promote(_) => Some("promote"),
         Command::History(_) => Some("history"),
         Command::Pins(_) => Some("pins"),
+        Command::Deploy(_) => Some("deploy"),
     };
     match (global.format, name) {
         (Format::Gitlab, Some(name)) => Err(Error::usage(format!(

@@ -6,12 +6,17 @@
 
 mod cargo;
 mod collisions;
+mod deploy;
 mod environments;
 mod gitlab;
 mod raw;
 mod reference;
 mod settings;
 
+pub use deploy::{
+    DeployMode, DeploySettings, DeployTarget, ENVIRONMENT_PLACEHOLDER, HelmValues, RawDeploy,
+    is_branch_name, is_relative_path,
+};
 pub use gitlab::{DEFAULT_DIND, DEFAULT_IMAGE, GitlabSettings, RawGitlab, is_variable_name};
 pub use settings::{
     BuildSettings, BuilderKind, DEFAULT_SIGNING_KEY_ENV, ExtraStep, InstallMode, InstallSettings,
@@ -91,6 +96,8 @@ pub struct Config {
     pub package_dir: Option<PathBuf>,
     pub build: BuildSettings,
     pub workflows: WorkflowSettings,
+    /// The `deploy` table, when there is one: where `cargo gitops deploy` writes the images.
+    pub deploy: Option<DeploySettings>,
 }
 
 impl Config {
@@ -113,6 +120,7 @@ impl Config {
                 pipelines: vec![PipelineKind::Github],
                 ..WorkflowSettings::default()
             },
+            deploy: None,
         }
     }
 
@@ -369,6 +377,7 @@ fn resolve(
         pins.insert(action, pin);
     }
     let signing_key_env = signing_key_env(merged.sign, merged.signing_key_env, file, &key)?;
+    let deploy = deploy::settings(merged.deploy, &environments, file, &key)?;
     let config = Config {
         manifest: Some(file.to_path_buf()),
         source: SourceKind::Cargo,
@@ -413,6 +422,7 @@ fn resolve(
             gitlab: gitlab::settings(merged.gitlab, file)?,
             pipelines: merged.ci.unwrap_or_else(|| vec![PipelineKind::Github]),
         },
+        deploy,
     };
     reference::check(&config, file, &key)?;
     collisions::check(&config, file, &key)?;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    BuilderKind, ExtraStep, InstallSettings, Pin, PipelineKind, RawGitlab, RegistryLogin,
-    RegistrySecrets, RetaggerKind, SignMode,
+    BuilderKind, ExtraStep, InstallSettings, Pin, PipelineKind, RawDeploy, RawGitlab,
+    RegistryLogin, RegistrySecrets, RetaggerKind, SignMode,
 };
 use crate::error::Error;
 
@@ -49,6 +49,8 @@ pub struct RawConfig {
     pub install: Option<InstallSettings>,
     pub ci: Option<Vec<PipelineKind>>,
     pub gitlab: Option<RawGitlab>,
+    /// Where `cargo gitops deploy` writes the images: checked by `deploy::settings`.
+    pub deploy: Option<RawDeploy>,
     /// A package's table only: its image is built by a workflow of its own (this repository's
     /// release.yml builds the tool's), so the generated pipelines and commands without `-p`
     /// leave it out.
@@ -93,6 +95,7 @@ impl RawConfig {
             install: self.install.or(fallback.install),
             ci: self.ci.or(fallback.ci),
             gitlab: self.gitlab.or(fallback.gitlab),
+            deploy: self.deploy.or(fallback.deploy),
             // Not inherited: it says how one package's image is built.
             own_workflow: self.own_workflow,
             images: self.images,

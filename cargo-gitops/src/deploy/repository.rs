@@ -1,0 +1,334 @@
+//! The manifests repository, through the real `git` command line (run by `process`): a clone
+//! of the one branch into a temporary folder, what the history says this tool wrote, one
+//! commit, and a push that is never forced. A rejected push is reported as such, so that the
+//! caller can fetch, redo its edits on the new tip and try again. A token, when there is one,
+//! reaches git only through its environment, scoped to the repository's origin, and is never
+//! shown.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+
+use crate::error::{Error, quote_external};
+use crate::process::Command;
+
+/// The trailer each deploy commit carries once per image digest it writes: how a later run
+/// tells a digest this tool wrote from one set by hand.
+pub const DIGEST_TRAILER: &str = "Gitops-Digest";
+
+/// Identity for deploy commits when git has none configured.
+const DEFAULT_NAME: &str = "cargo-gitops";
+const DEFAULT_EMAIL: &str = "cargo-gitops@users.noreply.github.com";
+
+/// A token for the repository: the variable's name (shown) and its value (never shown).
+#[derive(Clone)]
+pub struct Token {
+    pub variable: String,
+    pub value: String,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token(${})", self.variable)
+    }
+}
+
+/// A clone of the manifests branch.
+#[derive(Debug)]
+pub struct Checkout {
+    _dir: tempfile::TempDir,
+    worktree: PathBuf,
+    url: String,
+    pub branch: String,
+    token: Option<Token>,
+}
+
+/// How a push went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Landed,
+    /// Another writer moved the branch first (non-fast-forward).
+    Rejected,
+}
+
+/// `https://host[:port]/` of an HTTP(S) URL: where a token may go.
+fn http_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let authority = rest.split('/').next()?;
+    Some(format!("{scheme}://{authority}/"))
+}
+
+/// A git command with no terminal prompt and, for HTTP(S) with a token, the header that
+/// carries it, for that origin only.
+fn git(url: &str, token: Option<&Token>) -> Command {
+    let mut command = Command::new("git")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "true");
+    if let (Some(token), Some(origin)) = (token, http_origin(url)) {
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("x-access-token:{}", token.value));
+        command = command
+            .secret_env("GIT_CONFIG_COUNT", "1")
+            .secret_env("GIT_CONFIG_KEY_0", format!("http.{origin}.extraHeader"))
+            .secret_env(
+                "GIT_CONFIG_VALUE_0",
+                format!("Authorization: Basic {basic}"),
+            );
+    }
+    command
+}
+
+/// The last line git printed, safe to show.
+fn last_words(error: &Error) -> String {
+    match error {
+        Error::CommandFailed { output, .. } => {
+            let line = output
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no output");
+            quote_external(line.trim())
+        }
+        other => other.to_string(),
+    }
+}
+
+fn refused_credential(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    [
+        "authentication failed",
+        "terminal prompts disabled",
+        "could not read username",
+        "could not read password",
+        "the requested url returned error: 401",
+        "the requested url returned error: 403",
+        "permission denied",
+        "access denied",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+fn credential_hint(token: Option<&Token>) -> String {
+    match token {
+        Some(token) => format!(
+            "check that ${} holds a token with write access to it",
+            token.variable
+        ),
+        None => "name a variable holding a token in `deploy.credential`".to_owned(),
+    }
+}
+
+impl Checkout {
+    /// Clones `branch` (else the default branch) of `url` into a temporary folder.
+    pub fn clone(url: &str, branch: Option<&str>, token: Option<Token>) -> Result<Checkout, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("cargo-gitops-deploy-")
+            .tempdir()
+            .map_err(|source| Error::Write {
+                what: "a temporary folder for the manifests".to_owned(),
+                source,
+            })?;
+        let worktree = dir.path().join("manifests");
+        let mut command =
+            git(url, token.as_ref()).args(["clone", "--quiet", "--no-tags", "--single-branch"]);
+        if let Some(branch) = branch {
+            command = command.args(["--branch", branch]);
+        }
+        let target = worktree.display().to_string();
+        command
+            .args(["--", url, &target])
+            .run()
+            .map_err(|error| {
+                let words = last_words(&error);
+                if refused_credential(&words) {
+                    Error::Deploy(format!(
+                        "the manifests repository {url} refused the credential: {words}; {}",
+                        credential_hint(token.as_ref())
+                    ))
+                } else if branch.is_some() && words.contains("not found in upstream") {
+                    Error::Deploy(format!(
+                        "the manifests repository {url} has no branch `{}`; create it, or fix `deploy.branch`",
+                        branch.unwrap_or_default()
+                    ))
+                } else {
+                    Error::Deploy(format!(
+                        "cannot clone the manifests repository {url}: {words}; check `deploy.repository` and that the server is reachable"
+                    ))
+                }
+            })?;
+        let mut checkout = Checkout {
+            _dir: dir,
+            worktree,
+            url: url.to_owned(),
+            branch: branch.unwrap_or_default().to_owned(),
+            token,
+        };
+        let head = checkout.git_here(["rev-parse", "--verify", "-q", "HEAD"]);
+        if head.is_err() {
+            return Err(Error::Deploy(format!(
+                "the manifests repository {url} has no commit on {}; push a first commit with the manifests",
+                if checkout.branch.is_empty() {
+                    "its default branch"
+                } else {
+                    &checkout.branch
+                }
+            )));
+        }
+        if checkout.branch.is_empty() {
+            checkout.branch = checkout.git_here(["symbolic-ref", "--short", "HEAD"])?;
+        }
+        Ok(checkout)
+    }
+
+    /// The folder holding the clone's files.
+    pub fn worktree(&self) -> &Path {
+        &self.worktree
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn command(&self) -> Command {
+        git(&self.url, self.token.as_ref()).current_dir(&self.worktree)
+    }
+
+    /// Runs git in the clone; its output, trimmed.
+    fn git_here<const N: usize>(&self, args: [&str; N]) -> Result<String, Error> {
+        let output = self.command().args(args).run()?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// The commit the branch is at in the clone.
+    pub fn head(&self) -> Result<String, Error> {
+        self.git_here(["rev-parse", "HEAD"])
+    }
+
+    /// Whether a commit of the branch says this tool wrote `digest`.
+    pub fn wrote(&self, digest: &str) -> bool {
+        let needle = format!("{DIGEST_TRAILER}: {digest}");
+        self.git_here([
+            "log",
+            "-1",
+            "--format=%H",
+            "--fixed-strings",
+            &format!("--grep={needle}"),
+            "HEAD",
+        ])
+        .is_ok_and(|found| !found.is_empty())
+    }
+
+    /// Commits `paths` (already written in the worktree) with `message`; the new commit.
+    pub fn commit(&self, paths: &[String], message: &str) -> Result<String, Error> {
+        let mut add = self.command().args(["add", "--"]);
+        add = add.args(paths.iter().cloned());
+        add.run()?;
+        let identity = self.git_here(["config", "user.email"]).is_ok()
+            || std::env::var_os("GIT_COMMITTER_EMAIL").is_some();
+        let mut commit = self.command();
+        if !identity {
+            commit = commit.args([
+                "-c",
+                &format!("user.name={DEFAULT_NAME}"),
+                "-c",
+                &format!("user.email={DEFAULT_EMAIL}"),
+            ]);
+        }
+        commit
+            .args(["commit", "--quiet", "--no-verify", "-m", message])
+            .run()?;
+        self.head()
+    }
+
+    /// Pushes the branch, fast-forward only.
+    pub fn push(&self) -> Result<Pushed, Error> {
+        let refspec = format!("HEAD:refs/heads/{}", self.branch);
+        match self
+            .command()
+            .args(["push", "--quiet", "--porcelain", "origin", &refspec])
+            .run()
+        {
+            Ok(_) => Ok(Pushed::Landed),
+            Err(Error::CommandFailed { output, .. })
+                if output.contains("[rejected]")
+                    || output.contains("non-fast-forward")
+                    || output.contains("fetch first")
+                    || output.contains("cannot lock ref") =>
+            {
+                Ok(Pushed::Rejected)
+            }
+            Err(error) => {
+                let words = last_words(&error);
+                Err(Error::Deploy(if refused_credential(&words) {
+                    format!(
+                        "the manifests repository {} refused the push: {words}; {}",
+                        self.url,
+                        credential_hint(self.token.as_ref())
+                    )
+                } else {
+                    format!(
+                        "cannot push to the manifests repository {}: {words}; nothing was changed there",
+                        self.url
+                    )
+                }))
+            }
+        }
+    }
+
+    /// Fetches the branch and moves the clone onto its tip, dropping the local commit.
+    pub fn refresh(&self) -> Result<(), Error> {
+        let branch = self.branch.clone();
+        self.git_here(["fetch", "--quiet", "--no-tags", "origin", &branch])?;
+        self.git_here(["reset", "--quiet", "--hard", "FETCH_HEAD"])?;
+        Ok(())
+    }
+}
+
+/// The URL of `origin` of the repository at `dir`: the manifests repository when
+/// `deploy.repository` is not set.
+pub fn origin_of(dir: &Path) -> Result<String, Error> {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(["remote", "get-url", "origin"])
+        .run()
+        .map_err(|_| {
+            Error::usage(
+                "this repository has no `origin` remote to write the manifests to; set `deploy.repository`",
+            )
+        })?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_go_to_the_origin_only_and_are_never_shown() {
+        let token = Token {
+            variable: "FLEET_TOKEN".to_owned(),
+            value: "s3cret-value".to_owned(),
+        };
+        let command = git("https://git.example.com/acme/fleet.git", Some(&token)).args([
+            "clone",
+            "--",
+            "https://git.example.com/acme/fleet.git",
+        ]);
+        let shown = command.display();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains(
+            &base64::engine::general_purpose::STANDARD.encode("x-access-token:s3cret-value")
+        ));
+        assert!(!format!("{token:?}").contains("s3cret"));
+        assert_eq!(
+            http_origin("https://git.example.com:8443/a/b.git").as_deref(),
+            Some("https://git.example.com:8443/")
+        );
+        assert_eq!(http_origin("git@github.com:a/b.git"), None);
+        assert_eq!(http_origin("ssh://git@github.com/a/b.git"), None);
+    }
+}
