@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use crate::error::{Error, quote_external};
+use crate::error::Error;
 use crate::process::Command;
 
 /// The trailer each deploy commit carries once per image digest it writes: how a later run
@@ -81,16 +81,19 @@ fn git(url: &str, token: Option<&Token>) -> Command {
     command
 }
 
-/// The last line git printed, safe to show.
+/// What git said went wrong, safe to show: its `fatal:` or `error:` line (hints dropped), else
+/// its last line.
 fn last_words(error: &Error) -> String {
     match error {
+        // `process` has already quoted each line and joined them with ` | `.
         Error::CommandFailed { output, .. } => {
-            let line = output
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no output");
-            quote_external(line.trim())
+            let lines: Vec<&str> = output.split(" | ").map(str::trim).collect();
+            lines
+                .iter()
+                .find(|l| l.starts_with("fatal:"))
+                .or_else(|| lines.iter().find(|l| l.starts_with("error:")))
+                .or_else(|| lines.iter().rev().find(|l| !l.is_empty()))
+                .map_or_else(|| "no output".to_owned(), |l| (*l).to_owned())
         }
         other => other.to_string(),
     }
@@ -244,39 +247,43 @@ impl Checkout {
         self.head()
     }
 
-    /// Pushes the branch, fast-forward only.
+    /// Pushes the branch, fast-forward only. A refused push counts as rejected when the
+    /// branch has moved past the commit this one was made on (whatever git's words for it).
     pub fn push(&self) -> Result<Pushed, Error> {
         let refspec = format!("HEAD:refs/heads/{}", self.branch);
-        match self
+        let error = match self
             .command()
-            .args(["push", "--quiet", "--porcelain", "origin", &refspec])
+            .args(["push", "--quiet", "origin", &refspec])
             .run()
         {
-            Ok(_) => Ok(Pushed::Landed),
-            Err(Error::CommandFailed { output, .. })
-                if output.contains("[rejected]")
-                    || output.contains("non-fast-forward")
-                    || output.contains("fetch first")
-                    || output.contains("cannot lock ref") =>
-            {
-                Ok(Pushed::Rejected)
-            }
-            Err(error) => {
-                let words = last_words(&error);
-                Err(Error::Deploy(if refused_credential(&words) {
-                    format!(
-                        "the manifests repository {} refused the push: {words}; {}",
-                        self.url,
-                        credential_hint(self.token.as_ref())
-                    )
-                } else {
-                    format!(
-                        "cannot push to the manifests repository {}: {words}; nothing was changed there",
-                        self.url
-                    )
-                }))
-            }
+            Ok(_) => return Ok(Pushed::Landed),
+            Err(error) => error,
+        };
+        if self.branch_moved().unwrap_or(false) {
+            return Ok(Pushed::Rejected);
         }
+        let words = last_words(&error);
+        Err(Error::Deploy(if refused_credential(&words) {
+            format!(
+                "the manifests repository {} refused the push: {words}; {}",
+                self.url,
+                credential_hint(self.token.as_ref())
+            )
+        } else {
+            format!(
+                "cannot push to the manifests repository {}: {words}; nothing was changed there",
+                self.url
+            )
+        }))
+    }
+
+    /// Whether the remote branch is no longer where the local commit's parent is.
+    fn branch_moved(&self) -> Result<bool, Error> {
+        let branch = self.branch.clone();
+        self.git_here(["fetch", "--quiet", "--no-tags", "origin", &branch])?;
+        let remote = self.git_here(["rev-parse", "FETCH_HEAD"])?;
+        let base = self.git_here(["rev-parse", "HEAD~1"])?;
+        Ok(remote != base)
     }
 
     /// Fetches the branch and moves the clone onto its tip, dropping the local commit.

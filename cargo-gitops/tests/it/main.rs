@@ -7,6 +7,7 @@ mod support;
 mod adoption;
 mod build;
 mod ci_env;
+mod deploy;
 mod env;
 mod flux;
 mod formats;
