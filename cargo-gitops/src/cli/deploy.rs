@@ -94,6 +94,9 @@ pub fn run(
                 branch: target.branch.clone(),
                 mode: target.mode,
                 credential: target.credential.clone(),
+                forge: target.forge,
+                forge_api: target.forge_api.clone(),
+                forge_project: target.forge_project.clone(),
                 source_ref: deployment.git_ref.clone(),
                 source_sha: deployment.sha.clone(),
                 requests: Vec::new(),
@@ -138,6 +141,28 @@ fn human(outcome: &Outcome, quiet: bool) -> String {
             short(outcome.commit.as_deref().unwrap_or_default()),
             outcome.repository,
             outcome.branch,
+            if written == 1 { "" } else { "s" }
+        ),
+        deploy::Result::PullRequestOpened | deploy::Result::PullRequestUpdated => format!(
+            "{}: committed {} to {} {} and {} pull request {} ({written} image{})",
+            outcome.environment,
+            short(outcome.commit.as_deref().unwrap_or_default()),
+            outcome.repository,
+            outcome.pull_request_branch.as_deref().unwrap_or_default(),
+            if outcome.result == deploy::Result::PullRequestOpened {
+                "opened"
+            } else {
+                "updated"
+            },
+            outcome
+                .pull_request
+                .as_ref()
+                .map(|p| if p.url.is_empty() {
+                    format!("#{}", p.number)
+                } else {
+                    p.url.clone()
+                })
+                .unwrap_or_default(),
             if written == 1 { "" } else { "s" }
         ),
         deploy::Result::UpToDate => format!(

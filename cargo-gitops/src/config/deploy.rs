@@ -28,6 +28,16 @@ pub enum DeployMode {
     PullRequest,
 }
 
+/// The forge whose API opens pull requests in pull-request mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForgeKind {
+    /// GitHub (github.com or GitHub Enterprise Server): pull requests.
+    Github,
+    /// GitLab: merge requests.
+    Gitlab,
+}
+
 /// The `deploy` table as written, and each `deploy.environments.NAME` table over it.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -41,6 +51,9 @@ pub struct RawDeploy {
     pub helm_values: Option<String>,
     pub helm_tag: Option<String>,
     pub helm_digest: Option<String>,
+    pub forge: Option<ForgeKind>,
+    pub forge_api: Option<String>,
+    pub forge_project: Option<String>,
     pub environments: Option<BTreeMap<String, RawDeploy>>,
 }
 
@@ -57,6 +70,9 @@ impl RawDeploy {
             helm_values: self.helm_values.clone().or(base.helm_values.clone()),
             helm_tag: self.helm_tag.clone().or(base.helm_tag.clone()),
             helm_digest: self.helm_digest.clone().or(base.helm_digest.clone()),
+            forge: self.forge.or(base.forge),
+            forge_api: self.forge_api.clone().or(base.forge_api.clone()),
+            forge_project: self.forge_project.clone().or(base.forge_project.clone()),
             environments: None,
         }
     }
@@ -88,6 +104,10 @@ pub struct DeployTarget {
     /// The Flux image policy (`NAMESPACE:NAME`) whose setter markers name this image.
     pub flux_policy: Option<String>,
     pub helm: Option<HelmValues>,
+    /// Pull-request mode: the forge, its API and the project, when not told by the URL.
+    pub forge: Option<ForgeKind>,
+    pub forge_api: Option<String>,
+    pub forge_project: Option<String>,
 }
 
 /// The checked `deploy` table: the shared keys and each environment's own.
@@ -124,6 +144,9 @@ impl DeploySettings {
                 tag: raw.helm_tag.unwrap_or_else(|| "image.tag".to_owned()),
                 digest: raw.helm_digest.unwrap_or_else(|| "image.digest".to_owned()),
             }),
+            forge: raw.forge,
+            forge_api: raw.forge_api,
+            forge_project: raw.forge_project,
         }
     }
 }
@@ -180,6 +203,14 @@ static URL: LazyLock<Regex> = LazyLock::new(|| {
 static POLICY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?:(\{environment\}|[a-z0-9.-])+$").expect("valid")
 });
+
+static FORGE_API: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(https://[A-Za-z0-9.-]+(:[0-9]+)?|http://(127\.0\.0\.1|localhost)(:[0-9]+)?)(/[A-Za-z0-9._~-]+)*/?$")
+        .expect("valid regex")
+});
+
+static PROJECT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$").expect("valid regex"));
 
 static YAML_PATH: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$").expect("valid regex"));
@@ -251,6 +282,24 @@ fn check(raw: &RawDeploy, file: &Path, key: &dyn Fn(&str) -> String) -> Result<(
             "helm-values",
             values,
             "is not a file inside the deploy folder (relative, no `..`)",
+        ));
+    }
+    if let Some(api) = &raw.forge_api
+        && !FORGE_API.is_match(api)
+    {
+        return Err(refuse(
+            "forge-api",
+            api,
+            "is not the https URL of a forge's API (such as https://gitlab.example.com/api/v4)",
+        ));
+    }
+    if let Some(project) = &raw.forge_project
+        && !PROJECT.is_match(project)
+    {
+        return Err(refuse(
+            "forge-project",
+            project,
+            "is not a project path such as `owner/name`",
         ));
     }
     for (name, value) in [

@@ -14,8 +14,8 @@ mod reference;
 mod settings;
 
 pub use deploy::{
-    DeployMode, DeploySettings, DeployTarget, ENVIRONMENT_PLACEHOLDER, HelmValues, RawDeploy,
-    is_branch_name, is_relative_path,
+    DeployMode, DeploySettings, DeployTarget, ENVIRONMENT_PLACEHOLDER, ForgeKind, HelmValues,
+    RawDeploy, is_branch_name, is_relative_path,
 };
 pub use gitlab::{DEFAULT_DIND, DEFAULT_IMAGE, GitlabSettings, RawGitlab, is_variable_name};
 pub use settings::{

@@ -249,8 +249,8 @@ impl Checkout {
 
     /// Pushes the branch, fast-forward only. A refused push counts as rejected when the
     /// branch has moved past the commit this one was made on (whatever git's words for it).
-    pub fn push(&self) -> Result<Pushed, Error> {
-        let refspec = format!("HEAD:refs/heads/{}", self.branch);
+    pub fn push_to(&self, branch: &str) -> Result<Pushed, Error> {
+        let refspec = format!("HEAD:refs/heads/{branch}");
         let error = match self
             .command()
             .args(["push", "--quiet", "origin", &refspec])
@@ -259,7 +259,7 @@ impl Checkout {
             Ok(_) => return Ok(Pushed::Landed),
             Err(error) => error,
         };
-        if self.branch_moved().unwrap_or(false) {
+        if self.branch_moved(branch).unwrap_or(false) {
             return Ok(Pushed::Rejected);
         }
         let words = last_words(&error);
@@ -278,19 +278,42 @@ impl Checkout {
     }
 
     /// Whether the remote branch is no longer where the local commit's parent is.
-    fn branch_moved(&self) -> Result<bool, Error> {
-        let branch = self.branch.clone();
-        self.git_here(["fetch", "--quiet", "--no-tags", "origin", &branch])?;
+    fn branch_moved(&self, branch: &str) -> Result<bool, Error> {
+        if !self.has_remote_branch(branch)? {
+            return Ok(false);
+        }
+        self.git_here(["fetch", "--quiet", "--no-tags", "origin", branch])?;
         let remote = self.git_here(["rev-parse", "FETCH_HEAD"])?;
         let base = self.git_here(["rev-parse", "HEAD~1"])?;
         Ok(remote != base)
     }
 
-    /// Fetches the branch and moves the clone onto its tip, dropping the local commit.
-    pub fn refresh(&self) -> Result<(), Error> {
-        let branch = self.branch.clone();
-        self.git_here(["fetch", "--quiet", "--no-tags", "origin", &branch])?;
+    /// Fetches `branch` and moves the clone onto its tip, dropping the local commit.
+    pub fn refresh(&self, branch: &str) -> Result<(), Error> {
+        self.git_here(["fetch", "--quiet", "--no-tags", "origin", branch])?;
         self.git_here(["reset", "--quiet", "--hard", "FETCH_HEAD"])?;
+        Ok(())
+    }
+
+    /// Whether the remote has `branch`.
+    pub fn has_remote_branch(&self, branch: &str) -> Result<bool, Error> {
+        let found = self.git_here([
+            "ls-remote",
+            "--heads",
+            "origin",
+            &format!("refs/heads/{branch}"),
+        ])?;
+        Ok(!found.is_empty())
+    }
+
+    /// Deletes `branch` on the remote (a pull-request branch whose request is gone).
+    pub fn delete_remote_branch(&self, branch: &str) -> Result<(), Error> {
+        self.git_here([
+            "push",
+            "--quiet",
+            "origin",
+            &format!(":refs/heads/{branch}"),
+        ])?;
         Ok(())
     }
 }

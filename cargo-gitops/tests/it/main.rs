@@ -8,6 +8,7 @@ mod adoption;
 mod build;
 mod ci_env;
 mod deploy;
+mod deploy_pull_request;
 mod env;
 mod flux;
 mod formats;

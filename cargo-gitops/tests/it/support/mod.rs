@@ -19,7 +19,7 @@ mod repo;
 
 pub use buildkit::Buildkit;
 pub use command::{TestCommand, docker_config_with_buildx, json, printed};
-pub use fake::{Stub, answer};
+pub use fake::{Recorded, Stub, answer};
 pub use git_server::GitServer;
 pub use proxy::{Fault, Proxy};
 pub use registry::{
