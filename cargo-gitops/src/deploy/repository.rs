@@ -41,6 +41,8 @@ pub struct Checkout {
     url: String,
     pub branch: String,
     token: Option<Token>,
+    /// The digests the branch's history says this tool wrote, read once per tip.
+    written: std::cell::RefCell<Option<std::collections::HashSet<String>>>,
 }
 
 /// How a push went.
@@ -169,6 +171,7 @@ impl Checkout {
             url: url.to_owned(),
             branch: branch.unwrap_or_default().to_owned(),
             token,
+            written: std::cell::RefCell::new(None),
         };
         let head = checkout.git_here(["rev-parse", "--verify", "-q", "HEAD"]);
         if head.is_err() {
@@ -211,18 +214,29 @@ impl Checkout {
         self.git_here(["rev-parse", "HEAD"])
     }
 
-    /// Whether a commit of the branch says this tool wrote `digest`.
+    /// Whether a commit of the branch says this tool wrote `digest`. The history is read once
+    /// (the messages of the commits with the trailer only) and kept until the clone moves.
     pub fn wrote(&self, digest: &str) -> bool {
-        let needle = format!("{DIGEST_TRAILER}: {digest}");
-        self.git_here([
-            "log",
-            "-1",
-            "--format=%H",
-            "--fixed-strings",
-            &format!("--grep={needle}"),
-            "HEAD",
-        ])
-        .is_ok_and(|found| !found.is_empty())
+        let mut written = self.written.borrow_mut();
+        if written.is_none() {
+            let messages = self
+                .git_here([
+                    "log",
+                    "--format=%B",
+                    &format!("--grep=^{DIGEST_TRAILER}: "),
+                    "HEAD",
+                ])
+                .unwrap_or_default();
+            let prefix = format!("{DIGEST_TRAILER}: ");
+            *written = Some(
+                messages
+                    .lines()
+                    .filter_map(|line| line.strip_prefix(&prefix))
+                    .map(|d| d.trim().to_owned())
+                    .collect(),
+            );
+        }
+        written.as_ref().is_some_and(|set| set.contains(digest))
     }
 
     /// Commits `paths` (already written in the worktree) with `message`; the new commit.
@@ -292,6 +306,7 @@ impl Checkout {
     pub fn refresh(&self, branch: &str) -> Result<(), Error> {
         self.git_here(["fetch", "--quiet", "--no-tags", "origin", branch])?;
         self.git_here(["reset", "--quiet", "--hard", "FETCH_HEAD"])?;
+        self.written.replace(None);
         Ok(())
     }
 
