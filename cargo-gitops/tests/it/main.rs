@@ -25,6 +25,7 @@ mod signals;
 mod signing;
 mod supply;
 mod tags_prop;
+mod workflow_deploy;
 mod workflow_inputs;
 mod workflow_install;
 mod workflow_logins;
