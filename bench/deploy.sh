@@ -34,7 +34,8 @@ export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NA
 start_registry reg
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$work/git"
-git daemon --reuseaddr --export-all --enable=receive-pack --listen=127.0.0.1 --port="$port" \
+# git-daemon itself: killing the `git daemon` wrapper would leave its child running.
+"$(git --exec-path)/git-daemon" --reuseaddr --export-all --enable=receive-pack --listen=127.0.0.1 --port="$port" \
   --base-path="$work/git" "$work/git" >"$work/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
@@ -133,6 +134,7 @@ baseline() { # images sha
 
 declare -A durations
 now() { date +%s.%N; }
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "measuring: $RUNS runs of each scenario, interleaved"
 sha=$sha_b
 for run in $(seq "$RUNS"); do
@@ -151,7 +153,7 @@ median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]
   echo "# \`cargo gitops deploy\` against clone + sed + commit + push (\`bench/deploy.sh\`)"
   echo
   echo "- Run $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
-  echo "- Load average before and after: $(cut -d' ' -f1-3 /proc/loadavg) (two other engineers compiling on the same 2 cores)"
+  echo "- Load average (1, 5, 15 min) before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) (two other engineers were compiling on the same 2 cores)"
   echo "- Command: \`RUNS=$RUNS COMMITS=$COMMITS BIN=$BIN bench/deploy.sh\`; binary: $("$BIN" --version) ($(file -b "$BIN" | grep -q 'not stripped' && echo 'debug build' || echo 'release build')), git $(git --version | cut -d' ' -f3)"
   echo "- Manifests: $COMMITS commits made with git fast-import ($commits_now after the runs), one kustomization.yaml with $IMAGES images, on git daemon at 127.0.0.1; registry: docker-registry on 127.0.0.1"
   echo "- Each run clones, edits, commits and pushes one change; the tool also reads two registry tags per image and the history for its digests"

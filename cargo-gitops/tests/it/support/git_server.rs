@@ -1,4 +1,4 @@
-//! A real git server on loopback: `git daemon` with pushes enabled (`--enable=receive-pack`),
+//! A real git server on loopback: `git-daemon` with pushes enabled (`--enable=receive-pack`),
 //! serving the bare repositories of a temporary folder on `127.0.0.1` and a free port. It lives
 //! as long as the value (dropping it ends the daemon), and each connection it serves times out.
 
@@ -19,9 +19,15 @@ impl GitServer {
     pub fn start() -> GitServer {
         let base = Dir::new();
         let port = free_port();
-        let child = Command::new("git")
+        // git-daemon itself, not `git daemon`: the `git` wrapper would start it as a child of
+        // its own, which killing the wrapper leaves running.
+        let exec_path = Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .expect("run git --exec-path");
+        let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+        let child = Command::new(std::path::Path::new(exec_path.trim()).join("git-daemon"))
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--export-all",
                 "--enable=receive-pack",
