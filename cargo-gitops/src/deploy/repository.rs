@@ -334,7 +334,9 @@ impl Checkout {
 }
 
 /// The URL of `origin` of the repository at `dir`: the manifests repository when
-/// `deploy.repository` is not set.
+/// `deploy.repository` is not set. A credential a CI wrote into it (GitLab's
+/// `https://gitlab-ci-token:…@host/…`) is dropped: it is never shown, and the deploy's own
+/// token (`deploy.credential`) is the one that pushes.
 pub fn origin_of(dir: &Path) -> Result<String, Error> {
     let output = Command::new("git")
         .current_dir(dir)
@@ -345,12 +347,46 @@ pub fn origin_of(dir: &Path) -> Result<String, Error> {
                 "this repository has no `origin` remote to write the manifests to; set `deploy.repository`",
             )
         })?;
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    Ok(without_userinfo(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
+}
+
+/// `scheme://user:secret@host/path` as `scheme://host/path`; other URLs as they are.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    match authority.rsplit_once('@') {
+        Some((_, host)) if scheme.starts_with("http") => format!("{scheme}://{host}/{path}"),
+        _ => url.to_owned(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_in_the_origin_url_is_dropped() {
+        assert_eq!(
+            without_userinfo("https://gitlab-ci-token:glcbt-secret@gitlab.com/acme/app.git"),
+            "https://gitlab.com/acme/app.git"
+        );
+        assert_eq!(
+            without_userinfo("https://github.com/acme/app"),
+            "https://github.com/acme/app"
+        );
+        assert_eq!(
+            without_userinfo("ssh://git@github.com/acme/app.git"),
+            "ssh://git@github.com/acme/app.git"
+        );
+        assert_eq!(
+            without_userinfo("git@github.com:acme/app.git"),
+            "git@github.com:acme/app.git"
+        );
+    }
 
     #[test]
     fn tokens_go_to_the_origin_only_and_are_never_shown() {
