@@ -142,3 +142,52 @@ fn a_deploy_job_without_a_credential_or_with_a_reserved_secret_is_refused() {
     let line = dir.command().args(["init-workflows"]).usage_error();
     assert!(line.contains("can only write to this repository"), "{line}");
 }
+
+/// GitLab: a deploy job per environment after its build job, one at a time, with the rules of
+/// the build job; GitLab's own schema accepts the file.
+#[test]
+fn gitlab_gets_a_deploy_job_after_each_build_job() {
+    let pin = "0".repeat(64);
+    let base = format!(
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"registry.gitlab.com/acme\"\nimage = \"shop\"\nci = [\"gitlab\"]\n\n[workspace.metadata.gitops.gitlab]\ninstall-sha256 = \"{pin}\"\n"
+    );
+    let without = repository(&base);
+    without
+        .command()
+        .args(["init-workflows", "-q", "--ci", "gitlab"])
+        .expect_exit(0);
+    let plain = std::fs::read_to_string(without.join(".gitlab/gitops.gitlab-ci.yml")).unwrap();
+    assert!(!plain.contains("deploy:"), "{plain}");
+
+    let dir = repository(&format!(
+        "{base}\n[workspace.metadata.gitops.deploy]\nrepository = \"https://gitlab.com/acme/fleet.git\"\ncredential = \"FLEET_TOKEN\"\n"
+    ));
+    dir.command()
+        .args(["init-workflows", "-q", "--ci", "gitlab"])
+        .expect_exit(0);
+    crate::gitlab::check_jsonschema(dir.path(), &[".gitlab/gitops.gitlab-ci.yml"]);
+    let text = std::fs::read_to_string(dir.join(".gitlab/gitops.gitlab-ci.yml")).unwrap();
+    let yaml = YamlLoader::load_from_str(&text).unwrap().remove(0);
+    let job = &yaml["gitops-staging-deploy"];
+    assert_eq!(job["extends"].as_str(), Some(".gitops"));
+    assert_eq!(job["needs"][0].as_str(), Some("gitops-staging"));
+    assert_eq!(
+        job["resource_group"].as_str(),
+        Some("gitops-deploy-staging")
+    );
+    assert_eq!(job["script"][0].as_str(), Some("cargo-gitops deploy"));
+    assert_eq!(job["rules"], yaml["gitops-staging"]["rules"]);
+    assert!(
+        !text.contains("FLEET_TOKEN:"),
+        "the token is a CI/CD variable, never written"
+    );
+
+    let dir = repository(&format!(
+        "{base}\n[workspace.metadata.gitops.deploy]\nrepository = \"https://gitlab.com/acme/fleet.git\"\n"
+    ));
+    let line = dir
+        .command()
+        .args(["init-workflows", "--ci", "gitlab"])
+        .usage_error();
+    assert!(line.contains("needs `deploy.credential`"), "{line}");
+}
