@@ -173,19 +173,23 @@ impl Checkout {
             token,
             written: std::cell::RefCell::new(None),
         };
-        let head = checkout.git_here(["rev-parse", "--verify", "-q", "HEAD"]);
-        if head.is_err() {
-            return Err(Error::Deploy(format!(
-                "the manifests repository {url} has no commit on {}; push a first commit with the manifests",
+        // One call says both that the branch has a commit and which branch it is.
+        match checkout.git_here(["rev-parse", "--abbrev-ref", "HEAD"]) {
+            Ok(name) if !name.is_empty() && name != "HEAD" => {
                 if checkout.branch.is_empty() {
-                    "its default branch"
-                } else {
-                    &checkout.branch
+                    checkout.branch = name;
                 }
-            )));
-        }
-        if checkout.branch.is_empty() {
-            checkout.branch = checkout.git_here(["symbolic-ref", "--short", "HEAD"])?;
+            }
+            _ => {
+                return Err(Error::Deploy(format!(
+                    "the manifests repository {url} has no commit on {}; push a first commit with the manifests",
+                    if checkout.branch.is_empty() {
+                        "its default branch"
+                    } else {
+                        &checkout.branch
+                    }
+                )));
+            }
         }
         Ok(checkout)
     }
@@ -239,25 +243,35 @@ impl Checkout {
         written.as_ref().is_some_and(|set| set.contains(digest))
     }
 
-    /// Commits `paths` (already written in the worktree) with `message`; the new commit.
+    /// Commits `paths` (already written in the worktree, and tracked) with `message`; the new
+    /// commit. Without an identity configured for git, the commit is cargo-gitops's.
     pub fn commit(&self, paths: &[String], message: &str) -> Result<String, Error> {
-        let mut add = self.command().args(["add", "--"]);
-        add = add.args(paths.iter().cloned());
-        add.run()?;
-        let identity = self.git_here(["config", "user.email"]).is_ok()
-            || std::env::var_os("GIT_COMMITTER_EMAIL").is_some();
-        let mut commit = self.command();
-        if !identity {
-            commit = commit.args([
-                "-c",
-                &format!("user.name={DEFAULT_NAME}"),
-                "-c",
-                &format!("user.email={DEFAULT_EMAIL}"),
-            ]);
+        let commit = |identity: bool| {
+            let mut command = self.command();
+            if identity {
+                command = command.args([
+                    "-c",
+                    &format!("user.name={DEFAULT_NAME}"),
+                    "-c",
+                    &format!("user.email={DEFAULT_EMAIL}"),
+                ]);
+            }
+            command
+                .args(["commit", "--quiet", "--no-verify", "-m", message, "--"])
+                .args(paths.iter().cloned())
+                .run()
+        };
+        match commit(false) {
+            Ok(_) => {}
+            Err(Error::CommandFailed { output, .. })
+                if output.contains("tell me who you are")
+                    || output.contains("unable to auto-detect email address")
+                    || output.contains("empty ident name") =>
+            {
+                commit(true)?;
+            }
+            Err(error) => return Err(error),
         }
-        commit
-            .args(["commit", "--quiet", "--no-verify", "-m", message])
-            .run()?;
         self.head()
     }
 
