@@ -383,7 +383,10 @@ fn pinned_actions(
     Ok(actions)
 }
 
-/// The workflow of the environment at `index`, which calls the pipeline on its own refs.
+/// The workflow of the environment at `index`, which calls the pipeline on its own refs (and,
+/// with a `deploy` table, runs the deploy job after it).
+// One argument per thing the template shows; a struct for them would only rename the list.
+#[allow(clippy::too_many_arguments)]
 fn environment_workflow(
     templates: &Templates<'static>,
     environments: &[Environment],
