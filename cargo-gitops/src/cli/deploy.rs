@@ -121,7 +121,7 @@ pub fn run(
 /// An outcome as text: the diff for a dry run, then what happened and why anything was kept.
 fn human(outcome: &Outcome, quiet: bool) -> String {
     let mut out = String::new();
-    if outcome.result == deploy::Result::DryRun {
+    if outcome.result == deploy::Done::DryRun {
         out.push_str(&outcome.diff);
     }
     let written = outcome
@@ -135,7 +135,7 @@ fn human(outcome: &Outcome, quiet: bool) -> String {
         .count();
     let short = |sha: &str| sha[..sha.len().min(7)].to_owned();
     let headline = match outcome.result {
-        deploy::Result::Committed => format!(
+        deploy::Done::Committed => format!(
             "{}: committed {} to {} {} ({written} image{})",
             outcome.environment,
             short(outcome.commit.as_deref().unwrap_or_default()),
@@ -143,13 +143,13 @@ fn human(outcome: &Outcome, quiet: bool) -> String {
             outcome.branch,
             if written == 1 { "" } else { "s" }
         ),
-        deploy::Result::PullRequestOpened | deploy::Result::PullRequestUpdated => format!(
+        deploy::Done::PullRequestOpened | deploy::Done::PullRequestUpdated => format!(
             "{}: committed {} to {} {} and {} pull request {} ({written} image{})",
             outcome.environment,
             short(outcome.commit.as_deref().unwrap_or_default()),
             outcome.repository,
             outcome.pull_request_branch.as_deref().unwrap_or_default(),
-            if outcome.result == deploy::Result::PullRequestOpened {
+            if outcome.result == deploy::Done::PullRequestOpened {
                 "opened"
             } else {
                 "updated"
@@ -165,18 +165,18 @@ fn human(outcome: &Outcome, quiet: bool) -> String {
                 .unwrap_or_default(),
             if written == 1 { "" } else { "s" }
         ),
-        deploy::Result::UpToDate => format!(
+        deploy::Done::UpToDate => format!(
             "{}: the manifests in {} {} already deploy commit {}: nothing to commit",
             outcome.environment,
             outcome.repository,
             outcome.branch,
             short(&outcome.source_commit)
         ),
-        deploy::Result::DryRun if written == 0 => format!(
+        deploy::Done::DryRun if written == 0 => format!(
             "{}: dry run: nothing to commit to {} {}",
             outcome.environment, outcome.repository, outcome.branch
         ),
-        deploy::Result::DryRun => format!(
+        deploy::Done::DryRun => format!(
             "{}: dry run: would commit {written} image{} to {} {}",
             outcome.environment,
             if written == 1 { "" } else { "s" },

@@ -52,7 +52,7 @@ pub struct Group {
 /// What a deploy did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Result {
+pub enum Done {
     /// One commit pushed.
     Committed,
     /// The manifests already name every image: no commit.
@@ -72,7 +72,7 @@ pub struct Outcome {
     pub repository: String,
     pub branch: String,
     pub mode: DeployMode,
-    pub result: Result,
+    pub result: Done,
     /// The commit pushed.
     pub commit: Option<String>,
     /// Pull-request mode: the branch the commit went to, and the request.
@@ -114,7 +114,7 @@ pub fn request_for(
     Some((target, request))
 }
 
-fn token(credential: Option<&str>) -> std::result::Result<Option<Token>, Error> {
+fn token(credential: Option<&str>) -> Result<Option<Token>, Error> {
     let Some(variable) = credential else {
         return Ok(None);
     };
@@ -188,7 +188,7 @@ fn pull_request_text(plan: &Plan) -> (String, String) {
 /// Deploys one group: clone, plan, and (unless `dry_run`) commit and push, redoing the plan
 /// on the new tip when the push is rejected; in pull-request mode the commit goes to the
 /// deploy's own branch and its pull request is opened or updated.
-pub fn run(group: &Group, dry_run: bool) -> std::result::Result<Outcome, Error> {
+pub fn run(group: &Group, dry_run: bool) -> Result<Outcome, Error> {
     let token = token(group.credential.as_deref())?;
     let pull_request = match group.mode {
         DeployMode::Push => None,
@@ -253,10 +253,10 @@ pub fn run(group: &Group, dry_run: bool) -> std::result::Result<Outcome, Error> 
             diff: plan.diff(),
         };
         if dry_run {
-            return Ok(outcome(Result::DryRun, None, existing.clone()));
+            return Ok(outcome(Done::DryRun, None, existing.clone()));
         }
         if !plan.changes() {
-            return Ok(outcome(Result::UpToDate, None, existing.clone()));
+            return Ok(outcome(Done::UpToDate, None, existing.clone()));
         }
         for file in &plan.files {
             crate::files::write_whole(
@@ -269,16 +269,16 @@ pub fn run(group: &Group, dry_run: bool) -> std::result::Result<Outcome, Error> 
         match checkout.push_to(&push_branch)? {
             Pushed::Landed => {
                 let Some((forge, token, branch)) = &pull_request else {
-                    return Ok(outcome(Result::Committed, Some(commit), None));
+                    return Ok(outcome(Done::Committed, Some(commit), None));
                 };
                 let (title, body) = pull_request_text(&plan);
                 let (result, request) = match &existing {
                     Some(open) => (
-                        Result::PullRequestUpdated,
+                        Done::PullRequestUpdated,
                         forge.update(open.number, &title, &body, token)?,
                     ),
                     None => (
-                        Result::PullRequestOpened,
+                        Done::PullRequestOpened,
                         forge.create(branch, &base, &title, &body, token)?,
                     ),
                 };
