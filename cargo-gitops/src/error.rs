@@ -161,6 +161,10 @@ pub enum Error {
         "the run took longer than its timeout of {limit}, during {step}; raise --timeout (or `timeout` in the configuration) if that step needs longer, or find out why it is slow"
     )]
     Timeout { limit: String, step: String },
+    /// A deploy that cannot write the manifests as asked (a folder or an image they lack, a
+    /// repository that cannot be cloned or refuses the push); the manifests are left as they were.
+    #[error("{0}")]
+    Deploy(String),
 
     /// A bug in cargo-gitops itself, not in what it was asked to do.
     #[error("internal error: {0}; please report it")]
@@ -203,6 +207,7 @@ impl Error {
             | Error::ImageOfMissing { .. }
             | Error::ImmutableTag { .. }
             | Error::Timeout { .. }
+            | Error::Deploy(_)
             | Error::Internal(_) => exit_codes::FAILURE,
         }
     }

@@ -15,6 +15,7 @@
 //! - `build`: the job (lookup, then retag or build), its plan and its drivers
 //! - `delivery`: Flux policies, releases, promotions, history
 //! - `affected`: which services a commit changes, against what their environment last received
+//! - `deploy`: the image written back into the GitOps manifests (reads `delivery`'s tag filters)
 
 pub mod affected;
 pub mod build;
@@ -22,6 +23,7 @@ pub mod ci;
 pub mod config;
 pub mod deadline;
 pub mod delivery;
+pub mod deploy;
 pub mod deployment;
 pub mod environment;
 pub mod error;

@@ -72,6 +72,8 @@ pub struct Command {
     program: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// Variables whose values are never shown (a token in git's configuration).
+    secret_env: Vec<(String, String)>,
     dir: Option<PathBuf>,
 }
 
@@ -88,6 +90,7 @@ impl Command {
             program: program.to_owned(),
             args: Vec::new(),
             env: Vec::new(),
+            secret_env: Vec::new(),
             dir: None,
         }
     }
@@ -105,6 +108,13 @@ impl Command {
     /// An environment variable whose value is shown (not for secrets).
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Command {
         self.env.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// An environment variable whose value is a secret: passed to the program, never shown
+    /// by `display` (nor by `--dry-run`, `--verbose` or an error).
+    pub fn secret_env(mut self, key: &str, value: impl Into<String>) -> Command {
+        self.secret_env.push((key.to_owned(), value.into()));
         self
     }
 
@@ -139,7 +149,7 @@ impl Command {
     fn base_expression(&self) -> duct::Expression {
         let args: Vec<OsString> = self.args.iter().map(OsString::from).collect();
         let mut expression = duct::cmd(&self.program, args);
-        for (key, value) in &self.env {
+        for (key, value) in self.env.iter().chain(&self.secret_env) {
             expression = expression.env(key, value);
         }
         if let Some(dir) = &self.dir {

@@ -6,6 +6,7 @@
 
 pub mod azure;
 pub mod buildkite;
+pub mod deploy_job;
 pub mod detect;
 pub mod github;
 pub mod gitlab;

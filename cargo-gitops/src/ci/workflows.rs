@@ -260,7 +260,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
                 logins => minijinja::value::Serde(&logins.logins),
                 secrets => logins.secrets.clone(),
                 packages_write => logins.packages_write,
-                actions => actions,
+                actions => actions.clone(),
                 needs_crane => needs_crane,
                 needs_buildx => needs_buildx,
                 native => minijinja::value::Serde(&native),
@@ -269,7 +269,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
                 package => config.package.clone(),
                 id_token => id_token,
                 signing => minijinja::value::Serde(&signing),
-                runs_on => runs_on,
+                runs_on => runs_on.clone(),
             })
         })
         .map_err(|e| template_error("pipeline.yml", &e))?;
@@ -279,6 +279,15 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
         contents: pipeline,
     }];
     for index in 0..config.environments.len() {
+        let deploy = super::deploy_job::plan(
+            config,
+            &config.environments[index],
+            &logins,
+            &install,
+            &runs_on,
+            &actions["checkout"],
+            actions.get("cache").map(String::as_str),
+        )?;
         files.push(environment_workflow(
             &templates,
             &config.environments,
@@ -287,6 +296,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
             &signing,
             id_token,
             image,
+            deploy,
         )?);
     }
     Ok(files)
@@ -373,7 +383,10 @@ fn pinned_actions(
     Ok(actions)
 }
 
-/// The workflow of the environment at `index`, which calls the pipeline on its own refs.
+/// The workflow of the environment at `index`, which calls the pipeline on its own refs (and,
+/// with a `deploy` table, runs the deploy job after it).
+// One argument per thing the template shows; a struct for them would only rename the list.
+#[allow(clippy::too_many_arguments)]
 fn environment_workflow(
     templates: &Templates<'static>,
     environments: &[Environment],
@@ -382,6 +395,7 @@ fn environment_workflow(
     signing: &signing::Signing,
     id_token: bool,
     image: Option<&str>,
+    deploy: Option<super::deploy_job::DeployJob>,
 ) -> Result<GeneratedFile, Error> {
     let env = &environments[index];
     let triggers = triggers(environments, index);
@@ -409,6 +423,7 @@ fn environment_workflow(
                 packages_write => logins.packages_write,
                 id_token => id_token,
                 signing => minijinja::value::Serde(signing),
+                deploy => deploy.as_ref().map(minijinja::value::Serde),
             })
         })
         .map_err(|e| template_error("environment.yml", &e))?;

@@ -4,6 +4,7 @@
 
 mod affected;
 mod build;
+mod deploy;
 mod env;
 mod flux;
 mod history;
@@ -162,6 +163,16 @@ pub enum Command {
     /// not that it verifies: check it with `cosign verify --key KEY.pub IMAGE@DIGEST`.
     History(history::HistoryArgs),
 
+    /// Write the commit's image into the environment's GitOps manifests: one commit per environment.
+    ///
+    /// Finds the image `build` made for the commit (its lookup tag's digest and the environment
+    /// tag naming it), clones the manifests repository of the `deploy` table, and writes tag and
+    /// digest into kustomize `images:`, Flux setter markers and Helm values, keeping every other
+    /// byte. Pushes without force, redoing the edit on the new tip when another writer got there
+    /// first; a rerun for the same commit changes nothing. Values marked `# gitops:pinned`, or
+    /// whose digest this tool did not write, are kept.
+    Deploy(deploy::DeployArgs),
+
     /// Refresh the pins the workflows use: action commits and the install's SHA-256s.
     Pins(pins::PinsArgs),
 
@@ -216,7 +227,10 @@ pub fn run(cli: Cli, expire: fn(Error)) -> Result<u8, Error> {
     // Flux and the pipelines cover every image of the repository: they read each one's
     // configuration.
     let configs = match &cli.command {
-        Command::Flux(_) | Command::InitWorkflows(_) | Command::Affected(_) => {
+        Command::Flux(_)
+        | Command::InitWorkflows(_)
+        | Command::Affected(_)
+        | Command::Deploy(_) => {
             config::load_each(&source)?
         }
         _ => vec![config::load(&source)?],
@@ -261,6 +275,7 @@ pub fn run(cli: Cli, expire: fn(Error)) -> Result<u8, Error> {
         Command::History(args) => history::run(global, args, config)?,
         Command::Pins(args) => pins::run(args, config, global)?,
         Command::Affected(args) => affected::run(global, args, &configs, &runner, &cwd)?,
+        Command::Deploy(args) => deploy::run(global, args, &configs, &runner, &cwd)?,
     }
     Ok(exit_codes::SUCCESS)
 }
@@ -329,6 +344,7 @@ fn check_format(command: &Command, global: &GlobalArgs) -> Result<(), Error> {
         Command::History(_) => Some("history"),
         Command::Pins(_) => Some("pins"),
         Command::Affected(_) => Some("affected"),
+        Command::Deploy(_) => Some("deploy"),
     };
     match (global.format, name) {
         (Format::Gitlab, Some(name)) => Err(Error::usage(format!(

@@ -6,12 +6,17 @@
 
 mod cargo;
 mod collisions;
+mod deploy;
 mod environments;
 mod gitlab;
 mod raw;
 mod reference;
 mod settings;
 
+pub use deploy::{
+    DeployMode, DeploySettings, DeployTarget, ENVIRONMENT_PLACEHOLDER, ForgeKind, HelmValues,
+    RawDeploy, is_branch_name, is_relative_path,
+};
 pub use gitlab::{DEFAULT_DIND, DEFAULT_IMAGE, GitlabSettings, RawGitlab, is_variable_name};
 pub use settings::{
     BuildSettings, BuilderKind, DEFAULT_SIGNING_KEY_ENV, ExtraStep, InstallMode, InstallSettings,
@@ -93,6 +98,8 @@ pub struct Config {
     pub workflows: WorkflowSettings,
     /// `timeout`: the whole run's deadline, when configured (`--timeout` wins).
     pub timeout: Option<std::time::Duration>,
+    /// The `deploy` table, when there is one: where `cargo gitops deploy` writes the images.
+    pub deploy: Option<DeploySettings>,
 }
 
 impl Config {
@@ -116,6 +123,7 @@ impl Config {
                 ..WorkflowSettings::default()
             },
             timeout: None,
+            deploy: None,
         }
     }
 
@@ -380,6 +388,7 @@ fn resolve(
         ),
         None => None,
     };
+    let deploy = deploy::settings(merged.deploy, &environments, file, &key)?;
     let config = Config {
         timeout,
         manifest: Some(file.to_path_buf()),
@@ -426,6 +435,7 @@ fn resolve(
             gitlab: gitlab::settings(merged.gitlab, file)?,
             pipelines: merged.ci.unwrap_or_else(|| vec![PipelineKind::Github]),
         },
+        deploy,
     };
     reference::check(&config, file, &key)?;
     collisions::check(&config, file, &key)?;

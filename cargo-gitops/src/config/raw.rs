@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    BuilderKind, ExtraStep, InstallSettings, Pin, PipelineKind, RawGitlab, RegistryLogin,
-    RegistrySecrets, RetaggerKind, SignMode,
+    BuilderKind, ExtraStep, InstallSettings, Pin, PipelineKind, RawDeploy, RawGitlab,
+    RegistryLogin, RegistrySecrets, RetaggerKind, SignMode,
 };
 use crate::error::Error;
 
@@ -53,6 +53,8 @@ pub struct RawConfig {
     pub gitlab: Option<RawGitlab>,
     /// The whole run's deadline, as `--timeout` takes it (`"30m"`).
     pub timeout: Option<String>,
+    /// Where `cargo gitops deploy` writes the images: checked by `deploy::settings`.
+    pub deploy: Option<RawDeploy>,
     /// A package's table only: its image is built by a workflow of its own (this repository's
     /// release.yml builds the tool's), so the generated pipelines and commands without `-p`
     /// leave it out.
@@ -99,6 +101,7 @@ impl RawConfig {
             ci: self.ci.or(fallback.ci),
             gitlab: self.gitlab.or(fallback.gitlab),
             timeout: self.timeout.or(fallback.timeout),
+            deploy: self.deploy.or(fallback.deploy),
             // Not inherited: it says how one package's image is built.
             own_workflow: self.own_workflow,
             images: self.images,

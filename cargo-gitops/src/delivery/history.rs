@@ -73,16 +73,16 @@ pub fn branch_of(
     )))
 }
 
-enum Key {
+pub(crate) enum Key {
     Timestamp(u64),
     Version(semver::Version),
 }
 
 /// A tag of the environment, with what orders it and the sha it carries.
-struct Found {
-    key: Key,
-    tag: String,
-    sha: Option<String>,
+pub(crate) struct Found {
+    pub(crate) key: Key,
+    pub(crate) tag: String,
+    pub(crate) sha: Option<String>,
 }
 
 /// Lists the environment's images in `repository`, newest first: one tag listing, one `HEAD`
@@ -148,7 +148,11 @@ pub fn list(
 
 /// The tags the filter (compiled as `regex`) admits, newest first (ties broken by tag,
 /// highest first).
-fn environment_tags(filter: &TagFilter, regex: &regex::Regex, tags: &[String]) -> Vec<Found> {
+pub(crate) fn environment_tags(
+    filter: &TagFilter,
+    regex: &regex::Regex,
+    tags: &[String],
+) -> Vec<Found> {
     let mut found: Vec<Found> = Vec::new();
     for tag in tags {
         let Some(captures) = regex.captures(tag) else {

@@ -50,6 +50,8 @@ struct Job {
     resource_group: String,
     interruptible: bool,
     rules: Vec<Rule>,
+    /// With a `deploy` table: the deploy job's resource group (one deploy at a time).
+    deploy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -130,7 +132,7 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
             && p.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     });
-    let jobs = jobs(&config.environments)?;
+    let jobs = jobs(config)?;
     let contents = templates
         .get_template(TEMPLATE.0)
         .and_then(|t| {
@@ -237,9 +239,23 @@ fn install_url(config: &Config) -> Result<String, Error> {
 }
 
 /// One job per environment, in the configured order.
-fn jobs(environments: &[Environment]) -> Result<Vec<Job>, Error> {
+fn jobs(config: &Config) -> Result<Vec<Job>, Error> {
+    let environments = &config.environments;
     let mut jobs = Vec::new();
     for (index, env) in environments.iter().enumerate() {
+        let deploy = match &config.deploy {
+            Some(settings) => {
+                // The job token cannot push: the deploy needs a token of its own.
+                if settings.target(env).credential.is_none() {
+                    return Err(Error::usage(format!(
+                        "the generated deploy job of environment `{}` needs `deploy.credential`: name the masked CI/CD variable holding a token that may push to the manifests repository",
+                        env.name
+                    )));
+                }
+                Some(format!("gitops-deploy-{}", env.name))
+            }
+            None => None,
+        };
         let per_ref = env.branches.iter().any(BranchPattern::has_wildcard);
         jobs.push(Job {
             name: format!("gitops-{}", env.name),
@@ -253,6 +269,7 @@ fn jobs(environments: &[Environment]) -> Result<Vec<Job>, Error> {
             },
             interruptible: env.tags.is_none() && per_ref,
             rules: rules(environments, index)?,
+            deploy,
         });
     }
     Ok(jobs)

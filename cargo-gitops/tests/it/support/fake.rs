@@ -23,6 +23,8 @@ pub struct Recorded {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body_len: usize,
+    /// The body as sent (a forge API's JSON, for tests that check its fields).
+    pub body: Vec<u8>,
 }
 
 impl Recorded {
@@ -133,6 +135,7 @@ fn serve(stream: TcpStream, respond: &Respond, seen: &Mutex<Vec<Recorded>>) -> s
         path,
         headers,
         body_len: body.len(),
+        body,
     };
     // Recorded before answering, so the record is complete when the client has its answer.
     seen.lock().unwrap().push(request.clone());

@@ -4,7 +4,7 @@
 //! lines read back (`command`), and the real parts some tests need: Debian's `docker-registry`,
 //! podman on storage of its own, and fixture repositories whose image is `FROM scratch`
 //! (`registry`); BuildKit behind a docker buildx builder (`buildkit`); a fault-injecting proxy
-//! in front of a registry (`proxy`); and tiny HTTP servers that record what reaches them and
+//! in front of a registry (`proxy`); a `git daemon` that takes pushes (`git_server`); and tiny HTTP servers that record what reaches them and
 //! answer as told (`fake`).
 //!
 //! The one test binary (`tests/it/main.rs`) declares it once; every test module uses it.
@@ -12,13 +12,15 @@
 mod buildkit;
 mod command;
 mod fake;
+mod git_server;
 mod proxy;
 mod registry;
 mod repo;
 
 pub use buildkit::Buildkit;
 pub use command::{TestCommand, docker_config_with_buildx, json, printed};
-pub use fake::{Stub, answer};
+pub use fake::{Recorded, Stub, answer};
+pub use git_server::GitServer;
 pub use proxy::{Fault, Proxy};
 pub use registry::{
     Fixture, Podman, Registry, free_port, path_with_only, run_bounded, run_together,

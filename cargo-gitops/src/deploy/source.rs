@@ -1,0 +1,86 @@
+//! What a deploy writes for one image: the digest the registry holds under the commit's
+//! lookup tag (the image `build` made or retagged), and the environment tag that names that
+//! digest. The tags come from the same rules as `build` (`deployment`, `tags`); with a
+//! timestamp in the tag, the one `build` pushed is found among the registry's tags, since a
+//! later job cannot know the time it was built at. Writing manifests is not this module's job.
+
+use crate::delivery::flux::{self, BranchChoice};
+use crate::delivery::history::{self, Key};
+use crate::deployment::Deployment;
+use crate::environment::Environment;
+use crate::error::Error;
+use crate::registry::client::{RegistryClient, Repository, Scope};
+
+use super::edit::Image;
+
+/// The image of `deployment` in `repository`: its environment tag and digest.
+pub fn image_of(
+    client: &RegistryClient,
+    repository: &Repository,
+    environment: &Environment,
+    deployment: &Deployment,
+    timestamp_given: bool,
+) -> Result<Image, Error> {
+    let scope = Scope::pull(&repository.name);
+    let digest = client
+        .manifest_digest(&repository.name, &deployment.lookup_tag, &scope)?
+        .ok_or_else(|| {
+            Error::Deploy(format!(
+                "{repository}:{} does not exist: commit {} has no image yet; run `cargo gitops build` for it first",
+                deployment.lookup_tag, deployment.sha
+            ))
+        })?;
+    let primary = deployment.tags.first().ok_or_else(|| {
+        Error::Internal(format!("environment `{}` gave no tag", environment.name))
+    })?;
+    let image = |tag: &str| Image {
+        name: repository.to_string(),
+        tag: tag.to_owned(),
+        digest: digest.to_string(),
+    };
+    // A versioned tag, or the time given as --timestamp: the tag is known.
+    if client
+        .manifest_digest(&repository.name, primary, &scope)?
+        .as_ref()
+        == Some(&digest)
+    {
+        return Ok(image(primary));
+    }
+    if timestamp_given {
+        return Err(Error::Deploy(format!(
+            "{repository}:{primary} does not name the image of commit {}; give `--timestamp` the time `build` used, or drop it",
+            deployment.sha
+        )));
+    }
+    let filter = flux::tag_filter(environment, BranchChoice::Any)?;
+    let regex = regex::Regex::new(&filter.pattern).map_err(|e| {
+        Error::Internal(format!(
+            "the tag pattern `{}` does not compile: {e}",
+            filter.pattern
+        ))
+    })?;
+    let tags = client.list_tags(&repository.name)?;
+    for found in history::environment_tags(&filter, &regex, &tags) {
+        if !found
+            .sha
+            .as_deref()
+            .is_some_and(|sha| deployment.sha.starts_with(sha))
+        {
+            continue;
+        }
+        if matches!(found.key, Key::Version(_)) {
+            continue;
+        }
+        if client
+            .manifest_digest(&repository.name, &found.tag, &scope)?
+            .as_ref()
+            == Some(&digest)
+        {
+            return Ok(image(&found.tag));
+        }
+    }
+    Err(Error::Deploy(format!(
+        "no tag of environment `{}` in {repository} names the image of commit {} ({digest}); run `cargo gitops build` for this ref first",
+        environment.name, deployment.sha
+    )))
+}
