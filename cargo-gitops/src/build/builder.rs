@@ -107,6 +107,25 @@ pub fn buildx_build(spec: &BuildSpec) -> Command {
     command.arg(spec.context.display().to_string())
 }
 
+/// The tag of a repository that holds buildx's cache of its builds.
+pub const CACHE_TAG: &str = "buildcache";
+
+/// The default cache of buildx builds: in the image's own repository, under [`CACHE_TAG`],
+/// every stage's layers (`mode=max`, so that a cargo-chef `cook` stage is reused while the
+/// lock file stays the same). It needs only the login that pushes the image, unlike
+/// `type=gha`, whose runtime token a workflow's `run:` step never gets.
+pub fn registry_cache(
+    repository: &Repository,
+    insecure_registries: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let mut reference = format!("type=registry,ref={}:{CACHE_TAG}", repository);
+    if is_plain_http(&repository.registry, insecure_registries) {
+        reference.push_str(",registry.insecure=true");
+    }
+    let to = format!("{reference},mode=max");
+    (vec![reference], vec![to])
+}
+
 /// `podman build`, naming the image by the tag it is pushed as; pushing is `podman_push`.
 pub fn podman_build(spec: &BuildSpec) -> Command {
     Command::new("podman")

@@ -481,6 +481,14 @@ fn origin(job: &Job<'_>) -> Origin {
 
 fn build_spec(job: &Job<'_>, target: &Repository, env: &Environment) -> BuildSpec {
     let config = job.config;
+    let (cache_from, cache_to) = if config.build.registry_cache {
+        builder::registry_cache(target, &config.build.insecure_registries)
+    } else {
+        (
+            config.build.cache_from.clone(),
+            config.build.cache_to.clone(),
+        )
+    };
     BuildSpec {
         repository: target.clone(),
         push_tag: job.deployment.tags.first().cloned().unwrap_or_default(),
@@ -493,8 +501,8 @@ fn build_spec(job: &Job<'_>, target: &Repository, env: &Environment) -> BuildSpe
             .ok()
             .filter(|v| !v.is_empty())
             .or_else(|| config.build.buildx_builder.clone()),
-        cache_from: config.build.cache_from.clone(),
-        cache_to: config.build.cache_to.clone(),
+        cache_from,
+        cache_to,
         insecure_registries: config.build.insecure_registries.clone(),
         metadata_file: job.scratch_dir.join("buildx-metadata.json"),
         epoch: job.epoch,

@@ -234,6 +234,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
         extra_steps.push(render_step(index, step)?);
     }
     check_names(config)?;
+    check_cache(config)?;
     let signing = signing::plan(config, &logins)?;
     let actions = pinned_actions(
         settings,
@@ -308,6 +309,25 @@ fn check_names(config: &Config) -> Result<(), Error> {
                     "a branch pattern (no spaces or control characters, as in git branch names)",
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// `type=gha` caches talk to the Actions cache service with the runtime token, which only
+/// JavaScript actions get: in the pipeline's `run:` step every such build would fail to cache.
+fn check_cache(config: &Config) -> Result<(), Error> {
+    for (key, caches) in [
+        ("cache-from", &config.build.cache_from),
+        ("cache-to", &config.build.cache_to),
+    ] {
+        if caches
+            .iter()
+            .any(|c| c.split(',').any(|part| part == "type=gha"))
+        {
+            return Err(Error::usage(format!(
+                "configuration key `{key}`: type=gha needs the Actions runtime token, which the pipeline's `run:` step does not get; remove cache-from and cache-to to use the default registry cache (type=registry,ref=IMAGE:buildcache)"
+            )));
         }
     }
     Ok(())

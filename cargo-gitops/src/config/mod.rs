@@ -107,7 +107,10 @@ impl Config {
             environments: environment::defaults(),
             root_dir: PathBuf::from("."),
             package_dir: None,
-            build: BuildSettings::default(),
+            build: BuildSettings {
+                registry_cache: true,
+                ..BuildSettings::default()
+            },
             workflows: WorkflowSettings {
                 pins: default_pins(),
                 pipelines: vec![PipelineKind::Github],
@@ -387,6 +390,7 @@ fn resolve(
             builder: merged.builder,
             retagger: merged.retagger,
             buildx_builder: merged.buildx_builder,
+            registry_cache: merged.cache_from.is_none() && merged.cache_to.is_none(),
             cache_from: merged.cache_from.unwrap_or_default(),
             cache_to: merged.cache_to.unwrap_or_default(),
             insecure_registries: merged.insecure_registries.unwrap_or_default(),

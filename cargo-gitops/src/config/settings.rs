@@ -75,6 +75,10 @@ pub struct BuildSettings {
     pub buildx_builder: Option<String>,
     pub cache_from: Vec<String>,
     pub cache_to: Vec<String>,
+    /// Neither `cache-from` nor `cache-to` is configured: buildx keeps its cache in the
+    /// image's own repository, `type=registry,ref=IMAGE:buildcache` (`mode=max`), which needs
+    /// nothing but the push login. Setting either list (even to `[]`) replaces it.
+    pub registry_cache: bool,
     pub insecure_registries: Vec<String>,
     /// Native builds: the binary to pack, when the package has several.
     pub bin: Option<String>,

@@ -586,3 +586,18 @@ fn a_registry_with_credentials_in_it_is_refused_without_printing_them() {
     assert!(all.contains("workspace.metadata.gitops.registry"), "{all}");
     assert!(!all.contains("hunter2"), "{all}");
 }
+
+/// A `type=gha` cache cannot work from the pipeline's `run:` step (no runtime token): it is
+/// refused with the way out, instead of a pipeline that silently never caches.
+#[test]
+fn a_gha_cache_is_refused_with_the_registry_cache_as_the_way_out() {
+    let dir = repository(
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\nimage = \"web\"\ncache-from = [\"type=gha\"]\ncache-to = [\"type=gha,mode=max\"]\n",
+    );
+    let line = dir.command().args(["init-workflows"]).usage_error();
+    assert_eq!(
+        line,
+        "error: configuration key `cache-from`: type=gha needs the Actions runtime token, which the pipeline's `run:` step does not get; remove cache-from and cache-to to use the default registry cache (type=registry,ref=IMAGE:buildcache)"
+    );
+    assert!(!dir.join(".github/workflows/gitops-pipeline.yml").exists());
+}

@@ -113,11 +113,12 @@ fn promote(
 
 /// Every tag of the fixture's image is on `digest`.
 fn assert_every_tag_on(registry: &Registry, fixture: &Fixture, digest: &str) {
-    // The referrers tag (`sha256-<hex>`) names the index of what is attached, not an image.
+    // The referrers tag (`sha256-<hex>`) names the index of what is attached, not an image;
+    // `buildcache` holds buildx's cache of the builds.
     for tag in registry
         .tags(&fixture.image)
         .into_iter()
-        .filter(|t| !t.starts_with("sha256-"))
+        .filter(|t| !t.starts_with("sha256-") && t != "buildcache")
     {
         assert_eq!(
             registry.digest(&fixture.image, &tag).as_deref(),
@@ -406,6 +407,15 @@ fn builds_with_docker_buildx() {
         registry.digest(&fixture.image, "stg-latest").as_deref(),
         Some(digest.as_str())
     );
+    // Without cache-from or cache-to, the build's cache went into the image's own repository.
+    let (cache, _, _) = registry
+        .manifest(&fixture.image, "buildcache")
+        .expect("a buildcache tag");
+    assert!(
+        String::from_utf8_lossy(&cache).contains("application/vnd.buildkit.cacheconfig.v0"),
+        "{}",
+        String::from_utf8_lossy(&cache)
+    );
 
     // A second run for the same commit finds the lookup tag and only retags.
     let before = registry.settled_requests().len();
@@ -539,4 +549,37 @@ fn a_ref_of_another_environment_is_refused_before_anything_runs() {
         "{line}"
     );
     assert!(registry.requests().is_empty(), "{:?}", registry.requests());
+}
+
+/// Buildx keeps its cache in the image's repository unless the configuration says otherwise;
+/// an explicit `cache-from = []` and `cache-to = []` turn it off.
+#[test]
+fn buildx_caches_in_the_images_repository_unless_configured() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let dry_run = |extra: &str| {
+        let fixture = Fixture::new(&host, "fixture");
+        if !extra.is_empty() {
+            fixture.create(
+                "Cargo.toml",
+                crate::support::gitops_manifest(&host, "fixture", extra),
+            );
+            fixture.commit("cache settings");
+        }
+        let output = build(&fixture, "buildx", "builtin", &["--dry-run"]).expect_exit(0);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let default = dry_run("");
+    assert!(
+        default.contains(&format!(
+            "--cache-from type=registry,ref={host}/fixture:buildcache,registry.insecure=true --cache-to type=registry,ref={host}/fixture:buildcache,registry.insecure=true,mode=max"
+        )),
+        "{default}"
+    );
+    let off = dry_run("cache-from = []\ncache-to = []\n");
+    assert!(!off.contains("--cache-"), "{off}");
+    let own = dry_run("cache-from = [\"type=local,src=/tmp/c\"]\n");
+    assert!(own.contains("--cache-from type=local,src=/tmp/c"), "{own}");
+    assert!(!own.contains("buildcache"), "{own}");
+    assert!(registry.requests().is_empty());
 }
