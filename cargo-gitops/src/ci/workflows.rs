@@ -229,6 +229,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
     let native = toolchain::plan(config)?;
     // A native build packs images itself; Buildx stays for the builds and retags that use it.
     let needs_buildx = native.is_none() || config.build.retagger == Some(RetaggerKind::Imagetools);
+    let needs_qemu = needs_emulation(config);
     let mut extra_steps = Vec::new();
     for (index, step) in settings.extra_steps.iter().enumerate() {
         extra_steps.push(render_step(index, step)?);
@@ -240,6 +241,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
         settings,
         Needs {
             buildx: needs_buildx,
+            qemu: needs_qemu,
             crane: needs_crane,
             cache: install.cache_key.is_some() || native.is_some(),
             cosign: signing.keyless,
@@ -264,6 +266,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
                 actions => actions,
                 needs_crane => needs_crane,
                 needs_buildx => needs_buildx,
+                needs_qemu => needs_qemu,
                 native => minijinja::value::Serde(&native),
                 install => minijinja::value::Serde(&install),
                 extra_steps => extra_steps,
@@ -314,6 +317,15 @@ fn check_names(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether a Dockerfile build runs instructions for a platform other than the runner's
+/// (linux/amd64): several platforms, or one that is not amd64. A native build cross-compiles
+/// and needs no emulation.
+pub(crate) fn needs_emulation(config: &Config) -> bool {
+    let platforms = &config.build.platforms;
+    config.build.builder != Some(crate::config::BuilderKind::Native)
+        && (platforms.len() > 1 || platforms.iter().any(|p| p != "linux/amd64"))
+}
+
 /// `type=gha` caches talk to the Actions cache service with the runtime token, which only
 /// JavaScript actions get: in the pipeline's `run:` step every such build would fail to cache.
 fn check_cache(config: &Config) -> Result<(), Error> {
@@ -336,6 +348,8 @@ fn check_cache(config: &Config) -> Result<(), Error> {
 /// The actions a pipeline needs besides checkout and its logins'.
 struct Needs {
     buildx: bool,
+    /// QEMU, for a Dockerfile build of a platform the runner is not.
+    qemu: bool,
     crane: bool,
     /// The cache of a `cargo` install or of a native build's compile.
     cache: bool,
@@ -357,6 +371,9 @@ fn pinned_actions(
         actions.insert(name, pinned(settings, action)?);
         Ok(())
     };
+    if needs.qemu {
+        need("setup_qemu", "docker/setup-qemu-action")?;
+    }
     if needs.buildx {
         need("setup_buildx", "docker/setup-buildx-action")?;
     }

@@ -155,6 +155,10 @@ pub fn default_pins() -> BTreeMap<String, Pin> {
             pin("37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"),
         ),
         (
+            "docker/setup-qemu-action".to_owned(),
+            pin("96fe6ef7f33517b61c61be40b68a1882f3264fb8", "v4.2.0"),
+        ),
+        (
             "docker/login-action".to_owned(),
             pin("4907a6ddec9925e35a0a9e82d7399ccc52663121", "v4.1.0"),
         ),

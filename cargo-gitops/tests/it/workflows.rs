@@ -601,3 +601,46 @@ fn a_gha_cache_is_refused_with_the_registry_cache_as_the_way_out() {
     );
     assert!(!dir.join(".github/workflows/gitops-pipeline.yml").exists());
 }
+
+/// A Dockerfile build for several platforms gets QEMU before Buildx, pinned to the commit of
+/// docker/setup-qemu-action v4.2.0 (read from the action's repository: the tag's commit); a
+/// single amd64 build and a native one do not. GitLab refuses instead of failing later.
+#[test]
+fn multi_platform_dockerfile_builds_set_up_qemu_or_are_refused_on_gitlab() {
+    let config = |extra: &str| {
+        format!(
+            "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\nimage = \"web\"\n{extra}"
+        )
+    };
+    let multi = repository(&config("platforms = [\"linux/amd64\", \"linux/arm64\"]\n"));
+    let files = generate(&multi);
+    let pipeline = &files
+        .iter()
+        .find(|(n, _)| n == "gitops-pipeline.yml")
+        .unwrap()
+        .1;
+    let qemu = pipeline
+        .find("uses: docker/setup-qemu-action@96fe6ef7f33517b61c61be40b68a1882f3264fb8 # v4.2.0")
+        .expect("a pinned QEMU step");
+    let buildx = pipeline.find("uses: docker/setup-buildx-action@").unwrap();
+    assert!(qemu < buildx, "QEMU comes before Buildx");
+    validate_dir(&multi);
+
+    for extra in ["platforms = [\"linux/amd64\"]\n", ""] {
+        let single = repository(&config(extra));
+        let files = generate(&single);
+        assert!(
+            files.iter().all(|(_, text)| !text.contains("setup-qemu")),
+            "{extra}"
+        );
+    }
+
+    let gitlab = repository(&config(
+        "platforms = [\"linux/amd64\", \"linux/arm64\"]\nci = [\"gitlab\"]\n",
+    ));
+    let line = gitlab.command().args(["init-workflows"]).usage_error();
+    assert!(
+        line.starts_with("error: configuration key `platforms`: a Dockerfile build for linux/amd64, linux/arm64 runs instructions under QEMU, which the generated GitLab job does not set up"),
+        "{line}"
+    );
+}

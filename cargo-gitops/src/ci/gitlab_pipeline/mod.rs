@@ -114,6 +114,12 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
             "configuration key `sign`: \"keyless\" signs in the generated GitHub workflow only; for GitLab use sign = \"key\" with the key's PEM in a masked CI/CD variable named by signing-key-env",
         ));
     }
+    if workflows::needs_emulation(config) {
+        return Err(Error::usage(format!(
+            "configuration key `platforms`: a Dockerfile build for {} runs instructions under QEMU, which the generated GitLab job does not set up; build linux/amd64 only, use builder = \"native\", or set up binfmt in your own template (templates)",
+            config.build.platforms.join(", ")
+        )));
+    }
     let cache = native
         .as_ref()
         .map(|native| toolchain::gitlab_cache(native, &gitlab.image));
