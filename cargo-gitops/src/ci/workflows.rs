@@ -81,6 +81,11 @@ pub fn triggers(environments: &[Environment], index: usize) -> Triggers {
         for earlier in &environments[..index] {
             branches.extend(earlier.branches.iter().map(|p| format!("!{}", p.as_str())));
         }
+        branches.extend(
+            env.exclude_branches
+                .iter()
+                .map(|p| format!("!{}", p.as_str())),
+        );
     }
     let tags = env
         .tags
@@ -303,7 +308,7 @@ fn check_names(config: &Config) -> Result<(), Error> {
     }
     for (index, env) in config.environments.iter().enumerate() {
         grammar::environment(&format!("environments[{index}].name"), &env.name)?;
-        for pattern in &env.branches {
+        for pattern in env.branches.iter().chain(&env.exclude_branches) {
             // Git refuses these in branch names, and GitHub's filters cannot hold them.
             if pattern.as_str().chars().any(|c| c.is_control() || c == ' ') {
                 return Err(grammar::refuse(
@@ -595,7 +600,14 @@ mod tests {
         let development = envs.iter().position(|e| e.name == "development").unwrap();
         assert_eq!(
             triggers(&envs, development).branches,
-            ["**", "!test/*", "!main"]
+            [
+                "**",
+                "!test/*",
+                "!main",
+                "!gh-pages",
+                "!dependabot/**",
+                "!renovate/**"
+            ]
         );
         let staging = envs.iter().position(|e| e.name == "staging").unwrap();
         assert_eq!(triggers(&envs, staging).branches, ["main"]);

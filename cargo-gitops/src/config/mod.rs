@@ -339,7 +339,7 @@ fn load_gitops_file(path: &Path, image: Option<&str>) -> Result<Config, Error> {
 /// The checked configuration from merged raw keys: what both sources share.
 fn resolve(
     merged: RawConfig,
-    environments: Vec<Environment>,
+    mut environments: Vec<Environment>,
     file: &Path,
     table: &str,
 ) -> Result<Config, Error> {
@@ -350,6 +350,23 @@ fn resolve(
             format!("{table}.{name}")
         }
     };
+    let excluded = match &merged.exclude_branches {
+        None => environment::default_excluded_branches(),
+        Some(patterns) => patterns
+            .iter()
+            .map(|p| {
+                environment::BranchPattern::new(p)
+                    .map_err(|message| bad_key(file, &key("exclude-branches"), &message))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    for env in &mut environments {
+        env.exclude_branches = if env.branches.iter().any(|b| b.has_wildcard()) {
+            excluded.clone()
+        } else {
+            Vec::new()
+        };
+    }
     if merged.images.is_some() {
         return Err(bad_key(
             file,

@@ -1610,3 +1610,37 @@ fn a_root_package_listed_as_its_own_workspace_member_is_one_package() {
     let env = env_json(&dir, &[]);
     assert_eq!(env["image"], "ghcr.io/acme/app", "{env}");
 }
+
+/// GitHub Pages' and the update bots' branches (pushed with read-only tokens) deploy nowhere
+/// by default; `exclude-branches` replaces the list, and `[]` lets development take them.
+#[test]
+fn pages_and_bot_branches_deploy_nowhere_unless_exclude_branches_says_otherwise() {
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let environment = |dir: &Dir, branch: &str| {
+        env_json(dir, &["--ref", branch, "--sha", sha])["environment"].clone()
+    };
+    let defaults = Dir::new();
+    for branch in ["gh-pages", "dependabot/cargo/serde-1.0.200", "renovate/all"] {
+        assert_eq!(environment(&defaults, branch), Value::Null, "{branch}");
+    }
+    assert_eq!(
+        environment(&defaults, "gh-pages-preview"),
+        json!("development")
+    );
+    assert_eq!(environment(&defaults, "feature/x"), json!("development"));
+
+    let own = Dir::new();
+    own.create(
+        "gitops.toml",
+        "registry = \"ghcr.io/acme\"\nimage = \"web\"\nexclude-branches = [\"wip/**\"]\n",
+    );
+    assert_eq!(environment(&own, "wip/a"), Value::Null);
+    assert_eq!(environment(&own, "dependabot/x"), json!("development"));
+    // An explicit branch is never excluded: staging keeps `main` whatever the list says.
+    let main = Dir::new();
+    main.create(
+        "gitops.toml",
+        "registry = \"ghcr.io/acme\"\nimage = \"web\"\nexclude-branches = [\"main\"]\n",
+    );
+    assert_eq!(environment(&main, "main"), json!("staging"));
+}
