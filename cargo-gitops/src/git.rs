@@ -209,6 +209,36 @@ pub fn tags_at(repo: &Repository, commit: Oid) -> Result<Vec<String>, Error> {
     Ok(found)
 }
 
+/// The branch `origin/HEAD` names (`master` for `refs/remotes/origin/master`): the remote's
+/// default branch as a clone records it. `None` outside a repository or without it.
+pub fn default_branch(cwd: &Path) -> Option<String> {
+    let repo = Repository::discover(cwd).ok()?;
+    let head = repo.find_reference("refs/remotes/origin/HEAD").ok()?;
+    let target = head.symbolic_target().ok()??;
+    target
+        .strip_prefix("refs/remotes/origin/")
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned)
+}
+
+/// Whether the repository around `cwd` has `branch`, locally or as `origin`'s; `None`
+/// outside a repository, or in one without any branch yet (nothing committed).
+pub fn has_branch(cwd: &Path, branch: &str) -> Option<bool> {
+    let repo = Repository::discover(cwd).ok()?;
+    repo.branches(Some(git2::BranchType::Local))
+        .ok()?
+        .next()?
+        .ok()?;
+    Some(
+        [
+            format!("refs/heads/{branch}"),
+            format!("refs/remotes/origin/{branch}"),
+        ]
+        .iter()
+        .any(|name| repo.find_reference(name).is_ok()),
+    )
+}
+
 /// The `origin` remote's URL, for image labels; `None` when there is none.
 pub fn origin_url(cwd: &Path) -> Option<String> {
     let repo = Repository::discover(cwd).ok()?;

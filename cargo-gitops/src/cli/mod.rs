@@ -188,10 +188,13 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     };
     // Flux and the pipelines cover every image of the repository: they read each one's
     // configuration.
-    let configs = match &cli.command {
+    let mut configs = match &cli.command {
         Command::Flux(_) | Command::InitWorkflows(_) => config::load_each(&source)?,
         _ => vec![config::load(&source)?],
     };
+    for config in &mut configs {
+        config.follow_default_branch(runner.default_branch.as_deref(), &cwd);
+    }
     let config = &configs[0];
     if !global.quiet {
         for warning in &config.warnings {

@@ -84,6 +84,9 @@ pub struct Config {
     /// Image repository name, without registry (`gitops-demo-app`).
     pub image_name: Option<String>,
     pub environments: Vec<Environment>,
+    /// No `environments` are configured: the methodology's apply, and staging follows the
+    /// repository's default branch (see [`Config::follow_default_branch`]).
+    pub default_environments: bool,
     /// The workspace root (the manifest's folder), or the current folder without a manifest;
     /// relative paths in the configuration start here.
     pub root_dir: PathBuf,
@@ -105,6 +108,7 @@ impl Config {
             registry: None,
             image_name: None,
             environments: environment::defaults(),
+            default_environments: true,
             root_dir: PathBuf::from("."),
             package_dir: None,
             build: BuildSettings {
@@ -137,6 +141,42 @@ impl Config {
         match &self.build.context {
             Some(path) => self.root_dir.join(path),
             None => self.root_dir.clone(),
+        }
+    }
+
+    /// The default environments' staging tracks `main`; in a repository whose default branch is
+    /// another (`master`, `trunk`), it tracks that one instead: the CI's word for it first
+    /// (`from_ci`), else `origin/HEAD`. When neither names one and the repository has no
+    /// `main`, a warning says staging follows a branch that does not exist.
+    pub fn follow_default_branch(&mut self, from_ci: Option<&str>, cwd: &Path) {
+        if !self.default_environments {
+            return;
+        }
+        let branch = from_ci
+            .map(str::to_owned)
+            .or_else(|| crate::git::default_branch(cwd));
+        let Some(branch) = branch else {
+            if crate::git::has_branch(cwd, "main") == Some(false) {
+                self.warnings.push(
+                    "staging follows `main`, which this repository does not have, and origin/HEAD names no default branch; run `git remote set-head origin --auto`, or configure environments with your default branch".to_owned(),
+                );
+            }
+            return;
+        };
+        let Ok(pattern) = environment::BranchPattern::new(&branch) else {
+            self.warnings.push(format!(
+                "the default branch `{}` cannot be a branch pattern, so staging follows `main`; configure environments with it",
+                branch.escape_debug()
+            ));
+            return;
+        };
+        if branch == "main" || pattern.has_wildcard() {
+            return;
+        }
+        for env in &mut self.environments {
+            if env.branches.len() == 1 && env.branches[0].as_str() == "main" {
+                env.branches = vec![pattern.clone()];
+            }
         }
     }
 
@@ -397,6 +437,7 @@ fn resolve(
         warnings: Vec::new(),
         registry: merged.registry,
         image_name: merged.image,
+        default_environments: merged.environments.is_none(),
         environments,
         root_dir: file.parent().unwrap_or(Path::new(".")).to_path_buf(),
         package_dir: None,

@@ -1644,3 +1644,100 @@ fn pages_and_bot_branches_deploy_nowhere_unless_exclude_branches_says_otherwise(
     );
     assert_eq!(environment(&main, "main"), json!("staging"));
 }
+
+/// A repository whose default branch is not `main`: staging follows the branch the CI names as
+/// default (GitLab's `CI_DEFAULT_BRANCH`, GitHub's event payload), else `origin/HEAD`, and the
+/// generated triggers with it; with neither and no `main`, every `env` warns.
+#[test]
+fn staging_follows_the_default_branch_when_it_is_not_main() {
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    // A clone of a repository whose HEAD is `master`.
+    let upstream = Dir::git_repo();
+    upstream.git(["checkout", "-q", "-b", "master"]);
+    upstream.create(
+        "gitops.toml",
+        "registry = \"ghcr.io/acme\"\nimage = \"web\"\n",
+    );
+    upstream.commit("first");
+    let clone_parent = Dir::new();
+    let clone = clone_parent.join("clone");
+    clone_parent.git([
+        "clone",
+        "-q",
+        upstream.path().to_str().unwrap(),
+        clone.to_str().unwrap(),
+    ]);
+    let env_in = |args: &[&str], vars: &[(&str, &str)]| {
+        let mut command = TestCommand::new(&clone);
+        command
+            .args(["env", "--format", "json", "--timestamp", TS])
+            .args(args);
+        for (key, value) in vars {
+            command.env(key, value);
+        }
+        command.json()
+    };
+    assert_eq!(env_in(&[], &[])["environment"], json!("staging"));
+    assert_eq!(
+        env_in(&["--ref", "main", "--sha", sha], &[])["environment"],
+        json!("development")
+    );
+    // The CI's word wins over origin/HEAD.
+    let gitlab = [
+        ("GITLAB_CI", "true"),
+        ("CI_COMMIT_BRANCH", "trunk"),
+        ("CI_COMMIT_SHA", sha),
+        ("CI_DEFAULT_BRANCH", "trunk"),
+    ];
+    assert_eq!(env_in(&[], &gitlab)["environment"], json!("staging"));
+    let event = clone_parent.join("event.json");
+    std::fs::write(&event, r#"{"repository": {"default_branch": "develop"}}"#).unwrap();
+    let github = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_REF", "refs/heads/develop"),
+        ("GITHUB_SHA", sha),
+        ("GITHUB_EVENT_NAME", "push"),
+        ("GITHUB_EVENT_PATH", event.to_str().unwrap()),
+    ];
+    assert_eq!(env_in(&[], &github)["environment"], json!("staging"));
+
+    // The generated staging workflow triggers on `master`.
+    std::fs::write(
+        clone.join("gitops.toml"),
+        format!(
+            "registry = \"ghcr.io/acme\"\nimage = \"web\"\n\n[install.sha256]\nx86_64-unknown-linux-musl = \"{}\"\n",
+            "a".repeat(64)
+        ),
+    )
+    .unwrap();
+    TestCommand::new(&clone)
+        .args(["init-workflows", "-q"])
+        .expect_exit(0);
+    let staging =
+        std::fs::read_to_string(clone.join(".github/workflows/gitops-staging.yml")).unwrap();
+    assert!(
+        staging.contains("branches:\n      - \"master\"\n"),
+        "{staging}"
+    );
+    let development =
+        std::fs::read_to_string(clone.join(".github/workflows/gitops-development.yml")).unwrap();
+    assert!(development.contains("- \"!master\""), "{development}");
+
+    // No main, no origin/HEAD: a warning on every run.
+    let lone = Dir::git_repo();
+    lone.git(["checkout", "-q", "-b", "master"]);
+    lone.create(
+        "gitops.toml",
+        "registry = \"ghcr.io/acme\"\nimage = \"web\"\n",
+    );
+    lone.commit("first");
+    let output = lone
+        .command()
+        .args(["env", "--timestamp", TS])
+        .expect_exit(0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: staging follows `main`, which this repository does not have"),
+        "{stderr}"
+    );
+}
