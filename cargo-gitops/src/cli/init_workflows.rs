@@ -137,19 +137,28 @@ fn write(
     let root = &config.root_dir;
     let gitlab = kinds.contains(&PipelineKind::Gitlab);
     workflows::write(root, files)?;
+    let removed = if kinds.contains(&PipelineKind::Github) {
+        workflows::remove_stale(root, files)?
+    } else {
+        Vec::new()
+    };
     let mut written: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
     if gitlab && gitlab_pipeline::root_includes_pipeline(root).is_none() {
         let seed = gitlab_pipeline::root_pipeline();
         workflows::write(root, std::slice::from_ref(&seed))?;
         written.push(seed.path.display().to_string());
     }
+    let removed: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
     if global.format == Format::Json {
-        let json = serde_json::json!({ "written": written });
+        let json = serde_json::json!({ "written": written, "removed": removed });
         write_stdout(&format!("{json:#}\n"))?;
     }
     if !global.quiet {
         for path in &written {
             eprintln!("wrote {path}");
+        }
+        for path in &removed {
+            eprintln!("removed {path} (no longer generated)");
         }
         if gitlab {
             warn_without_include(config);

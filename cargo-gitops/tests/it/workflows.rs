@@ -477,18 +477,47 @@ fn check_fails_after_a_hand_edit_and_passes_after_regeneration() {
         .expect_exit(0);
 }
 
+/// An environment removed from the configuration: `--check` reports its workflow, and
+/// `init-workflows` deletes it; a `gitops-*.yml` without the tool's header is the user's and
+/// neither reported nor touched.
 #[test]
-fn check_reports_a_workflow_that_is_no_longer_generated() {
+fn a_workflow_that_is_no_longer_generated_is_reported_and_removed_but_not_a_users_file() {
     let dir = repository(DEFAULT_CONFIG);
-    generate(&dir);
-    dir.create(".github/workflows/gitops-qa.yml", "name: qa\n");
+    let generated = generate(&dir);
+    // A workflow an earlier generation wrote, for an environment since removed.
+    let (_, staging) = generated
+        .iter()
+        .find(|(n, _)| n == "gitops-staging.yml")
+        .unwrap();
+    dir.create(
+        ".github/workflows/gitops-qa.yml",
+        staging.replace("staging", "qa"),
+    );
+    dir.create(".github/workflows/gitops-mine.yml", "name: mine\n");
     let output = dir
         .command()
         .args(["init-workflows", "--check"])
         .expect_exit(1);
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        String::from_utf8_lossy(&output.stdout).contains("gitops-qa.yml is no longer generated")
+        stdout.contains(
+            ".github/workflows/gitops-qa.yml is no longer generated: `cargo gitops init-workflows` deletes it"
+        ),
+        "{stdout}"
     );
+    assert!(!stdout.contains("gitops-mine.yml"), "{stdout}");
+
+    let output = dir.command().args(["init-workflows"]).expect_exit(0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("removed .github/workflows/gitops-qa.yml (no longer generated)"),
+        "{stderr}"
+    );
+    assert!(!dir.join(".github/workflows/gitops-qa.yml").exists());
+    assert!(dir.join(".github/workflows/gitops-mine.yml").exists());
+    dir.command()
+        .args(["init-workflows", "--check"])
+        .expect_exit(0);
 }
 
 #[test]
