@@ -107,7 +107,7 @@ pub enum Error {
     MissingIdentity,
 
     #[error(
-        "no image is configured: set `registry` and `image` in [workspace.metadata.gitops] of Cargo.toml"
+        "no image is configured: set `registry` and `image` in gitops.toml, or in [workspace.metadata.gitops] (or a package's [package.metadata.gitops]) of Cargo.toml"
     )]
     NoImage,
 

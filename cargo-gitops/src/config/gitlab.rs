@@ -84,12 +84,16 @@ pub fn is_variable_name(text: &str) -> bool {
 type Refusal = (&'static str, String);
 
 /// Checks the table.
-pub fn settings(raw: Option<RawGitlab>, file: &Path) -> Result<GitlabSettings, Error> {
+pub fn settings(
+    raw: Option<RawGitlab>,
+    file: &Path,
+    table_key: &dyn Fn(&str) -> String,
+) -> Result<GitlabSettings, Error> {
     let raw = raw.unwrap_or_default();
     let bad = |(key, message): Refusal| Error::Config {
         file: file.to_path_buf(),
         line: None,
-        key: format!("workspace.metadata.gitops.gitlab.{key}"),
+        key: table_key(&format!("gitlab.{key}")),
         message,
     };
     check_images(&raw).map_err(bad)?;

@@ -80,6 +80,9 @@ pub struct Config {
     pub images: Vec<String>,
     /// Things worth saying that are not errors (a misspelled table name).
     pub warnings: Vec<String>,
+    /// Where the settings came from, for generated files' headers: `gitops.toml`,
+    /// `[workspace.metadata.gitops] in Cargo.toml`, ….
+    pub described_source: String,
     pub registry: Option<String>,
     /// Image repository name, without registry (`gitops-demo-app`).
     pub image_name: Option<String>,
@@ -105,6 +108,8 @@ impl Config {
             package: None,
             images: Vec::new(),
             warnings: Vec::new(),
+            described_source: "the default configuration (no gitops.toml or Cargo.toml table)"
+                .to_owned(),
             registry: None,
             image_name: None,
             environments: environment::defaults(),
@@ -369,6 +374,14 @@ fn load_gitops_file(path: &Path, image: Option<&str>) -> Result<Config, Error> {
         None => environment::defaults(),
     };
     let mut config = resolve(merged, environments, path, &table)?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| GITOPS_FILE.to_owned());
+    config.described_source = match &name {
+        Some(name) => format!("[images.{name}] in {file_name}"),
+        None => file_name,
+    };
     config.source = SourceKind::GitopsFile;
     config.package = name;
     config.images = names;
@@ -435,6 +448,8 @@ fn resolve(
         package: None,
         images: Vec::new(),
         warnings: Vec::new(),
+        // Each loader says where the settings came from.
+        described_source: String::new(),
         registry: merged.registry,
         image_name: merged.image,
         default_environments: merged.environments.is_none(),
@@ -472,7 +487,7 @@ fn resolve(
             registry_secrets: merged.registry_secrets,
             registry_logins: merged.registry_logins.unwrap_or_default(),
             install: merged.install.unwrap_or_default(),
-            gitlab: gitlab::settings(merged.gitlab, file)?,
+            gitlab: gitlab::settings(merged.gitlab, file, &key)?,
             pipelines: merged.ci.unwrap_or_else(|| vec![PipelineKind::Github]),
         },
     };

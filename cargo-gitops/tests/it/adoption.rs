@@ -461,3 +461,57 @@ fn a_two_service_workspace_gets_both_images_without_overwriting() {
         .usage_error();
     assert!(line.contains("ships several (api, web)"), "{line}");
 }
+
+/// Generated files and configuration errors name the file (and table) the settings came from.
+#[test]
+fn headers_and_errors_name_the_file_the_configuration_came_from() {
+    let node = node_repo(&format!(
+        "registry = \"ghcr.io/acme\"\nimage = \"web\"\nci = [\"github\", \"gitlab\"]\n{INSTALL_PINS}"
+    ));
+    node.command().args(["init-workflows", "-q"]).expect_exit(0);
+    for file in [
+        ".github/workflows/gitops-pipeline.yml",
+        ".github/workflows/gitops-staging.yml",
+        ".gitlab/gitops.gitlab-ci.yml",
+    ] {
+        let text = std::fs::read_to_string(node.join(file)).unwrap();
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.contains(" from gitops.toml. Do not edit"),
+            "{file}: {first}"
+        );
+    }
+    node.create(
+        "gitops.toml",
+        "registry = \"ghcr.io/acme\"\nimage = \"web\"\n\n[gitlab]\ninstall-sha256 = \"x\"\n",
+    );
+    let line = node.command().args(["init-workflows"]).usage_error();
+    assert!(
+        line.starts_with(&format!(
+            "error: {}: gitlab.install-sha256: is replaced by",
+            node.join("gitops.toml").display()
+        )),
+        "{line}"
+    );
+
+    // A package's own table, over the workspace's.
+    let rust = Dir::git_repo();
+    rust.create(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"api\"]\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\n\n[workspace.metadata.gitops.install.sha256]\nx86_64-unknown-linux-musl = \"1111111111111111111111111111111111111111111111111111111111111111\"\n",
+    );
+    rust.create(
+        "api/Cargo.toml",
+        "[package]\nname = \"api\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.gitops]\n",
+    );
+    rust.create("api/src/main.rs", "fn main() {}\n");
+    rust.commit("first");
+    rust.command().args(["init-workflows", "-q"]).expect_exit(0);
+    let text = std::fs::read_to_string(rust.join(".github/workflows/gitops-pipeline.yml")).unwrap();
+    assert!(
+        text.lines().next().unwrap().contains(
+            "from [package.metadata.gitops] in api/Cargo.toml over [workspace.metadata.gitops] in Cargo.toml."
+        ),
+        "{text}"
+    );
+}

@@ -747,6 +747,14 @@ name = "development"
             "repeats a registry host (`ghcr.io`) that `registry` already gives; write image = \"other/x\"",
         ),
         (
+            manifest("ghcr.io/acme", "ghcr.io/acme/app", "app"),
+            "repeats a registry host (`ghcr.io`) that `registry` already gives; write image = \"app\"",
+        ),
+        (
+            manifest("ghcr.io/acme", "ghcr.io/other/app", "app"),
+            "repeats a registry host (`ghcr.io`) that `registry` already gives; write registry = \"ghcr.io\" and image = \"other/app\", or drop the host from image",
+        ),
+        (
             manifest("localhost:99999", "app", "app"),
             "workspace.metadata.gitops.registry: port `99999` of `localhost:99999` is not between 1 and 65535",
         ),
