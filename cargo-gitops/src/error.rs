@@ -167,12 +167,14 @@ impl Error {
             | Error::DetachedWithoutTag
             | Error::MissingCiVariable { .. }
             | Error::Tag { .. }
-            | Error::ToolMissing { .. }
             | Error::Refused(_)
             | Error::MissingIdentity
             | Error::NoImage
             | Error::SigningKey { .. } => exit_codes::USAGE,
-            Error::Git(_)
+            // A program the run needs is missing from this machine: not a mistake in the
+            // command line or the configuration, but a run that could not be done here.
+            Error::ToolMissing { .. }
+            | Error::Git(_)
             | Error::Write { .. }
             | Error::Read { .. }
             | Error::Registry { .. }

@@ -148,7 +148,7 @@ pub fn podman_push(spec: &BuildSpec, digest_file: &Path) -> Command {
 }
 
 /// What to do when docker has no buildx plugin, for a build.
-const BUILDX_HINT: &str = "docker has no buildx plugin (it answers `docker buildx` with its own usage, e.g. `unknown flag: --output`); install the plugin (https://docs.docker.com/go/buildx/), or use --build-with podman or --build-with native";
+const BUILDX_HINT: &str = "docker has no buildx plugin (`docker buildx version` fails); install the plugin (https://docs.docker.com/go/buildx/), or use --build-with podman or --build-with native";
 
 /// Whether `docker buildx …` failed because docker has no buildx plugin: docker then reads
 /// `buildx` as an unknown command, or its flags as its own.
@@ -159,6 +159,24 @@ pub fn says_buildx_is_missing(command: &Command, output: &str) -> bool {
             || output.contains("is not a docker command")
             || (output.contains("unknown flag: --")
                 && output.contains("Usage:  docker [OPTIONS] COMMAND")))
+}
+
+/// Checks that docker has the buildx plugin before a build runs, quietly: without it docker
+/// answers `docker buildx build …` with pages of its own usage, which a CI log would show
+/// before the one line that says what is wrong.
+pub fn check_buildx(command: &Command) -> Result<(), Error> {
+    if command.program() != "docker" || command.argv().first() != Some(&"buildx") {
+        return Ok(());
+    }
+    let probe = Command::new("docker").args(["buildx", "version"]);
+    match probe.run() {
+        Ok(_) => Ok(()),
+        Err(Error::CommandFailed { .. }) => Err(Error::ToolMissing {
+            tool: "docker buildx".to_owned(),
+            hint: BUILDX_HINT.to_owned(),
+        }),
+        Err(other) => Err(other),
+    }
 }
 
 /// Turns a builder's failure into what it means, when it is known: a missing buildx plugin,

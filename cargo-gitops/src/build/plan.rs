@@ -274,7 +274,7 @@ impl Plan {
                 tag: d.lookup_tag.clone(),
             })
             .collect();
-        let (steps, built) = builder_steps(job, &target, env, &mut plan)?;
+        let (steps, built) = builder_steps(job, &target, &mut plan)?;
         plan.build = steps;
         plan.built = built;
         plan.target = Some(target);
@@ -418,7 +418,6 @@ fn candidates(config: &Config, target: &Repository) -> Result<Vec<Repository>, E
 fn builder_steps(
     job: &Job<'_>,
     target: &Repository,
-    env: &Environment,
     plan: &mut Plan,
 ) -> Result<(Vec<Step>, Digest), Error> {
     if job.builder == BuilderKind::Native {
@@ -432,7 +431,7 @@ fn builder_steps(
         plan.native = Some(native);
         return Ok((steps, Digest::Packed));
     }
-    let spec = build_spec(job, target, env);
+    let spec = build_spec(job, target);
     if job.builder == BuilderKind::Podman {
         plan.documents = Some(Documents::podman(job, &spec));
     }
@@ -479,7 +478,7 @@ fn origin(job: &Job<'_>) -> Origin {
     )
 }
 
-fn build_spec(job: &Job<'_>, target: &Repository, env: &Environment) -> BuildSpec {
+fn build_spec(job: &Job<'_>, target: &Repository) -> BuildSpec {
     let config = job.config;
     let (cache_from, cache_to) = if config.build.registry_cache {
         builder::registry_cache(target, &config.build.insecure_registries)
@@ -495,7 +494,7 @@ fn build_spec(job: &Job<'_>, target: &Repository, env: &Environment) -> BuildSpe
         dockerfile: config.dockerfile(),
         context: config.context(),
         labels: origin(job).labels(),
-        build_args: env.build_args.clone(),
+        build_args: job.deployment.build_args.clone(),
         platforms: config.build.platforms.clone(),
         buildx_builder: std::env::var("BUILDX_BUILDER")
             .ok()
