@@ -543,6 +543,15 @@ fn native_build(job: &Job<'_>, image: &str) -> Result<(NativeBuild, Documents), 
         epoch: job.epoch,
         exposed_ports: config.build.exposed_ports.clone(),
         env: config.build.image_env.clone(),
+        build_env: config.build.build_env.clone(),
+        include: config
+            .build
+            .include
+            .iter()
+            .map(|i| (config.root_dir.join(&i.from), i.to.clone()))
+            .collect(),
+        workdir: config.build.workdir.clone(),
+        args: config.build.args.clone(),
         labels: origin(job).labels(),
         base: config.build.base.clone(),
     };

@@ -5,7 +5,7 @@ use clap::Args;
 
 use cargo_gitops::ci::gitlab_pipeline;
 use cargo_gitops::ci::workflows::{self, Drift, GeneratedFile};
-use cargo_gitops::config::{Config, PipelineKind};
+use cargo_gitops::config::{BuilderKind, Config, PipelineKind};
 use cargo_gitops::error::Error;
 
 use super::GlobalArgs;
@@ -34,6 +34,9 @@ pub fn run(args: &InitWorkflowsArgs, configs: &[Config], global: &GlobalArgs) ->
     kinds.sort();
     kinds.dedup();
     let (files, drift) = generate(args, configs, &kinds)?;
+    if !global.quiet {
+        warn_dockerfile_gaps(configs);
+    }
     if args.check {
         check(args, &configs[0], global, &kinds, &files, &drift)
     } else {
@@ -179,6 +182,31 @@ fn kind_name(kind: PipelineKind) -> &'static str {
     match kind {
         PipelineKind::Github => "github",
         PipelineKind::Gitlab => "gitlab",
+    }
+}
+
+/// A native build beside a Dockerfile: what the Dockerfile does that the native build does
+/// not carry over, and the key that would.
+fn warn_dockerfile_gaps(configs: &[Config]) {
+    for config in configs {
+        if config.build.builder != Some(BuilderKind::Native) {
+            continue;
+        }
+        let dockerfile = config.dockerfile();
+        let Ok(text) = std::fs::read_to_string(&dockerfile) else {
+            continue;
+        };
+        let gaps = cargo_gitops::build::native::dockerfile_gaps(&text);
+        if !gaps.is_empty() {
+            eprintln!(
+                "warning: {} is not used by the native build, which does not carry over: {}",
+                dockerfile
+                    .strip_prefix(&config.root_dir)
+                    .unwrap_or(&dockerfile)
+                    .display(),
+                gaps.join("; ")
+            );
+        }
     }
 }
 

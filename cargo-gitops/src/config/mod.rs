@@ -14,9 +14,9 @@ mod settings;
 
 pub use gitlab::{DEFAULT_DIND, DEFAULT_IMAGE, GitlabSettings, RawGitlab, is_variable_name};
 pub use settings::{
-    BuildSettings, BuilderKind, DEFAULT_SIGNING_KEY_ENV, ExtraStep, InstallMode, InstallSettings,
-    Pin, PipelineKind, RegistryLogin, RegistrySecrets, RetaggerKind, SignMode, WorkflowSettings,
-    default_pins,
+    BuildSettings, BuilderKind, DEFAULT_SIGNING_KEY_ENV, ExtraStep, Include, InstallMode,
+    InstallSettings, Pin, PipelineKind, RegistryLogin, RegistrySecrets, RetaggerKind, SignMode,
+    WorkflowSettings, default_pins,
 };
 
 use std::path::{Path, PathBuf};
@@ -427,6 +427,7 @@ fn resolve(
             "`images` tables belong in gitops.toml; in Cargo.toml each package ships its image from [package.metadata.gitops]",
         ));
     }
+    check_native_keys(&merged, file, &key)?;
     let mut pins = default_pins();
     for (action, pin) in merged.actions.unwrap_or_default() {
         if !crate::tags::is_sha40(&pin.sha) {
@@ -471,6 +472,10 @@ fn resolve(
             base: merged.base,
             exposed_ports: merged.exposed_ports.unwrap_or_default(),
             image_env: merged.image_env.unwrap_or_default(),
+            build_env: merged.build_env.unwrap_or_default(),
+            include: merged.include.unwrap_or_default(),
+            workdir: merged.workdir,
+            args: merged.args.unwrap_or_default(),
             sign: merged.sign.unwrap_or_default(),
             signing_key_env,
             sbom: merged.sbom,
@@ -525,6 +530,74 @@ fn signing_key_env(
         ));
     }
     Ok(Some(name))
+}
+
+/// The native build's drop-in keys: names of variables, absolute paths in the image, and
+/// paths of the repository that stay inside it.
+fn check_native_keys(
+    merged: &RawConfig,
+    file: &Path,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), Error> {
+    for name in merged.build_env.iter().flat_map(|env| env.keys()) {
+        if !is_variable_name(name) {
+            return Err(bad_key(
+                file,
+                &key("build-env"),
+                &format!(
+                    "`{}` is not an environment variable name (letters, digits and _, not starting with a digit)",
+                    name.escape_debug()
+                ),
+            ));
+        }
+    }
+    let absolute = |path: &str| {
+        path.starts_with('/')
+            && !path.split('/').any(|part| part == ".." || part == ".")
+            && !path.contains(|c: char| c.is_control())
+    };
+    if let Some(workdir) = &merged.workdir
+        && !absolute(workdir)
+    {
+        return Err(bad_key(
+            file,
+            &key("workdir"),
+            &format!(
+                "`{}` is not an absolute path in the image such as /app",
+                workdir.escape_debug()
+            ),
+        ));
+    }
+    for (index, include) in merged.include.iter().flatten().enumerate() {
+        let inside = include.from.is_relative()
+            && include.from.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+        if !inside {
+            return Err(bad_key(
+                file,
+                &key(&format!("include[{index}].from")),
+                &format!(
+                    "`{}` is not a path inside the repository (relative, without ..)",
+                    include.from.display()
+                ),
+            ));
+        }
+        if !absolute(&include.to) || include.to == "/" {
+            return Err(bad_key(
+                file,
+                &key(&format!("include[{index}].to")),
+                &format!(
+                    "`{}` is not an absolute path in the image such as /app/configuration",
+                    include.to.escape_debug()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn bad_key(file: &Path, key: &str, message: &str) -> Error {

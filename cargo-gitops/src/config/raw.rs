@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    BuilderKind, ExtraStep, InstallSettings, Pin, PipelineKind, RawGitlab, RegistryLogin,
+    BuilderKind, ExtraStep, Include, InstallSettings, Pin, PipelineKind, RawGitlab, RegistryLogin,
     RegistrySecrets, RetaggerKind, SignMode,
 };
 use crate::error::Error;
@@ -34,6 +34,10 @@ pub struct RawConfig {
     pub base: Option<String>,
     pub exposed_ports: Option<Vec<String>>,
     pub image_env: Option<BTreeMap<String, String>>,
+    pub build_env: Option<BTreeMap<String, String>>,
+    pub include: Option<Vec<Include>>,
+    pub workdir: Option<String>,
+    pub args: Option<Vec<String>>,
     pub sign: Option<SignMode>,
     pub signing_key_env: Option<String>,
     pub sbom: Option<bool>,
@@ -79,6 +83,10 @@ impl RawConfig {
             base: self.base.or(fallback.base),
             exposed_ports: self.exposed_ports.or(fallback.exposed_ports),
             image_env: self.image_env.or(fallback.image_env),
+            build_env: self.build_env.or(fallback.build_env),
+            include: self.include.or(fallback.include),
+            workdir: self.workdir.or(fallback.workdir),
+            args: self.args.or(fallback.args),
             sign: self.sign.or(fallback.sign),
             signing_key_env: self.signing_key_env.or(fallback.signing_key_env),
             sbom: self.sbom.or(fallback.sbom),

@@ -21,6 +21,15 @@ pub enum BuilderKind {
     Native,
 }
 
+/// A file or folder of the repository (`from`, relative to the root) copied into a native
+/// image at `to` (absolute), as a Dockerfile's `COPY configuration /app/configuration`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Include {
+    pub from: PathBuf,
+    pub to: String,
+}
+
 /// Which program looks images up and retags them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -87,6 +96,14 @@ pub struct BuildSettings {
     pub exposed_ports: Vec<String>,
     /// Native builds: environment variables of the image.
     pub image_env: BTreeMap<String, String>,
+    /// Native builds: environment variables of the compile (`SQLX_OFFLINE = "true"`).
+    pub build_env: BTreeMap<String, String>,
+    /// Native builds: files or folders of the repository copied into the image.
+    pub include: Vec<Include>,
+    /// Native builds: the image's working directory (default `/`).
+    pub workdir: Option<String>,
+    /// Native builds: the arguments the entrypoint gets (the image's `Cmd`).
+    pub args: Vec<String>,
     /// How images are signed.
     pub sign: SignMode,
     /// `sign = "key"`: the environment variable that holds the key's PEM, when configured.
