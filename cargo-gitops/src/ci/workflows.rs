@@ -265,6 +265,15 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
         .clone()
         .unwrap_or_else(|| "ubuntu-latest".to_owned());
     grammar::runner_label("runs-on", &runs_on)?;
+    for (index, name) in settings.needs_workflows.iter().enumerate() {
+        if name.trim().is_empty() || name.chars().any(|c| c.is_control()) {
+            return Err(grammar::refuse(
+                &format!("needs-workflows[{index}]"),
+                name,
+                "a workflow's name (its `name:`), on one line",
+            ));
+        }
+    }
     let id_token = settings.id_token || logins.id_token || signing.id_token();
     let pipeline = templates
         .get_template("pipeline.yml")
@@ -285,6 +294,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
                 id_token => id_token,
                 signing => minijinja::value::Serde(&signing),
                 runs_on => runs_on,
+                needs_workflows => !settings.needs_workflows.is_empty(),
             })
         })
         .map_err(|e| template_error("pipeline.yml", &e))?;
@@ -452,6 +462,12 @@ fn environment_workflow(
                 packages_write => logins.packages_write,
                 id_token => id_token,
                 signing => minijinja::value::Serde(signing),
+                // Branch environments wait for the tests; release tags build on push.
+                needs_workflows => if env.branches.is_empty() {
+                    Vec::new()
+                } else {
+                    config.workflows.needs_workflows.clone()
+                },
             })
         })
         .map_err(|e| template_error("environment.yml", &e))?;

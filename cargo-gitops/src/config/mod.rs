@@ -488,6 +488,7 @@ fn resolve(
             id_token: merged.id_token.unwrap_or(false),
             github_attestation: merged.github_attestation.unwrap_or(false),
             runs_on: merged.runs_on,
+            needs_workflows: merged.needs_workflows.unwrap_or_default(),
             install_path: merged.install_path,
             registry_secrets: merged.registry_secrets,
             registry_logins: merged.registry_logins.unwrap_or_default(),

@@ -293,6 +293,9 @@ pub struct WorkflowSettings {
     /// builds, pushed to the registry beside it.
     pub github_attestation: bool,
     pub runs_on: Option<String>,
+    /// Workflows (by `name:`) whose successful run on a pushed branch starts the branch
+    /// environments' workflows (`workflow_run`), instead of the push itself.
+    pub needs_workflows: Vec<String>,
     /// Install cargo-gitops from this path in the repository instead of crates.io.
     pub install_path: Option<String>,
     pub registry_secrets: Option<RegistrySecrets>,

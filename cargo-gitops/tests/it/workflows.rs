@@ -673,3 +673,47 @@ fn multi_platform_dockerfile_builds_set_up_qemu_or_are_refused_on_gitlab() {
         "{line}"
     );
 }
+
+/// `needs-workflows`: branch environments start when the named workflow succeeds on a pushed
+/// branch of this repository (`workflow_run`), and build the tested commit; release tags
+/// still build on push. The files pass actionlint and zizmor.
+#[test]
+fn needs_workflows_waits_for_the_tests_and_builds_the_tested_commit() {
+    let dir = repository(&format!("{DEFAULT_CONFIG}needs-workflows = [\"test\"]\n"));
+    let files = generate(&dir);
+    let file = |name: &str| {
+        let text = &files.iter().find(|(n, _)| n == name).unwrap().1;
+        YamlLoader::load_from_str(text).unwrap().remove(0)
+    };
+    let staging = file("gitops-staging.yml");
+    let on = &staging["on"];
+    assert!(on["push"].is_badvalue(), "{on:?}");
+    assert_eq!(on["workflow_run"]["workflows"][0].as_str(), Some("test"));
+    assert_eq!(on["workflow_run"]["types"][0].as_str(), Some("completed"));
+    assert_eq!(on["workflow_run"]["branches"][0].as_str(), Some("main"));
+    let job = &staging["jobs"]["pipeline"];
+    let condition = job["if"].as_str().unwrap();
+    for part in [
+        "github.event.workflow_run.conclusion == 'success'",
+        "github.event.workflow_run.event == 'push'",
+        "github.event.workflow_run.head_repository.full_name == github.repository",
+    ] {
+        assert!(condition.contains(part), "{condition}");
+    }
+    assert!(
+        job["with"]["sha"]
+            .as_str()
+            .unwrap()
+            .contains("github.event.workflow_run.head_sha")
+    );
+    let production = file("gitops-production.yml");
+    assert!(production["on"]["workflow_run"].is_badvalue());
+    assert!(!production["on"]["push"]["tags"].is_badvalue());
+    let pipeline = file("gitops-pipeline.yml");
+    assert!(!pipeline["on"]["workflow_call"]["inputs"]["sha"].is_badvalue());
+    validate_dir(&dir);
+
+    // Without the key, nothing changes.
+    let plain = generate(&repository(DEFAULT_CONFIG));
+    assert!(plain.iter().all(|(_, text)| !text.contains("workflow_run")));
+}
