@@ -648,6 +648,23 @@ fn a_native_rust_workspace_builds_in_its_gitlab_job_against_a_real_registry() {
     let tags = registry.tags_as("acme/svc", Some(("gitlab-ci-token", "job-token")));
     assert!(tags.contains(&format!("commit-{sha}")), "{tags:?}");
     assert!(tags.contains(&"stg-latest".to_owned()), "{tags:?}");
+
+    // The same service's GitHub workflows (on ghcr.io, whose login the job's token is) pass
+    // actionlint and zizmor.
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    dir.create(
+        "Cargo.toml",
+        manifest
+            .replace(
+                &format!("registry = \"{host}/acme\""),
+                "registry = \"ghcr.io/acme\"",
+            )
+            .replace("ci = [\"gitlab\"]", "ci = [\"github\", \"gitlab\"]"),
+    );
+    dir.commit("on ghcr.io");
+    dir.command().args(["init-workflows", "-q"]).expect_exit(0);
+    validate_workflows(&dir);
+    crate::gitlab::check_jsonschema(dir.path(), &[".gitlab/gitops.gitlab-ci.yml"]);
 }
 
 /// A step of the generated GitHub pipeline: its `run:` script and `env:`.
