@@ -46,6 +46,9 @@ pub struct Deployment {
     pub ci: Option<Ci>,
     /// Set when the ref is the source branch of a pull or merge request build.
     pub pull_request: Option<PullRequest>,
+    /// The environment's build arguments with `{sha}`, `{ref}` and `{version}` filled in.
+    #[serde(skip)]
+    pub build_args: BTreeMap<String, String>,
 }
 
 /// Timestamps are 10 digits so that numeric and alphabetical order agree.
@@ -174,6 +177,7 @@ pub fn deployment_for(
             timestamp,
             ci: None,
             pull_request: None,
+            build_args: BTreeMap::new(),
         });
     };
     let env = matched.environment;
@@ -194,7 +198,12 @@ pub fn deployment_for(
     if let Some(latest) = env.latest_tag(&values) {
         tags.push(latest.map_err(tag_error)?);
     }
-    let lookup_tag = tags::lookup_tag(sha, &env.build_args);
+    let ref_name = match git_ref {
+        GitRef::Branch(name) | GitRef::Tag(name) | GitRef::Other(name) => name.as_str(),
+    };
+    let build_args = tags::build_args(&env.build_args, sha, ref_name, matched.version.as_ref());
+    // The values filled in are part of what is built: a `{ref}` gives each ref its image.
+    let lookup_tag = tags::lookup_tag(sha, &build_args);
     Ok(Deployment {
         git_ref: git_ref.full(),
         sha: sha.to_owned(),
@@ -205,6 +214,7 @@ pub fn deployment_for(
         timestamp,
         ci: None,
         pull_request: None,
+        build_args,
     })
 }
 

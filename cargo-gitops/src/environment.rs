@@ -162,6 +162,20 @@ pub struct Environment {
     pub build_args: BTreeMap<String, String>,
     /// An image repository of its own (`app-staging`), else the configured image.
     pub image: Option<String>,
+    /// Branches its glob patterns never take (`exclude-branches`): branches that cannot build
+    /// or deploy, such as GitHub Pages' and the update bots', which push with read-only tokens.
+    pub exclude_branches: Vec<BranchPattern>,
+}
+
+/// The branches no glob-tracking environment takes unless `exclude-branches` says otherwise.
+pub const DEFAULT_EXCLUDED_BRANCHES: [&str; 3] = ["gh-pages", "dependabot/**", "renovate/**"];
+
+/// [`DEFAULT_EXCLUDED_BRANCHES`] as patterns.
+pub fn default_excluded_branches() -> Vec<BranchPattern> {
+    DEFAULT_EXCLUDED_BRANCHES
+        .iter()
+        .map(|b| BranchPattern::new(b).expect("default patterns are valid"))
+        .collect()
 }
 
 /// The environment a ref resolved to, with the values taken from the ref.
@@ -188,6 +202,10 @@ impl Environment {
         match git_ref {
             GitRef::Branch(branch) => {
                 let pattern = self.branches.iter().find(|p| p.matches(branch))?;
+                if pattern.has_wildcard() && self.exclude_branches.iter().any(|p| p.matches(branch))
+                {
+                    return None;
+                }
                 Some(Match {
                     environment: self,
                     branch: Some(branch.clone()),
@@ -308,6 +326,11 @@ pub fn defaults() -> Vec<Environment> {
             latest,
             build_args: BTreeMap::new(),
             image: None,
+            exclude_branches: if branches.iter().any(|b| b.contains('*')) {
+                default_excluded_branches()
+            } else {
+                Vec::new()
+            },
         }
     };
     let channel_latest =

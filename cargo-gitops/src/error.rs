@@ -107,7 +107,7 @@ pub enum Error {
     MissingIdentity,
 
     #[error(
-        "no image is configured: set `registry` and `image` in [workspace.metadata.gitops] of Cargo.toml"
+        "no image is configured: set `registry` and `image` in gitops.toml, or in [workspace.metadata.gitops] (or a package's [package.metadata.gitops]) of Cargo.toml"
     )]
     NoImage,
 
@@ -187,12 +187,14 @@ impl Error {
             | Error::DetachedWithoutTag
             | Error::MissingCiVariable { .. }
             | Error::Tag { .. }
-            | Error::ToolMissing { .. }
             | Error::Refused(_)
             | Error::MissingIdentity
             | Error::NoImage
             | Error::SigningKey { .. } => exit_codes::USAGE,
-            Error::Git(_)
+            // A program the run needs is missing from this machine: not a mistake in the
+            // command line or the configuration, but a run that could not be done here.
+            Error::ToolMissing { .. }
+            | Error::Git(_)
             | Error::Write { .. }
             | Error::Read { .. }
             | Error::Registry { .. }

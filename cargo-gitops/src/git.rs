@@ -209,13 +209,76 @@ pub fn tags_at(repo: &Repository, commit: Oid) -> Result<Vec<String>, Error> {
     Ok(found)
 }
 
-/// The `origin` remote's URL, for image labels; `None` when there is none.
+/// The branch `origin/HEAD` names (`master` for `refs/remotes/origin/master`): the remote's
+/// default branch as a clone records it. `None` outside a repository or without it.
+pub fn default_branch(cwd: &Path) -> Option<String> {
+    let repo = Repository::discover(cwd).ok()?;
+    let head = repo.find_reference("refs/remotes/origin/HEAD").ok()?;
+    let target = head.symbolic_target().ok()??;
+    target
+        .strip_prefix("refs/remotes/origin/")
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned)
+}
+
+/// Whether the repository around `cwd` has `branch`, locally or as `origin`'s; `None`
+/// outside a repository, or in one without any branch yet (nothing committed).
+pub fn has_branch(cwd: &Path, branch: &str) -> Option<bool> {
+    let repo = Repository::discover(cwd).ok()?;
+    repo.branches(Some(git2::BranchType::Local))
+        .ok()?
+        .next()?
+        .ok()?;
+    Some(
+        [
+            format!("refs/heads/{branch}"),
+            format!("refs/remotes/origin/{branch}"),
+        ]
+        .iter()
+        .any(|name| repo.find_reference(name).is_ok()),
+    )
+}
+
+/// The `origin` remote's web address, for the image's `source` label: its https URL, or the
+/// https form of an SSH remote (`git@github.com:o/r.git` → `https://github.com/o/r.git`);
+/// `None` when there is no origin or it is anything else (a local path, a file:// or plain
+/// http URL).
 pub fn origin_url(cwd: &Path) -> Option<String> {
     let repo = Repository::discover(cwd).ok()?;
     let remote = repo.find_remote("origin").ok()?;
-    let url = remote.url().ok()?;
+    web_url(remote.url().ok()?)
+}
+
+/// `url` as an https address without credentials, when it is one or an SSH remote's.
+pub fn web_url(url: &str) -> Option<String> {
+    let https = if let Some(rest) = url.strip_prefix("ssh://") {
+        let rest = rest
+            .split_once('@')
+            .map_or(rest, |(_, host_path)| host_path);
+        let (host, path) = rest.split_once('/')?;
+        // An SSH port is not the web server's.
+        let host = host.split(':').next()?;
+        format!("https://{host}/{path}")
+    } else if url.starts_with("https://") {
+        url.to_owned()
+    } else if let Some((user_host, path)) = url.split_once(':')
+        && let Some((_, host)) = user_host.split_once('@')
+        && !path.starts_with('/')
+        && !user_host.contains('/')
+    {
+        format!("https://{host}/{path}")
+    } else {
+        return None;
+    };
+    let rest = https.strip_prefix("https://")?;
+    let host = rest.split('/').next()?;
     // A URL with credentials in it must not end up in an image label.
-    (!url.contains('@') || url.starts_with("git@")).then(|| url.to_owned())
+    let plain = !host.is_empty()
+        && !host.contains('@')
+        && https
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '<' | '>'));
+    plain.then_some(https)
 }
 
 /// The committer time of `sha`, for reproducible timestamps; `None` outside a repository.
@@ -223,4 +286,32 @@ pub fn commit_time(cwd: &Path, sha: &str) -> Option<u64> {
     let repo = Repository::discover(cwd).ok()?;
     let commit = repo.find_commit(Oid::from_str(sha).ok()?).ok()?;
     u64::try_from(commit.time().seconds()).ok()
+}
+
+#[cfg(test)]
+mod web_url_tests {
+    use super::web_url;
+
+    #[test]
+    fn only_https_addresses_become_the_source() {
+        for (remote, expected) in [
+            (
+                "https://github.com/o/r.git",
+                Some("https://github.com/o/r.git"),
+            ),
+            ("git@github.com:o/r.git", Some("https://github.com/o/r.git")),
+            (
+                "ssh://git@gitlab.com:2222/g/r.git",
+                Some("https://gitlab.com/g/r.git"),
+            ),
+            ("https://user:token@github.com/o/r", None),
+            ("/home/me/src/r", None),
+            ("../r", None),
+            ("file:///srv/r.git", None),
+            ("http://git.lan/r", None),
+            ("C:/src/r", None),
+        ] {
+            assert_eq!(web_url(remote).as_deref(), expected, "{remote}");
+        }
+    }
 }

@@ -140,6 +140,28 @@ pub fn lookup_tag(sha40: &str, build_args: &BTreeMap<String, String>) -> String 
     )
 }
 
+/// An environment's build arguments with their placeholders filled in: `{sha}` the full
+/// commit, `{ref}` the branch or tag name, `{version}` the SemVer of a release tag (without
+/// `v`, build metadata kept), empty on any other ref. Other text is left as written.
+pub fn build_args(
+    configured: &BTreeMap<String, String>,
+    sha40: &str,
+    ref_name: &str,
+    version: Option<&semver::Version>,
+) -> BTreeMap<String, String> {
+    let version = version.map(ToString::to_string).unwrap_or_default();
+    configured
+        .iter()
+        .map(|(key, value)| {
+            let filled = value
+                .replace("{sha}", sha40)
+                .replace("{ref}", ref_name)
+                .replace("{version}", &version);
+            (key.clone(), filled)
+        })
+        .collect()
+}
+
 /// Hex digits of the build-arguments hash in a lookup tag.
 const BUILD_ARGS_HASH_HEX: usize = 16;
 

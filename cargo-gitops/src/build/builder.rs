@@ -107,6 +107,25 @@ pub fn buildx_build(spec: &BuildSpec) -> Command {
     command.arg(spec.context.display().to_string())
 }
 
+/// The tag of a repository that holds buildx's cache of its builds.
+pub const CACHE_TAG: &str = "buildcache";
+
+/// The default cache of buildx builds: in the image's own repository, under [`CACHE_TAG`],
+/// every stage's layers (`mode=max`, so that a cargo-chef `cook` stage is reused while the
+/// lock file stays the same). It needs only the login that pushes the image, unlike
+/// `type=gha`, whose runtime token a workflow's `run:` step never gets.
+pub fn registry_cache(
+    repository: &Repository,
+    insecure_registries: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let mut reference = format!("type=registry,ref={}:{CACHE_TAG}", repository);
+    if is_plain_http(&repository.registry, insecure_registries) {
+        reference.push_str(",registry.insecure=true");
+    }
+    let to = format!("{reference},mode=max");
+    (vec![reference], vec![to])
+}
+
 /// `podman build`, naming the image by the tag it is pushed as; pushing is `podman_push`.
 pub fn podman_build(spec: &BuildSpec) -> Command {
     Command::new("podman")
@@ -129,7 +148,7 @@ pub fn podman_push(spec: &BuildSpec, digest_file: &Path) -> Command {
 }
 
 /// What to do when docker has no buildx plugin, for a build.
-const BUILDX_HINT: &str = "docker has no buildx plugin (it answers `docker buildx` with its own usage, e.g. `unknown flag: --output`); install the plugin (https://docs.docker.com/go/buildx/), or use --build-with podman or --build-with native";
+const BUILDX_HINT: &str = "docker has no buildx plugin (`docker buildx version` fails); install the plugin (https://docs.docker.com/go/buildx/), or use --build-with podman or --build-with native";
 
 /// Whether `docker buildx …` failed because docker has no buildx plugin: docker then reads
 /// `buildx` as an unknown command, or its flags as its own.
@@ -140,6 +159,24 @@ pub fn says_buildx_is_missing(command: &Command, output: &str) -> bool {
             || output.contains("is not a docker command")
             || (output.contains("unknown flag: --")
                 && output.contains("Usage:  docker [OPTIONS] COMMAND")))
+}
+
+/// Checks that docker has the buildx plugin before a build runs, quietly: without it docker
+/// answers `docker buildx build …` with pages of its own usage, which a CI log would show
+/// before the one line that says what is wrong.
+pub fn check_buildx(command: &Command) -> Result<(), Error> {
+    if command.program() != "docker" || command.argv().first() != Some(&"buildx") {
+        return Ok(());
+    }
+    let probe = Command::new("docker").args(["buildx", "version"]);
+    match probe.run() {
+        Ok(_) => Ok(()),
+        Err(Error::CommandFailed { .. }) => Err(Error::ToolMissing {
+            tool: "docker buildx".to_owned(),
+            hint: BUILDX_HINT.to_owned(),
+        }),
+        Err(other) => Err(other),
+    }
 }
 
 /// Turns a builder's failure into what it means, when it is known: a missing buildx plugin,

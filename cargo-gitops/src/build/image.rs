@@ -109,6 +109,9 @@ pub fn deterministic_layer(files: &[LayerFile], epoch: u64) -> Result<(Blob, Str
 #[derive(Debug, Clone, Default)]
 pub struct RunConfig {
     pub entrypoint: Vec<String>,
+    /// The entrypoint's arguments; empty leaves `Cmd` out.
+    pub cmd: Vec<String>,
+    pub working_dir: String,
     pub user: String,
     pub exposed_ports: Vec<String>,
     pub env: BTreeMap<String, String>,
@@ -177,8 +180,11 @@ pub fn assemble(
         "Env": env,
         "Labels": labels,
         "ExposedPorts": ports,
-        "WorkingDir": "/",
+        "WorkingDir": run.working_dir,
     });
+    if !run.cmd.is_empty() {
+        config["config"]["Cmd"] = json!(run.cmd);
+    }
     config["rootfs"] = json!({ "type": "layers", "diff_ids": diff_ids });
     config["history"] = json!(history);
     let config = Blob::new(

@@ -165,7 +165,7 @@ impl Job<'_> {
         if let Some(dir) = &plan.layout {
             if self.output.is_none() {
                 self.progress.note(&format!(
-                    "no registry is configured, so the image was written to {}; set `registry` and `image` in [workspace.metadata.gitops] to push",
+                    "no registry is configured, so the image was written to {}; set `registry` and `image` in the configuration to push",
                     dir.display()
                 ));
             }
@@ -219,6 +219,7 @@ impl Job<'_> {
                 allowed.as_deref(),
             )?,
             Step::Run { command, .. } => {
+                crate::build::builder::check_buildx(command)?;
                 self.progress
                     .run(command)
                     .map_err(|e| crate::build::builder::explain(command, e))?;

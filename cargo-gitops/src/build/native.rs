@@ -31,6 +31,14 @@ pub struct NativeSpec {
     pub labels: BTreeMap<String, String>,
     /// A base image pinned by digest (`gcr.io/distroless/static@sha256:…`).
     pub base: Option<String>,
+    /// Environment variables of the compile, as a Dockerfile's `ENV` before `cargo build`.
+    pub build_env: BTreeMap<String, String>,
+    /// Files and folders copied into the image: (the path on this machine, the path inside).
+    pub include: Vec<(PathBuf, String)>,
+    /// The image's working directory; `/` when not set.
+    pub workdir: Option<String>,
+    /// The entrypoint's arguments (`Cmd`).
+    pub args: Vec<String>,
 }
 
 /// A Rust target that builds for an image platform.
@@ -107,6 +115,8 @@ pub struct Binary {
     pub bin: String,
     pub target_dir: PathBuf,
     pub workspace_root: PathBuf,
+    /// The compile's own environment variables (`build-env`).
+    pub build_env: BTreeMap<String, String>,
 }
 
 /// Finds the binary through `cargo metadata`.
@@ -188,6 +198,7 @@ pub fn find_binary(spec: &NativeSpec) -> Result<Binary, Error> {
         bin,
         target_dir: metadata.target_directory.into_std_path_buf(),
         workspace_root: metadata.workspace_root.into_std_path_buf(),
+        build_env: spec.build_env.clone(),
     })
 }
 
@@ -287,7 +298,11 @@ fn compile(binary: &Binary, target: &Target, epoch: u64) -> Command {
             rustflags.join(" "),
         ),
     };
-    Command::new(&cargo())
+    let mut command = Command::new(&cargo());
+    for (name, value) in &binary.build_env {
+        command = command.env(name, value.clone());
+    }
+    command
         .env(&variable, value)
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
 }
@@ -383,25 +398,30 @@ pub fn pack(
     let path_in_image = format!("usr/local/bin/{}", binary.bin);
     let run = RunConfig {
         entrypoint: vec![format!("/{path_in_image}")],
+        cmd: spec.args.clone(),
+        working_dir: spec.workdir.clone().unwrap_or_else(|| "/".to_owned()),
         user: USER.to_owned(),
         exposed_ports: spec.exposed_ports.clone(),
         env: spec.env.clone(),
         labels: spec.labels.clone(),
     };
+    let mut included = Vec::new();
+    for (from, to) in &spec.include {
+        included_files(from, to.trim_start_matches('/'), &mut included)?;
+    }
     let mut platforms = Vec::new();
     for ((target, path), base) in built.iter().zip(base) {
         let contents = std::fs::read(path).map_err(|source| Error::Read {
             what: path.display().to_string(),
             source,
         })?;
-        let layer = image::deterministic_layer(
-            &[LayerFile {
-                path: path_in_image.clone(),
-                contents,
-                mode: 0o755,
-            }],
-            spec.epoch,
-        )?;
+        let mut files = vec![LayerFile {
+            path: path_in_image.clone(),
+            contents,
+            mode: 0o755,
+        }];
+        files.extend(included.iter().cloned());
+        let layer = image::deterministic_layer(&files, spec.epoch)?;
         platforms.push(image::assemble(
             (target.os, target.architecture, target.variant),
             &run,
@@ -414,9 +434,124 @@ pub fn pack(
     Ok(Image::new(platforms, base_repository))
 }
 
+/// What the final stage of a Dockerfile does that a native build does not do by itself, with
+/// the key that carries each over: `ENV` (image-env, or build-env for the compile), `COPY` and
+/// `ADD` of the repository's files (include), `RUN` (nothing: a native image has no shell
+/// step), `WORKDIR` (workdir), `CMD` (args), `EXPOSE` (exposed-ports). A `COPY --from` of an
+/// earlier stage is the binary, which the native build packs itself.
+pub fn dockerfile_gaps(dockerfile: &str) -> Vec<String> {
+    // Continuation lines joined, comments dropped, only the last stage kept.
+    let joined = dockerfile.replace("\\\r\n", " ").replace("\\\n", " ");
+    let lines: Vec<&str> = joined
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let last_stage = lines
+        .iter()
+        .rposition(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case("FROM"))
+        })
+        .map_or(&lines[..], |at| &lines[at + 1..]);
+    let mut gaps = Vec::new();
+    for line in last_stage {
+        let mut words = line.split_whitespace();
+        let instruction = words.next().unwrap_or_default().to_ascii_uppercase();
+        let rest: Vec<&str> = words.collect();
+        let advice = match instruction.as_str() {
+            "ENV" => "set it in image-env (or build-env, for the compile)",
+            "COPY" | "ADD" if rest.iter().any(|w| w.starts_with("--from")) => continue,
+            "COPY" | "ADD" => "list it in include = [{ from, to }]",
+            "RUN" => "a native image runs no build step: do it before the build, or in the program",
+            "WORKDIR" => "set workdir",
+            "CMD" => "set args",
+            "EXPOSE" => "set exposed-ports",
+            "USER" => "native images run as user 65532",
+            _ => continue,
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let shown: String = words.join(" ").chars().take(60).collect();
+        gaps.push(format!("`{}`: {advice}", grammar_safe(&shown)));
+    }
+    gaps
+}
+
+/// A Dockerfile line as it can be shown on one terminal line.
+fn grammar_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The files under `from` (a file, or a folder walked in name order), each at its path under
+/// `to` in the image: executable ones 0755, others 0644. A symbolic link is refused, since
+/// its target may lie outside the repository.
+fn included_files(from: &Path, to: &str, out: &mut Vec<LayerFile>) -> Result<(), Error> {
+    let read_error = |source| Error::Read {
+        what: format!("{} (include)", from.display()),
+        source,
+    };
+    let meta = std::fs::symlink_metadata(from).map_err(read_error)?;
+    if meta.file_type().is_symlink() {
+        return Err(Error::usage(format!(
+            "include: `{}` is a symbolic link; include what it points at instead",
+            from.display()
+        )));
+    }
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(from)
+            .map_err(read_error)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(read_error)?;
+        entries.sort();
+        for entry in entries {
+            let name = entry
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            included_files(&entry, &format!("{to}/{name}"), out)?;
+        }
+        return Ok(());
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let contents = std::fs::read(from).map_err(read_error)?;
+    let mode = if meta.permissions().mode() & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    };
+    out.push(LayerFile {
+        path: to.to_owned(),
+        contents,
+        mode,
+    });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_final_stage_of_a_dockerfile_says_what_a_native_build_leaves_out() {
+        let dockerfile = "FROM rust:1 AS builder\nENV SQLX_OFFLINE=true\nRUN cargo build --release\n\nFROM debian:12-slim\n# runtime\nWORKDIR /app\nRUN apt-get update \\\n && apt-get install -y ca-certificates\nCOPY --from=builder /target/release/app app\nCOPY configuration configuration\nENV APP_ENVIRONMENT=production\nEXPOSE 8000\nENTRYPOINT [\"./app\"]\n";
+        let gaps = dockerfile_gaps(dockerfile);
+        assert_eq!(gaps.len(), 5, "{gaps:#?}");
+        assert!(
+            gaps[0].starts_with("`WORKDIR /app`: set workdir"),
+            "{gaps:#?}"
+        );
+        assert!(
+            gaps[1].starts_with("`RUN apt-get update && apt-get install"),
+            "{gaps:#?}"
+        );
+        assert!(gaps[2].contains("`COPY configuration configuration`: list it in include"));
+        assert!(gaps[3].contains("`ENV APP_ENVIRONMENT=production`: set it in image-env"));
+        assert!(gaps[4].contains("`EXPOSE 8000`: set exposed-ports"));
+    }
 
     #[test]
     fn platforms_map_to_installed_targets() {
@@ -451,10 +586,12 @@ mod tests {
             bin: "demo-app".into(),
             target_dir: "/w/target".into(),
             workspace_root: "/w".into(),
+            build_env: BTreeMap::from([("SQLX_OFFLINE".to_owned(), "true".to_owned())]),
         };
         let target = target_for("linux/amd64", &["x86_64-unknown-linux-gnu".to_owned()]).unwrap();
         let command = compile_command(&binary, &target, Path::new("/w/Cargo.toml"), 1_654_880_868);
         let shown = command.display();
+        assert!(shown.contains("SQLX_OFFLINE=true"), "{shown}");
         assert!(shown.contains("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static --remap-path-prefix=/w=/build"), "{shown}");
         assert!(shown.contains("SOURCE_DATE_EPOCH=1654880868"), "{shown}");
         assert_eq!(
@@ -485,6 +622,7 @@ mod tests {
             bin: "demo-app".into(),
             target_dir: "/w/target".into(),
             workspace_root: "/w".into(),
+            build_env: BTreeMap::new(),
         };
         let target = target_for("linux/amd64", &["x86_64-unknown-linux-gnu".to_owned()]).unwrap();
         let manifest = Path::new("/w/Cargo.toml");

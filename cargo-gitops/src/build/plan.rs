@@ -259,6 +259,17 @@ impl Plan {
                     "--image-of retags an image in the registry; drop --output",
                 ));
             }
+            // Build arguments filled from the ref or commit make each commit's image its own.
+            if env
+                .build_args
+                .values()
+                .any(|v| ["{sha}", "{ref}", "{version}"].iter().any(|p| v.contains(p)))
+            {
+                return Err(Error::usage(format!(
+                    "environment `{}` has build-args made from the commit or ref ({{sha}}, {{ref}}, {{version}}), so each commit gets an image built for it; build without --image-of",
+                    env.name
+                )));
+            }
             plan.lookup_tag = crate::tags::lookup_tag(commit, &env.build_args);
             let image = d.image.as_deref().ok_or(Error::NoImage)?;
             let target = Repository::parse(image)?;
@@ -297,7 +308,7 @@ impl Plan {
                 tag: d.lookup_tag.clone(),
             })
             .collect();
-        let (steps, built) = builder_steps(job, &target, env, &mut plan)?;
+        let (steps, built) = builder_steps(job, &target, &mut plan)?;
         plan.build = steps;
         plan.built = built;
         plan.target = Some(target);
@@ -445,7 +456,6 @@ fn candidates(config: &Config, target: &Repository) -> Result<Vec<Repository>, E
 fn builder_steps(
     job: &Job<'_>,
     target: &Repository,
-    env: &Environment,
     plan: &mut Plan,
 ) -> Result<(Vec<Step>, Digest), Error> {
     if job.builder == BuilderKind::Native {
@@ -459,7 +469,7 @@ fn builder_steps(
         plan.native = Some(native);
         return Ok((steps, Digest::Packed));
     }
-    let spec = build_spec(job, target, env);
+    let spec = build_spec(job, target);
     if job.builder == BuilderKind::Podman {
         plan.documents = Some(Documents::podman(job, &spec));
     }
@@ -506,22 +516,30 @@ fn origin(job: &Job<'_>) -> Origin {
     )
 }
 
-fn build_spec(job: &Job<'_>, target: &Repository, env: &Environment) -> BuildSpec {
+fn build_spec(job: &Job<'_>, target: &Repository) -> BuildSpec {
     let config = job.config;
+    let (cache_from, cache_to) = if config.build.registry_cache {
+        builder::registry_cache(target, &config.build.insecure_registries)
+    } else {
+        (
+            config.build.cache_from.clone(),
+            config.build.cache_to.clone(),
+        )
+    };
     BuildSpec {
         repository: target.clone(),
         push_tag: job.deployment.tags.first().cloned().unwrap_or_default(),
         dockerfile: config.dockerfile(),
         context: config.context(),
         labels: origin(job).labels(),
-        build_args: env.build_args.clone(),
+        build_args: job.deployment.build_args.clone(),
         platforms: config.build.platforms.clone(),
         buildx_builder: std::env::var("BUILDX_BUILDER")
             .ok()
             .filter(|v| !v.is_empty())
             .or_else(|| config.build.buildx_builder.clone()),
-        cache_from: config.build.cache_from.clone(),
-        cache_to: config.build.cache_to.clone(),
+        cache_from,
+        cache_to,
         insecure_registries: config.build.insecure_registries.clone(),
         metadata_file: job.scratch_dir.join("buildx-metadata.json"),
         epoch: job.epoch,
@@ -563,6 +581,15 @@ fn native_build(job: &Job<'_>, image: &str) -> Result<(NativeBuild, Documents), 
         epoch: job.epoch,
         exposed_ports: config.build.exposed_ports.clone(),
         env: config.build.image_env.clone(),
+        build_env: config.build.build_env.clone(),
+        include: config
+            .build
+            .include
+            .iter()
+            .map(|i| (config.root_dir.join(&i.from), i.to.clone()))
+            .collect(),
+        workdir: config.build.workdir.clone(),
+        args: config.build.args.clone(),
         labels: origin(job).labels(),
         base: config.build.base.clone(),
     };

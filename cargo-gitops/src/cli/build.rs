@@ -183,9 +183,11 @@ pub fn run(
         builder,
         retagger: &retagger,
         progress: &progress,
+        // The CI's word first; either way only an https address, never a local path.
         source_url: runner
             .source_url
-            .clone()
+            .as_deref()
+            .and_then(cargo_gitops::git::web_url)
             .or_else(|| cargo_gitops::git::origin_url(cwd)),
         scratch_dir: scratch.path(),
         output: args.output.clone(),

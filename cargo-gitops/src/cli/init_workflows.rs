@@ -5,7 +5,7 @@ use clap::Args;
 
 use cargo_gitops::ci::gitlab_pipeline;
 use cargo_gitops::ci::workflows::{self, Drift, GeneratedFile};
-use cargo_gitops::config::{Config, PipelineKind};
+use cargo_gitops::config::{BuilderKind, Config, PipelineKind};
 use cargo_gitops::error::Error;
 
 use super::GlobalArgs;
@@ -34,6 +34,9 @@ pub fn run(args: &InitWorkflowsArgs, configs: &[Config], global: &GlobalArgs) ->
     kinds.sort();
     kinds.dedup();
     let (files, drift) = generate(args, configs, &kinds)?;
+    if !global.quiet {
+        warn_dockerfile_gaps(configs);
+    }
     if args.check {
         check(args, &configs[0], global, &kinds, &files, &drift)
     } else {
@@ -137,19 +140,28 @@ fn write(
     let root = &config.root_dir;
     let gitlab = kinds.contains(&PipelineKind::Gitlab);
     workflows::write(root, files)?;
+    let removed = if kinds.contains(&PipelineKind::Github) {
+        workflows::remove_stale(root, files)?
+    } else {
+        Vec::new()
+    };
     let mut written: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
     if gitlab && gitlab_pipeline::root_includes_pipeline(root).is_none() {
         let seed = gitlab_pipeline::root_pipeline();
         workflows::write(root, std::slice::from_ref(&seed))?;
         written.push(seed.path.display().to_string());
     }
+    let removed: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
     if global.format == Format::Json {
-        let json = serde_json::json!({ "written": written });
+        let json = serde_json::json!({ "written": written, "removed": removed });
         write_stdout(&format!("{json:#}\n"))?;
     }
     if !global.quiet {
         for path in &written {
             eprintln!("wrote {path}");
+        }
+        for path in &removed {
+            eprintln!("removed {path} (no longer generated)");
         }
         if gitlab {
             warn_without_include(config);
@@ -170,6 +182,31 @@ fn kind_name(kind: PipelineKind) -> &'static str {
     match kind {
         PipelineKind::Github => "github",
         PipelineKind::Gitlab => "gitlab",
+    }
+}
+
+/// A native build beside a Dockerfile: what the Dockerfile does that the native build does
+/// not carry over, and the key that would.
+fn warn_dockerfile_gaps(configs: &[Config]) {
+    for config in configs {
+        if config.build.builder != Some(BuilderKind::Native) {
+            continue;
+        }
+        let dockerfile = config.dockerfile();
+        let Ok(text) = std::fs::read_to_string(&dockerfile) else {
+            continue;
+        };
+        let gaps = cargo_gitops::build::native::dockerfile_gaps(&text);
+        if !gaps.is_empty() {
+            eprintln!(
+                "warning: {} is not used by the native build, which does not carry over: {}",
+                dockerfile
+                    .strip_prefix(&config.root_dir)
+                    .unwrap_or(&dockerfile)
+                    .display(),
+                gaps.join("; ")
+            );
+        }
     }
 }
 

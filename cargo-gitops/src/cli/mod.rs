@@ -226,15 +226,16 @@ pub fn run(cli: Cli, expire: fn(Error)) -> Result<u8, Error> {
     };
     // Flux and the pipelines cover every image of the repository: they read each one's
     // configuration.
-    let configs = match &cli.command {
+    let mut configs = match &cli.command {
         Command::Flux(_)
         | Command::InitWorkflows(_)
         | Command::Affected(_)
-        | Command::Deploy(_) => {
-            config::load_each(&source)?
-        }
+        | Command::Deploy(_) => config::load_each(&source)?,
         _ => vec![config::load(&source)?],
     };
+    for config in &mut configs {
+        config.follow_default_branch(runner.default_branch.as_deref(), &cwd);
+    }
     let config = &configs[0];
     if let (None, Some(configured)) = (timeout, config.timeout) {
         cargo_gitops::deadline::arm(configured, expire);

@@ -120,6 +120,7 @@ pub fn load(start: &Path, package: Option<&str>, cwd: &Path) -> Result<Config, E
         merged.image = package_name.as_ref().map(|n| n.to_lowercase());
     }
     let mut config = resolve(merged, environments, &root_path, table)?;
+    config.described_source = describe_source(chosen, &root, root_dir);
     config.source = SourceKind::Cargo;
     config.package = package_name;
     config.package_dir = chosen.and_then(|p| p.manifest.parent().map(Path::to_path_buf));
@@ -131,6 +132,23 @@ pub fn load(start: &Path, package: Option<&str>, cwd: &Path) -> Result<Config, E
         .collect();
     config.warnings = misspelled_tables(&root, &root_path);
     Ok(config)
+}
+
+/// The tables the settings came from, for generated files' headers: the package's own over
+/// the workspace's, each with its manifest's path from the workspace root.
+fn describe_source(chosen: Option<&Package>, root: &Manifest, root_dir: &Path) -> String {
+    let workspace = gitops_of(root.workspace.as_ref().and_then(|w| w.metadata.as_ref()))
+        .is_some()
+        .then(|| "[workspace.metadata.gitops] in Cargo.toml".to_owned());
+    let package = chosen.filter(|p| p.table.is_some()).map(|p| {
+        let manifest = p.manifest.strip_prefix(root_dir).unwrap_or(&p.manifest);
+        format!("[package.metadata.gitops] in {}", manifest.display())
+    });
+    match (package, workspace) {
+        (Some(package), Some(workspace)) => format!("{package} over {workspace}"),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => "the defaults in Cargo.toml (no gitops table)".to_owned(),
+    }
 }
 
 fn choose<'p>(

@@ -336,6 +336,7 @@ mod tests {
             latest: Latest::FromFormat,
             build_args: Default::default(),
             image: None,
+            exclude_branches: Vec::new(),
         }
     }
 

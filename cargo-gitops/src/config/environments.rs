@@ -139,6 +139,8 @@ fn build_one(
         latest,
         build_args,
         image: raw.image.clone(),
+        // `resolve` sets them from `exclude-branches`, for every environment at once.
+        exclude_branches: Vec::new(),
     };
     environment
         .check_format()

@@ -1,6 +1,6 @@
 //! The `gitlab` table: how the GitLab CI pipeline `init-workflows --ci gitlab` writes runs its
-//! jobs (the job image and services, pinned by digest; the registry login; the release archive
-//! it installs; the stage). Each value is checked here with a strict grammar, because each ends
+//! jobs (the job image and services, pinned by digest; the registry login; the stage). The
+//! release archive the jobs install is the `install` table's, the same as the GitHub workflows'. Each value is checked here with a strict grammar, because each ends
 //! up in YAML or in a shell line; rendering the pipeline is `ci::gitlab_pipeline`'s job.
 
 use std::path::Path;
@@ -29,7 +29,9 @@ pub struct RawGitlab {
     pub image: Option<String>,
     pub services: Option<Vec<String>>,
     pub registry_variables: Option<RegistrySecrets>,
+    /// Replaced by `install.base-url`: read only to say so.
     pub install_url: Option<String>,
+    /// Replaced by the per-platform `install.sha256` table: read only to say so.
     pub install_sha256: Option<String>,
     pub stage: Option<String>,
 }
@@ -45,8 +47,6 @@ pub struct GitlabSettings {
     /// `registry-secrets`, and without those logs in to `$CI_REGISTRY` with the job's own
     /// `CI_REGISTRY_USER` and `CI_REGISTRY_PASSWORD`.
     pub registry_variables: Option<RegistrySecrets>,
-    pub install_url: Option<String>,
-    pub install_sha256: Option<String>,
     pub stage: String,
 }
 
@@ -56,8 +56,6 @@ impl Default for GitlabSettings {
             image: DEFAULT_IMAGE.to_owned(),
             services: None,
             registry_variables: None,
-            install_url: None,
-            install_sha256: None,
             stage: DEFAULT_STAGE.to_owned(),
         }
     }
@@ -86,12 +84,16 @@ pub fn is_variable_name(text: &str) -> bool {
 type Refusal = (&'static str, String);
 
 /// Checks the table.
-pub fn settings(raw: Option<RawGitlab>, file: &Path) -> Result<GitlabSettings, Error> {
+pub fn settings(
+    raw: Option<RawGitlab>,
+    file: &Path,
+    table_key: &dyn Fn(&str) -> String,
+) -> Result<GitlabSettings, Error> {
     let raw = raw.unwrap_or_default();
     let bad = |(key, message): Refusal| Error::Config {
         file: file.to_path_buf(),
         line: None,
-        key: format!("workspace.metadata.gitops.gitlab.{key}"),
+        key: table_key(&format!("gitlab.{key}")),
         message,
     };
     check_images(&raw).map_err(bad)?;
@@ -106,8 +108,6 @@ pub fn settings(raw: Option<RawGitlab>, file: &Path) -> Result<GitlabSettings, E
         image: raw.image.unwrap_or_else(|| DEFAULT_IMAGE.to_owned()),
         services: raw.services,
         registry_variables: raw.registry_variables,
-        install_url: raw.install_url,
-        install_sha256: raw.install_sha256,
         stage,
     })
 }
@@ -154,34 +154,19 @@ fn check_registry_variables(names: Option<&RegistrySecrets>) -> Result<(), Refus
     Ok(())
 }
 
-/// The install archive's address and checksum, which end up in a shell line.
+/// The keys of earlier releases that named one archive for every job: the jobs now install
+/// what the GitHub workflows install, from the `install` table, for the job's own platform.
 fn check_install(raw: &RawGitlab) -> Result<(), Refusal> {
-    if let Some(url) = &raw.install_url {
-        let grammar =
-            regex::Regex::new(r"^https://[A-Za-z0-9.-]+(?::[0-9]+)?/[A-Za-z0-9._~/%+-]*$")
-                .expect("the grammar is valid");
-        if !grammar.is_match(url) {
-            return Err((
-                "install-url",
-                format!(
-                    "`{}` is not a plain https URL (host, then a path of letters, digits and `._~/%+-`)",
-                    url.escape_debug()
-                ),
-            ));
-        }
-    }
-    if let Some(sha256) = &raw.install_sha256
-        && !(sha256.len() == 64
-            && sha256
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-    {
+    if raw.install_sha256.is_some() {
         return Err((
             "install-sha256",
-            format!(
-                "`{}` is not a SHA-256: write the archive's 64 lowercase hex digits (`sha256sum FILE`)",
-                sha256.escape_debug()
-            ),
+            "is replaced by the per-platform [install.sha256] table the GitHub workflows use; run `cargo gitops pins update` to write it, then remove this key".to_owned(),
+        ));
+    }
+    if raw.install_url.is_some() {
+        return Err((
+            "install-url",
+            "is replaced by install.base-url (releases at {base}/cargo-gitops-v{version}/, as the release workflow publishes them); move the mirror's address there and remove this key".to_owned(),
         ));
     }
     Ok(())

@@ -19,9 +19,9 @@ pub use deploy::{
 };
 pub use gitlab::{DEFAULT_DIND, DEFAULT_IMAGE, GitlabSettings, RawGitlab, is_variable_name};
 pub use settings::{
-    BuildSettings, BuilderKind, DEFAULT_SIGNING_KEY_ENV, ExtraStep, InstallMode, InstallSettings,
-    Pin, PipelineKind, RegistryLogin, RegistrySecrets, RetaggerKind, SignMode, WorkflowSettings,
-    default_pins,
+    BuildSettings, BuilderKind, DEFAULT_SIGNING_KEY_ENV, ExtraStep, Include, InstallMode,
+    InstallSettings, Pin, PipelineKind, RegistryLogin, RegistrySecrets, RetaggerKind, SignMode,
+    WorkflowSettings, default_pins,
 };
 
 use std::path::{Path, PathBuf};
@@ -85,10 +85,16 @@ pub struct Config {
     pub images: Vec<String>,
     /// Things worth saying that are not errors (a misspelled table name).
     pub warnings: Vec<String>,
+    /// Where the settings came from, for generated files' headers: `gitops.toml`,
+    /// `[workspace.metadata.gitops] in Cargo.toml`, ….
+    pub described_source: String,
     pub registry: Option<String>,
     /// Image repository name, without registry (`gitops-demo-app`).
     pub image_name: Option<String>,
     pub environments: Vec<Environment>,
+    /// No `environments` are configured: the methodology's apply, and staging follows the
+    /// repository's default branch (see [`Config::follow_default_branch`]).
+    pub default_environments: bool,
     /// The workspace root (the manifest's folder), or the current folder without a manifest;
     /// relative paths in the configuration start here.
     pub root_dir: PathBuf,
@@ -111,12 +117,18 @@ impl Config {
             package: None,
             images: Vec::new(),
             warnings: Vec::new(),
+            described_source: "the default configuration (no gitops.toml or Cargo.toml table)"
+                .to_owned(),
             registry: None,
             image_name: None,
             environments: environment::defaults(),
+            default_environments: true,
             root_dir: PathBuf::from("."),
             package_dir: None,
-            build: BuildSettings::default(),
+            build: BuildSettings {
+                registry_cache: true,
+                ..BuildSettings::default()
+            },
             workflows: WorkflowSettings {
                 pins: default_pins(),
                 pipelines: vec![PipelineKind::Github],
@@ -145,6 +157,42 @@ impl Config {
         match &self.build.context {
             Some(path) => self.root_dir.join(path),
             None => self.root_dir.clone(),
+        }
+    }
+
+    /// The default environments' staging tracks `main`; in a repository whose default branch is
+    /// another (`master`, `trunk`), it tracks that one instead: the CI's word for it first
+    /// (`from_ci`), else `origin/HEAD`. When neither names one and the repository has no
+    /// `main`, a warning says staging follows a branch that does not exist.
+    pub fn follow_default_branch(&mut self, from_ci: Option<&str>, cwd: &Path) {
+        if !self.default_environments {
+            return;
+        }
+        let branch = from_ci
+            .map(str::to_owned)
+            .or_else(|| crate::git::default_branch(cwd));
+        let Some(branch) = branch else {
+            if crate::git::has_branch(cwd, "main") == Some(false) {
+                self.warnings.push(
+                    "staging follows `main`, which this repository does not have, and origin/HEAD names no default branch; run `git remote set-head origin --auto`, or configure environments with your default branch".to_owned(),
+                );
+            }
+            return;
+        };
+        let Ok(pattern) = environment::BranchPattern::new(&branch) else {
+            self.warnings.push(format!(
+                "the default branch `{}` cannot be a branch pattern, so staging follows `main`; configure environments with it",
+                branch.escape_debug()
+            ));
+            return;
+        };
+        if branch == "main" || pattern.has_wildcard() {
+            return;
+        }
+        for env in &mut self.environments {
+            if env.branches.len() == 1 && env.branches[0].as_str() == "main" {
+                env.branches = vec![pattern.clone()];
+            }
         }
     }
 
@@ -337,6 +385,14 @@ fn load_gitops_file(path: &Path, image: Option<&str>) -> Result<Config, Error> {
         None => environment::defaults(),
     };
     let mut config = resolve(merged, environments, path, &table)?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| GITOPS_FILE.to_owned());
+    config.described_source = match &name {
+        Some(name) => format!("[images.{name}] in {file_name}"),
+        None => file_name,
+    };
     config.source = SourceKind::GitopsFile;
     config.package = name;
     config.images = names;
@@ -347,7 +403,7 @@ fn load_gitops_file(path: &Path, image: Option<&str>) -> Result<Config, Error> {
 /// The checked configuration from merged raw keys: what both sources share.
 fn resolve(
     merged: RawConfig,
-    environments: Vec<Environment>,
+    mut environments: Vec<Environment>,
     file: &Path,
     table: &str,
 ) -> Result<Config, Error> {
@@ -358,6 +414,23 @@ fn resolve(
             format!("{table}.{name}")
         }
     };
+    let excluded = match &merged.exclude_branches {
+        None => environment::default_excluded_branches(),
+        Some(patterns) => patterns
+            .iter()
+            .map(|p| {
+                environment::BranchPattern::new(p)
+                    .map_err(|message| bad_key(file, &key("exclude-branches"), &message))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    for env in &mut environments {
+        env.exclude_branches = if env.branches.iter().any(|b| b.has_wildcard()) {
+            excluded.clone()
+        } else {
+            Vec::new()
+        };
+    }
     if merged.images.is_some() {
         return Err(bad_key(
             file,
@@ -365,6 +438,7 @@ fn resolve(
             "`images` tables belong in gitops.toml; in Cargo.toml each package ships its image from [package.metadata.gitops]",
         ));
     }
+    check_native_keys(&merged, file, &key)?;
     let mut pins = default_pins();
     for (action, pin) in merged.actions.unwrap_or_default() {
         if !crate::tags::is_sha40(&pin.sha) {
@@ -396,8 +470,11 @@ fn resolve(
         package: None,
         images: Vec::new(),
         warnings: Vec::new(),
+        // Each loader says where the settings came from.
+        described_source: String::new(),
         registry: merged.registry,
         image_name: merged.image,
+        default_environments: merged.environments.is_none(),
         environments,
         root_dir: file.parent().unwrap_or(Path::new(".")).to_path_buf(),
         package_dir: None,
@@ -408,6 +485,7 @@ fn resolve(
             builder: merged.builder,
             retagger: merged.retagger,
             buildx_builder: merged.buildx_builder,
+            registry_cache: merged.cache_from.is_none() && merged.cache_to.is_none(),
             cache_from: merged.cache_from.unwrap_or_default(),
             cache_to: merged.cache_to.unwrap_or_default(),
             insecure_registries: merged.insecure_registries.unwrap_or_default(),
@@ -415,6 +493,10 @@ fn resolve(
             base: merged.base,
             exposed_ports: merged.exposed_ports.unwrap_or_default(),
             image_env: merged.image_env.unwrap_or_default(),
+            build_env: merged.build_env.unwrap_or_default(),
+            include: merged.include.unwrap_or_default(),
+            workdir: merged.workdir,
+            args: merged.args.unwrap_or_default(),
             sign: merged.sign.unwrap_or_default(),
             signing_key_env,
             sbom: merged.sbom,
@@ -428,11 +510,12 @@ fn resolve(
             id_token: merged.id_token.unwrap_or(false),
             github_attestation: merged.github_attestation.unwrap_or(false),
             runs_on: merged.runs_on,
+            needs_workflows: merged.needs_workflows.unwrap_or_default(),
             install_path: merged.install_path,
             registry_secrets: merged.registry_secrets,
             registry_logins: merged.registry_logins.unwrap_or_default(),
             install: merged.install.unwrap_or_default(),
-            gitlab: gitlab::settings(merged.gitlab, file)?,
+            gitlab: gitlab::settings(merged.gitlab, file, &key)?,
             pipelines: merged.ci.unwrap_or_else(|| vec![PipelineKind::Github]),
         },
         deploy,
@@ -490,6 +573,74 @@ fn check_paths(paths: &[String], file: &Path, key: &dyn Fn(&str) -> String) -> R
                 file,
                 &key(&format!("paths[{index}]")),
                 &format!("`{}` {why}", pattern.escape_debug()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The native build's drop-in keys: names of variables, absolute paths in the image, and
+/// paths of the repository that stay inside it.
+fn check_native_keys(
+    merged: &RawConfig,
+    file: &Path,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), Error> {
+    for name in merged.build_env.iter().flat_map(|env| env.keys()) {
+        if !is_variable_name(name) {
+            return Err(bad_key(
+                file,
+                &key("build-env"),
+                &format!(
+                    "`{}` is not an environment variable name (letters, digits and _, not starting with a digit)",
+                    name.escape_debug()
+                ),
+            ));
+        }
+    }
+    let absolute = |path: &str| {
+        path.starts_with('/')
+            && !path.split('/').any(|part| part == ".." || part == ".")
+            && !path.contains(|c: char| c.is_control())
+    };
+    if let Some(workdir) = &merged.workdir
+        && !absolute(workdir)
+    {
+        return Err(bad_key(
+            file,
+            &key("workdir"),
+            &format!(
+                "`{}` is not an absolute path in the image such as /app",
+                workdir.escape_debug()
+            ),
+        ));
+    }
+    for (index, include) in merged.include.iter().flatten().enumerate() {
+        let inside = include.from.is_relative()
+            && include.from.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+        if !inside {
+            return Err(bad_key(
+                file,
+                &key(&format!("include[{index}].from")),
+                &format!(
+                    "`{}` is not a path inside the repository (relative, without ..)",
+                    include.from.display()
+                ),
+            ));
+        }
+        if !absolute(&include.to) || include.to == "/" {
+            return Err(bad_key(
+                file,
+                &key(&format!("include[{index}].to")),
+                &format!(
+                    "`{}` is not an absolute path in the image such as /app/configuration",
+                    include.to.escape_debug()
+                ),
             ));
         }
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    BuilderKind, ExtraStep, InstallSettings, Pin, PipelineKind, RawDeploy, RawGitlab,
+    BuilderKind, ExtraStep, Include, InstallSettings, Pin, PipelineKind, RawDeploy, RawGitlab,
     RegistryLogin, RegistrySecrets, RetaggerKind, SignMode,
 };
 use crate::error::Error;
@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub registry: Option<String>,
     pub image: Option<String>,
     pub environments: Option<Vec<RawEnvironment>>,
+    pub exclude_branches: Option<Vec<String>>,
     pub dockerfile: Option<PathBuf>,
     pub context: Option<PathBuf>,
     pub platforms: Option<Vec<String>>,
@@ -33,6 +34,10 @@ pub struct RawConfig {
     pub base: Option<String>,
     pub exposed_ports: Option<Vec<String>>,
     pub image_env: Option<BTreeMap<String, String>>,
+    pub build_env: Option<BTreeMap<String, String>>,
+    pub include: Option<Vec<Include>>,
+    pub workdir: Option<String>,
+    pub args: Option<Vec<String>>,
     pub sign: Option<SignMode>,
     pub signing_key_env: Option<String>,
     pub sbom: Option<bool>,
@@ -45,6 +50,7 @@ pub struct RawConfig {
     pub id_token: Option<bool>,
     pub github_attestation: Option<bool>,
     pub runs_on: Option<String>,
+    pub needs_workflows: Option<Vec<String>>,
     pub install_path: Option<String>,
     pub registry_secrets: Option<RegistrySecrets>,
     pub registry_logins: Option<BTreeMap<String, RegistryLogin>>,
@@ -70,6 +76,7 @@ impl RawConfig {
             registry: self.registry.or(fallback.registry),
             image: self.image.or(fallback.image),
             environments: self.environments.or(fallback.environments),
+            exclude_branches: self.exclude_branches.or(fallback.exclude_branches),
             dockerfile: self.dockerfile.or(fallback.dockerfile),
             context: self.context.or(fallback.context),
             platforms: self.platforms.or(fallback.platforms),
@@ -83,6 +90,10 @@ impl RawConfig {
             base: self.base.or(fallback.base),
             exposed_ports: self.exposed_ports.or(fallback.exposed_ports),
             image_env: self.image_env.or(fallback.image_env),
+            build_env: self.build_env.or(fallback.build_env),
+            include: self.include.or(fallback.include),
+            workdir: self.workdir.or(fallback.workdir),
+            args: self.args.or(fallback.args),
             sign: self.sign.or(fallback.sign),
             signing_key_env: self.signing_key_env.or(fallback.signing_key_env),
             sbom: self.sbom.or(fallback.sbom),
@@ -94,6 +105,7 @@ impl RawConfig {
             id_token: self.id_token.or(fallback.id_token),
             github_attestation: self.github_attestation.or(fallback.github_attestation),
             runs_on: self.runs_on.or(fallback.runs_on),
+            needs_workflows: self.needs_workflows.or(fallback.needs_workflows),
             install_path: self.install_path.or(fallback.install_path),
             registry_secrets: self.registry_secrets.or(fallback.registry_secrets),
             registry_logins: self.registry_logins.or(fallback.registry_logins),

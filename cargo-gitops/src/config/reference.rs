@@ -150,14 +150,16 @@ fn check_image(image: &str, registry: Option<&str>, whose: Whose) -> Result<(), 
                 registry.escape_debug()
             ));
         }
-        let corrected = if registry.trim_end_matches('/') == first || registry.starts_with(first) {
-            format!("write image = \"{}\"", rest.escape_debug())
-        } else {
-            format!(
+        let registry = registry.trim_end_matches('/');
+        // `registry = "ghcr.io/acme"` and `image = "ghcr.io/acme/app"`: what is left is `app`.
+        let corrected = match image.strip_prefix(&format!("{registry}/")) {
+            Some(name) => format!("write image = \"{}\"", name.escape_debug()),
+            None if registry == first => format!("write image = \"{}\"", rest.escape_debug()),
+            None => format!(
                 "write registry = \"{}\" and image = \"{}\", or drop the host from image",
                 first.escape_debug(),
                 rest.escape_debug()
-            )
+            ),
         };
         return Err(format!(
             "`{shown}` repeats a registry host (`{}`) that `registry` already gives; {corrected}",

@@ -21,6 +21,15 @@ pub enum BuilderKind {
     Native,
 }
 
+/// A file or folder of the repository (`from`, relative to the root) copied into a native
+/// image at `to` (absolute), as a Dockerfile's `COPY configuration /app/configuration`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Include {
+    pub from: PathBuf,
+    pub to: String,
+}
+
 /// Which program looks images up and retags them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -75,6 +84,10 @@ pub struct BuildSettings {
     pub buildx_builder: Option<String>,
     pub cache_from: Vec<String>,
     pub cache_to: Vec<String>,
+    /// Neither `cache-from` nor `cache-to` is configured: buildx keeps its cache in the
+    /// image's own repository, `type=registry,ref=IMAGE:buildcache` (`mode=max`), which needs
+    /// nothing but the push login. Setting either list (even to `[]`) replaces it.
+    pub registry_cache: bool,
     pub insecure_registries: Vec<String>,
     /// Native builds: the binary to pack, when the package has several.
     pub bin: Option<String>,
@@ -83,6 +96,14 @@ pub struct BuildSettings {
     pub exposed_ports: Vec<String>,
     /// Native builds: environment variables of the image.
     pub image_env: BTreeMap<String, String>,
+    /// Native builds: environment variables of the compile (`SQLX_OFFLINE = "true"`).
+    pub build_env: BTreeMap<String, String>,
+    /// Native builds: files or folders of the repository copied into the image.
+    pub include: Vec<Include>,
+    /// Native builds: the image's working directory (default `/`).
+    pub workdir: Option<String>,
+    /// Native builds: the arguments the entrypoint gets (the image's `Cmd`).
+    pub args: Vec<String>,
     /// How images are signed.
     pub sign: SignMode,
     /// `sign = "key"`: the environment variable that holds the key's PEM, when configured.
@@ -152,6 +173,10 @@ pub fn default_pins() -> BTreeMap<String, Pin> {
         (
             "docker/setup-buildx-action".to_owned(),
             pin("37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"),
+        ),
+        (
+            "docker/setup-qemu-action".to_owned(),
+            pin("96fe6ef7f33517b61c61be40b68a1882f3264fb8", "v4.2.0"),
         ),
         (
             "docker/login-action".to_owned(),
@@ -271,6 +296,9 @@ pub struct WorkflowSettings {
     /// builds, pushed to the registry beside it.
     pub github_attestation: bool,
     pub runs_on: Option<String>,
+    /// Workflows (by `name:`) whose successful run on a pushed branch starts the branch
+    /// environments' workflows (`workflow_run`), instead of the push itself.
+    pub needs_workflows: Vec<String>,
     /// Install cargo-gitops from this path in the repository instead of crates.io.
     pub install_path: Option<String>,
     pub registry_secrets: Option<RegistrySecrets>,

@@ -747,6 +747,14 @@ name = "development"
             "repeats a registry host (`ghcr.io`) that `registry` already gives; write image = \"other/x\"",
         ),
         (
+            manifest("ghcr.io/acme", "ghcr.io/acme/app", "app"),
+            "repeats a registry host (`ghcr.io`) that `registry` already gives; write image = \"app\"",
+        ),
+        (
+            manifest("ghcr.io/acme", "ghcr.io/other/app", "app"),
+            "repeats a registry host (`ghcr.io`) that `registry` already gives; write registry = \"ghcr.io\" and image = \"other/app\", or drop the host from image",
+        ),
+        (
             manifest("localhost:99999", "app", "app"),
             "workspace.metadata.gitops.registry: port `99999` of `localhost:99999` is not between 1 and 65535",
         ),
@@ -1609,4 +1617,135 @@ fn a_root_package_listed_as_its_own_workspace_member_is_one_package() {
     dir.commit("app and its library");
     let env = env_json(&dir, &[]);
     assert_eq!(env["image"], "ghcr.io/acme/app", "{env}");
+}
+
+/// GitHub Pages' and the update bots' branches (pushed with read-only tokens) deploy nowhere
+/// by default; `exclude-branches` replaces the list, and `[]` lets development take them.
+#[test]
+fn pages_and_bot_branches_deploy_nowhere_unless_exclude_branches_says_otherwise() {
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let environment = |dir: &Dir, branch: &str| {
+        env_json(dir, &["--ref", branch, "--sha", sha])["environment"].clone()
+    };
+    let defaults = Dir::new();
+    for branch in ["gh-pages", "dependabot/cargo/serde-1.0.200", "renovate/all"] {
+        assert_eq!(environment(&defaults, branch), Value::Null, "{branch}");
+    }
+    assert_eq!(
+        environment(&defaults, "gh-pages-preview"),
+        json!("development")
+    );
+    assert_eq!(environment(&defaults, "feature/x"), json!("development"));
+
+    let own = Dir::new();
+    own.create(
+        "gitops.toml",
+        "registry = \"ghcr.io/acme\"\nimage = \"web\"\nexclude-branches = [\"wip/**\"]\n",
+    );
+    assert_eq!(environment(&own, "wip/a"), Value::Null);
+    assert_eq!(environment(&own, "dependabot/x"), json!("development"));
+    // An explicit branch is never excluded: staging keeps `main` whatever the list says.
+    let main = Dir::new();
+    main.create(
+        "gitops.toml",
+        "registry = \"ghcr.io/acme\"\nimage = \"web\"\nexclude-branches = [\"main\"]\n",
+    );
+    assert_eq!(environment(&main, "main"), json!("staging"));
+}
+
+/// A repository whose default branch is not `main`: staging follows the branch the CI names as
+/// default (GitLab's `CI_DEFAULT_BRANCH`, GitHub's event payload), else `origin/HEAD`, and the
+/// generated triggers with it; with neither and no `main`, every `env` warns.
+#[test]
+fn staging_follows_the_default_branch_when_it_is_not_main() {
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    // A clone of a repository whose HEAD is `master`.
+    let upstream = Dir::git_repo();
+    upstream.git(["checkout", "-q", "-b", "master"]);
+    upstream.create(
+        "gitops.toml",
+        "registry = \"ghcr.io/acme\"\nimage = \"web\"\n",
+    );
+    upstream.commit("first");
+    let clone_parent = Dir::new();
+    let clone = clone_parent.join("clone");
+    clone_parent.git([
+        "clone",
+        "-q",
+        upstream.path().to_str().unwrap(),
+        clone.to_str().unwrap(),
+    ]);
+    let env_in = |args: &[&str], vars: &[(&str, &str)]| {
+        let mut command = TestCommand::new(&clone);
+        command
+            .args(["env", "--format", "json", "--timestamp", TS])
+            .args(args);
+        for (key, value) in vars {
+            command.env(key, value);
+        }
+        command.json()
+    };
+    assert_eq!(env_in(&[], &[])["environment"], json!("staging"));
+    assert_eq!(
+        env_in(&["--ref", "main", "--sha", sha], &[])["environment"],
+        json!("development")
+    );
+    // The CI's word wins over origin/HEAD.
+    let gitlab = [
+        ("GITLAB_CI", "true"),
+        ("CI_COMMIT_BRANCH", "trunk"),
+        ("CI_COMMIT_SHA", sha),
+        ("CI_DEFAULT_BRANCH", "trunk"),
+    ];
+    assert_eq!(env_in(&[], &gitlab)["environment"], json!("staging"));
+    let event = clone_parent.join("event.json");
+    std::fs::write(&event, r#"{"repository": {"default_branch": "develop"}}"#).unwrap();
+    let github = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_REF", "refs/heads/develop"),
+        ("GITHUB_SHA", sha),
+        ("GITHUB_EVENT_NAME", "push"),
+        ("GITHUB_EVENT_PATH", event.to_str().unwrap()),
+    ];
+    assert_eq!(env_in(&[], &github)["environment"], json!("staging"));
+
+    // The generated staging workflow triggers on `master`.
+    std::fs::write(
+        clone.join("gitops.toml"),
+        format!(
+            "registry = \"ghcr.io/acme\"\nimage = \"web\"\n\n[install.sha256]\nx86_64-unknown-linux-musl = \"{}\"\n",
+            "a".repeat(64)
+        ),
+    )
+    .unwrap();
+    TestCommand::new(&clone)
+        .args(["init-workflows", "-q"])
+        .expect_exit(0);
+    let staging =
+        std::fs::read_to_string(clone.join(".github/workflows/gitops-staging.yml")).unwrap();
+    assert!(
+        staging.contains("branches:\n      - \"master\"\n"),
+        "{staging}"
+    );
+    let development =
+        std::fs::read_to_string(clone.join(".github/workflows/gitops-development.yml")).unwrap();
+    assert!(development.contains("- \"!master\""), "{development}");
+
+    // No main, no origin/HEAD: a warning on every run.
+    let lone = Dir::git_repo();
+    lone.git(["checkout", "-q", "-b", "master"]);
+    lone.create(
+        "gitops.toml",
+        "registry = \"ghcr.io/acme\"\nimage = \"web\"\n",
+    );
+    lone.commit("first");
+    let output = lone
+        .command()
+        .args(["env", "--timestamp", TS])
+        .expect_exit(0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: staging follows `main`, which this repository does not have"),
+        "{stderr}"
+    );
 }

@@ -24,8 +24,9 @@ registry = "registry.gitlab.com/acme"
 image = "shop"
 ci = ["gitlab"]
 
-[workspace.metadata.gitops.gitlab]
-install-sha256 = "{PIN}"
+[workspace.metadata.gitops.install.sha256]
+x86_64-unknown-linux-musl = "{PIN}"
+aarch64-unknown-linux-musl = "{PIN}"
 "#
     )
 }
@@ -44,6 +45,9 @@ ci = ["github", "gitlab"]
 # GitHub's login and install pins, for the workflows written beside the GitLab file.
 registry-secrets = {{ username = "REGISTRY_USER", password = "REGISTRY_PASSWORD" }}
 
+[workspace.metadata.gitops.install]
+base-url = "https://downloads.example.com/cargo-gitops"
+
 [workspace.metadata.gitops.install.sha256]
 x86_64-unknown-linux-musl = "{PIN}"
 aarch64-unknown-linux-musl = "{PIN}"
@@ -54,8 +58,7 @@ aarch64-apple-darwin = "{PIN}"
 image = "quay.io/podman/stable:v5@sha256:{PIN}"
 stage = "release"
 registry-variables = {{ username = "REGISTRY_USER", password = "REGISTRY_PASSWORD" }}
-install-url = "https://downloads.example.com/cargo-gitops/0.1.0/cargo-gitops-x86_64-unknown-linux-musl.tgz"
-install-sha256 = "{PIN}"
+
 
 [[workspace.metadata.gitops.environments]]
 name = "production"
@@ -471,6 +474,10 @@ const REFS: &[&str] = &[
     "refs/heads/sit",
     "refs/heads/v1.2.3",
     "refs/heads/release-1",
+    "refs/heads/gh-pages",
+    "refs/heads/dependabot/cargo/serde-1.0.200",
+    "refs/heads/renovate/all",
+    "refs/heads/gh-pages-preview",
     "refs/tags/v1.2.3",
     "refs/tags/1.2.3",
     "refs/tags/v1.2.3+build.5",
@@ -553,7 +560,7 @@ fn jobs_name_their_environment_tier_and_resource_group() {
         "{image}"
     );
     assert_eq!(
-        base["variables"]["GITOPS_INSTALL_SHA256"].as_str(),
+        base["variables"]["GITOPS_SHA256_X86_64_UNKNOWN_LINUX_MUSL"].as_str(),
         Some(PIN)
     );
     assert_eq!(
@@ -568,7 +575,7 @@ fn jobs_name_their_environment_tier_and_resource_group() {
         .map(|s| s.as_str().unwrap())
         .collect();
     let all = scripts.join("\n");
-    assert!(all.contains("sha256sum -c -"), "{all}");
+    assert!(all.contains("but the workflow pins $want"), "{all}");
     assert!(
         all.contains(
             "docker login --username \"$CI_REGISTRY_USER\" --password-stdin \"$CI_REGISTRY\""
@@ -583,73 +590,201 @@ fn jobs_name_their_environment_tier_and_resource_group() {
     );
 }
 
-#[test]
-fn the_install_fragment_checks_the_archive_before_installing_it() {
-    let dir = repository(&default_config());
-    let pipeline = &YamlLoader::load_from_str(&generate(&dir)).unwrap()[0];
-    let install = pipeline[".gitops"]["before_script"][0].as_str().unwrap();
-    // Run the fragment with a fake download: an archive that matches the pin installs, one
-    // that does not is refused before anything is unpacked.
-    let work = Dir::new();
-    let bin = work.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::create_dir_all(work.join("pkg/cargo-gitops-x86_64-unknown-linux-musl-v0.1.0"))
-        .unwrap();
-    std::fs::write(
-        work.join("pkg/cargo-gitops-x86_64-unknown-linux-musl-v0.1.0/cargo-gitops"),
-        "#!/bin/sh\necho cargo-gitops 0.1.0\n",
-    )
-    .unwrap();
-    let archive = work.join("release.tgz");
-    let tar = Command::new("tar")
-        .args(["-czf"])
-        .arg(&archive)
-        .args(["-C"])
-        .arg(work.join("pkg"))
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    let digest = crate::support::sha256(&std::fs::read(&archive).unwrap())
-        .trim_start_matches("sha256:")
-        .to_owned();
-    // `curl` copies the archive; `install` puts the binary in bin/ instead of /usr/local/bin.
-    std::fs::write(
-        bin.join("curl"),
-        format!(
-            "#!/bin/sh\nwhile [ \"$1\" != --output ]; do shift; done\ncp {} \"$2\"\n",
-            archive.display()
-        ),
-    )
-    .unwrap();
-    let fragment = install.replace("/usr/local/bin/", &format!("{}/", bin.display()));
-    Command::new("chmod")
-        .arg("+x")
-        .arg(bin.join("curl"))
-        .status()
-        .unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let run = |sha256: &str| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(&fragment)
-            .env("PATH", &path)
-            .env("GITOPS_INSTALL_URL", "https://example.invalid/release.tgz")
-            .env("GITOPS_INSTALL_SHA256", sha256)
-            .output()
-            .unwrap()
-    };
-    let wrong = run(PIN);
-    assert!(!wrong.status.success());
-    assert!(!bin.join("cargo-gitops").exists());
-    let right = run(&digest);
-    assert!(
-        right.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&right.stdout),
-        String::from_utf8_lossy(&right.stderr)
+/// What a job image ships, as far as the install fragment is concerned: Alpine's busybox
+/// (docker:cli, the default job image: wget, no curl, no bash), a full Debian Rust image
+/// (curl and bash), and a slim one without apt-get to fall back on (neither downloader).
+const ALPINE_BUSYBOX: &[&str] = &[
+    "sh",
+    "wget",
+    "tar",
+    "gzip",
+    "sha256sum",
+    "mktemp",
+    "sed",
+    "tail",
+    "head",
+    "cut",
+    "uname",
+    "cp",
+    "mkdir",
+    "id",
+    "cat",
+];
+const DEBIAN_WITH_CURL: &[&str] = &[
+    "bash",
+    "sh",
+    "curl",
+    "tar",
+    "gzip",
+    "sha256sum",
+    "mktemp",
+    "sed",
+    "tail",
+    "head",
+    "cut",
+    "uname",
+    "cp",
+    "mkdir",
+    "id",
+    "cat",
+];
+const NO_DOWNLOADER: &[&str] = &[
+    "bash",
+    "sh",
+    "tar",
+    "gzip",
+    "sha256sum",
+    "mktemp",
+    "sed",
+    "tail",
+    "head",
+    "cut",
+    "uname",
+    "cp",
+    "mkdir",
+    "id",
+    "cat",
+];
+
+/// The job's install fragment and variables, for a configuration pinning `sha` for this
+/// machine's Linux target.
+fn install_fragment(sha: &str) -> (String, BTreeMap<String, String>) {
+    let config = default_config().replace(
+        &format!("x86_64-unknown-linux-musl = \"{PIN}\""),
+        &format!("x86_64-unknown-linux-musl = \"{sha}\""),
     );
-    assert!(String::from_utf8_lossy(&right.stdout).contains("cargo-gitops 0.1.0"));
+    let dir = repository(&config);
+    let pipeline = &YamlLoader::load_from_str(&generate(&dir)).unwrap()[0];
+    let install = pipeline[".gitops"]["before_script"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .find(|s| s.contains("GITOPS_RELEASE_BASE_URL"))
+        .expect("an install fragment")
+        .to_owned();
+    let variables = pipeline[".gitops"]["variables"]
+        .as_hash()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_owned(),
+                v.as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (install, variables)
+}
+
+/// Runs the fragment as a GitLab job's shell would, with only `programs` on PATH and the
+/// release served at `base`; the binary goes into `into` instead of /usr/local/bin.
+fn run_fragment(
+    fragment: &str,
+    variables: &BTreeMap<String, String>,
+    programs: &[&str],
+    base: &str,
+    into: &Path,
+) -> std::process::Output {
+    let (_bin, path) = crate::support::path_with_only(programs);
+    let shell = if programs.contains(&"bash") {
+        "bash"
+    } else {
+        "sh"
+    };
+    let temp = Dir::new();
+    Command::new(Path::new(&path).join(shell))
+        .arg("-c")
+        .arg(fragment)
+        .env_clear()
+        .env("PATH", &path)
+        .env("TMPDIR", temp.path())
+        .env("GITLAB_CI", "true")
+        .envs(variables)
+        .env("GITOPS_RELEASE_BASE_URL", base)
+        .env("GITOPS_INSTALL_DIR", into)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_install_fragment_installs_the_release_on_each_default_job_image() {
+    if std::env::consts::ARCH != "x86_64" {
+        return;
+    }
+    let releases = Dir::new();
+    let (archive, sha) = crate::workflow_install::release(
+        releases.path(),
+        "x86_64-unknown-linux-musl",
+        env!("CARGO_PKG_VERSION"),
+    );
+    // The release workflow's layout, under the name install.rs defines once.
+    assert!(archive.ends_with(format!(
+        "cargo-gitops-v{0}/cargo-gitops-x86_64-unknown-linux-musl-v{0}.tar.gz",
+        env!("CARGO_PKG_VERSION")
+    )));
+    let base = crate::workflow_install::serve(releases.path());
+    let (fragment, variables) = install_fragment(&sha);
+    assert_eq!(variables["GITOPS_INSTALL_DIR"], "/usr/local/bin");
+    assert!(
+        !variables.contains_key("GITOPS_INSTALL_URL"),
+        "{variables:?}"
+    );
+    assert!(
+        !variables.keys().any(|k| k.ends_with("_APPLE_DARWIN")),
+        "{variables:?}"
+    );
+    for programs in [ALPINE_BUSYBOX, DEBIAN_WITH_CURL] {
+        let into = Dir::new();
+        let output = run_fragment(&fragment, &variables, programs, &base, into.path());
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{programs:?}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("installed cargo-gitops 0.1.0 for x86_64-unknown-linux-musl"));
+        let version = Command::new(into.join("cargo-gitops"))
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&version.stdout).trim(),
+            "cargo-gitops 0.1.0"
+        );
+    }
+}
+
+#[test]
+fn the_install_fragment_refuses_a_tampered_archive_and_a_missing_downloader_with_one_line() {
+    if std::env::consts::ARCH != "x86_64" {
+        return;
+    }
+    let releases = Dir::new();
+    crate::workflow_install::release(
+        releases.path(),
+        "x86_64-unknown-linux-musl",
+        env!("CARGO_PKG_VERSION"),
+    );
+    let base = crate::workflow_install::serve(releases.path());
+    let (fragment, variables) = install_fragment(PIN);
+    let cases: [(&[&str], &str); 2] = [
+        (ALPINE_BUSYBOX, &format!("but the workflow pins {PIN}")),
+        (NO_DOWNLOADER, "the image has neither curl nor wget"),
+    ];
+    for (programs, needle) in cases {
+        let into = Dir::new();
+        let output = run_fragment(&fragment, &variables, programs, &base, into.path());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("error: install cargo-gitops: "),
+            "{stderr}"
+        );
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(!into.join("cargo-gitops").exists());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -750,11 +885,11 @@ fn values_that_would_reach_yaml_or_a_shell_line_are_refused() {
         ),
         (
             "[workspace.metadata.gitops.gitlab]\ninstall-url = \"https://x.example/$CI_JOB_TOKEN\"".to_owned(),
-            "workspace.metadata.gitops.gitlab.install-url: `https://x.example/$CI_JOB_TOKEN` is not a plain https URL (host, then a path of letters, digits and `._~/%+-`)",
+            "workspace.metadata.gitops.gitlab.install-url: is replaced by install.base-url (releases at {base}/cargo-gitops-v{version}/, as the release workflow publishes them); move the mirror's address there and remove this key",
         ),
         (
             "[workspace.metadata.gitops.gitlab]\ninstall-sha256 = \"ABC\"".to_owned(),
-            "workspace.metadata.gitops.gitlab.install-sha256: `ABC` is not a SHA-256: write the archive's 64 lowercase hex digits (`sha256sum FILE`)",
+            "workspace.metadata.gitops.gitlab.install-sha256: is replaced by the per-platform [install.sha256] table the GitHub workflows use; run `cargo gitops pins update` to write it, then remove this key",
         ),
         (
             "[workspace.metadata.gitops.gitlab]\nstage = \"deploy: x\"".to_owned(),
@@ -804,7 +939,7 @@ fn an_unpinned_install_is_refused() {
         .usage_error();
     assert_eq!(
         line,
-        "error: gitlab.install-sha256 is not set: the jobs install https://github.com/au2001/gitops-demo-app/releases/download/v0.1.0/cargo-gitops-x86_64-unknown-linux-musl-v0.1.0.tgz and must check it; set it to that file's `sha256sum`, or set install-path to build the tool from the repository"
+        "error: configuration key `install.sha256` is not set: a prebuilt install checks the archive of cargo-gitops 0.1.0 against a pinned SHA-256; run `cargo gitops pins update` to write them, or set install.mode = \"cargo\""
     );
     assert!(!dir.join(GENERATED).exists());
 }

@@ -582,3 +582,84 @@ fn a_registry_refusing_the_documents_says_how_to_build_without_them() {
         "nothing attached: {report}"
     );
 }
+
+/// A native build as a drop-in for a Dockerfile: the compile gets `build-env` (the crate does
+/// not compile without it), `include` copies a folder into the image, and `workdir` and
+/// `args` become the image's working directory and `Cmd`. The binary, unpacked with umoci and
+/// run from the image's working directory, reads the included file.
+#[test]
+fn build_env_include_workdir_and_args_make_a_drop_in_for_a_dockerfile() {
+    let dir = fixture_crate(
+        None,
+        "build-env = { GREETING = \"hello from build-env\" }\ninclude = [{ from = \"configuration\", to = \"/app/configuration\" }]\nworkdir = \"/app\"\nargs = [\"--serve\"]\n",
+    );
+    dir.create(
+        SHA_FILE,
+        "fn main() {\n    let base = std::fs::read_to_string(\"configuration/base.yaml\").unwrap();\n    println!(\"{}: {}\", env!(\"GREETING\"), base.trim());\n}\n",
+    );
+    dir.create("configuration/base.yaml", "port: 8000\n");
+    dir.create("configuration/local/override.yaml", "debug: true\n");
+    dir.commit("drop-in");
+    let out = Dir::new();
+    let layout = out.join("layout");
+    let report = build_layout(dir.path(), &layout, TS_DROP_IN);
+    assert_eq!(report["action"], "built", "{report}");
+    let bundle = out.join("bundle");
+    run_bounded(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:stg-latest", layout.display()))
+            .arg(&bundle),
+        120,
+    );
+    let config: Value = json(&std::fs::read(bundle.join("config.json")).unwrap());
+    assert_eq!(
+        config["process"]["args"],
+        serde_json::json!(["/usr/local/bin/hello", "--serve"])
+    );
+    assert_eq!(config["process"]["cwd"], "/app");
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("app/configuration/local/override.yaml")).unwrap(),
+        "debug: true\n"
+    );
+    let output = Command::new(rootfs.join("usr/local/bin/hello"))
+        .current_dir(rootfs.join("app"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "hello from build-env: port: 8000\n"
+    );
+}
+
+const TS_DROP_IN: &str = "1654880868";
+
+/// `init-workflows` for a native build beside a Dockerfile says what the Dockerfile does
+/// that the native build leaves out, and which key carries it over.
+#[test]
+fn init_workflows_says_what_a_dockerfile_does_that_the_native_build_does_not() {
+    let dir = fixture_crate(
+        Some("ghcr.io/acme"),
+        "builder = \"native\"\n\n[package.metadata.gitops.install.sha256]\nx86_64-unknown-linux-musl = \"1111111111111111111111111111111111111111111111111111111111111111\"\n",
+    );
+    dir.create(
+        "Dockerfile",
+        "FROM rust:1 AS build\nRUN cargo build --release\nFROM debian:12-slim\nWORKDIR /app\nCOPY --from=build /target/release/hello hello\nCOPY configuration configuration\nENV APP_ENVIRONMENT=production\nENTRYPOINT [\"./hello\"]\n",
+    );
+    dir.commit("dockerfile");
+    let output = dir.command().args(["init-workflows"]).expect_exit(0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let warning = stderr
+        .lines()
+        .find(|l| l.starts_with("warning: Dockerfile is not used by the native build"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    for part in [
+        "`WORKDIR /app`: set workdir",
+        "`COPY configuration configuration`: list it in include",
+        "`ENV APP_ENVIRONMENT=production`: set it in image-env",
+    ] {
+        assert!(warning.contains(part), "{part}: {warning}");
+    }
+    assert!(!warning.contains("--from"), "{warning}");
+}

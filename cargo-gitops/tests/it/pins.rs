@@ -209,6 +209,28 @@ fn pins_update_writes_the_newest_pins_of_each_major_and_the_release_checksums() 
         "GITOPS_SHA256_AARCH64_APPLE_DARWIN: \"{}\"",
         network.sums[3].1
     )));
+    // The GitLab jobs install from the same pins: one per Linux platform, same release.
+    dir.command()
+        .args(["init-workflows", "-q", "--ci", "gitlab"])
+        .expect_exit(0);
+    let gitlab = std::fs::read_to_string(dir.join(".gitlab/gitops.gitlab-ci.yml")).unwrap();
+    assert!(
+        gitlab.contains(&format!("GITOPS_VERSION: \"{SUMS_VERSION}\"")),
+        "{gitlab}"
+    );
+    for (target, sha) in &network.sums {
+        let line = format!(
+            "{}: \"{sha}\"",
+            cargo_gitops::ci::install::checksum_variable(target)
+        );
+        assert_eq!(
+            gitlab.contains(&line),
+            target.contains("linux"),
+            "{target}: {gitlab}"
+        );
+    }
+    std::fs::remove_dir_all(dir.join(".gitlab")).unwrap();
+    std::fs::remove_file(dir.join(".gitlab-ci.yml")).unwrap();
 
     // A second run finds nothing new and changes nothing.
     let output = dir

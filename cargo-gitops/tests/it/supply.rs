@@ -288,6 +288,10 @@ fn syft_reads_the_sbom_s_crates_from_the_natively_built_image_and_its_provenance
         env: Default::default(),
         labels: Default::default(),
         base: None,
+        build_env: Default::default(),
+        include: Vec::new(),
+        workdir: None,
+        args: Vec::new(),
     };
     let mut binary = native::find_binary(&spec).unwrap();
     // The fixture's own target directory, whatever CARGO_TARGET_DIR this test runs under.

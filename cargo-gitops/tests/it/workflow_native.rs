@@ -277,6 +277,30 @@ fn the_gitlab_job_of_a_native_build_adds_the_targets_and_caches_the_compile() {
     );
     let setup = job["before_script"][0].as_str().unwrap();
     assert!(setup.contains("rustup target add \"$target\""), "{setup}");
+    // A Rust job image has no docker CLI: the tool reads the job's login from its variables.
+    let scripts: Vec<&str> = job["before_script"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .chain(job["script"].as_vec().unwrap())
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        scripts
+            .iter()
+            .all(|s| !s.contains("docker") && !s.contains(" login --")),
+        "{scripts:#?}"
+    );
+    let login = scripts
+        .iter()
+        .find(|s| s.contains("GITOPS_REGISTRY_USER"))
+        .expect("a login through the tool's variables");
+    assert!(
+        login.contains(
+            "export GITOPS_REGISTRY_USER=\"$CI_REGISTRY_USER\" GITOPS_REGISTRY_PASSWORD=\"$CI_REGISTRY_PASSWORD\""
+        ),
+        "{login}"
+    );
     let scratch = tempfile::tempdir().unwrap();
     let script = scratch.path().join("before.sh");
     std::fs::write(&script, setup).unwrap();

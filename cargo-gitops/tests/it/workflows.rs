@@ -478,18 +478,47 @@ fn check_fails_after_a_hand_edit_and_passes_after_regeneration() {
         .expect_exit(0);
 }
 
+/// An environment removed from the configuration: `--check` reports its workflow, and
+/// `init-workflows` deletes it; a `gitops-*.yml` without the tool's header is the user's and
+/// neither reported nor touched.
 #[test]
-fn check_reports_a_workflow_that_is_no_longer_generated() {
+fn a_workflow_that_is_no_longer_generated_is_reported_and_removed_but_not_a_users_file() {
     let dir = repository(DEFAULT_CONFIG);
-    generate(&dir);
-    dir.create(".github/workflows/gitops-qa.yml", "name: qa\n");
+    let generated = generate(&dir);
+    // A workflow an earlier generation wrote, for an environment since removed.
+    let (_, staging) = generated
+        .iter()
+        .find(|(n, _)| n == "gitops-staging.yml")
+        .unwrap();
+    dir.create(
+        ".github/workflows/gitops-qa.yml",
+        staging.replace("staging", "qa"),
+    );
+    dir.create(".github/workflows/gitops-mine.yml", "name: mine\n");
     let output = dir
         .command()
         .args(["init-workflows", "--check"])
         .expect_exit(1);
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        String::from_utf8_lossy(&output.stdout).contains("gitops-qa.yml is no longer generated")
+        stdout.contains(
+            ".github/workflows/gitops-qa.yml is no longer generated: `cargo gitops init-workflows` deletes it"
+        ),
+        "{stdout}"
     );
+    assert!(!stdout.contains("gitops-mine.yml"), "{stdout}");
+
+    let output = dir.command().args(["init-workflows"]).expect_exit(0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("removed .github/workflows/gitops-qa.yml (no longer generated)"),
+        "{stderr}"
+    );
+    assert!(!dir.join(".github/workflows/gitops-qa.yml").exists());
+    assert!(dir.join(".github/workflows/gitops-mine.yml").exists());
+    dir.command()
+        .args(["init-workflows", "--check"])
+        .expect_exit(0);
 }
 
 #[test]
@@ -586,4 +615,106 @@ fn a_registry_with_credentials_in_it_is_refused_without_printing_them() {
     );
     assert!(all.contains("workspace.metadata.gitops.registry"), "{all}");
     assert!(!all.contains("hunter2"), "{all}");
+}
+
+/// A `type=gha` cache cannot work from the pipeline's `run:` step (no runtime token): it is
+/// refused with the way out, instead of a pipeline that silently never caches.
+#[test]
+fn a_gha_cache_is_refused_with_the_registry_cache_as_the_way_out() {
+    let dir = repository(
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\nimage = \"web\"\ncache-from = [\"type=gha\"]\ncache-to = [\"type=gha,mode=max\"]\n",
+    );
+    let line = dir.command().args(["init-workflows"]).usage_error();
+    assert_eq!(
+        line,
+        "error: configuration key `cache-from`: type=gha needs the Actions runtime token, which the pipeline's `run:` step does not get; remove cache-from and cache-to to use the default registry cache (type=registry,ref=IMAGE:buildcache)"
+    );
+    assert!(!dir.join(".github/workflows/gitops-pipeline.yml").exists());
+}
+
+/// A Dockerfile build for several platforms gets QEMU before Buildx, pinned to the commit of
+/// docker/setup-qemu-action v4.2.0 (read from the action's repository: the tag's commit); a
+/// single amd64 build and a native one do not. GitLab refuses instead of failing later.
+#[test]
+fn multi_platform_dockerfile_builds_set_up_qemu_or_are_refused_on_gitlab() {
+    let config = |extra: &str| {
+        format!(
+            "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\nimage = \"web\"\n{extra}"
+        )
+    };
+    let multi = repository(&config("platforms = [\"linux/amd64\", \"linux/arm64\"]\n"));
+    let files = generate(&multi);
+    let pipeline = &files
+        .iter()
+        .find(|(n, _)| n == "gitops-pipeline.yml")
+        .unwrap()
+        .1;
+    let qemu = pipeline
+        .find("uses: docker/setup-qemu-action@96fe6ef7f33517b61c61be40b68a1882f3264fb8 # v4.2.0")
+        .expect("a pinned QEMU step");
+    let buildx = pipeline.find("uses: docker/setup-buildx-action@").unwrap();
+    assert!(qemu < buildx, "QEMU comes before Buildx");
+    validate_dir(&multi);
+
+    for extra in ["platforms = [\"linux/amd64\"]\n", ""] {
+        let single = repository(&config(extra));
+        let files = generate(&single);
+        assert!(
+            files.iter().all(|(_, text)| !text.contains("setup-qemu")),
+            "{extra}"
+        );
+    }
+
+    let gitlab = repository(&config(
+        "platforms = [\"linux/amd64\", \"linux/arm64\"]\nci = [\"gitlab\"]\n",
+    ));
+    let line = gitlab.command().args(["init-workflows"]).usage_error();
+    assert!(
+        line.starts_with("error: configuration key `platforms`: a Dockerfile build for linux/amd64, linux/arm64 runs instructions under QEMU, which the generated GitLab job does not set up"),
+        "{line}"
+    );
+}
+
+/// `needs-workflows`: branch environments start when the named workflow succeeds on a pushed
+/// branch of this repository (`workflow_run`), and build the tested commit; release tags
+/// still build on push. The files pass actionlint and zizmor.
+#[test]
+fn needs_workflows_waits_for_the_tests_and_builds_the_tested_commit() {
+    let dir = repository(&format!("{DEFAULT_CONFIG}needs-workflows = [\"test\"]\n"));
+    let files = generate(&dir);
+    let file = |name: &str| {
+        let text = &files.iter().find(|(n, _)| n == name).unwrap().1;
+        YamlLoader::load_from_str(text).unwrap().remove(0)
+    };
+    let staging = file("gitops-staging.yml");
+    let on = &staging["on"];
+    assert!(on["push"].is_badvalue(), "{on:?}");
+    assert_eq!(on["workflow_run"]["workflows"][0].as_str(), Some("test"));
+    assert_eq!(on["workflow_run"]["types"][0].as_str(), Some("completed"));
+    assert_eq!(on["workflow_run"]["branches"][0].as_str(), Some("main"));
+    let job = &staging["jobs"]["pipeline"];
+    let condition = job["if"].as_str().unwrap();
+    for part in [
+        "github.event.workflow_run.conclusion == 'success'",
+        "github.event.workflow_run.event == 'push'",
+        "github.event.workflow_run.head_repository.full_name == github.repository",
+    ] {
+        assert!(condition.contains(part), "{condition}");
+    }
+    assert!(
+        job["with"]["sha"]
+            .as_str()
+            .unwrap()
+            .contains("github.event.workflow_run.head_sha")
+    );
+    let production = file("gitops-production.yml");
+    assert!(production["on"]["workflow_run"].is_badvalue());
+    assert!(!production["on"]["push"]["tags"].is_badvalue());
+    let pipeline = file("gitops-pipeline.yml");
+    assert!(!pipeline["on"]["workflow_call"]["inputs"]["sha"].is_badvalue());
+    validate_dir(&dir);
+
+    // Without the key, nothing changes.
+    let plain = generate(&repository(DEFAULT_CONFIG));
+    assert!(plain.iter().all(|(_, text)| !text.contains("workflow_run")));
 }

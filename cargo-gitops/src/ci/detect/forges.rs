@@ -13,12 +13,18 @@ use super::{PullRequest, Runner, Vars, branch, differ, tag};
 pub(super) fn actions(vars: &Vars<'_>) -> Runner {
     let repository = vars.get("GITHUB_REPOSITORY");
     let event = vars.get("GITHUB_EVENT_NAME");
+    let payload: Option<serde_json::Value> = vars
+        .get("GITHUB_EVENT_PATH")
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    // Every event that names a repository names its default branch.
+    let default_branch = payload
+        .as_ref()
+        .and_then(|p| p["repository"]["default_branch"].as_str())
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned);
     let pull_request = match (event.as_deref(), vars.get("GITHUB_HEAD_REF")) {
         (Some("pull_request" | "pull_request_target"), Some(source_branch)) => {
-            let payload: Option<serde_json::Value> = vars
-                .get("GITHUB_EVENT_PATH")
-                .and_then(|path| std::fs::read(path).ok())
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
             let request = payload.as_ref().map(|p| &p["pull_request"]);
             let head_repository = request
                 .and_then(|r| r["head"]["repo"]["full_name"].as_str())
@@ -58,6 +64,7 @@ pub(super) fn actions(vars: &Vars<'_>) -> Runner {
         summary_file: vars.get("GITHUB_STEP_SUMMARY").map(PathBuf::from),
         ref_variables: &["GITHUB_REF"],
         sha_variable: "GITHUB_SHA",
+        default_branch,
         ..Runner::default()
     }
 }
@@ -105,6 +112,7 @@ pub(super) fn gitlab(vars: &Vars<'_>) -> Runner {
         sha: vars.get("CI_COMMIT_SHA"),
         pull_request,
         source_url: vars.get("CI_PROJECT_URL"),
+        default_branch: vars.get("CI_DEFAULT_BRANCH"),
         ref_variables: &[
             "CI_COMMIT_TAG",
             "CI_COMMIT_BRANCH",

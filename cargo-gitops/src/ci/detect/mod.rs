@@ -148,6 +148,9 @@ pub struct Runner {
     pub pull_request: Option<PullRequest>,
     /// The repository's web address, for `org.opencontainers.image.source`.
     pub source_url: Option<String>,
+    /// The repository's default branch, where the CI says (GitHub's event payload, GitLab's
+    /// `CI_DEFAULT_BRANCH`): the default staging environment follows it.
+    pub default_branch: Option<String>,
     /// `$GITHUB_OUTPUT` (GitHub, Forgejo, Gitea).
     pub output_file: Option<PathBuf>,
     /// `$GITHUB_STEP_SUMMARY` (GitHub, Forgejo, Gitea).
@@ -227,6 +230,7 @@ pub const VARIABLES: &[&str] = &[
     "CI_EXTERNAL_PULL_REQUEST_SOURCE_REPOSITORY",
     "CI_EXTERNAL_PULL_REQUEST_TARGET_REPOSITORY",
     "CI_PROJECT_URL",
+    "CI_DEFAULT_BRANCH",
     // Woodpecker (CI_COMMIT_TAG, CI_COMMIT_BRANCH, CI_COMMIT_SHA as GitLab's)
     "CI_PIPELINE_EVENT",
     "CI_COMMIT_SOURCE_BRANCH",

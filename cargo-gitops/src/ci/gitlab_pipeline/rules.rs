@@ -270,6 +270,14 @@ pub fn rules(environments: &[Environment], index: usize) -> Result<Vec<Rule>, Er
             });
         }
     }
+    if env.branches.iter().any(BranchPattern::has_wildcard) {
+        for pattern in &env.exclude_branches {
+            rules.push(Rule {
+                condition: branch_condition(pattern)?,
+                never: true,
+            });
+        }
+    }
     for pattern in &env.branches {
         rules.push(Rule {
             condition: branch_condition(pattern)?,
@@ -406,6 +414,9 @@ mod tests {
             [
                 ("$CI_COMMIT_BRANCH =~ /^test\\/[^\\/]*$/".to_owned(), true),
                 ("$CI_COMMIT_BRANCH == \"main\"".to_owned(), true),
+                ("$CI_COMMIT_BRANCH == \"gh-pages\"".to_owned(), true),
+                ("$CI_COMMIT_BRANCH =~ /^dependabot\\/.*$/".to_owned(), true),
+                ("$CI_COMMIT_BRANCH =~ /^renovate\\/.*$/".to_owned(), true),
                 ("$CI_COMMIT_BRANCH".to_owned(), false),
             ]
         );

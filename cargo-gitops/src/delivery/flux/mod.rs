@@ -211,7 +211,7 @@ fn requested_branches<'a>(
         let found = environment::resolve(&config.environments, &GitRef::Branch(branch.clone()))
             .ok_or_else(|| {
                 Error::usage(format!(
-                    "no environment tracks branch `{branch}`; check the name, or the `branches` of the environments in Cargo.toml"
+                    "no environment tracks branch `{branch}`; check the name, or the `branches` of the configured environments"
                 ))
             })?;
         let name = found.name.clone().unwrap_or_else(|| branch.clone());

@@ -113,11 +113,12 @@ fn promote(
 
 /// Every tag of the fixture's image is on `digest`.
 fn assert_every_tag_on(registry: &Registry, fixture: &Fixture, digest: &str) {
-    // The referrers tag (`sha256-<hex>`) names the index of what is attached, not an image.
+    // The referrers tag (`sha256-<hex>`) names the index of what is attached, not an image;
+    // `buildcache` holds buildx's cache of the builds.
     for tag in registry
         .tags(&fixture.image)
         .into_iter()
-        .filter(|t| !t.starts_with("sha256-"))
+        .filter(|t| !t.starts_with("sha256-") && t != "buildcache")
     {
         assert_eq!(
             registry.digest(&fixture.image, &tag).as_deref(),
@@ -325,7 +326,7 @@ fn a_missing_tool_is_one_line_that_says_what_to_install() {
         .command()
         .env("PATH", path)
         .args(["build", "--retag-with", "skopeo"])
-        .expect_error(2);
+        .expect_error(1);
     assert!(
         error.contains("`skopeo` is not installed") && error.contains("apt-get install skopeo"),
         "{error}"
@@ -405,6 +406,15 @@ fn builds_with_docker_buildx() {
     assert_eq!(
         registry.digest(&fixture.image, "stg-latest").as_deref(),
         Some(digest.as_str())
+    );
+    // Without cache-from or cache-to, the build's cache went into the image's own repository.
+    let (cache, _, _) = registry
+        .manifest(&fixture.image, "buildcache")
+        .expect("a buildcache tag");
+    assert!(
+        String::from_utf8_lossy(&cache).contains("application/vnd.buildkit.cacheconfig.v0"),
+        "{}",
+        String::from_utf8_lossy(&cache)
     );
 
     // A second run for the same commit finds the lookup tag and only retags.
@@ -539,4 +549,121 @@ fn a_ref_of_another_environment_is_refused_before_anything_runs() {
         "{line}"
     );
     assert!(registry.requests().is_empty(), "{:?}", registry.requests());
+}
+
+/// Buildx keeps its cache in the image's repository unless the configuration says otherwise;
+/// an explicit `cache-from = []` and `cache-to = []` turn it off.
+#[test]
+fn buildx_caches_in_the_images_repository_unless_configured() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let dry_run = |extra: &str| {
+        let fixture = Fixture::new(&host, "fixture");
+        if !extra.is_empty() {
+            fixture.create(
+                "Cargo.toml",
+                crate::support::gitops_manifest(&host, "fixture", extra),
+            );
+            fixture.commit("cache settings");
+        }
+        let output = build(&fixture, "buildx", "builtin", &["--dry-run"]).expect_exit(0);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let default = dry_run("");
+    assert!(
+        default.contains(&format!(
+            "--cache-from type=registry,ref={host}/fixture:buildcache,registry.insecure=true --cache-to type=registry,ref={host}/fixture:buildcache,registry.insecure=true,mode=max"
+        )),
+        "{default}"
+    );
+    let off = dry_run("cache-from = []\ncache-to = []\n");
+    assert!(!off.contains("--cache-"), "{off}");
+    let own = dry_run("cache-from = [\"type=local,src=/tmp/c\"]\n");
+    assert!(own.contains("--cache-from type=local,src=/tmp/c"), "{own}");
+    assert!(!own.contains("buildcache"), "{own}");
+    assert!(registry.requests().is_empty());
+}
+
+/// Build arguments take `{sha}`, `{ref}` and `{version}`; the values are part of the lookup
+/// tag, so a `{ref}` gives each ref its image. The `source` label is an https address only
+/// (an SSH remote's https form), never a local path, and the CI's word comes first.
+#[test]
+fn build_args_fill_in_the_commit_and_the_source_label_is_an_https_address() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let fixture = Fixture::new(&host, "fixture");
+    fixture.create(
+        "Cargo.toml",
+        crate::support::gitops_manifest(
+            &host,
+            "fixture",
+            "\n[[workspace.metadata.gitops.environments]]\nname = \"production\"\ntags = { semver = \"stable\" }\nformat = \"prd-{version}\"\nbuild-args = { GIT_SHA = \"{sha}\", GIT_REF = \"{ref}\", VERSION = \"v{version}\" }\n\n[[workspace.metadata.gitops.environments]]\nname = \"staging\"\nbranches = [\"main\"]\nbuild-args = { GIT_SHA = \"{sha}\" }\n",
+        ),
+    );
+    fixture.commit("build args");
+    let sha = fixture.head();
+    fixture.git(["tag", "v1.2.3"]);
+    let dry_run = |args: &[&str]| {
+        let output = build(
+            &fixture,
+            "buildx",
+            "builtin",
+            &[&["--dry-run"], args].concat(),
+        )
+        .expect_exit(0);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let release = dry_run(&["--ref", "refs/tags/v1.2.3", "--sha", &sha]);
+    for arg in [
+        "--build-arg GIT_REF=v1.2.3".to_owned(),
+        format!("--build-arg GIT_SHA={sha}"),
+        "--build-arg VERSION=v1.2.3".to_owned(),
+    ] {
+        assert!(release.contains(&arg), "{arg}: {release}");
+    }
+    let staging = dry_run(&["--ref", "main", "--sha", &sha]);
+    assert!(
+        staging.contains(&format!("--build-arg GIT_SHA={sha}")),
+        "{staging}"
+    );
+    let lookup = |text: &str| {
+        text.split_whitespace()
+            .find(|w| w.contains(&format!(":commit-{sha}-")))
+            .map(str::to_owned)
+    };
+    assert_ne!(lookup(&release), lookup(&staging));
+    assert!(
+        !release.contains("{sha}") && !release.contains("{ref}"),
+        "{release}"
+    );
+
+    // The source label: a local origin gives none, an SSH one its https form, the CI's first.
+    fixture.git(["remote", "add", "origin", "/srv/git/fixture"]);
+    assert!(!dry_run(&[]).contains("org.opencontainers.image.source"));
+    fixture.git([
+        "remote",
+        "set-url",
+        "origin",
+        "git@github.com:acme/fixture.git",
+    ]);
+    assert!(
+        dry_run(&[]).contains(
+            "--label org.opencontainers.image.source=https://github.com/acme/fixture.git"
+        ),
+        "{}",
+        dry_run(&[])
+    );
+    let output = build(&fixture, "buildx", "builtin", &["--dry-run"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_REF", "refs/heads/main")
+        .env("GITHUB_SHA", &sha)
+        .env("GITHUB_SERVER_URL", "https://github.example.com")
+        .env("GITHUB_REPOSITORY", "acme/web")
+        .expect_exit(0);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(
+            "--label org.opencontainers.image.source=https://github.example.com/acme/web"
+        ),
+    );
+    assert!(registry.requests().is_empty());
 }
