@@ -260,11 +260,11 @@ impl Plan {
                 ));
             }
             // Build arguments filled from the ref or commit make each commit's image its own.
-            if env
-                .build_args
-                .values()
-                .any(|v| ["{sha}", "{ref}", "{version}"].iter().any(|p| v.contains(p)))
-            {
+            if env.build_args.values().any(|v| {
+                ["{sha}", "{ref}", "{version}"]
+                    .iter()
+                    .any(|p| v.contains(p))
+            }) {
                 return Err(Error::usage(format!(
                     "environment `{}` has build-args made from the commit or ref ({{sha}}, {{ref}}, {{version}}), so each commit gets an image built for it; build without --image-of",
                     env.name
