@@ -14,8 +14,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
+use std::path::Path;
+
+use crate::config::{Config, SourceKind};
 use crate::delivery::history::{self, Query};
-use crate::environment::Environment;
+use crate::deployment::Deployment;
+use crate::environment::{Environment, GitRef};
 use crate::error::Error;
 use crate::registry::client::{RegistryClient, Repository};
 
@@ -113,6 +117,64 @@ pub fn received(
         },
         None => Since::Nothing(format!("{whose} has no image in {repository} yet")),
     })
+}
+
+/// What `environment` last received of `config`'s image, asked of `client` (its registry) for
+/// the ref `git_ref`: for a per-branch environment, that branch's newest image.
+pub fn received_for(
+    client: &RegistryClient,
+    config: &Config,
+    environment: &Environment,
+    git_ref: &str,
+) -> Result<Since, Error> {
+    let branch = match GitRef::from_full(git_ref) {
+        GitRef::Branch(branch) if environment.format.is_per_branch() => {
+            history::branch_of(environment, Some(&branch))?
+        }
+        _ => None,
+    };
+    let repository = history::repository_of(config, environment)?;
+    received(
+        client,
+        &repository,
+        environment,
+        branch.as_ref().map(|(b, n)| (b.as_str(), n.as_str())),
+    )
+}
+
+/// Whether the one service `config` configures is unchanged at `deployment`'s commit since
+/// what its environment last received: the comparison `build --reuse-unchanged` makes.
+/// `None` when it changed, or has nothing to compare with.
+pub fn unchanged(
+    client: &RegistryClient,
+    config: &Config,
+    deployment: &Deployment,
+    cwd: &Path,
+) -> Result<Option<Unchanged>, Error> {
+    let Some(environment) = deployment
+        .environment
+        .as_deref()
+        .and_then(|name| config.environments.iter().find(|e| e.name == name))
+    else {
+        return Ok(None);
+    };
+    let mut repo = LocalRepo::open(cwd)?;
+    let workspace = match (&config.source, &config.manifest) {
+        (SourceKind::Cargo, Some(manifest)) => Some(Workspace::read(manifest)?),
+        _ => None,
+    };
+    let service = Service {
+        package: config
+            .package
+            .clone()
+            .or_else(|| config.image_name.clone())
+            .unwrap_or_else(|| "image".to_owned()),
+        image: deployment.image.clone().unwrap_or_default(),
+        inputs: inputs::of(config, workspace.as_ref(), &repo.root())?,
+    };
+    let since = received_for(client, config, environment, &deployment.git_ref)?;
+    let report = compare(&mut repo, &deployment.sha, &[(service, since)])?;
+    Ok(report.unchanged.into_iter().next())
 }
 
 /// Compares each service with what it is compared with, in `repo` at commit `head`

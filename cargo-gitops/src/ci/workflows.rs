@@ -291,6 +291,9 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
                 install => minijinja::value::Serde(&install),
                 extra_steps => extra_steps,
                 package => config.package.clone(),
+                // Several images: each compares itself with what its environment received
+                // (`build --reuse-unchanged`), which needs the history to diff against.
+                reuse_unchanged => config.images.len() > 1,
                 id_token => id_token,
                 signing => minijinja::value::Serde(&signing),
                 runs_on => runs_on.clone(),

@@ -15,9 +15,8 @@ use cargo_gitops::config::{Config, RetaggerKind, SourceKind};
 use cargo_gitops::delivery::{history, promote};
 use cargo_gitops::deployment::{self, Request};
 use cargo_gitops::environment::Environment;
-use cargo_gitops::environment::GitRef;
 use cargo_gitops::error::Error;
-use cargo_gitops::registry::client::{RegistryClient, Repository};
+use cargo_gitops::registry::client::RegistryClient;
 
 use super::output::{Format, write_stdout};
 use super::{GlobalArgs, RegistryArgs};
@@ -149,10 +148,6 @@ pub fn run(
     }
 }
 
-/// One client per registry, made once: `--registry-password-stdin` can be read only once.
-#[derive(Default)]
-struct Clients(HashMap<String, Arc<RegistryClient>>);
-
 /// What a service is compared with: given on the command line, or what its environment
 /// received, to be asked of its registry.
 enum Compared<'c> {
@@ -160,22 +155,21 @@ enum Compared<'c> {
     Received(Query<'c>),
 }
 
-/// What to ask a registry: which commit an environment last received.
+/// One client per registry, made once: `--registry-password-stdin` can be read only once.
+#[derive(Default)]
+struct Clients(HashMap<String, Arc<RegistryClient>>);
+
+/// What to ask a registry: which commit an environment last received of an image.
 struct Query<'c> {
     client: Arc<RegistryClient>,
-    repository: Repository,
+    config: &'c Config,
     environment: &'c Environment,
-    branch: Option<(String, String)>,
+    git_ref: String,
 }
 
 impl Query<'_> {
     fn ask(&self) -> Result<Since, Error> {
-        affected::received(
-            &self.client,
-            &self.repository,
-            self.environment,
-            self.branch.as_ref().map(|(b, n)| (b.as_str(), n.as_str())),
-        )
+        affected::received_for(&self.client, self.config, self.environment, &self.git_ref)
     }
 }
 
@@ -189,12 +183,6 @@ fn query<'c>(
     clients: &mut Clients,
 ) -> Result<Query<'c>, Error> {
     let environment = promote::find_environment(config, environment)?;
-    let branch = match GitRef::from_full(git_ref) {
-        GitRef::Branch(branch) if environment.format.is_per_branch() => {
-            history::branch_of(environment, Some(&branch))?
-        }
-        _ => None,
-    };
     let repository = history::repository_of(config, environment)?;
     let client = match clients.0.entry(repository.registry.clone()) {
         Entry::Occupied(known) => Arc::clone(known.get()),
@@ -208,9 +196,9 @@ fn query<'c>(
     };
     Ok(Query {
         client,
-        repository,
+        config,
         environment,
-        branch,
+        git_ref: git_ref.to_owned(),
     })
 }
 

@@ -62,6 +62,13 @@ pub struct BuildArgs {
     /// when that image is not in the registry; never builds
     #[arg(long, value_name = "SHA", value_parser = parse_sha40, conflicts_with_all = ["output", "attach"])]
     pub image_of: Option<String>,
+
+    /// Compare this service with what its environment last received first (as `cargo gitops
+    /// affected` does): when none of its inputs changed, give this commit's tags to the image
+    /// it already has instead of building; otherwise (or when that cannot be told) build as
+    /// usual. For repositories that ship several images
+    #[arg(long, conflicts_with_all = ["output", "attach", "image_of"])]
+    pub reuse_unchanged: bool,
 }
 
 fn parse_sha40(text: &str) -> Result<String, String> {
@@ -199,7 +206,14 @@ pub fn run(
         attachments,
         image_of: args.image_of.clone(),
     };
-    let plan = job.plan()?;
+    if args.reuse_unchanged && args.dry_run {
+        progress.note(
+            "--reuse-unchanged compares with the registry when it runs; the plan below is this commit's own",
+        );
+    } else if args.reuse_unchanged {
+        job.image_of = reused(&config, deployment, &retagger, cwd, &progress);
+    }
+    let mut plan = job.plan()?;
     if args.dry_run {
         return print_dry_run(&plan, &retagger, global.format);
     }
@@ -210,7 +224,19 @@ pub fn run(
         key = SigningKey::load(from)?;
         job.key = Some(&key);
     }
-    let report = job.run(&plan)?;
+    let report = match job.run(&plan) {
+        // The image it kept is gone (a registry's clean-up): this commit's is built instead.
+        Err(Error::ImageOfMissing { commit, .. }) if args.reuse_unchanged => {
+            progress.note(&format!(
+                "the image of {} is no longer in the registry; building this commit's",
+                short(&commit)
+            ));
+            job.image_of = None;
+            plan = job.plan()?;
+            job.run(&plan)?
+        }
+        outcome => outcome?,
+    };
     if global.verbose > 0 && retagger.request_count() > 0 {
         progress.note(&format!(
             "built-in registry client: {} requests",
@@ -218,6 +244,45 @@ pub fn run(
         ));
     }
     print_report(&report, global, runner)
+}
+
+/// `--reuse-unchanged`: the commit whose image this service keeps, when it is unchanged since
+/// what its environment received; `None` (build as usual) when it changed, has nothing to
+/// compare with, or the comparison fails, which is said.
+fn reused(
+    config: &Config,
+    deployment: &Deployment,
+    retagger: &Retagger,
+    cwd: &Path,
+    progress: &Progress,
+) -> Option<String> {
+    let image = deployment.image.as_deref()?;
+    deployment.environment.as_ref()?;
+    let compared = cargo_gitops::registry::client::Repository::parse(image)
+        .and_then(|repository| retagger.client(&repository.registry))
+        .and_then(|client| cargo_gitops::affected::unchanged(&client, config, deployment, cwd));
+    match compared {
+        Ok(Some(unchanged)) => {
+            progress.note(&format!(
+                "{} is unchanged since {}: its image, of {}, gets this commit's tags",
+                unchanged.package,
+                short(&unchanged.since),
+                short(&unchanged.image_of)
+            ));
+            Some(unchanged.image_of)
+        }
+        Ok(None) => None,
+        Err(err) => {
+            progress.note(&format!(
+                "cannot tell whether this service changed ({err}); building it"
+            ));
+            None
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
 }
 
 /// `--environment NAME`: refuses a ref that deploys elsewhere, before anything runs.

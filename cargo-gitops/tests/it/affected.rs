@@ -601,3 +601,151 @@ fn image_of_a_commit_without_an_image_builds_nothing_and_moves_no_tag() {
         String::from_utf8_lossy(&usage.stderr)
     );
 }
+
+/// `gitops.toml` with two images built by podman from `FROM scratch`, each from its folder.
+fn two_images(registry: &Registry) -> Dir {
+    let repo = Dir::git_repo();
+    repo.create(
+        "gitops.toml",
+        format!(
+            "registry = \"{}/acme\"\nbuilder = \"podman\"\n\n[images.api]\ndockerfile = \"api/Dockerfile\"\ncontext = \"api\"\n\n[images.web]\ndockerfile = \"web/Dockerfile\"\ncontext = \"web\"\n",
+            registry.host()
+        ),
+    );
+    for service in ["api", "web"] {
+        repo.create(
+            format!("{service}/Dockerfile"),
+            "FROM scratch\nCOPY index.txt /index.txt\n",
+        );
+        repo.create(format!("{service}/index.txt"), format!("{service} 1\n"));
+    }
+    repo.commit("two services");
+    repo
+}
+
+fn reuse(repo: &Dir, image: &str) -> (Value, String) {
+    let output = TestCommand::new(repo.path())
+        .timeout(Duration::from_secs(120))
+        .args([
+            "build",
+            "-p",
+            image,
+            "--reuse-unchanged",
+            "--retag-with",
+            "builtin",
+        ])
+        .args(["--format", "json"])
+        .expect_exit(0);
+    (
+        crate::support::json(&output.stdout),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn reuse_unchanged_builds_what_changed_and_retags_the_rest() {
+    let registry = Registry::start();
+    let repo = two_images(&registry);
+    let first = repo.head();
+    // Nothing to compare with yet: both are built.
+    for image in ["api", "web"] {
+        let (report, _) = reuse(&repo, image);
+        assert_eq!(report["action"], "built", "{report}");
+    }
+    let api_image = registry
+        .digest("acme/api", &format!("commit-{first}"))
+        .unwrap();
+
+    repo.create("web/index.txt", "web 2\n");
+    let second = repo.commit("web only");
+    let (api, said) = reuse(&repo, "api");
+    assert_eq!(api["action"], "retagged", "{api}");
+    assert_eq!(api["digest"], api_image.as_str());
+    assert!(
+        said.contains(&format!("api is unchanged since {}", &first[..7])),
+        "{said}"
+    );
+    let (web, said) = reuse(&repo, "web");
+    assert_eq!(web["action"], "built", "{web}");
+    assert!(!said.contains("unchanged"), "{said}");
+    assert!(
+        registry
+            .digest("acme/web", &format!("commit-{second}"))
+            .is_some()
+    );
+    assert!(
+        registry
+            .digest("acme/api", &format!("commit-{second}"))
+            .is_none()
+    );
+}
+
+#[test]
+fn reuse_unchanged_builds_when_it_cannot_compare() {
+    let registry = Registry::start();
+    let repo = two_images(&registry);
+    staged(&registry, "acme/api", &"ef".repeat(20), 1_700_000_000);
+    // The environment received a commit this repository does not have (a force-push): the
+    // comparison fails, which is said, and the service is built.
+    let (report, said) = reuse(&repo, "api");
+    assert_eq!(report["action"], "built", "{report}");
+    assert!(
+        said.contains("cannot tell whether this service changed") && said.contains("building it"),
+        "{said}"
+    );
+}
+
+#[test]
+fn the_generated_pipelines_of_several_services_retag_what_did_not_change() {
+    let repo = workspace("ghcr.io");
+    let pin = "0".repeat(64);
+    let manifest = std::fs::read_to_string(repo.join("Cargo.toml")).unwrap();
+    repo.create(
+        "Cargo.toml",
+        format!(
+            "{manifest}\n[workspace.metadata.gitops.install.sha256]\nx86_64-unknown-linux-musl = \"{pin}\"\naarch64-unknown-linux-musl = \"{pin}\"\n"
+        ),
+    );
+    TestCommand::new(repo.path())
+        .args(["init-workflows", "-q"])
+        .succeeds();
+    // GitLab's pipeline is one image's.
+    TestCommand::new(repo.path())
+        .args(["init-workflows", "-q", "--ci", "gitlab", "-p", "web"])
+        .succeeds();
+    for service in ["api", "worker", "web"] {
+        let pipeline = std::fs::read_to_string(
+            repo.join(format!(".github/workflows/gitops-{service}-pipeline.yml")),
+        )
+        .unwrap();
+        assert_eq!(
+            pipeline.matches("--reuse-unchanged").count(),
+            2,
+            "{pipeline}"
+        );
+        assert!(pipeline.contains("fetch-depth: 0"), "{pipeline}");
+    }
+    let gitlab = std::fs::read_to_string(repo.join(".gitlab/gitops.gitlab-ci.yml")).unwrap();
+    assert!(gitlab.contains("--reuse-unchanged"), "{gitlab}");
+    crate::workflows::validate_dir(&repo);
+    crate::gitlab::check_jsonschema(repo.path(), &[".gitlab/gitops.gitlab-ci.yml"]);
+
+    // One service: nothing to compare, the pipeline stays as it was.
+    let single = Dir::git_repo();
+    single.create(
+        "Cargo.toml",
+        crate::support::gitops_manifest(
+            "ghcr.io/acme",
+            "shop",
+            &format!("\n[workspace.metadata.gitops.install.sha256]\nx86_64-unknown-linux-musl = \"{pin}\"\naarch64-unknown-linux-musl = \"{pin}\"\n"),
+        ),
+    );
+    single.commit("one service");
+    TestCommand::new(single.path())
+        .args(["init-workflows", "-q"])
+        .succeeds();
+    let pipeline =
+        std::fs::read_to_string(single.join(".github/workflows/gitops-pipeline.yml")).unwrap();
+    assert!(!pipeline.contains("--reuse-unchanged"), "{pipeline}");
+    assert!(!pipeline.contains("fetch-depth"), "{pipeline}");
+}

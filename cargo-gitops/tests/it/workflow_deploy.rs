@@ -149,7 +149,7 @@ fn a_deploy_job_without_a_credential_or_with_a_reserved_secret_is_refused() {
 fn gitlab_gets_a_deploy_job_after_each_build_job() {
     let pin = "0".repeat(64);
     let base = format!(
-        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"registry.gitlab.com/acme\"\nimage = \"shop\"\nci = [\"gitlab\"]\n\n[workspace.metadata.gitops.gitlab]\ninstall-sha256 = \"{pin}\"\n"
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"registry.gitlab.com/acme\"\nimage = \"shop\"\nci = [\"gitlab\"]\n\n[workspace.metadata.gitops.install.sha256]\nx86_64-unknown-linux-musl = \"{pin}\"\naarch64-unknown-linux-musl = \"{pin}\"\n"
     );
     let without = repository(&base);
     without

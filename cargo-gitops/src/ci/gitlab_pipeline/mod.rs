@@ -149,6 +149,7 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
                 registry_variables => minijinja::value::Serde(registry_variables),
                 install => minijinja::value::Serde(&install),
                 package => package,
+                reuse_unchanged => config.images.len() > 1,
                 dotenv => DOTENV_FILE,
                 jobs => minijinja::value::Serde(&jobs),
             })
