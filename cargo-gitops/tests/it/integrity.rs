@@ -51,9 +51,7 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn generated_files_honour_the_umask_and_a_rewrite_keeps_the_mode() {
     let dir = repository(&format!(
-        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\nimage = \"shop\"\n\n\
-         [workspace.metadata.gitops.gitlab]\ninstall-sha256 = \"{}\"\n{}",
-        "0".repeat(64),
+        "[workspace]\n\n[workspace.metadata.gitops]\nregistry = \"ghcr.io/acme\"\nimage = \"shop\"\n{}",
         crate::workflows::INSTALL_PINS
     ));
     let workflow = dir.join(".github/workflows/gitops-pipeline.yml");
