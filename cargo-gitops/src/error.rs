@@ -146,6 +146,15 @@ pub enum Error {
     #[error("cannot sign with the key from {from}: {message}")]
     SigningKey { from: String, message: String },
 
+    /// Promotion gates that refused an image: one line per refused gate, saying what failed
+    /// and what to do. Nothing was moved.
+    #[error("the gates of `{environment}` refused {digest}, so no tag moved:\n{}", refusals.iter().map(|r| format!("  {r}")).collect::<Vec<_>>().join("\n"))]
+    GatesRefused {
+        environment: String,
+        digest: String,
+        refusals: Vec<String>,
+    },
+
     /// A bug in cargo-gitops itself, not in what it was asked to do.
     #[error("internal error: {0}; please report it")]
     Internal(String),
@@ -184,6 +193,7 @@ impl Error {
             | Error::Drift { .. }
             | Error::Build { .. }
             | Error::ImmutableTag { .. }
+            | Error::GatesRefused { .. }
             | Error::Internal(_) => exit_codes::FAILURE,
         }
     }

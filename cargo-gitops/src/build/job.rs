@@ -16,6 +16,7 @@ use crate::build::retag::Retagger;
 use crate::config::{BuilderKind, Config};
 use crate::deployment::Deployment;
 use crate::error::Error;
+use crate::gates::{Checked, Forge, Gates, Promotion, Skips};
 use crate::progress::Progress;
 use crate::registry::client::{Descriptor, RegistryClient, Repository, Scope};
 use crate::registry::referrers::{self, Artifact, Expect, artifact_type_of};
@@ -48,6 +49,10 @@ pub struct Report {
     /// Signatures and documents attached to the image, or copied along with it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Evidence>,
+    /// The environment's promotion gates and how each ended (a skipped one with its
+    /// reason).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<Checked>,
 }
 
 /// One piece of evidence the run attached to the image, or copied along with it.
@@ -85,6 +90,10 @@ pub struct Job<'a> {
     pub key: Option<&'a SigningKey>,
     /// Documents to attach to the image as referrers.
     pub attachments: Vec<Artifact>,
+    /// Gates not to check (`--skip-gate`), with the reason.
+    pub skips: Skips,
+    /// Where the `status` gate reads commit statuses.
+    pub forge: Forge,
 }
 
 /// What a run has learnt so far, for the steps that need it.
@@ -95,6 +104,7 @@ struct State {
     claimed: Option<String>,
     digest: Option<String>,
     evidence: Vec<Evidence>,
+    gates: Vec<Checked>,
     /// The images this run signed along with their documents, before claiming: the `Sign`
     /// step after the claim has nothing to do for them.
     signed: Vec<String>,
@@ -130,6 +140,7 @@ impl Job<'_> {
             sha: d.sha.clone(),
             layout: None,
             evidence: Vec::new(),
+            gates: Vec::new(),
         }
     }
 
@@ -150,6 +161,7 @@ impl Job<'_> {
         };
         let mut report = self.report(action, state.digest);
         report.evidence = state.evidence;
+        report.gates = state.gates;
         if let Some(dir) = &plan.layout {
             if self.output.is_none() {
                 self.progress.note(&format!(
@@ -302,9 +314,46 @@ impl Job<'_> {
                     });
                 }
             }
+            Step::Gates {
+                environment,
+                repository,
+                digest,
+                gates,
+            } => {
+                let digest = resolve(digest, state)?;
+                state.gates = self.check_gates(plan, environment, repository, &digest, gates)?;
+            }
             _ => self.execute_tags(plan, step, state)?,
         }
         Ok(())
+    }
+
+    /// The one call into `gates` a run makes, before any tag moves.
+    fn check_gates(
+        &self,
+        plan: &Plan,
+        environment: &str,
+        repository: &Repository,
+        digest: &str,
+        gates: &Gates,
+    ) -> Result<Vec<Checked>, Error> {
+        let digest = crate::registry::client::Digest::parse(digest).map_err(|e| {
+            Error::Internal(format!("a plan checks the gates of a bad digest: {e}"))
+        })?;
+        let clients = |registry: &str| self.retagger.client(registry);
+        let promotion = Promotion {
+            config: self.config,
+            environment,
+            repository,
+            digest: &digest,
+            sha: &plan.sha,
+            source_url: self.source_url.as_deref(),
+            signing_key: self.key,
+            clients: &clients,
+            forge: &self.forge,
+            now: crate::gates::now(),
+        };
+        crate::gates::check(&promotion, gates, &self.skips)
     }
 
     /// Executes a step that moves tags.

@@ -22,6 +22,7 @@ use crate::build::native::{self, Binary, NativeSpec, Target};
 use crate::config::{BuilderKind, Config};
 use crate::environment::Environment;
 use crate::error::Error;
+use crate::gates::Gates;
 use crate::process::Command;
 use crate::registry::client::Repository;
 use crate::registry::referrers::Artifact;
@@ -170,6 +171,14 @@ pub enum Step {
         digest: Digest,
         artifacts: Vec<Artifact>,
     },
+    /// Check the promotion gates of `environment` for the image `digest` in `repository`,
+    /// before any tag moves; a refusal ends the run with nothing changed.
+    Gates {
+        environment: String,
+        repository: Repository,
+        digest: Digest,
+        gates: Gates,
+    },
     /// Bring every one of `tags` onto the digest the lookup tag names, until none moves;
     /// `immutable` ones only when they name no other commit.
     Converge {
@@ -219,6 +228,8 @@ pub struct Plan {
     pub attachments: Vec<Artifact>,
     /// The documents a build attaches to what it makes (`Attest`, and image layouts).
     pub documents: Option<Documents>,
+    /// The environment's promotion gates, when it has any.
+    pub gates: Option<Gates>,
 }
 
 impl Plan {
@@ -242,6 +253,11 @@ impl Plan {
             signing: job.signing.clone(),
             attachments: job.attachments.clone(),
             documents: None,
+            gates: d
+                .environment
+                .as_deref()
+                .map(|name| job.config.gates_of(name))
+                .filter(|gates| !gates.is_empty()),
         };
         let Some(env) = environment(job.config, d.environment.as_deref()) else {
             return Ok(plan);
@@ -331,6 +347,20 @@ impl Plan {
             digest,
             tags: self.tags.clone(),
         };
+        // The gates come before any step that writes to the registry: for an image found,
+        // first of all; for a build, once the image is complete and before the lookup tag
+        // is claimed.
+        let gates = |repository: &Repository, digest: Digest| {
+            self.gates.as_ref().map(|gates| Step::Gates {
+                environment: self.environment.clone().unwrap_or_default(),
+                repository: repository.clone(),
+                digest,
+                gates: gates.clone(),
+            })
+        };
+        if let Outcome::Found { repository, digest } = outcome {
+            steps.splice(0..0, gates(repository, Digest::Known(digest.clone())));
+        }
         match outcome {
             // The lookup tag names `digest` and never moves: tagging it is converging.
             Outcome::Found { repository, digest } if repository == target => {
@@ -350,6 +380,7 @@ impl Plan {
             }
             Outcome::Missing => {
                 steps.extend(self.build.iter().cloned());
+                steps.extend(gates(target, self.built.clone()));
                 steps.push(claim(target, self.built.clone()));
                 steps.extend(self.evidence(target, Digest::Claimed));
                 steps.push(retag(Digest::Claimed));
@@ -665,6 +696,9 @@ impl Step {
                 repository, tags, ..
             } => format!("tag {repository} as {}", tags.join(", ")),
             Step::Converge { .. } => "check that every tag names the same image".to_owned(),
+            Step::Gates {
+                environment, gates, ..
+            } => format!("check the gates of `{environment}`: {}", gates.summary()),
             Step::CopyReferrers { source, target, .. } => {
                 format!("copy the signatures and referrers from {source} to {target}")
             }

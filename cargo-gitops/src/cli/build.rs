@@ -13,6 +13,7 @@ use cargo_gitops::ci::{Ci, Runner, azure, buildkite, github};
 use cargo_gitops::config::{BuilderKind, Config, RetaggerKind, SignMode, SourceKind};
 use cargo_gitops::deployment::Deployment;
 use cargo_gitops::error::Error;
+use cargo_gitops::gates::{self, Forge, Gate, Outcome, Skips};
 use cargo_gitops::progress::{Mode, Progress};
 use cargo_gitops::registry::referrers::Artifact;
 use cargo_gitops::supply::sign::{KeySource, SigningKey};
@@ -56,6 +57,15 @@ pub struct BuildArgs {
     /// application/spdx+json=sbom.json), before any environment tag names it; repeatable
     #[arg(long, value_name = "TYPE=FILE", value_parser = parse_attachment)]
     pub attach: Vec<(String, PathBuf)>,
+
+    /// Do not check this promotion gate of the environment this time (repeatable); needs
+    /// --reason, which the report records
+    #[arg(long, value_enum, value_name = "GATE", requires = "reason")]
+    pub skip_gate: Vec<Gate>,
+
+    /// Why the gates named by --skip-gate are skipped, recorded in the report
+    #[arg(long, value_name = "TEXT", requires = "skip_gate")]
+    pub reason: Option<String>,
 }
 
 fn parse_attachment(text: &str) -> Result<(String, PathBuf), String> {
@@ -178,7 +188,15 @@ pub fn run(
         signing,
         key: None,
         attachments,
+        skips: Skips {
+            gates: args.skip_gate.clone(),
+            reason: args.reason.clone(),
+        },
+        forge: Forge::from_env(),
     };
+    if let Some(environment) = &deployment.environment {
+        gates::check_skips(&config.gates_of(environment), environment, &job.skips)?;
+    }
     let plan = job.plan()?;
     if args.dry_run {
         return print_dry_run(&plan, &retagger, global.format);
@@ -370,6 +388,20 @@ fn human_report(report: &Report, action: &str) -> String {
             let key = if i == 0 { "tags" } else { "" };
             text.push_str(&format!("{key:<12} {image}:{tag}\n"));
         }
+    }
+    for (i, checked) in report.gates.iter().enumerate() {
+        let key = if i == 0 { "gates" } else { "" };
+        let outcome = match checked.outcome {
+            Outcome::Passed => "passed",
+            Outcome::Skipped => "skipped",
+            Outcome::Deferred => "deferred",
+            Outcome::Refused => "refused",
+        };
+        let detail = match checked.outcome {
+            Outcome::Skipped => format!("reason: {}", checked.detail),
+            _ => checked.detail.clone(),
+        };
+        text.push_str(&format!("{key:<12} {} {outcome}: {detail}\n", checked.gate));
     }
     for (i, evidence) in report.evidence.iter().enumerate() {
         let key = if i == 0 { "evidence" } else { "" };
