@@ -10,6 +10,7 @@ mod ci_env;
 mod env;
 mod flux;
 mod formats;
+mod gates;
 mod gitlab;
 mod history;
 mod native;
