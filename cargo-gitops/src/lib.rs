@@ -11,9 +11,9 @@
 //! - `supply`: supply-chain evidence (signatures) attached to images
 //! - `ci`: what each CI system tells a job and how a job reports back; pipeline generation
 //! - `deployment`: what one commit deploys to
+//! - `supply`: the supply-chain documents of a build: SBOM, embedded dependency list, provenance
 //! - `gates`: promotion gates, checked before any tag moves (its `spec`, the table's grammar,
 //!   is vocabulary that `config` reads)
-//! - `supply`: the supply-chain documents of a build: SBOM, embedded dependency list, provenance
 //! - `build`: the job (lookup, then retag or build), its plan and its drivers
 //! - `delivery`: Flux policies, releases, promotions, history
 

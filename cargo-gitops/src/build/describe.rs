@@ -539,6 +539,15 @@ fn gate_lines(
         };
         lines.push(line(What::Note(text), None));
     }
+    lines.extend(batch_lines(
+        repository,
+        digest,
+        &[format!(
+            "a record of the gates passed and skipped ({})",
+            crate::gates::record::MEDIA_TYPE
+        )],
+        Expect::Either,
+    ));
     lines
 }
 

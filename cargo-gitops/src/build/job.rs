@@ -58,7 +58,8 @@ pub struct Report {
 /// One piece of evidence the run attached to the image, or copied along with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Evidence {
-    /// `signed`, `attached`, or `copied` (from the repository the image came from).
+    /// `signed`, `attached`, `copied` (from the repository the image came from), or
+    /// `recorded` (the gates it passed).
     pub action: &'static str,
     /// The referrer's artifact type (`application/vnd.dev.sigstore.bundle.v0.3+json`), or
     /// `null` for one of cosign's tags.
@@ -322,6 +323,22 @@ impl Job<'_> {
             } => {
                 let digest = resolve(digest, state)?;
                 state.gates = self.check_gates(plan, environment, repository, &digest, gates)?;
+                // What passed (and what was skipped, and why) goes with the image, before
+                // any tag names it; `history` shows it.
+                let record = crate::gates::Record::of(
+                    environment,
+                    &state.gates,
+                    self.skips.reason.as_deref(),
+                );
+                let (client, subject) = self.subject(repository, &digest)?;
+                let recorded =
+                    referrers::attach(&client, &repository.name, &subject, &record.artifact())?;
+                state.evidence.push(Evidence {
+                    action: "recorded",
+                    artifact_type: Some(crate::gates::record::MEDIA_TYPE.to_owned()),
+                    reference: recorded.descriptor.digest.to_string(),
+                    already: recorded.already,
+                });
             }
             _ => self.execute_tags(plan, step, state)?,
         }

@@ -5,11 +5,14 @@
 //! A refused gate is one line saying what failed and what to do; nothing is changed here,
 //! ever: every request is a read. `spec` owns the table's grammar; `evidence` the gates
 //! reading what is attached to the image, `previous` the ones reading the previous
-//! environment's tags, `status` the forge's commit statuses. The `approval` gate is deploy's
-//! to enforce (`Gates::requires_pull_request`): a retag has no pull request to wait for.
+//! environment's tags, `status` the forge's commit statuses, `record` what a promotion
+//! leaves with the image of the gates it passed (attached by the caller once they pass).
+//! The `approval` gate is deploy's to enforce (`Gates::requires_pull_request`): a retag has
+//! no pull request to wait for.
 
 mod evidence;
 mod previous;
+pub mod record;
 pub mod spec;
 mod status;
 
@@ -21,6 +24,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::registry::client::{Digest, RegistryClient, Repository};
 use crate::supply::sign::SigningKey;
+pub use record::Record;
 pub use spec::{Gate, Gates};
 pub use status::Forge;
 

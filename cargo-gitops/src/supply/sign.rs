@@ -364,24 +364,34 @@ impl<'a> Signatures<'a> {
 
     /// Whether the image `subject` is signed.
     pub fn signed(&mut self, subject: &Digest) -> Result<bool, Error> {
-        let tag = referrers::tag_of(subject);
-        if self.tags.contains(&format!("{tag}.sig")) {
+        if self.has_signature_tag(subject) {
             return Ok(true);
         }
+        Ok(self.referrers(subject)?.iter().any(is_signature))
+    }
+
+    /// Whether cosign's older `sha256-<hex>.sig` tag of `subject` is listed.
+    pub fn has_signature_tag(&self, subject: &Digest) -> bool {
+        self.tags
+            .contains(&format!("{}.sig", referrers::tag_of(subject)))
+    }
+
+    /// The referrers of `subject`: from the API while the registry has one, else from its
+    /// referrers tag where that tag is listed (none otherwise, without a request).
+    pub fn referrers(&mut self, subject: &Digest) -> Result<Vec<Descriptor>, Error> {
         if self.api != Some(false) {
             match self.client.referrers_api(self.name, subject, None)? {
                 Some(found) => {
                     self.api = Some(true);
-                    return Ok(found.iter().any(is_signature));
+                    return Ok(found);
                 }
                 None => self.api = Some(false),
             }
         }
-        if !self.tags.contains(&tag) {
-            return Ok(false);
+        if !self.tags.contains(&referrers::tag_of(subject)) {
+            return Ok(Vec::new());
         }
-        let found = referrers::list_from_tag(self.client, self.name, subject, None)?;
-        Ok(found.iter().any(is_signature))
+        referrers::list_from_tag(self.client, self.name, subject, None)
     }
 }
 

@@ -243,6 +243,13 @@ fn every_gate_passes_on_an_honest_promotion_and_a_denied_crate_is_refused() {
         seen[0].header("Accept"),
         Some("application/vnd.github+json")
     );
+    let recorded: Vec<&Value> = report["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "recorded")
+        .collect();
+    assert_eq!(recorded.len(), 1, "{report}");
     // cosign agrees with the signature gate.
     assert_verifies(&public, &format!("{}/app@{digest}", registry.host()));
 
@@ -368,6 +375,22 @@ fn a_too_young_image_and_a_moved_staging_tag_are_refused_until_skipped_with_a_re
     assert_eq!(
         registry.digest("young", "prd-1.0.0").as_deref(),
         Some(digest.as_str())
+    );
+    // The record of the skip went with the image: history shows it, reason and all.
+    let history = fixture
+        .command()
+        .args(["history", "production", "--format", "json"])
+        .json();
+    assert_eq!(history[0]["digest"], digest.as_str());
+    assert_eq!(
+        history[0]["gates"],
+        json!({"environment": "production", "passed": [], "skipped": ["previous", "soak"], "reason": "hotfix approved by the on-call lead"})
+    );
+    let table = fixture.command().args(["history", "production"]).stdout();
+    assert!(table.lines().next().unwrap().ends_with("GATES"), "{table}");
+    assert!(
+        table.contains("skipped previous,soak (hotfix approved by the on-call lead)"),
+        "{table}"
     );
 }
 

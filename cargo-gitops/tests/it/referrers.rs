@@ -23,6 +23,7 @@ use cargo_gitops::supply::sign;
 const SPDX: &str = "application/spdx+json";
 /// The provenance statement a podman build attaches.
 const PROVENANCE: &str = "application/vnd.in-toto+json";
+const GATES: &str = cargo_gitops::gates::record::MEDIA_TYPE;
 
 fn artifact(kind: &str, bytes: &[u8]) -> Artifact {
     Artifact {
@@ -286,7 +287,7 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "copied from {host}/app-staging to {host}/app: 3 referrers ({PROVENANCE}, {}, {SPDX}), {sig_tag}",
+            "copied from {host}/app-staging to {host}/app: 4 referrers ({PROVENANCE}, {}, {SPDX}, {GATES}), {sig_tag}",
             sign::BUNDLE_MEDIA_TYPE
         )),
         "{stderr}"
@@ -308,15 +309,19 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
     assert_eq!(
         copied,
         [
+            // Production's default gate (the signature verifies) was checked in the source
+            // repository, its record attached there and copied along with the rest.
+            ("recorded", GATES),
             ("copied", PROVENANCE),
             ("copied", sign::BUNDLE_MEDIA_TYPE),
             ("copied", SPDX),
+            ("copied", GATES),
             ("copied", "tag"),
             // The production job's own signature is the one copied: nothing new.
             ("signed", sign::BUNDLE_MEDIA_TYPE),
         ]
     );
-    assert_eq!(report["evidence"][4]["already"], true);
+    assert_eq!(report["evidence"][6]["already"], true);
 
     // The signature verifies in the target; cosign's own `.sig` is there byte for byte
     // (cosign 3 verifies bundles only where an image has any, so it is checked by digest
@@ -344,9 +349,9 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
         registry.blob("app", layer),
         std::fs::read(&sbom_file).unwrap()
     );
-    // The provenance, the signature and the SBOM.
+    // The provenance, the signature, the SBOM and the record of production's gates.
     let index = referrers_index(&registry, "app", &digest);
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 3, "{index}");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 4, "{index}");
     let listed = crane(&["ls", "--insecure", &format!("{host}/app")]);
     assert!(listed.lines().any(|t| t == sig_tag), "{listed}");
 
@@ -357,7 +362,7 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
         .output();
     assert!(out.status.success(), "{}", printed(&out));
     let index = referrers_index(&registry, "app", &digest);
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 3, "{index}");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 4, "{index}");
 }
 
 #[test]
