@@ -539,14 +539,12 @@ fn gate_lines(
         };
         lines.push(line(What::Note(text), None));
     }
-    lines.extend(batch_lines(
-        repository,
-        digest,
-        &[format!(
-            "a record of the gates passed and skipped ({})",
+    lines.push(line(
+        What::Note(format!(
+            "once every gate passed or was skipped: a record of them ({}) is attached to the image in the target repository, unless attached already, just before its tags move",
             crate::gates::record::MEDIA_TYPE
-        )],
-        Expect::Either,
+        )),
+        None,
     ));
     lines
 }

@@ -106,6 +106,8 @@ struct State {
     digest: Option<String>,
     evidence: Vec<Evidence>,
     gates: Vec<Checked>,
+    /// The record of the gates, to attach to the image before the environment's tags move.
+    gate_record: Option<Artifact>,
     /// The images this run signed along with their documents, before claiming: the `Sign`
     /// step after the claim has nothing to do for them.
     signed: Vec<String>,
@@ -323,22 +325,16 @@ impl Job<'_> {
             } => {
                 let digest = resolve(digest, state)?;
                 state.gates = self.check_gates(plan, environment, repository, &digest, gates)?;
-                // What passed (and what was skipped, and why) goes with the image, before
-                // any tag names it; `history` shows it.
-                let record = crate::gates::Record::of(
-                    environment,
-                    &state.gates,
-                    self.skips.reason.as_deref(),
+                // What passed (and what was skipped, and why) goes with the image into the
+                // target repository, before the environment's tags name it (`Retag`).
+                state.gate_record = Some(
+                    crate::gates::Record::of(
+                        environment,
+                        &state.gates,
+                        self.skips.reason.as_deref(),
+                    )
+                    .artifact(),
                 );
-                let (client, subject) = self.subject(repository, &digest)?;
-                let recorded =
-                    referrers::attach(&client, &repository.name, &subject, &record.artifact())?;
-                state.evidence.push(Evidence {
-                    action: "recorded",
-                    artifact_type: Some(crate::gates::record::MEDIA_TYPE.to_owned()),
-                    reference: recorded.descriptor.digest.to_string(),
-                    already: recorded.already,
-                });
             }
             _ => self.execute_tags(plan, step, state)?,
         }
@@ -397,6 +393,16 @@ impl Job<'_> {
                 tags,
             } => {
                 let digest = resolve(digest, state)?;
+                if let Some(record) = state.gate_record.take() {
+                    let (client, subject) = self.subject(repository, &digest)?;
+                    let recorded = referrers::attach(&client, &repository.name, &subject, &record)?;
+                    state.evidence.push(Evidence {
+                        action: "recorded",
+                        artifact_type: Some(record.artifact_type.clone()),
+                        reference: recorded.descriptor.digest.to_string(),
+                        already: recorded.already,
+                    });
+                }
                 self.retagger.retag(repository, &digest, repository, tags)?;
                 state.digest = Some(digest);
             }

@@ -252,6 +252,9 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
         .unwrap_or_else(|| "ubuntu-latest".to_owned());
     grammar::runner_label("runs-on", &runs_on)?;
     let id_token = settings.id_token || logins.id_token || signing.id_token();
+    // One job runs every environment's promotion, and a called job may not ask for more than
+    // its caller grants: with a status gate anywhere, every call grants reading statuses.
+    let status_gate = config.gates.values().any(|gates| gates.status.is_some());
     let pipeline = templates
         .get_template("pipeline.yml")
         .and_then(|t| {
@@ -270,6 +273,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
                 id_token => id_token,
                 signing => minijinja::value::Serde(&signing),
                 runs_on => runs_on,
+                status_gate => status_gate,
             })
         })
         .map_err(|e| template_error("pipeline.yml", &e))?;
@@ -285,7 +289,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
             index,
             &logins,
             &signing,
-            id_token,
+            (id_token, status_gate),
             image,
         )?);
     }
@@ -380,7 +384,7 @@ fn environment_workflow(
     index: usize,
     logins: &logins::Logins,
     signing: &signing::Signing,
-    id_token: bool,
+    (id_token, status_gate): (bool, bool),
     image: Option<&str>,
 ) -> Result<GeneratedFile, Error> {
     let env = &environments[index];
@@ -409,6 +413,7 @@ fn environment_workflow(
                 packages_write => logins.packages_write,
                 id_token => id_token,
                 signing => minijinja::value::Serde(signing),
+                status_gate => status_gate,
             })
         })
         .map_err(|e| template_error("environment.yml", &e))?;

@@ -287,7 +287,7 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "copied from {host}/app-staging to {host}/app: 4 referrers ({PROVENANCE}, {}, {SPDX}, {GATES}), {sig_tag}",
+            "copied from {host}/app-staging to {host}/app: 3 referrers ({PROVENANCE}, {}, {SPDX}), {sig_tag}",
             sign::BUNDLE_MEDIA_TYPE
         )),
         "{stderr}"
@@ -309,19 +309,18 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
     assert_eq!(
         copied,
         [
-            // Production's default gate (the signature verifies) was checked in the source
-            // repository, its record attached there and copied along with the rest.
-            ("recorded", GATES),
             ("copied", PROVENANCE),
             ("copied", sign::BUNDLE_MEDIA_TYPE),
             ("copied", SPDX),
-            ("copied", GATES),
             ("copied", "tag"),
             // The production job's own signature is the one copied: nothing new.
             ("signed", sign::BUNDLE_MEDIA_TYPE),
+            // Production's default gate (the signature verifies, checked in the source
+            // repository before anything moved), recorded in the target.
+            ("recorded", GATES),
         ]
     );
-    assert_eq!(report["evidence"][6]["already"], true);
+    assert_eq!(report["evidence"][4]["already"], true);
 
     // The signature verifies in the target; cosign's own `.sig` is there byte for byte
     // (cosign 3 verifies bundles only where an image has any, so it is checked by digest
