@@ -34,11 +34,11 @@ pub struct Entry {
     /// Whether a cosign signature is attached (present, not verified); `None` without a
     /// digest.
     pub signed: Option<bool>,
-    /// What the promotion gates of this environment recorded on the image: the gates it
-    /// passed, those skipped and why; `None` when no gate record of this environment is
-    /// attached.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gates: Option<crate::gates::Record>,
+    /// What the promotion gates of this environment recorded on the image, one record per
+    /// distinct outcome (a promotion that skipped a gate leaves one of its own): the gates
+    /// passed, those skipped and why. Empty when none is attached.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<crate::gates::Record>,
 }
 
 /// What to list.
@@ -139,10 +139,11 @@ pub fn list(
                 let gates = attached
                     .iter()
                     .filter_map(crate::gates::Record::from_descriptor)
-                    .find(|r| r.environment == query.environment.name);
+                    .filter(|r| r.environment == query.environment.name)
+                    .collect();
                 (Some(signed), gates)
             }
-            None => (None, None),
+            None => (None, Vec::new()),
         };
         let (order, timestamp, version) = match key {
             Key::Timestamp(ts) => (ts.to_string(), Some(ts), None),
@@ -250,7 +251,7 @@ pub fn repository_of(config: &Config, environment: &Environment) -> Result<Repos
 /// when any image carries a gate record of the environment, the gates it passed.
 pub fn table(entries: &[Entry]) -> String {
     let text = signed_table(entries);
-    if entries.iter().all(|e| e.gates.is_none()) {
+    if entries.iter().all(|e| e.gates.is_empty()) {
         return text;
     }
     let width = text.lines().map(str::len).max().unwrap_or(0);
@@ -258,10 +259,13 @@ pub fn table(entries: &[Entry]) -> String {
     for (i, line) in text.lines().enumerate() {
         let gates = match i {
             0 => "GATES".to_owned(),
+            _ if entries[i - 1].gates.is_empty() => "-".to_owned(),
             _ => entries[i - 1]
                 .gates
-                .as_ref()
-                .map_or("-".to_owned(), crate::gates::Record::summary),
+                .iter()
+                .map(crate::gates::Record::summary)
+                .collect::<Vec<_>>()
+                .join("; "),
         };
         out.push_str(&format!("{line:<width$}  {gates}\n"));
     }

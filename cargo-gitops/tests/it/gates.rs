@@ -384,7 +384,7 @@ fn a_too_young_image_and_a_moved_staging_tag_are_refused_until_skipped_with_a_re
     assert_eq!(history[0]["digest"], digest.as_str());
     assert_eq!(
         history[0]["gates"],
-        json!({"environment": "production", "passed": [], "skipped": ["previous", "soak"], "reason": "hotfix approved by the on-call lead"})
+        json!([{"environment": "production", "passed": [], "skipped": ["previous", "soak"], "reason": "hotfix approved by the on-call lead"}])
     );
     let table = fixture.command().args(["history", "production"]).stdout();
     assert!(table.lines().next().unwrap().ends_with("GATES"), "{table}");
