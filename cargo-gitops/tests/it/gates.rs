@@ -700,3 +700,68 @@ fn bad_gate_tables_are_configuration_errors_naming_key_and_file() {
         .stdout();
     assert!(!staging_run.contains("check the gates"), "{staging_run}");
 }
+
+#[test]
+fn on_a_registry_with_the_referrers_api_the_gates_read_cosigns_signature_and_the_tools_documents() {
+    let registry = Registry::start_olareg();
+    let host = registry.host();
+    let keys = Dir::new();
+    let (key, public) = key_pair(&keys);
+    let gates = format!(
+        "{{ previous = \"staging\", soak = \"30m\", signature = {{ key = \"{}\" }}, provenance = true, sbom = true }}",
+        public.display()
+    );
+    let fixture = gated(&registry, "api", "", &gates);
+    let sbom = keys.join("sbom.spdx.json");
+    std::fs::write(&sbom, spdx(&["app"])).unwrap();
+    let attach = format!("{SPDX}={}", sbom.display());
+    let digest = staging(&fixture, now() - 7200, &[], &["--attach", &attach]);
+    release(&fixture);
+    // Unsigned: refused, through the referrers API, with nothing written.
+    let stderr = assert_refused(&fixture, &registry, &[], &[]);
+    let refused: Vec<&str> = stderr.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(
+        refused,
+        [format!("  signature: no signature is attached to {digest}; sign it (sign = \"key\", or `cosign sign --key`) before promoting").as_str()],
+        "{stderr}"
+    );
+    // The real cosign signs it (v3's bundle, found through the API): every gate passes.
+    let run = |command: &mut std::process::Command| {
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{command:?}: {}", printed(&out));
+    };
+    run(tool("cosign")
+        .current_dir(keys.path())
+        .env("COSIGN_PASSWORD", "test")
+        .args(["import-key-pair", "--key"])
+        .arg(&key)
+        .args(["--output-key-prefix", "imported", "-y"]));
+    run(tool("cosign")
+        .current_dir(keys.path())
+        .env("COSIGN_PASSWORD", "test")
+        .args([
+            "sign",
+            "--key",
+            "imported.key",
+            "--use-signing-config=false",
+            "--tlog-upload=false",
+            "--allow-http-registry=true",
+            "-y",
+        ])
+        .arg(format!("{host}/api@{digest}")));
+    assert_verifies(&public, &format!("{host}/api@{digest}"));
+    let out = promote(&fixture, &[], &["--format", "json"]);
+    assert!(out.status.success(), "{}", printed(&out));
+    let report = crate::support::json(&out.stdout);
+    let outcomes: Vec<&str> = report["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["passed"; 5], "{report}");
+    assert_eq!(
+        registry.digest("api", "prd-1.0.0").as_deref(),
+        Some(digest.as_str())
+    );
+}
