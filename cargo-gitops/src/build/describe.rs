@@ -494,10 +494,18 @@ fn copy_referrers_lines(source: &Repository, digest: &str, target: &Repository) 
 fn gate_lines(
     environment: &str,
     repository: &Repository,
-    digest: &Digest,
+    digest: &Option<Digest>,
     gates: &crate::gates::Gates,
 ) -> Vec<Line> {
     use crate::gates::Gate;
+    let Some(digest) = digest else {
+        return vec![line(
+            What::Note(format!(
+                "before anything is built: every gate of `{environment}` about the image refuses (no image of this commit exists yet, and the build would tag it before it could be checked); a status gate is read, GET $GITHUB_API_URL/repos/OWNER/REPO/commits/SHA/status"
+            )),
+            None,
+        )];
+    };
     let subject = shown(digest);
     let mut lines = vec![line(
         What::Note(format!(

@@ -323,8 +323,9 @@ impl Job<'_> {
                 digest,
                 gates,
             } => {
-                let digest = resolve(digest, state)?;
-                state.gates = self.check_gates(plan, environment, repository, &digest, gates)?;
+                let digest = digest.as_ref().map(|d| resolve(d, state)).transpose()?;
+                state.gates =
+                    self.check_gates(plan, environment, repository, digest.as_deref(), gates)?;
                 // What passed (and what was skipped, and why) goes with the image into the
                 // target repository, before the environment's tags name it (`Retag`).
                 state.gate_record = Some(
@@ -347,18 +348,21 @@ impl Job<'_> {
         plan: &Plan,
         environment: &str,
         repository: &Repository,
-        digest: &str,
+        digest: Option<&str>,
         gates: &Gates,
     ) -> Result<Vec<Checked>, Error> {
-        let digest = crate::registry::client::Digest::parse(digest).map_err(|e| {
-            Error::Internal(format!("a plan checks the gates of a bad digest: {e}"))
-        })?;
+        let digest = digest
+            .map(crate::registry::client::Digest::parse)
+            .transpose()
+            .map_err(|e| {
+                Error::Internal(format!("a plan checks the gates of a bad digest: {e}"))
+            })?;
         let clients = |registry: &str| self.retagger.client(registry);
         let promotion = Promotion {
             config: self.config,
             environment,
             repository,
-            digest: &digest,
+            digest: digest.as_ref(),
             sha: &plan.sha,
             source_url: self.source_url.as_deref(),
             signing_key: self.key,

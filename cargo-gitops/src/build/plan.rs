@@ -176,7 +176,8 @@ pub enum Step {
     Gates {
         environment: String,
         repository: Repository,
-        digest: Digest,
+        /// `None` before a build: no image exists yet for the gates to look at.
+        digest: Option<Digest>,
         gates: Gates,
     },
     /// Bring every one of `tags` onto the digest the lookup tag names, until none moves;
@@ -230,6 +231,9 @@ pub struct Plan {
     pub documents: Option<Documents>,
     /// The environment's promotion gates, when it has any.
     pub gates: Option<Gates>,
+    /// The builder names the image by an environment tag as it pushes (podman): nothing is
+    /// left to gate after it.
+    tags_as_it_pushes: bool,
 }
 
 impl Plan {
@@ -258,6 +262,7 @@ impl Plan {
                 .as_deref()
                 .map(|name| job.config.gates_of(name))
                 .filter(|gates| !gates.is_empty()),
+            tags_as_it_pushes: job.builder == BuilderKind::Podman,
         };
         let Some(env) = environment(job.config, d.environment.as_deref()) else {
             return Ok(plan);
@@ -350,7 +355,7 @@ impl Plan {
         // The gates come before any step that writes to the registry: for an image found,
         // first of all; for a build, once the image is complete and before the lookup tag
         // is claimed.
-        let gates = |repository: &Repository, digest: Digest| {
+        let gates = |repository: &Repository, digest: Option<Digest>| {
             self.gates.as_ref().map(|gates| Step::Gates {
                 environment: self.environment.clone().unwrap_or_default(),
                 repository: repository.clone(),
@@ -359,7 +364,7 @@ impl Plan {
             })
         };
         if let Outcome::Found { repository, digest } = outcome {
-            steps.splice(0..0, gates(repository, Digest::Known(digest.clone())));
+            steps.splice(0..0, gates(repository, Some(Digest::Known(digest.clone()))));
         }
         match outcome {
             // The lookup tag names `digest` and never moves: tagging it is converging.
@@ -379,8 +384,23 @@ impl Plan {
                 steps.push(retag(Digest::Claimed));
             }
             Outcome::Missing => {
+                // Gates that no new image can pass (it ran nowhere yet), and any gate before a
+                // builder that tags as it pushes, are checked before anything is built.
+                let first = self.gates.as_ref().is_some_and(|g| {
+                    self.tags_as_it_pushes || g.previous.is_some() || g.soak.is_some()
+                });
+                if first {
+                    steps.extend(gates(target, None));
+                }
                 steps.extend(self.build.iter().cloned());
-                steps.extend(gates(target, self.built.clone()));
+                if !first && let Some(gates) = gates(target, Some(self.built.clone())) {
+                    // The gates see what this run vouches for: a builder that does not sign
+                    // as it pushes (buildx), and the documents given to attach, go first on
+                    // the digest built; after the claim they have nothing left to do unless
+                    // another run's image won it.
+                    steps.extend(self.evidence(target, self.built.clone()));
+                    steps.push(gates);
+                }
                 steps.push(claim(target, self.built.clone()));
                 steps.extend(self.evidence(target, Digest::Claimed));
                 steps.push(retag(Digest::Claimed));

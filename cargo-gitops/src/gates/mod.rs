@@ -35,7 +35,9 @@ pub struct Promotion<'a> {
     pub environment: &'a str,
     /// Where the image is now: the target repository, or the one it is copied from.
     pub repository: &'a Repository,
-    pub digest: &'a Digest,
+    /// The image; `None` when no image of the commit exists yet and this run would build it
+    /// where the gates could not look first (every gate about the image then refuses).
+    pub digest: Option<&'a Digest>,
     /// The commit being promoted, 40 hex digits.
     pub sha: &'a str,
     /// This repository, as the CI or `git remote get-url origin` gives it.
@@ -114,8 +116,10 @@ pub fn check(
 ) -> Result<Vec<Checked>, Error> {
     check_skips(gates, promotion.environment, skips)?;
     let client = (promotion.clients)(&promotion.repository.registry)?;
-    let mut attached = evidence::Attached::new(&client, promotion.repository, promotion.digest);
-    let mut previous = previous::Previous::new(promotion);
+    let unbuilt = Digest::of(b"");
+    let digest = promotion.digest.unwrap_or(&unbuilt);
+    let mut attached = evidence::Attached::new(&client, promotion.repository, digest);
+    let mut previous = previous::Previous::new(promotion, digest);
     let mut results = Vec::new();
     for gate in gates.list() {
         if skips.gates.contains(&gate) {
@@ -127,6 +131,14 @@ pub fn check(
             continue;
         }
         let answer = match gate {
+            Gate::Signature | Gate::Provenance | Gate::Sbom | Gate::Previous | Gate::Soak
+                if promotion.digest.is_none() =>
+            {
+                Err(format!(
+                    "no image of commit {} exists yet, and this run would name the one it builds by its tag before the gate could check it; build it for an earlier environment and promote it from there",
+                    &promotion.sha[..promotion.sha.len().min(7)]
+                ))
+            }
             Gate::Signature => {
                 let key = evidence::key(gates, promotion.signing_key)?;
                 attached.signature(&key)?
@@ -173,7 +185,10 @@ pub fn check(
     } else {
         Err(Error::GatesRefused {
             environment: promotion.environment.to_owned(),
-            digest: promotion.digest.to_string(),
+            digest: promotion.digest.map_or_else(
+                || "the image this run would build".to_owned(),
+                Digest::to_string,
+            ),
             refusals,
         })
     }

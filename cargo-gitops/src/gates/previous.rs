@@ -15,6 +15,7 @@ use crate::tags::Matched;
 /// The previous environment's tags, listed when first needed.
 pub(crate) struct Previous<'a> {
     promotion: &'a Promotion<'a>,
+    digest: &'a Digest,
     listed: Option<Listed>,
 }
 
@@ -26,9 +27,10 @@ struct Listed {
 }
 
 impl<'a> Previous<'a> {
-    pub(crate) fn new(promotion: &'a Promotion<'a>) -> Previous<'a> {
+    pub(crate) fn new(promotion: &'a Promotion<'a>, digest: &'a Digest) -> Previous<'a> {
         Previous {
             promotion,
+            digest,
             listed: None,
         }
     }
@@ -95,7 +97,7 @@ impl<'a> Previous<'a> {
                 "`{name}` has received no image in {repository}; promote through `{name}` first"
             )));
         };
-        let digest = self.promotion.digest;
+        let digest = self.digest;
         Ok(match self.digest_of(&repository, &tag)? {
             Some(now) if now == *digest => Ok(format!("`{name}` runs it now ({tag})")),
             Some(now) => Err(format!(
@@ -132,7 +134,7 @@ impl<'a> Previous<'a> {
             .filter_map(|(tag, m)| m.timestamp.map(|t| (tag.clone(), t)))
             .collect();
         commit_tags.sort_by_key(|(_, t)| *t);
-        let digest = self.promotion.digest;
+        let digest = self.digest;
         for (tag, pushed) in commit_tags {
             if self.digest_of(&repository, &tag)?.as_ref() != Some(digest) {
                 continue;

@@ -765,3 +765,31 @@ fn on_a_registry_with_the_referrers_api_the_gates_read_cosigns_signature_and_the
         Some(digest.as_str())
     );
 }
+
+#[test]
+fn a_fresh_build_that_would_tag_before_the_gates_could_look_is_refused_before_it_starts() {
+    for gates in ["{ sbom = true }", "{ previous = \"staging\" }"] {
+        let registry = Registry::start();
+        let fixture = gated(&registry, "fresh", "", gates);
+        release(&fixture);
+        let out = promote(&fixture, &[], &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("refused the image this run would build, so no tag moved"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "no image of commit {} exists yet, and this run would name the one it builds by its tag before the gate could check it",
+                &fixture.head()[..7]
+            )),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("build with podman"),
+            "nothing was built: {stderr}"
+        );
+        assert!(registry.tags("fresh").is_empty(), "nothing was pushed");
+    }
+}
