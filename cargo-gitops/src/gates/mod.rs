@@ -135,7 +135,7 @@ pub fn check(
                 if promotion.digest.is_none() =>
             {
                 Err(format!(
-                    "no image of commit {} exists yet, and this run would name the one it builds by its tag before the gate could check it; build it for an earlier environment and promote it from there",
+                    "no image of commit {} exists yet, so there is nothing to check before this run builds and tags one; build it for an earlier environment and promote it from there",
                     &promotion.sha[..promotion.sha.len().min(7)]
                 ))
             }

@@ -781,7 +781,7 @@ fn a_fresh_build_that_would_tag_before_the_gates_could_look_is_refused_before_it
         );
         assert!(
             stderr.contains(&format!(
-                "no image of commit {} exists yet, and this run would name the one it builds by its tag before the gate could check it",
+                "no image of commit {} exists yet, so there is nothing to check before this run builds and tags one",
                 &fixture.head()[..7]
             )),
             "{stderr}"
