@@ -165,6 +165,14 @@ pub enum Error {
     /// repository that cannot be cloned or refuses the push); the manifests are left as they were.
     #[error("{0}")]
     Deploy(String),
+    /// Promotion gates that refused an image: one line per refused gate, saying what failed
+    /// and what to do. Nothing was moved.
+    #[error("the gates of `{environment}` refused {digest}, so no tag moved:\n{}", refusals.iter().map(|r| format!("  {r}")).collect::<Vec<_>>().join("\n"))]
+    GatesRefused {
+        environment: String,
+        digest: String,
+        refusals: Vec<String>,
+    },
 
     /// A bug in cargo-gitops itself, not in what it was asked to do.
     #[error("internal error: {0}; please report it")]
@@ -210,6 +218,7 @@ impl Error {
             | Error::ImmutableTag { .. }
             | Error::Timeout { .. }
             | Error::Deploy(_)
+            | Error::GatesRefused { .. }
             | Error::Internal(_) => exit_codes::FAILURE,
         }
     }

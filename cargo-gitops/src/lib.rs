@@ -12,6 +12,8 @@
 //! - `ci`: what each CI system tells a job and how a job reports back; pipeline generation
 //! - `deployment`: what one commit deploys to
 //! - `supply`: the supply-chain documents of a build: SBOM, embedded dependency list, provenance
+//! - `gates`: promotion gates, checked before any tag moves (its `spec`, the table's grammar,
+//!   is vocabulary that `config` reads)
 //! - `build`: the job (lookup, then retag or build), its plan and its drivers
 //! - `delivery`: Flux policies, releases, promotions, history
 //! - `affected`: which services a commit changes, against what their environment last received
@@ -29,6 +31,7 @@ pub mod environment;
 pub mod error;
 pub mod exit_codes;
 pub mod files;
+pub mod gates;
 pub mod git;
 pub mod process;
 pub mod progress;

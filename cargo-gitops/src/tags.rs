@@ -477,6 +477,82 @@ impl TagFormat {
     }
 }
 
+/// What a tag of one environment's format carries, once matched (`TagFormat::matcher`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    /// `{sha}` (7 hex digits) or `{sha40}`, whichever the format has.
+    pub sha: Option<String>,
+    pub timestamp: Option<u64>,
+    pub version: Option<String>,
+}
+
+/// Recognises the tags a format gives (never its `latest` tag, nor lookup tags), for one
+/// commit or for any.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    regex: regex::Regex,
+}
+
+impl TagFormat {
+    /// The matcher of the tags this format gives in environment `env`; with `sha40`, only
+    /// for that commit. Branch and version values match any tag characters.
+    pub fn matcher(&self, env: &str, sha40: Option<&str>) -> Matcher {
+        let mut pattern = String::from("^");
+        let mut named = std::collections::BTreeSet::new();
+        for part in &self.parts {
+            let piece = match part {
+                Part::Literal(text) => regex::escape(text),
+                Part::Placeholder(p) => {
+                    let (group, inner) = match p {
+                        Placeholder::Sha => (
+                            "sha",
+                            sha40.map_or("[0-9a-f]{7}".to_owned(), |s| {
+                                regex::escape(s.get(..7).unwrap_or(s))
+                            }),
+                        ),
+                        Placeholder::Sha40 => (
+                            "sha",
+                            sha40.map_or("[0-9a-f]{40}".to_owned(), regex::escape),
+                        ),
+                        Placeholder::Timestamp => ("timestamp", "[0-9]{10}".to_owned()),
+                        Placeholder::Version => ("version", "[A-Za-z0-9_.-]+".to_owned()),
+                        Placeholder::Env => ("", regex::escape(&sanitise(env))),
+                        Placeholder::Branch | Placeholder::Name => {
+                            ("", "[A-Za-z0-9_.-]*".to_owned())
+                        }
+                    };
+                    if !group.is_empty() && named.insert(group) {
+                        format!("(?P<{group}>{inner})")
+                    } else {
+                        format!("(?:{inner})")
+                    }
+                }
+            };
+            pattern.push_str(&piece);
+        }
+        pattern.push('$');
+        Matcher {
+            regex: regex::Regex::new(&pattern).expect("escaped parts always make a valid pattern"),
+        }
+    }
+}
+
+impl Matcher {
+    /// What `tag` carries, when it is one of the format's tags.
+    pub fn matches(&self, tag: &str) -> Option<Matched> {
+        if lookup_commit(tag).is_some() {
+            return None;
+        }
+        let captures = self.regex.captures(tag)?;
+        let text = |name: &str| captures.name(name).map(|m| m.as_str().to_owned());
+        Some(Matched {
+            sha: text("sha"),
+            timestamp: text("timestamp").and_then(|t| t.parse().ok()),
+            version: text("version"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,5 +723,39 @@ mod tests {
         assert_eq!(latest("feature/login"), "dev-feature--login-latest");
         assert_ne!(latest("#"), latest("###"));
         assert_ne!(latest("feature/a"), latest("feature-a"));
+    }
+
+    #[test]
+    fn matchers_recognise_an_environments_tags() {
+        let sha = "b4b9fda0123456789abcdef0123456789abcdef0";
+        let format: TagFormat = "stg-{sha}-{timestamp}".parse().unwrap();
+        let any = format.matcher("staging", None);
+        let matched = any.matches("stg-b4b9fda-1654880868").unwrap();
+        assert_eq!(matched.sha.as_deref(), Some("b4b9fda"));
+        assert_eq!(matched.timestamp, Some(1_654_880_868));
+        assert!(any.matches("stg-latest").is_none());
+        assert!(any.matches("prd-1.2.3").is_none());
+        let this = format.matcher("staging", Some(sha));
+        assert!(this.matches("stg-b4b9fda-1654880868").is_some());
+        assert!(this.matches("stg-0000000-1654880868").is_none());
+        let per_branch: TagFormat = "dev-{branch}-{sha}-{timestamp}".parse().unwrap();
+        assert!(
+            per_branch
+                .matcher("development", Some(sha))
+                .matches("dev-feature-login-b4b9fda-1654880868")
+                .is_some()
+        );
+        let versioned: TagFormat = "prd-{version}".parse().unwrap();
+        let matched = versioned
+            .matcher("production", None)
+            .matches("prd-1.2.3")
+            .unwrap();
+        assert_eq!(matched.version.as_deref(), Some("1.2.3"));
+        assert!(
+            versioned
+                .matcher("production", None)
+                .matches(&format!("commit-{sha}"))
+                .is_none()
+        );
     }
 }

@@ -348,6 +348,12 @@ pub fn view(step: &Step, retagger: &Retagger) -> StepView {
                 .collect();
             batch_lines(repository, digest, &documents, Expect::Either)
         }
+        Step::Gates {
+            environment,
+            repository,
+            digest,
+            gates,
+        } => gate_lines(environment, repository, digest, gates),
         _ => tag_actions(step, retagger),
     };
     StepView {
@@ -500,6 +506,73 @@ fn copy_referrers_lines(source: &Repository, digest: &str, target: &Repository) 
             Some("if it exists and the target's differs"),
         ));
     }
+    lines
+}
+
+/// What checking the gates reads (it writes nothing): one line per gate.
+fn gate_lines(
+    environment: &str,
+    repository: &Repository,
+    digest: &Option<Digest>,
+    gates: &crate::gates::Gates,
+) -> Vec<Line> {
+    use crate::gates::Gate;
+    let Some(digest) = digest else {
+        return vec![line(
+            What::Note(format!(
+                "before anything is built: every gate of `{environment}` about the image refuses (no image of this commit exists yet, and the build would tag it before it could be checked); a status gate is read, GET $GITHUB_API_URL/repos/OWNER/REPO/commits/SHA/status"
+            )),
+            None,
+        )];
+    };
+    let subject = shown(digest);
+    let mut lines = vec![line(
+        What::Note(format!(
+            "built-in client, reads only: refuse, before any tag moves, unless every gate of `{environment}` passes (--skip-gate NAME --reason \"…\" skips one)"
+        )),
+        None,
+    )];
+    for gate in gates.list() {
+        let text = match gate {
+            Gate::Signature => format!(
+                "signature: a sigstore bundle referrer of {repository}@{subject} verifies with the configured key and names this digest"
+            ),
+            Gate::Provenance => format!(
+                "provenance: an SLSA v1 referrer of {repository}@{subject} names this digest, this repository and commit"
+            ),
+            Gate::Sbom => format!(
+                "sbom: an SBOM referrer of {repository}@{subject} (or of its platform manifests){}",
+                match gates.sbom.as_deref() {
+                    Some(deny) if !deny.is_empty() => format!(" lists none of {}", deny.join(", ")),
+                    _ => String::new(),
+                }
+            ),
+            Gate::Previous => format!(
+                "previous: the newest tag of `{}` names {subject}",
+                gates.previous.as_deref().unwrap_or_default()
+            ),
+            Gate::Soak => format!(
+                "soak: a tag of `{}` for this commit has named {subject} for at least {}",
+                gates.previous.as_deref().unwrap_or_default(),
+                gates.soak.as_ref().map_or("", |(_, text)| text.as_str())
+            ),
+            Gate::Status => format!(
+                "status: GET $GITHUB_API_URL/repos/OWNER/REPO/commits/SHA/status (then check-runs?check_name=…) says `{}` is success",
+                gates.status.as_deref().unwrap_or_default()
+            ),
+            Gate::Approval => {
+                "approval: recorded for deploy, which changes this environment's manifests through a pull request only".to_owned()
+            }
+        };
+        lines.push(line(What::Note(text), None));
+    }
+    lines.push(line(
+        What::Note(format!(
+            "once every gate passed or was skipped: a record of them ({}) is attached to the image in the target repository, unless attached already, just before its tags move",
+            crate::gates::record::MEDIA_TYPE
+        )),
+        None,
+    ));
     lines
 }
 

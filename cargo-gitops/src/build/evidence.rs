@@ -20,9 +20,9 @@ use crate::supply::provenance::{
 use crate::supply::sbom::Sbom;
 
 /// SPDX 2.3 JSON, as `artifactType` and as the layer's media type.
-pub const SPDX_MEDIA_TYPE: &str = "application/spdx+json";
+pub const SPDX_MEDIA_TYPE: &str = crate::supply::sbom::MEDIA_TYPE;
 /// An in-toto statement in JSON.
-pub const IN_TOTO_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
+pub const IN_TOTO_MEDIA_TYPE: &str = crate::supply::provenance::MEDIA_TYPE;
 
 /// What a build attaches, before the image's digests are known.
 #[derive(Debug, Clone, PartialEq, Eq)]

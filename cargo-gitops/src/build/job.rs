@@ -16,6 +16,7 @@ use crate::build::retag::Retagger;
 use crate::config::{BuilderKind, Config};
 use crate::deployment::Deployment;
 use crate::error::Error;
+use crate::gates::{Checked, Forge, Gates, Promotion, Skips};
 use crate::progress::Progress;
 use crate::registry::client::{Descriptor, RegistryClient, Repository, Scope};
 use crate::registry::referrers::{self, Artifact, Expect, artifact_type_of};
@@ -48,12 +49,17 @@ pub struct Report {
     /// Signatures and documents attached to the image, or copied along with it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Evidence>,
+    /// The environment's promotion gates and how each ended (a skipped one with its
+    /// reason).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<Checked>,
 }
 
 /// One piece of evidence the run attached to the image, or copied along with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Evidence {
-    /// `signed`, `attached`, or `copied` (from the repository the image came from).
+    /// `signed`, `attached`, `copied` (from the repository the image came from), or
+    /// `recorded` (the gates it passed).
     pub action: &'static str,
     /// The referrer's artifact type (`application/vnd.dev.sigstore.bundle.v0.3+json`), or
     /// `null` for one of cosign's tags.
@@ -88,6 +94,10 @@ pub struct Job<'a> {
     /// `--image-of`: the commit whose image the tags name instead of this one's, for a
     /// service that has not changed since (`affected`); that image is retagged, never built.
     pub image_of: Option<String>,
+    /// Gates not to check (`--skip-gate`), with the reason.
+    pub skips: Skips,
+    /// Where the `status` gate reads commit statuses.
+    pub forge: Forge,
 }
 
 /// What a run has learnt so far, for the steps that need it.
@@ -98,6 +108,9 @@ struct State {
     claimed: Option<String>,
     digest: Option<String>,
     evidence: Vec<Evidence>,
+    gates: Vec<Checked>,
+    /// The record of the gates, to attach to the image before the environment's tags move.
+    gate_record: Option<Artifact>,
     /// The images this run signed along with their documents, before claiming: the `Sign`
     /// step after the claim has nothing to do for them.
     signed: Vec<String>,
@@ -136,6 +149,7 @@ impl Job<'_> {
             sha: d.sha.clone(),
             layout: None,
             evidence: Vec::new(),
+            gates: Vec::new(),
         }
     }
 
@@ -162,6 +176,7 @@ impl Job<'_> {
         };
         let mut report = self.report(action, state.digest);
         report.evidence = state.evidence;
+        report.gates = state.gates;
         if let Some(dir) = &plan.layout {
             if self.output.is_none() {
                 self.progress.note(&format!(
@@ -321,9 +336,60 @@ impl Job<'_> {
                     });
                 }
             }
+            Step::Gates {
+                environment,
+                repository,
+                digest,
+                gates,
+            } => {
+                let digest = digest.as_ref().map(|d| resolve(d, state)).transpose()?;
+                state.gates =
+                    self.check_gates(plan, environment, repository, digest.as_deref(), gates)?;
+                // What passed (and what was skipped, and why) goes with the image into the
+                // target repository, before the environment's tags name it (`Retag`).
+                state.gate_record = Some(
+                    crate::gates::Record::of(
+                        environment,
+                        &state.gates,
+                        self.skips.reason.as_deref(),
+                    )
+                    .artifact(),
+                );
+            }
             _ => self.execute_tags(plan, step, state)?,
         }
         Ok(())
+    }
+
+    /// The one call into `gates` a run makes, before any tag moves.
+    fn check_gates(
+        &self,
+        plan: &Plan,
+        environment: &str,
+        repository: &Repository,
+        digest: Option<&str>,
+        gates: &Gates,
+    ) -> Result<Vec<Checked>, Error> {
+        let digest = digest
+            .map(crate::registry::client::Digest::parse)
+            .transpose()
+            .map_err(|e| {
+                Error::Internal(format!("a plan checks the gates of a bad digest: {e}"))
+            })?;
+        let clients = |registry: &str| self.retagger.client(registry);
+        let promotion = Promotion {
+            config: self.config,
+            environment,
+            repository,
+            digest: digest.as_ref(),
+            sha: &plan.sha,
+            source_url: self.source_url.as_deref(),
+            signing_key: self.key,
+            clients: &clients,
+            forge: &self.forge,
+            now: crate::gates::now(),
+        };
+        crate::gates::check(&promotion, gates, &self.skips)
     }
 
     /// Executes a step that moves tags.
@@ -349,6 +415,16 @@ impl Job<'_> {
                 tags,
             } => {
                 let digest = resolve(digest, state)?;
+                if let Some(record) = state.gate_record.take() {
+                    let (client, subject) = self.subject(repository, &digest)?;
+                    let recorded = referrers::attach(&client, &repository.name, &subject, &record)?;
+                    state.evidence.push(Evidence {
+                        action: "recorded",
+                        artifact_type: Some(record.artifact_type.clone()),
+                        reference: recorded.descriptor.digest.to_string(),
+                        already: recorded.already,
+                    });
+                }
                 self.retagger.retag(repository, &digest, repository, tags)?;
                 state.digest = Some(digest);
             }

@@ -22,6 +22,7 @@ use crate::build::native::{self, Binary, NativeSpec, Target};
 use crate::config::{BuilderKind, Config};
 use crate::environment::Environment;
 use crate::error::Error;
+use crate::gates::Gates;
 use crate::process::Command;
 use crate::registry::client::Repository;
 use crate::registry::referrers::Artifact;
@@ -170,6 +171,15 @@ pub enum Step {
         digest: Digest,
         artifacts: Vec<Artifact>,
     },
+    /// Check the promotion gates of `environment` for the image `digest` in `repository`,
+    /// before any tag moves; a refusal ends the run with nothing changed.
+    Gates {
+        environment: String,
+        repository: Repository,
+        /// `None` before a build: no image exists yet for the gates to look at.
+        digest: Option<Digest>,
+        gates: Gates,
+    },
     /// Bring every one of `tags` onto the digest the lookup tag names, until none moves;
     /// `immutable` ones only when they name no other commit.
     Converge {
@@ -222,6 +232,11 @@ pub struct Plan {
     pub attachments: Vec<Artifact>,
     /// The documents a build attaches to what it makes (`Attest`, and image layouts).
     pub documents: Option<Documents>,
+    /// The environment's promotion gates, when it has any.
+    pub gates: Option<Gates>,
+    /// The builder names the image by an environment tag as it pushes (podman): nothing is
+    /// left to gate after it.
+    tags_as_it_pushes: bool,
 }
 
 impl Plan {
@@ -246,6 +261,12 @@ impl Plan {
             signing: job.signing.clone(),
             attachments: job.attachments.clone(),
             documents: None,
+            gates: d
+                .environment
+                .as_deref()
+                .map(|name| job.config.gates_of(name))
+                .filter(|gates| !gates.is_empty()),
+            tags_as_it_pushes: job.builder == BuilderKind::Podman,
         };
         let Some(env) = environment(job.config, d.environment.as_deref()) else {
             return Ok(plan);
@@ -368,6 +389,20 @@ impl Plan {
             digest,
             tags: self.tags.clone(),
         };
+        // The gates come before any step that writes to the registry: for an image found,
+        // first of all; for a build, once the image is complete and before the lookup tag
+        // is claimed.
+        let gates = |repository: &Repository, digest: Option<Digest>| {
+            self.gates.as_ref().map(|gates| Step::Gates {
+                environment: self.environment.clone().unwrap_or_default(),
+                repository: repository.clone(),
+                digest,
+                gates: gates.clone(),
+            })
+        };
+        if let Outcome::Found { repository, digest } = outcome {
+            steps.splice(0..0, gates(repository, Some(Digest::Known(digest.clone()))));
+        }
         match outcome {
             // The lookup tag names `digest` and never moves: tagging it is converging.
             Outcome::Found { repository, digest } if repository == target => {
@@ -387,7 +422,23 @@ impl Plan {
             }
             Outcome::Missing if self.image_of.is_some() => return Vec::new(),
             Outcome::Missing => {
+                // Gates that no new image can pass (it ran nowhere yet), and any gate before a
+                // builder that tags as it pushes, are checked before anything is built.
+                let first = self.gates.as_ref().is_some_and(|g| {
+                    self.tags_as_it_pushes || g.previous.is_some() || g.soak.is_some()
+                });
+                if first {
+                    steps.extend(gates(target, None));
+                }
                 steps.extend(self.build.iter().cloned());
+                if !first && let Some(gates) = gates(target, Some(self.built.clone())) {
+                    // The gates see what this run vouches for: a builder that does not sign
+                    // as it pushes (buildx), and the documents given to attach, go first on
+                    // the digest built; after the claim they have nothing left to do unless
+                    // another run's image won it.
+                    steps.extend(self.evidence(target, self.built.clone()));
+                    steps.push(gates);
+                }
                 steps.push(claim(target, self.built.clone()));
                 steps.extend(self.evidence(target, Digest::Claimed));
                 steps.push(retag(Digest::Claimed));
@@ -719,6 +770,9 @@ impl Step {
                 repository, tags, ..
             } => format!("tag {repository} as {}", tags.join(", ")),
             Step::Converge { .. } => "check that every tag names the same image".to_owned(),
+            Step::Gates {
+                environment, gates, ..
+            } => format!("check the gates of `{environment}`: {}", gates.summary()),
             Step::CopyReferrers { source, target, .. } => {
                 format!("copy the signatures and referrers from {source} to {target}")
             }

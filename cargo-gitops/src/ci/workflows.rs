@@ -275,6 +275,9 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
         }
     }
     let id_token = settings.id_token || logins.id_token || signing.id_token();
+    // One job runs every environment's promotion, and a called job may not ask for more than
+    // its caller grants: with a status gate anywhere, every call grants reading statuses.
+    let status_gate = config.gates.values().any(|gates| gates.status.is_some());
     let pipeline = templates
         .get_template("pipeline.yml")
         .and_then(|t| {
@@ -298,6 +301,7 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
                 signing => minijinja::value::Serde(&signing),
                 runs_on => runs_on.clone(),
                 needs_workflows => !settings.needs_workflows.is_empty(),
+                status_gate => status_gate,
             })
         })
         .map_err(|e| template_error("pipeline.yml", &e))?;
@@ -317,7 +321,13 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
             actions.get("cache").map(String::as_str),
         )?;
         files.push(environment_workflow(
-            &templates, config, index, &logins, &signing, id_token, deploy,
+            &templates,
+            config,
+            index,
+            &logins,
+            &signing,
+            (id_token, status_gate),
+            deploy,
         )?);
     }
     Ok(files)
@@ -447,7 +457,7 @@ fn environment_workflow(
     index: usize,
     logins: &logins::Logins,
     signing: &signing::Signing,
-    id_token: bool,
+    (id_token, status_gate): (bool, bool),
     deploy: Option<super::deploy_job::DeployJob>,
 ) -> Result<GeneratedFile, Error> {
     let image = image_of(config);
@@ -485,6 +495,7 @@ fn environment_workflow(
                 } else {
                     config.workflows.needs_workflows.clone()
                 },
+                status_gate => status_gate,
             })
         })
         .map_err(|e| template_error("environment.yml", &e))?;

@@ -13,6 +13,7 @@ use cargo_gitops::ci::{Ci, Runner, azure, buildkite, github};
 use cargo_gitops::config::{BuilderKind, Config, RetaggerKind, SignMode, SourceKind};
 use cargo_gitops::deployment::Deployment;
 use cargo_gitops::error::Error;
+use cargo_gitops::gates::{self, Forge, Gate, Outcome, Skips};
 use cargo_gitops::progress::{Mode, Progress};
 use cargo_gitops::registry::referrers::Artifact;
 use cargo_gitops::supply::sign::{KeySource, SigningKey};
@@ -56,6 +57,15 @@ pub struct BuildArgs {
     /// application/spdx+json=sbom.json), before any environment tag names it; repeatable
     #[arg(long, value_name = "TYPE=FILE", value_parser = parse_attachment)]
     pub attach: Vec<(String, PathBuf)>,
+
+    /// Do not check this promotion gate of the environment this time (repeatable); needs
+    /// --reason, which the report records
+    #[arg(long, value_enum, value_name = "GATE", requires = "reason")]
+    pub skip_gate: Vec<Gate>,
+
+    /// Why the gates named by --skip-gate are skipped, recorded in the report
+    #[arg(long, value_name = "TEXT", requires = "skip_gate")]
+    pub reason: Option<String>,
 
     /// Give this commit's tags to the image of commit SHA (40 hex digits) instead of
     /// building: for a service `cargo gitops affected` lists as unchanged since SHA. Fails
@@ -205,7 +215,15 @@ pub fn run(
         key: None,
         attachments,
         image_of: args.image_of.clone(),
+        skips: Skips {
+            gates: args.skip_gate.clone(),
+            reason: args.reason.clone(),
+        },
+        forge: Forge::from_env(),
     };
+    if let Some(environment) = &deployment.environment {
+        gates::check_skips(&config.gates_of(environment), environment, &job.skips)?;
+    }
     if args.reuse_unchanged && args.dry_run {
         progress.note(
             "--reuse-unchanged compares with the registry when it runs; the plan below is this commit's own",
@@ -455,6 +473,20 @@ fn human_report(report: &Report, action: &str) -> String {
             let key = if i == 0 { "tags" } else { "" };
             text.push_str(&format!("{key:<12} {image}:{tag}\n"));
         }
+    }
+    for (i, checked) in report.gates.iter().enumerate() {
+        let key = if i == 0 { "gates" } else { "" };
+        let outcome = match checked.outcome {
+            Outcome::Passed => "passed",
+            Outcome::Skipped => "skipped",
+            Outcome::Deferred => "deferred",
+            Outcome::Refused => "refused",
+        };
+        let detail = match checked.outcome {
+            Outcome::Skipped => format!("reason: {}", checked.detail),
+            _ => checked.detail.clone(),
+        };
+        text.push_str(&format!("{key:<12} {} {outcome}: {detail}\n", checked.gate));
     }
     for (i, evidence) in report.evidence.iter().enumerate() {
         let key = if i == 0 { "evidence" } else { "" };

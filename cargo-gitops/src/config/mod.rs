@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use crate::environment::{self, Environment};
 use crate::error::Error;
+use crate::gates::spec::{self as gate_spec, Gates};
 use raw::RawConfig;
 
 /// The configuration file of a repository that is not (only) Rust.
@@ -106,6 +107,8 @@ pub struct Config {
     pub timeout: Option<std::time::Duration>,
     /// The `deploy` table, when there is one: where `cargo gitops deploy` writes the images.
     pub deploy: Option<DeploySettings>,
+    /// The promotion gates of each environment that has any, by environment name.
+    pub gates: std::collections::BTreeMap<String, Gates>,
 }
 
 impl Config {
@@ -136,7 +139,13 @@ impl Config {
             },
             timeout: None,
             deploy: None,
+            gates: Default::default(),
         }
+    }
+
+    /// The promotion gates of environment `name`: none unless configured (or defaulted).
+    pub fn gates_of(&self, name: &str) -> Gates {
+        self.gates.get(name).cloned().unwrap_or_default()
     }
 
     /// The Dockerfile: as configured, else the package's own, else the one at the root.
@@ -431,6 +440,7 @@ fn resolve(
             Vec::new()
         };
     }
+    let gates = environment_gates(&merged, &environments, file, &key)?;
     if merged.images.is_some() {
         return Err(bad_key(
             file,
@@ -519,10 +529,55 @@ fn resolve(
             pipelines: merged.ci.unwrap_or_else(|| vec![PipelineKind::Github]),
         },
         deploy,
+        gates,
     };
     reference::check(&config, file, &key)?;
     collisions::check(&config, file, &key)?;
     Ok(config)
+}
+
+/// Each environment's gates, checked: as configured, else the defaults (none, but for
+/// `production`, which verifies the signature when the tool signs with a key). Only
+/// environments with a gate are listed.
+fn environment_gates(
+    merged: &RawConfig,
+    environments: &[Environment],
+    file: &Path,
+    key: &dyn Fn(&str) -> String,
+) -> Result<std::collections::BTreeMap<String, Gates>, Error> {
+    let signs_with_key = merged.sign == Some(SignMode::Key);
+    let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+    let raw_envs = merged.environments.as_deref().unwrap_or_default();
+    let root = file.parent().unwrap_or(Path::new("."));
+    let mut all = std::collections::BTreeMap::new();
+    for environment in environments {
+        let configured = raw_envs
+            .iter()
+            .position(|raw| raw.name == environment.name)
+            .and_then(|index| raw_envs[index].gates.as_ref().map(|g| (index, g)));
+        let gates = match configured {
+            Some((index, raw)) => {
+                gate_spec::check(raw, root, signs_with_key, &names, &environment.name).map_err(
+                    |(gate, message)| {
+                        bad_key(
+                            file,
+                            &key(&format!("environments[{index}].gates.{gate}")),
+                            &message,
+                        )
+                    },
+                )?
+            }
+            None if environment.name == "production" && signs_with_key => Gates {
+                signature: Some(gate_spec::SignatureKey::SigningKey),
+                ..Gates::default()
+            },
+            None => Gates::default(),
+        };
+        if !gates.is_empty() {
+            all.insert(environment.name.clone(), gates);
+        }
+    }
+    Ok(all)
 }
 
 /// `signing-key-env`: a variable name (the workflows pass it through `env:`), and only with

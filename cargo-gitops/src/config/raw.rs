@@ -131,6 +131,8 @@ pub struct RawEnvironment {
     pub latest: Option<RawLatest>,
     pub build_args: Option<BTreeMap<String, String>>,
     pub image: Option<String>,
+    /// Promotion gates (`gates = { previous = "staging", soak = "30m" }`).
+    pub gates: Option<crate::gates::spec::RawGates>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

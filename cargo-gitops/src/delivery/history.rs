@@ -2,7 +2,8 @@
 //! tags. Which tags are the environment's, and how they order, is `flux`'s tag filter, so the
 //! history and the CD tool agree; the commit of each image comes from the `commit-<sha40>`
 //! lookup tag that names the same digest; whether it is signed, from cosign's signature tag or
-//! a signature referrer (`supply::sign`). The HTTP is `registry`'s.
+//! a signature referrer (`supply::sign`); which gates it passed, from the gate record its
+//! promotion attached (`gates::record`). The HTTP is `registry`'s.
 
 use std::collections::HashMap;
 
@@ -33,6 +34,11 @@ pub struct Entry {
     /// Whether a cosign signature is attached (present, not verified); `None` without a
     /// digest.
     pub signed: Option<bool>,
+    /// What the promotion gates of this environment recorded on the image, one record per
+    /// distinct outcome (a promotion that skipped a gate leaves one of its own): the gates
+    /// passed, those skipped and why. Empty when none is attached.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<crate::gates::Record>,
 }
 
 /// What to list.
@@ -125,9 +131,19 @@ pub fn list(
             Some(digest) => commits.commit_of(digest, sha.as_deref())?,
             None => None,
         };
-        let signed = match &digest {
-            Some(digest) => Some(signatures.signed(digest)?),
-            None => None,
+        let (signed, gates) = match &digest {
+            Some(digest) => {
+                let attached = signatures.referrers(digest)?;
+                let signed = signatures.has_signature_tag(digest)
+                    || attached.iter().any(crate::supply::sign::is_signature);
+                let gates = attached
+                    .iter()
+                    .filter_map(crate::gates::Record::from_descriptor)
+                    .filter(|r| r.environment == query.environment.name)
+                    .collect();
+                (Some(signed), gates)
+            }
+            None => (None, Vec::new()),
         };
         let (order, timestamp, version) = match key {
             Key::Timestamp(ts) => (ts.to_string(), Some(ts), None),
@@ -141,6 +157,7 @@ pub fn list(
             commit: commit.or(sha),
             digest: digest.map(String::from),
             signed,
+            gates,
         });
     }
     Ok(entries)
@@ -234,8 +251,32 @@ pub fn repository_of(config: &Config, environment: &Environment) -> Result<Repos
 }
 
 /// The entries as an aligned table: when the tag was pushed (its `{timestamp}`, UTC; a retag
-/// pushes too) or the version, tag, short commit, digest, and whether a signature is there.
+/// pushes too) or the version, tag, short commit, digest, whether a signature is there, and,
+/// when any image carries a gate record of the environment, the gates it passed.
 pub fn table(entries: &[Entry]) -> String {
+    let text = signed_table(entries);
+    if entries.iter().all(|e| e.gates.is_empty()) {
+        return text;
+    }
+    let width = text.lines().map(str::len).max().unwrap_or(0);
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let gates = match i {
+            0 => "GATES".to_owned(),
+            _ if entries[i - 1].gates.is_empty() => "-".to_owned(),
+            _ => entries[i - 1]
+                .gates
+                .iter()
+                .map(crate::gates::Record::summary)
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        out.push_str(&format!("{line:<width$}  {gates}\n"));
+    }
+    out
+}
+
+fn signed_table(entries: &[Entry]) -> String {
     let first = if entries.iter().any(|e| e.version.is_some()) {
         "VERSION"
     } else {

@@ -16,6 +16,8 @@ use crate::error::Error;
 
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
+/// The media type (and artifact type) of an in-toto statement in JSON.
+pub const MEDIA_TYPE: &str = "application/vnd.in-toto+json";
 
 /// How the image was built; each names a build type URI describing its parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,9 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::supply::crates::{Crate, LinkedCrates, Source};
 
+/// SPDX 2.3 JSON, as `artifactType` and as the layer's media type.
+pub const MEDIA_TYPE: &str = "application/spdx+json";
+
 /// SPDX's word for "the document makes no claim here".
 const NOASSERTION: &str = "NOASSERTION";
 

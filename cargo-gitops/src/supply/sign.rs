@@ -245,6 +245,100 @@ pub fn sign(
     )
 }
 
+/// A public key signatures are verified with: ECDSA P-256, from PEM (`BEGIN PUBLIC KEY`).
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    key: p256::ecdsa::VerifyingKey,
+}
+
+impl PublicKey {
+    /// Reads a `BEGIN PUBLIC KEY` PEM; `from` names where it came from, in errors.
+    pub fn from_pem(text: &str, from: &str) -> Result<PublicKey, Error> {
+        use p256::pkcs8::DecodePublicKey as _;
+        p256::ecdsa::VerifyingKey::from_public_key_pem(text.trim())
+            .map(|key| PublicKey { key })
+            .map_err(|_| {
+                Error::usage(format!(
+                    "{from} is not an ECDSA P-256 public key PEM (-----BEGIN PUBLIC KEY-----); make one with `openssl pkey -in signing.pem -pubout`"
+                ))
+            })
+    }
+
+    /// The public half of a signing key.
+    pub fn of(key: &SigningKey) -> PublicKey {
+        PublicKey {
+            key: *key.key.verifying_key(),
+        }
+    }
+}
+
+/// Why a sigstore bundle does not vouch for an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unverified {
+    /// Not a DSSE bundle this crate reads (a message signature, a certificate only).
+    Unreadable(String),
+    /// The signature does not verify with the key.
+    OtherKey,
+    /// It verifies, but its statement names another image.
+    OtherDigest(String),
+}
+
+/// Checks a sigstore bundle (v0.3, a DSSE envelope holding an in-toto statement, as this
+/// module and `cosign sign` v3 write it) against `key` and the image `subject`: the
+/// envelope's signature over DSSE's pre-authentication encoding, then the statement's
+/// subject and predicate type. Offline: no transparency log entry is looked for.
+pub fn verify_bundle(bytes: &[u8], key: &PublicKey, subject: &Digest) -> Result<(), Unverified> {
+    use p256::ecdsa::signature::Verifier as _;
+    let unreadable = |what: &str| Unverified::Unreadable(what.to_owned());
+    let bundle: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| unreadable("the bundle is not JSON"))?;
+    let envelope = bundle
+        .get("dsseEnvelope")
+        .ok_or_else(|| unreadable("the bundle holds no DSSE envelope"))?;
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    let payload_type = envelope["payloadType"].as_str().unwrap_or_default();
+    let payload = envelope["payload"]
+        .as_str()
+        .and_then(|p| b64.decode(p).ok())
+        .ok_or_else(|| unreadable("the envelope's payload is not base64"))?;
+    let message = pae(payload_type, &payload);
+    let verified = envelope["signatures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["sig"].as_str().and_then(|sig| b64.decode(sig).ok()))
+        .filter_map(|der| p256::ecdsa::Signature::from_der(&der).ok())
+        .any(|sig| key.key.verify(&message, &sig).is_ok());
+    if !verified {
+        return Err(Unverified::OtherKey);
+    }
+    if payload_type != PAYLOAD_TYPE {
+        return Err(unreadable(
+            "the envelope does not hold an in-toto statement",
+        ));
+    }
+    let statement: serde_json::Value = serde_json::from_slice(&payload)
+        .map_err(|_| unreadable("the signed statement is not JSON"))?;
+    if statement["predicateType"] != SIGNATURE_PREDICATE {
+        return Err(unreadable("the signed statement is not an image signature"));
+    }
+    let names: Vec<&str> = statement["subject"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["digest"]["sha256"].as_str())
+        .collect();
+    if names.contains(&subject.hex()) {
+        Ok(())
+    } else {
+        Err(Unverified::OtherDigest(
+            names
+                .first()
+                .map_or_else(String::new, |n| format!("sha256:{n}")),
+        ))
+    }
+}
+
 /// Whether images of one repository have a cosign signature: a `sha256-<hex>.sig` tag, or
 /// a sigstore bundle referrer not marked as another kind of attestation. Present, not
 /// verified: `cosign verify` does that. Reads the repository's tag list once, asks for
@@ -270,29 +364,39 @@ impl<'a> Signatures<'a> {
 
     /// Whether the image `subject` is signed.
     pub fn signed(&mut self, subject: &Digest) -> Result<bool, Error> {
-        let tag = referrers::tag_of(subject);
-        if self.tags.contains(&format!("{tag}.sig")) {
+        if self.has_signature_tag(subject) {
             return Ok(true);
         }
+        Ok(self.referrers(subject)?.iter().any(is_signature))
+    }
+
+    /// Whether cosign's older `sha256-<hex>.sig` tag of `subject` is listed.
+    pub fn has_signature_tag(&self, subject: &Digest) -> bool {
+        self.tags
+            .contains(&format!("{}.sig", referrers::tag_of(subject)))
+    }
+
+    /// The referrers of `subject`: from the API while the registry has one, else from its
+    /// referrers tag where that tag is listed (none otherwise, without a request).
+    pub fn referrers(&mut self, subject: &Digest) -> Result<Vec<Descriptor>, Error> {
         if self.api != Some(false) {
             match self.client.referrers_api(self.name, subject, None)? {
                 Some(found) => {
                     self.api = Some(true);
-                    return Ok(found.iter().any(is_signature));
+                    return Ok(found);
                 }
                 None => self.api = Some(false),
             }
         }
-        if !self.tags.contains(&tag) {
-            return Ok(false);
+        if !self.tags.contains(&referrers::tag_of(subject)) {
+            return Ok(Vec::new());
         }
-        let found = referrers::list_from_tag(self.client, self.name, subject, None)?;
-        Ok(found.iter().any(is_signature))
+        referrers::list_from_tag(self.client, self.name, subject, None)
     }
 }
 
 /// A sigstore bundle referrer that is a signature (or says nothing of its predicate).
-fn is_signature(descriptor: &Descriptor) -> bool {
+pub fn is_signature(descriptor: &Descriptor) -> bool {
     artifact_type_of(descriptor)
         .is_some_and(|t| t.starts_with("application/vnd.dev.sigstore.bundle"))
         && descriptor
@@ -305,6 +409,7 @@ fn is_signature(descriptor: &Descriptor) -> bool {
 mod tests {
     use super::*;
     use p256::ecdsa::signature::Verifier as _;
+    use p256::pkcs8::EncodePrivateKey as _;
 
     // A throwaway key made with `openssl genpkey -algorithm EC -pkeyopt
     // ec_paramgen_curve:P-256` for these tests only.
@@ -375,6 +480,55 @@ IZUAK73yjJ7GumssVSZi8ov33upzN6qRAfVpFLDjqWgaCKA7kXRCZZdN
             !debug.contains("MIGH") && debug.contains("TEST_KEY"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn bundles_verify_only_with_their_key_and_for_their_digest() {
+        let key = key();
+        let digest = Digest::of(b"image");
+        let bundle = signature(&key, &digest, None).bytes;
+        let public = PublicKey::of(&key);
+        assert_eq!(verify_bundle(&bundle, &public, &digest), Ok(()));
+        // The genuine signature on another image: it names the first one.
+        let other = Digest::of(b"other image");
+        assert_eq!(
+            verify_bundle(&bundle, &public, &other),
+            Err(Unverified::OtherDigest(digest.to_string()))
+        );
+        // Another key's public half does not verify it.
+        let stranger = PublicKey::from_pem(
+            &SigningKey::from_pem(
+                &p256::SecretKey::from_slice(&[7u8; 32])
+                    .unwrap()
+                    .to_pkcs8_pem(LineEnding::LF)
+                    .unwrap(),
+                KeySource::Env("K".into()),
+            )
+            .unwrap()
+            .public_key_pem(),
+            "a test key",
+        )
+        .unwrap();
+        assert_eq!(
+            verify_bundle(&bundle, &stranger, &digest),
+            Err(Unverified::OtherKey)
+        );
+        // A payload changed after signing fails too.
+        let mut tampered: serde_json::Value = serde_json::from_slice(&bundle).unwrap();
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let forged = serde_json::json!({
+            "_type": STATEMENT_TYPE,
+            "subject": [{"digest": {"sha256": other.hex()}}],
+            "predicateType": SIGNATURE_PREDICATE,
+            "predicate": {},
+        });
+        tampered["dsseEnvelope"]["payload"] = b64.encode(forged.to_string()).into();
+        let tampered = serde_json::to_vec(&tampered).unwrap();
+        assert_eq!(
+            verify_bundle(&tampered, &public, &other),
+            Err(Unverified::OtherKey)
+        );
+        assert!(PublicKey::from_pem("nope", "file x.pub").is_err());
     }
 
     #[test]

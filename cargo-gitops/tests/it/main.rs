@@ -13,6 +13,7 @@ mod deploy_pull_request;
 mod env;
 mod flux;
 mod formats;
+mod gates;
 mod gitlab;
 mod history;
 mod integrity;

@@ -23,6 +23,7 @@ use cargo_gitops::supply::sign;
 const SPDX: &str = "application/spdx+json";
 /// The provenance statement a podman build attaches.
 const PROVENANCE: &str = "application/vnd.in-toto+json";
+const GATES: &str = cargo_gitops::gates::record::MEDIA_TYPE;
 
 fn artifact(kind: &str, bytes: &[u8]) -> Artifact {
     Artifact {
@@ -314,6 +315,9 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
             ("copied", "tag"),
             // The production job's own signature is the one copied: nothing new.
             ("signed", sign::BUNDLE_MEDIA_TYPE),
+            // Production's default gate (the signature verifies, checked in the source
+            // repository before anything moved), recorded in the target.
+            ("recorded", GATES),
         ]
     );
     assert_eq!(report["evidence"][4]["already"], true);
@@ -344,9 +348,9 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
         registry.blob("app", layer),
         std::fs::read(&sbom_file).unwrap()
     );
-    // The provenance, the signature and the SBOM.
+    // The provenance, the signature, the SBOM and the record of production's gates.
     let index = referrers_index(&registry, "app", &digest);
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 3, "{index}");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 4, "{index}");
     let listed = crane(&["ls", "--insecure", &format!("{host}/app")]);
     assert!(listed.lines().any(|t| t == sig_tag), "{listed}");
 
@@ -357,7 +361,7 @@ fn a_cross_repository_promotion_copies_the_signature_the_sbom_and_cosign_tags() 
         .output();
     assert!(out.status.success(), "{}", printed(&out));
     let index = referrers_index(&registry, "app", &digest);
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 3, "{index}");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 4, "{index}");
 }
 
 #[test]

@@ -335,8 +335,26 @@ fn build_signs_with_the_key_from_the_environment_and_a_retag_keeps_the_signature
     assert_eq!(report["action"], "retagged");
     assert_eq!(report["digest"], digest.as_str());
     assert_verifies(&public, &format!("{host}/signed:prd-1.0.0"));
+    // Production verifies signatures by default when the tool signs: the record of that
+    // gate is the one referrer the promotion adds.
     let index = referrers_index(&registry, "signed", &digest);
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    let kinds: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "application/vnd.in-toto+json",
+            sign::BUNDLE_MEDIA_TYPE,
+            cargo_gitops::gates::record::MEDIA_TYPE
+        ],
+        "{index}"
+    );
+    assert_eq!(report["gates"][0]["gate"], "signature");
+    assert_eq!(report["gates"][0]["outcome"], "passed");
 }
 
 #[test]

@@ -364,3 +364,46 @@ fn the_readme_excerpt_is_what_the_generator_writes() {
         from += found + part.len();
     }
 }
+
+#[test]
+fn a_status_gate_grants_reading_statuses_and_checks_and_hands_the_job_token_to_the_build_only() {
+    let mut environments = String::from(
+        "\n[[workspace.metadata.gitops.environments]]\nname = \"production\"\ngates = { previous = \"staging\", status = \"flux/production\" }\n",
+    );
+    for name in ["alpha", "beta", "testing", "staging", "development"] {
+        environments.push_str(&format!(
+            "\n[[workspace.metadata.gitops.environments]]\nname = \"{name}\"\n"
+        ));
+    }
+    let files = generated(&config(&environments));
+    // One job promotes to every environment, and a called job gets no more than its caller
+    // grants: each call grants reading statuses and checks.
+    let pipeline = check_permissions(
+        &files,
+        &[
+            "contents: read",
+            "packages: write",
+            "statuses: read",
+            "checks: read",
+        ],
+    );
+    let (index, build) = build_step(&pipeline);
+    assert_eq!(
+        build["env"]["GITOPS_STATUS_TOKEN"].as_str(),
+        Some("${{ github.token }}")
+    );
+    for (i, other) in steps(&pipeline).iter().enumerate() {
+        if i != index {
+            assert!(
+                other["env"]["GITOPS_STATUS_TOKEN"].is_badvalue(),
+                "step {i}"
+            );
+        }
+    }
+    // Gates without a status gate change nothing in the generated files.
+    let plain = repository(BASE);
+    let gated = repository(&config(
+        "\n[[workspace.metadata.gitops.environments]]\nname = \"production\"\ngates = { previous = \"staging\", soak = \"30m\", provenance = true }\n\n[[workspace.metadata.gitops.environments]]\nname = \"alpha\"\n\n[[workspace.metadata.gitops.environments]]\nname = \"beta\"\n\n[[workspace.metadata.gitops.environments]]\nname = \"testing\"\n\n[[workspace.metadata.gitops.environments]]\nname = \"staging\"\n\n[[workspace.metadata.gitops.environments]]\nname = \"development\"\n",
+    ));
+    assert_eq!(generate(&plain), generate(&gated));
+}

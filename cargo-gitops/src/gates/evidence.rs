@@ -1,0 +1,425 @@
+//! The gates that read what is attached to the image: `signature` (a sigstore bundle that
+//! verifies with the key and names this digest), `provenance` (an SLSA statement for this
+//! digest, repository and commit) and `sbom` (an SBOM, without denied crates). The image's
+//! referrers are listed once for all three; each document is read only when a gate needs it.
+//! What the documents mean is `supply`'s; the requests are `registry`'s.
+
+use crate::error::{Error, quote_external};
+use crate::gates::Answer;
+use crate::gates::spec::{Gates, SignatureKey};
+use crate::registry::client::{Descriptor, Digest, Parsed, RegistryClient, Repository, Scope};
+use crate::registry::referrers::{self, artifact_type_of};
+use crate::supply::sign::{self, PublicKey, SigningKey, Unverified};
+
+/// The CycloneDX JSON media type: an SBOM other tools attach.
+const CYCLONEDX_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
+
+/// The largest document read for a gate.
+const MAX_DOCUMENT: u64 = 16 << 20;
+
+/// The key `signature` verifies with, and how refusals name it.
+pub(crate) fn key(
+    gates: &Gates,
+    signing_key: Option<&SigningKey>,
+) -> Result<(PublicKey, String), Error> {
+    match &gates.signature {
+        Some(SignatureKey::File(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                what: format!("the signature gate's public key {}", path.display()),
+                source,
+            })?;
+            let from = format!("the key {}", path.display());
+            Ok((PublicKey::from_pem(&text, &from)?, from))
+        }
+        Some(SignatureKey::SigningKey) | None => match signing_key {
+            Some(key) => Ok((
+                PublicKey::of(key),
+                format!("the public half of the signing key from {}", key.source()),
+            )),
+            None => Err(Error::usage(
+                "the signature gate verifies with the signing key (sign = \"key\"), which this run did not read; set its variable, or give the gate a public key: signature = { key = \"cosign.pub\" }",
+            )),
+        },
+    }
+}
+
+/// The image's referrers, read once, and what they hold.
+pub(crate) struct Attached<'a> {
+    client: &'a RegistryClient,
+    name: &'a str,
+    digest: &'a Digest,
+    referrers: Option<Vec<Descriptor>>,
+}
+
+impl<'a> Attached<'a> {
+    pub(crate) fn new(
+        client: &'a RegistryClient,
+        repository: &'a Repository,
+        digest: &'a Digest,
+    ) -> Attached<'a> {
+        Attached {
+            client,
+            name: &repository.name,
+            digest,
+            referrers: None,
+        }
+    }
+
+    fn referrers(&mut self) -> Result<Vec<Descriptor>, Error> {
+        if self.referrers.is_none() {
+            self.referrers = Some(referrers::list(self.client, self.name, self.digest, None)?);
+        }
+        Ok(self.referrers.clone().unwrap_or_default())
+    }
+
+    /// The one layer of the artifact manifest `referrer`, if it has one of a readable size.
+    fn document(&self, referrer: &Descriptor) -> Result<Option<Vec<u8>>, Error> {
+        let manifest = self.client.get_manifest(
+            self.name,
+            referrer.digest.as_str(),
+            &Scope::pull(self.name),
+        )?;
+        let Ok(Parsed::Image(image)) = manifest.parse() else {
+            return Ok(None);
+        };
+        match image.layers.first() {
+            Some(layer) if layer.size <= MAX_DOCUMENT => {
+                Ok(Some(self.client.get_blob(self.name, layer)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `signature`: a sigstore bundle attached to the image verifies with `key` and names
+    /// this digest.
+    pub(crate) fn signature(&mut self, (key, from): &(PublicKey, String)) -> Result<Answer, Error> {
+        let bundles: Vec<Descriptor> = self
+            .referrers()?
+            .into_iter()
+            .filter(sign::is_signature)
+            .collect();
+        if bundles.is_empty() {
+            let old_format = format!("{}.sig", referrers::tag_of(self.digest));
+            let old = self
+                .client
+                .manifest_digest(self.name, &old_format, &Scope::pull(self.name))?
+                .is_some();
+            return Ok(Err(if old {
+                format!(
+                    "only cosign's older `{old_format}` signature is attached, which this gate does not read; sign with cosign v3's default (sigstore bundle) format or with sign = \"key\""
+                )
+            } else {
+                format!(
+                    "no signature is attached to {}; sign it (sign = \"key\", or `cosign sign --key`) before promoting",
+                    self.digest
+                )
+            }));
+        }
+        let mut moved = None;
+        for bundle in &bundles {
+            let Some(bytes) = self.document(bundle)? else {
+                continue;
+            };
+            match sign::verify_bundle(&bytes, key, self.digest) {
+                Ok(()) => {
+                    return Ok(Ok(format!(
+                        "signature {} verifies with {from} (offline: no transparency log is consulted)",
+                        bundle.digest
+                    )));
+                }
+                Err(Unverified::OtherDigest(other)) => moved = Some(other),
+                Err(Unverified::OtherKey | Unverified::Unreadable(_)) => {}
+            }
+        }
+        Ok(Err(match moved {
+            Some(other) => format!(
+                "a signature by {from} is attached, but it signs another image ({}): it was copied from there; sign {} itself",
+                quote_external(&other),
+                self.digest
+            ),
+            None => format!(
+                "{} signature(s) attached, none verifies with {from}; sign the image with that key",
+                bundles.len()
+            ),
+        }))
+    }
+
+    /// `provenance`: an SLSA v1 statement attached to the image names this digest as its
+    /// subject, `source_url`'s repository and `sha` as its source.
+    pub(crate) fn provenance(
+        &mut self,
+        sha: &str,
+        source_url: Option<&str>,
+    ) -> Result<Answer, Error> {
+        let Some(expected) = source_url.map(normalize_repository) else {
+            return Ok(Err(
+                "cannot tell which repository this is (no CI variable names it, and git has no `origin` remote); add the remote, or run in CI".to_owned(),
+            ));
+        };
+        let statements: Vec<Descriptor> = self
+            .referrers()?
+            .into_iter()
+            .filter(|d| artifact_type_of(d) == Some(crate::supply::provenance::MEDIA_TYPE))
+            .collect();
+        let mut refusal = None;
+        for descriptor in &statements {
+            let Some(bytes) = self.document(descriptor)? else {
+                continue;
+            };
+            let Ok(statement) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue;
+            };
+            if statement["predicateType"] != crate::supply::provenance::PREDICATE_TYPE {
+                continue;
+            }
+            match judge_provenance(&statement, self.digest, sha, &expected) {
+                Ok(()) => {
+                    return Ok(Ok(format!(
+                        "provenance {} names this image, {expected} and commit {sha}",
+                        descriptor.digest
+                    )));
+                }
+                Err(why) => refusal = refusal.or(Some(why)),
+            }
+        }
+        Ok(Err(refusal.unwrap_or_else(|| {
+            format!(
+                "no SLSA provenance is attached to {}; build with provenance on (the default for native and podman builds)",
+                self.digest
+            )
+        })))
+    }
+
+    /// `sbom`: an SBOM (SPDX or CycloneDX JSON) is attached to the image or to one of its
+    /// platform manifests, and none attached lists a crate of `deny`.
+    pub(crate) fn sbom(&mut self, deny: &[String]) -> Result<Answer, Error> {
+        let listed = self.referrers()?;
+        let mut found = sboms_of(listed);
+        let manifest =
+            self.client
+                .get_manifest(self.name, self.digest.as_str(), &Scope::pull(self.name))?;
+        if let Ok(Parsed::Index(index)) = manifest.parse() {
+            for platform in &index.manifests {
+                let listed = referrers::list(self.client, self.name, &platform.digest, None)?;
+                found.extend(sboms_of(listed));
+            }
+        }
+        if found.is_empty() {
+            return Ok(Err(format!(
+                "no SBOM is attached to {}; build natively (it attaches one per platform) or attach one with --attach application/spdx+json=FILE",
+                self.digest
+            )));
+        }
+        let mut denied = Vec::new();
+        if !deny.is_empty() {
+            for descriptor in &found {
+                let Some(bytes) = self.document(descriptor)? else {
+                    continue;
+                };
+                for name in listed_packages(&bytes) {
+                    if deny.contains(&name) && !denied.contains(&name) {
+                        denied.push(name);
+                    }
+                }
+            }
+        }
+        if !denied.is_empty() {
+            return Ok(Err(format!(
+                "the SBOM lists denied crate(s) {}; remove them from the dependency tree",
+                denied
+                    .iter()
+                    .map(|n| quote_external(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(Ok(format!(
+            "{} SBOM(s) attached{}",
+            found.len(),
+            if deny.is_empty() {
+                String::new()
+            } else {
+                format!(", none lists {}", deny.join(", "))
+            }
+        )))
+    }
+}
+
+/// The SBOMs among `listed` referrers.
+fn sboms_of(listed: Vec<Descriptor>) -> Vec<Descriptor> {
+    listed
+        .into_iter()
+        .filter(|d| {
+            matches!(
+                artifact_type_of(d),
+                Some(crate::supply::sbom::MEDIA_TYPE | CYCLONEDX_MEDIA_TYPE)
+            )
+        })
+        .collect()
+}
+
+/// Whether a provenance statement vouches for `digest` built from `sha` of `repository`
+/// (normalized); if not, the refusal.
+fn judge_provenance(
+    statement: &serde_json::Value,
+    digest: &Digest,
+    sha: &str,
+    repository: &str,
+) -> Result<(), String> {
+    let subjects: Vec<&str> = statement["subject"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["digest"]["sha256"].as_str())
+        .collect();
+    if !subjects.contains(&digest.hex()) {
+        return Err(format!(
+            "the provenance attached describes another image ({}), not {digest}; it was copied from there",
+            subjects
+                .first()
+                .map_or("no subject".to_owned(), |s| format!(
+                    "sha256:{}",
+                    quote_external(s)
+                ))
+        ));
+    }
+    let dependencies = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let Some(source) = dependencies
+        .iter()
+        .find(|d| d["digest"]["gitCommit"].is_string())
+    else {
+        return Err(
+            "the provenance names no source commit (gitCommit); rebuild with the tool".to_owned(),
+        );
+    };
+    let commit = source["digest"]["gitCommit"].as_str().unwrap_or_default();
+    if !commit.eq_ignore_ascii_case(sha) {
+        return Err(format!(
+            "the provenance says the image was built from commit {}, not {sha} being promoted",
+            quote_external(commit)
+        ));
+    }
+    match source["uri"].as_str().map(normalize_repository) {
+        Some(named) if named == repository => Ok(()),
+        Some(named) => Err(format!(
+            "the provenance says the image was built from {}, not from this repository ({repository})",
+            quote_external(&named)
+        )),
+        None => Err(
+            "the provenance names no source repository; build where git has an `origin` remote"
+                .to_owned(),
+        ),
+    }
+}
+
+/// A repository URL reduced to `host/path`, lowercase, without scheme, credentials or
+/// `.git`: `git+https://user@GitHub.com/Acme/App.git` and `git@github.com:acme/app` agree.
+pub(crate) fn normalize_repository(url: &str) -> String {
+    let url = url.trim().strip_prefix("git+").unwrap_or(url.trim());
+    let rest = match url.split_once("://") {
+        Some((_, rest)) => rest.to_owned(),
+        // scp-like `git@host:owner/repo`
+        None => url.replacen(':', "/", 1),
+    };
+    let rest = match rest.split_once('/') {
+        Some((authority, path)) => {
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{host}/{path}")
+        }
+        None => rest,
+    };
+    let rest = rest.trim_end_matches('/');
+    rest.strip_suffix(".git")
+        .unwrap_or(rest)
+        .to_ascii_lowercase()
+}
+
+/// The package names an SPDX (`packages[].name`) or CycloneDX (`components[].name`) JSON
+/// document lists.
+fn listed_packages(bytes: &[u8]) -> Vec<String> {
+    let Ok(document) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Vec::new();
+    };
+    ["packages", "components"]
+        .iter()
+        .filter_map(|key| document[key].as_array())
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn repositories_compare_by_host_and_path() {
+        for url in [
+            "git+https://x-access-token:secret@GitHub.com/Acme/App.git",
+            "https://github.com/acme/app",
+            "git@github.com:acme/app.git",
+            "ssh://git@github.com/acme/app/",
+        ] {
+            assert_eq!(normalize_repository(url), "github.com/acme/app", "{url}");
+        }
+        assert_ne!(
+            normalize_repository("https://github.com/acme/other"),
+            "github.com/acme/app"
+        );
+    }
+
+    #[test]
+    fn provenance_is_judged_on_subject_commit_and_repository() {
+        let digest = Digest::of(b"image");
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let statement = |subject: &str, commit: &str, uri: &str| {
+            json!({
+                "subject": [{"name": "x", "digest": {"sha256": subject}}],
+                "predicate": {"buildDefinition": {"resolvedDependencies": [
+                    {"uri": uri, "digest": {"gitCommit": commit}},
+                ]}},
+            })
+        };
+        let repo = "github.com/acme/app";
+        let good = statement(digest.hex(), sha, "git+https://github.com/acme/app.git");
+        assert_eq!(judge_provenance(&good, &digest, sha, repo), Ok(()));
+        let other_commit = statement(
+            digest.hex(),
+            &"f".repeat(40),
+            "git+https://github.com/acme/app",
+        );
+        assert!(
+            judge_provenance(&other_commit, &digest, sha, repo)
+                .unwrap_err()
+                .contains(&format!("from commit {}", "f".repeat(40)))
+        );
+        let other_repo = statement(digest.hex(), sha, "git+https://github.com/evil/app");
+        assert!(
+            judge_provenance(&other_repo, &digest, sha, repo)
+                .unwrap_err()
+                .contains("github.com/evil/app")
+        );
+        let other_image = statement(&"e".repeat(64), sha, "git+https://github.com/acme/app");
+        assert!(
+            judge_provenance(&other_image, &digest, sha, repo)
+                .unwrap_err()
+                .contains("describes another image")
+        );
+    }
+
+    #[test]
+    fn sbom_packages_of_both_formats() {
+        let spdx = json!({"packages": [{"name": "serde"}, {"name": "openssl-sys"}]});
+        let cdx = json!({"components": [{"name": "ring"}]});
+        assert_eq!(
+            listed_packages(spdx.to_string().as_bytes()),
+            ["serde", "openssl-sys"]
+        );
+        assert_eq!(listed_packages(cdx.to_string().as_bytes()), ["ring"]);
+        assert!(listed_packages(b"not json").is_empty());
+    }
+}
