@@ -6,14 +6,18 @@ use std::path::Path;
 
 use clap::Args;
 
+use cargo_gitops::build::converge::revision_label;
 use cargo_gitops::build::retag::Retagger;
 use cargo_gitops::ci::Runner;
-use cargo_gitops::config::{Config, RetaggerKind};
+use cargo_gitops::config::{Config, DeployMode, RetaggerKind, SignMode};
 use cargo_gitops::delivery::history;
 use cargo_gitops::deploy::edit::Verdict;
 use cargo_gitops::deploy::{self, Group, Outcome, plan};
 use cargo_gitops::deployment::{self, Request};
 use cargo_gitops::error::Error;
+use cargo_gitops::gates::{self, Forge, Gate, Promotion, Skips};
+use cargo_gitops::registry::client::{Digest, Repository};
+use cargo_gitops::supply::sign::{KeySource, SigningKey};
 
 use super::output::{Format, write_stdout};
 use super::{GlobalArgs, RegistryArgs};
@@ -26,6 +30,15 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+
+    /// Do not check this promotion gate of the environment this time (repeatable); needs
+    /// --reason, which the write-back commit records
+    #[arg(long, value_enum, value_name = "GATE", requires = "reason")]
+    pub skip_gate: Vec<Gate>,
+
+    /// Why the gates named by --skip-gate are skipped, recorded in the commit message
+    #[arg(long, value_name = "TEXT", requires = "skip_gate")]
+    pub reason: Option<String>,
 }
 
 pub fn run(
@@ -70,8 +83,8 @@ pub fn run(
         let (options, credential) = args
             .registry
             .client_settings(config, Some(&repository.registry))?;
-        let client = Retagger::new(RetaggerKind::Builtin, options, credential)
-            .client(&repository.registry)?;
+        let retagger = Retagger::new(RetaggerKind::Builtin, options, credential);
+        let client = retagger.client(&repository.registry)?;
         let image = deploy::source::image_of(
             &client,
             &repository,
@@ -79,13 +92,33 @@ pub fn run(
             &deployment,
             global.timestamp.is_some(),
         )?;
+        let checked = check_gates(
+            config,
+            name,
+            &repository,
+            &image,
+            &retagger,
+            runner,
+            cwd,
+            args,
+        )?;
         let Some((target, request)) = deploy::request_for(config, environment, image) else {
             continue;
         };
+        let gates = config.gates_of(name);
+        if gates.requires_pull_request()
+            && target.mode != DeployMode::PullRequest
+            && !args.skip_gate.contains(&Gate::Approval)
+        {
+            return Err(Error::usage(format!(
+                "environment `{name}` has the approval gate, so a person merges its deploy: set its deploy mode = \"pull-request\" (or skip the gate with --skip-gate approval --reason \"…\")"
+            )));
+        }
         let url = match &target.repository {
             Some(url) => url.clone(),
             None => deploy::repository::origin_of(cwd)?,
         };
+        let group_url = url.clone();
         groups
             .entry((name.to_owned(), url.clone(), target.branch.clone()))
             .or_insert_with(|| Group {
@@ -100,9 +133,17 @@ pub fn run(
                 source_ref: deployment.git_ref.clone(),
                 source_sha: deployment.sha.clone(),
                 requests: Vec::new(),
-            })
-            .requests
-            .push(request);
+                gates: Vec::new(),
+            });
+        let group = groups
+            .get_mut(&(name.to_owned(), group_url.clone(), target.branch.clone()))
+            .expect("inserted above");
+        if let Some(checked) = checked {
+            group
+                .gates
+                .push(format!("{} {checked}", request.image.name));
+        }
+        group.requests.push(request);
     }
     let mut outcomes = Vec::new();
     for group in groups.values() {
@@ -116,6 +157,73 @@ pub fn run(
         write_stdout(&human(outcome, global.quiet))?;
     }
     Ok(())
+}
+
+/// Checks the promotion gates of environment `name` for `image` before any manifest moves:
+/// a refusal is the error, and nothing is written. What they said, as one line for the commit
+/// message, when the environment has gates.
+#[allow(clippy::too_many_arguments)]
+fn check_gates(
+    config: &Config,
+    name: &str,
+    repository: &Repository,
+    image: &deploy::Image,
+    retagger: &Retagger,
+    runner: &Runner,
+    cwd: &Path,
+    args: &DeployArgs,
+) -> Result<Option<String>, Error> {
+    let gates = config.gates_of(name);
+    let skips = Skips {
+        gates: args.skip_gate.clone(),
+        reason: args.reason.clone(),
+    };
+    gates::check_skips(&gates, name, &skips)?;
+    if gates.is_empty() {
+        return Ok(None);
+    }
+    let digest = Digest::parse(&image.digest)
+        .map_err(|e| Error::Internal(format!("the registry gave a bad digest: {e}")))?;
+    let client = retagger.client(&repository.registry)?;
+    // The gates speak of the image: the commit it was built from, which is this one unless
+    // `build --reuse-unchanged` kept an earlier commit's image.
+    let built_from = revision_label(&client, repository, image.digest.as_str())?;
+    let sha = built_from.unwrap_or_default();
+    let key = match config.build.sign {
+        SignMode::Key => {
+            SigningKey::load(&KeySource::Env(config.build.signing_key_env().to_owned())).ok()
+        }
+        _ => None,
+    };
+    let source_url = runner
+        .source_url
+        .clone()
+        .or_else(|| cargo_gitops::git::origin_url(cwd));
+    let clients = |registry: &str| retagger.client(registry);
+    let forge = Forge::from_env();
+    let promotion = Promotion {
+        config,
+        environment: name,
+        repository,
+        digest: Some(&digest),
+        sha: &sha,
+        source_url: source_url.as_deref(),
+        signing_key: key.as_ref(),
+        clients: &clients,
+        forge: &forge,
+        now: gates::now(),
+    };
+    let checked = gates::check(&promotion, &gates, &skips)?;
+    let said: Vec<String> = checked
+        .iter()
+        .map(|c| match c.outcome {
+            gates::Outcome::Skipped => format!("{} skipped ({})", c.gate, c.detail),
+            gates::Outcome::Passed => format!("{} passed", c.gate),
+            gates::Outcome::Deferred => format!("{} by this deploy's pull request", c.gate),
+            gates::Outcome::Refused => format!("{} refused", c.gate),
+        })
+        .collect();
+    Ok(Some(said.join(", ")))
 }
 
 /// An outcome as text: the diff for a dry run, then what happened and why anything was kept.

@@ -47,6 +47,8 @@ pub struct Group {
     pub source_ref: String,
     pub source_sha: String,
     pub requests: Vec<Request>,
+    /// What the promotion gates said, one line per image, for the commit message.
+    pub gates: Vec<String>,
 }
 
 /// What a deploy did.
@@ -230,7 +232,7 @@ pub fn run(group: &Group, dry_run: bool) -> Result<Outcome, Error> {
     loop {
         attempts += 1;
         let ours = |digest: &str| checkout.wrote(digest);
-        let plan = plan::make(
+        let mut plan = plan::make(
             checkout.worktree(),
             &group.environment,
             &group.source_ref,
@@ -238,6 +240,7 @@ pub fn run(group: &Group, dry_run: bool) -> Result<Outcome, Error> {
             &group.requests,
             &ours,
         )?;
+        plan.gates = group.gates.clone();
         let outcome = |result, commit, request: Option<forge::PullRequest>| Outcome {
             environment: group.environment.clone(),
             repository: group.repository.clone(),

@@ -63,6 +63,8 @@ pub struct Plan {
     pub source_sha: String,
     pub images: Vec<ImagePlan>,
     pub files: Vec<FileChange>,
+    /// What the promotion gates said, one line per image (`Gates:` lines of the message).
+    pub gates: Vec<String>,
 }
 
 impl Plan {
@@ -112,6 +114,12 @@ impl Plan {
             ));
         }
         message.push('\n');
+        for gates in &self.gates {
+            message.push_str(&format!("Gates: {gates}\n"));
+        }
+        if !self.gates.is_empty() {
+            message.push('\n');
+        }
         for image in &written {
             message.push_str(&format!("{DIGEST_TRAILER}: {}\n", image.digest));
         }
@@ -293,5 +301,6 @@ pub fn make(
         source_sha: source_sha.to_owned(),
         images,
         files,
+        gates: Vec::new(),
     })
 }

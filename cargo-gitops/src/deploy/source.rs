@@ -22,14 +22,19 @@ pub fn image_of(
     timestamp_given: bool,
 ) -> Result<Image, Error> {
     let scope = Scope::pull(&repository.name);
-    let digest = client
-        .manifest_digest(&repository.name, &deployment.lookup_tag, &scope)?
-        .ok_or_else(|| {
-            Error::Deploy(format!(
-                "{repository}:{} does not exist: commit {} has no image yet; run `cargo gitops build` for it first",
-                deployment.lookup_tag, deployment.sha
-            ))
-        })?;
+    let Some(digest) = client.manifest_digest(&repository.name, &deployment.lookup_tag, &scope)?
+    else {
+        // No image of its own: a service `build --reuse-unchanged` found unchanged got this
+        // commit's tags on the image it already had.
+        return kept_image(client, repository, environment, deployment).and_then(|kept| {
+            kept.ok_or_else(|| {
+                Error::Deploy(format!(
+                    "{repository}:{} does not exist and no tag of environment `{}` names commit {}: it has no image yet; run `cargo gitops build` for it first",
+                    deployment.lookup_tag, environment.name, deployment.sha
+                ))
+            })
+        });
+    };
     let primary = deployment.tags.first().ok_or_else(|| {
         Error::Internal(format!("environment `{}` gave no tag", environment.name))
     })?;
@@ -83,4 +88,45 @@ pub fn image_of(
         "no tag of environment `{}` in {repository} names the image of commit {} ({digest}); run `cargo gitops build` for this ref first",
         environment.name, deployment.sha
     )))
+}
+
+/// The image this commit's environment tag names when the commit has no lookup tag of its own
+/// (`build --reuse-unchanged` gave its tags to an earlier commit's image): the versioned tag,
+/// or the newest tag of the environment that carries this commit.
+fn kept_image(
+    client: &RegistryClient,
+    repository: &Repository,
+    environment: &Environment,
+    deployment: &Deployment,
+) -> Result<Option<Image>, Error> {
+    let scope = Scope::pull(&repository.name);
+    let image = |tag: &str, digest: String| Image {
+        name: repository.to_string(),
+        tag: tag.to_owned(),
+        digest,
+    };
+    if let Some(primary) = deployment.tags.first()
+        && let Some(digest) = client.manifest_digest(&repository.name, primary, &scope)?
+    {
+        return Ok(Some(image(primary, digest.to_string())));
+    }
+    let filter = flux::tag_filter(environment, BranchChoice::Any)?;
+    let regex = regex::Regex::new(&filter.pattern).map_err(|e| {
+        Error::Internal(format!(
+            "the tag pattern `{}` does not compile: {e}",
+            filter.pattern
+        ))
+    })?;
+    let tags = client.list_tags(&repository.name)?;
+    for found in history::environment_tags(&filter, &regex, &tags) {
+        if found
+            .sha
+            .as_deref()
+            .is_some_and(|sha| deployment.sha.starts_with(sha))
+            && let Some(digest) = client.manifest_digest(&repository.name, &found.tag, &scope)?
+        {
+            return Ok(Some(image(&found.tag, digest.to_string())));
+        }
+    }
+    Ok(None)
 }

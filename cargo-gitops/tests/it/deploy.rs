@@ -581,3 +581,62 @@ fn a_commit_without_an_image_is_refused_before_any_clone() {
         "{line}"
     );
 }
+
+/// The promotion gates run before any manifest moves: a refusal leaves the manifests
+/// repository as it was, a skipped gate needs a reason that the write-back commit records, and
+/// the approval gate needs pull-request mode.
+#[test]
+fn the_gates_run_before_any_manifest_moves_and_a_skip_is_recorded_in_the_commit() {
+    let gated =
+        format!("{PUSH}\n\n[[environments]]\nname = \"staging\"\ngates = {{ sbom = true }}\n");
+    let setup = Setup::new(&gated);
+    let line = setup.deploy().expect_error(1);
+    assert!(
+        line.starts_with("error: the gates of `staging` refused sha256:"),
+        "{line}"
+    );
+    assert!(!setup.kustomization().contains("digest"));
+    let before = setup.server.head("fleet");
+    let refusal = setup.deploy().output();
+    assert!(
+        String::from_utf8_lossy(&refusal.stderr).contains("sbom"),
+        "{}",
+        String::from_utf8_lossy(&refusal.stderr)
+    );
+    assert_eq!(setup.server.head("fleet"), before);
+
+    // Skipped with a reason: the deploy lands, and its commit says which gate and why.
+    setup
+        .deploy()
+        .args(["--skip-gate", "sbom", "--reason", "hotfix for the outage"])
+        .succeeds();
+    assert_ne!(setup.server.head("fleet"), before);
+    let message = setup.server.git("fleet", ["log", "-1", "--format=%B"]);
+    for image in ["api", "web"] {
+        assert!(
+            message.contains(&format!(
+                "Gates: {}/{image} sbom skipped (hotfix for the outage)",
+                setup.registry.host()
+            )),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        setup.kustomization(),
+        setup.expected_kustomization(&["api", "web"])
+    );
+
+    // A skip without a reason is refused by the command line itself.
+    let usage = setup.deploy().args(["--skip-gate", "sbom"]).expect_exit(2);
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("--reason"));
+
+    // The approval gate: a person merges the deploy, so push mode is refused.
+    let approval =
+        format!("{PUSH}\n\n[[environments]]\nname = \"staging\"\ngates = {{ approval = true }}\n");
+    let setup = Setup::new(&approval);
+    let line = refused(&setup, &mut setup.deploy(), 2);
+    assert!(
+        line.contains("has the approval gate") && line.contains("mode = \"pull-request\""),
+        "{line}"
+    );
+}
