@@ -640,3 +640,46 @@ fn the_gates_run_before_any_manifest_moves_and_a_skip_is_recorded_in_the_commit(
         "{line}"
     );
 }
+
+/// A service `build --reuse-unchanged` found unchanged has this commit's environment tag on an
+/// earlier commit's image and no lookup tag of its own: deploy writes that image.
+#[test]
+fn an_image_kept_from_an_earlier_commit_is_found_by_its_environment_tag() {
+    let mut setup = Setup::new(PUSH);
+    let kept = setup.digest("web").to_owned();
+    let first = setup.source.head();
+    setup
+        .source
+        .create("README.md", "api changed, web did not\n");
+    setup.source.commit("second");
+    setup.push("api");
+    // web: only the staging tag of the new commit, on the first commit's image.
+    let env = setup
+        .source
+        .command()
+        .args([
+            "-p",
+            "web",
+            "env",
+            "--format",
+            "json",
+            "--timestamp",
+            TIMESTAMP,
+        ])
+        .json();
+    let tag = env["tags"][0].as_str().unwrap();
+    assert!(!tag.contains(&first[..7]), "{tag}");
+    let descriptor = push_image(
+        &setup.registry,
+        "web",
+        tag,
+        format!("web at \"{first}\"").as_bytes(),
+    );
+    assert_eq!(descriptor.digest.to_string(), kept);
+    setup.deploy().succeeds();
+    let kustomization = setup.kustomization();
+    assert!(
+        kustomization.contains(&format!("newTag: {tag}\n    digest: {kept}\n")),
+        "{kustomization}"
+    );
+}
