@@ -153,7 +153,7 @@ median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]
   echo "# \`cargo gitops deploy\` against clone + sed + commit + push (\`bench/deploy.sh\`)"
   echo
   echo "- Run $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
-  echo "- Load average (1, 5, 15 min) before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) (two other engineers were compiling on the same 2 cores)"
+  echo "- Load average (1, 5, 15 min) before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- Command: \`RUNS=$RUNS COMMITS=$COMMITS BIN=$BIN bench/deploy.sh\`; binary: $("$BIN" --version) ($(file -b "$BIN" | grep -q 'not stripped' && echo 'debug build' || echo 'release build')), git $(git --version | cut -d' ' -f3)"
   echo "- Manifests: $COMMITS commits made with git fast-import ($commits_now after the runs), one kustomization.yaml with $IMAGES images, on git daemon at 127.0.0.1; registry: docker-registry on 127.0.0.1"
   echo "- Each run clones, edits, commits and pushes one change; the tool also reads two registry tags per image and the history for its digests"
