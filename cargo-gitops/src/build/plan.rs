@@ -292,15 +292,8 @@ impl Plan {
                 )));
             }
             plan.lookup_tag = crate::tags::lookup_tag(commit, &env.build_args);
-            let image = d.image.as_deref().ok_or(Error::NoImage)?;
-            let target = Repository::parse(image)?;
-            plan.lookup = candidates(job.config, &target)?
-                .into_iter()
-                .map(|repository| Step::Lookup {
-                    repository,
-                    tag: plan.lookup_tag.clone(),
-                })
-                .collect();
+            let target = Repository::parse(d.image.as_deref().ok_or(Error::NoImage)?)?;
+            plan.lookup = lookups(job, &target, &plan.lookup_tag)?;
             plan.target = Some(target);
             return Ok(plan);
         }
@@ -320,15 +313,8 @@ impl Plan {
             plan.native = Some(native);
             return Ok(plan);
         }
-        let image = d.image.as_deref().ok_or(Error::NoImage)?;
-        let target = Repository::parse(image)?;
-        plan.lookup = candidates(job.config, &target)?
-            .into_iter()
-            .map(|repository| Step::Lookup {
-                repository,
-                tag: d.lookup_tag.clone(),
-            })
-            .collect();
+        let target = Repository::parse(d.image.as_deref().ok_or(Error::NoImage)?)?;
+        plan.lookup = lookups(job, &target, &d.lookup_tag)?;
         let (steps, built) = builder_steps(job, &target, &mut plan)?;
         plan.build = steps;
         plan.built = built;
@@ -555,6 +541,17 @@ fn builder_steps(
             (steps, Digest::File(digest_file))
         }
     })
+}
+
+/// One lookup of `tag` per repository the image may already be in, in order.
+fn lookups(job: &Job<'_>, target: &Repository, tag: &str) -> Result<Vec<Step>, Error> {
+    Ok(candidates(job.config, target)?
+        .into_iter()
+        .map(|repository| Step::Lookup {
+            repository,
+            tag: tag.to_owned(),
+        })
+        .collect())
 }
 
 /// The labels of this commit's image, whatever the environment.

@@ -57,15 +57,7 @@ pub fn image_of(
             deployment.sha
         )));
     }
-    let filter = flux::tag_filter(environment, BranchChoice::Any)?;
-    let regex = regex::Regex::new(&filter.pattern).map_err(|e| {
-        Error::Internal(format!(
-            "the tag pattern `{}` does not compile: {e}",
-            filter.pattern
-        ))
-    })?;
-    let tags = client.list_tags(&repository.name)?;
-    for found in history::environment_tags(&filter, &regex, &tags) {
+    for found in environment_tags(client, repository, environment)? {
         if !found
             .sha
             .as_deref()
@@ -110,15 +102,7 @@ fn kept_image(
     {
         return Ok(Some(image(primary, digest.to_string())));
     }
-    let filter = flux::tag_filter(environment, BranchChoice::Any)?;
-    let regex = regex::Regex::new(&filter.pattern).map_err(|e| {
-        Error::Internal(format!(
-            "the tag pattern `{}` does not compile: {e}",
-            filter.pattern
-        ))
-    })?;
-    let tags = client.list_tags(&repository.name)?;
-    for found in history::environment_tags(&filter, &regex, &tags) {
+    for found in environment_tags(client, repository, environment)? {
         if found
             .sha
             .as_deref()
@@ -129,4 +113,21 @@ fn kept_image(
         }
     }
     Ok(None)
+}
+
+/// The environment's tags in `repository`, newest first, as `flux` and `history` read them.
+fn environment_tags(
+    client: &RegistryClient,
+    repository: &Repository,
+    environment: &Environment,
+) -> Result<Vec<history::Found>, Error> {
+    let filter = flux::tag_filter(environment, BranchChoice::Any)?;
+    let regex = regex::Regex::new(&filter.pattern).map_err(|e| {
+        Error::Internal(format!(
+            "the tag pattern `{}` does not compile: {e}",
+            filter.pattern
+        ))
+    })?;
+    let tags = client.list_tags(&repository.name)?;
+    Ok(history::environment_tags(&filter, &regex, &tags))
 }
