@@ -134,6 +134,7 @@ pub fn run(
                 source_sha: deployment.sha.clone(),
                 requests: Vec::new(),
                 gates: Vec::new(),
+                evidence: Vec::new(),
             });
         let group = groups
             .get_mut(&(name.to_owned(), group_url.clone(), target.branch.clone()))
@@ -142,6 +143,10 @@ pub fn run(
             group
                 .gates
                 .push(format!("{} {checked}", request.image.name));
+        }
+        if group.mode == DeployMode::PullRequest {
+            let evidence = deploy::Evidence::of(&client, &repository, &request.image.digest)?;
+            group.evidence.push((request.image.name.clone(), evidence));
         }
         group.requests.push(request);
     }

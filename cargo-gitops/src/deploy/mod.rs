@@ -49,6 +49,39 @@ pub struct Group {
     pub requests: Vec<Request>,
     /// What the promotion gates said, one line per image, for the commit message.
     pub gates: Vec<String>,
+    /// What each image carries, by image name: for the pull request's body.
+    pub evidence: Vec<(String, Evidence)>,
+}
+
+/// Whether an image carries a signature and a provenance statement (present, not verified:
+/// the gates verify).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub signed: bool,
+    pub provenance: bool,
+}
+
+impl Evidence {
+    /// Reads what is attached to `digest` in `repository`.
+    pub fn of(
+        client: &crate::registry::client::RegistryClient,
+        repository: &crate::registry::client::Repository,
+        digest: &str,
+    ) -> Result<Evidence, Error> {
+        let digest = crate::registry::client::Digest::parse(digest)
+            .map_err(|e| Error::Internal(format!("the registry gave a bad digest: {e}")))?;
+        let tags = client.list_tags(&repository.name)?;
+        let signed = crate::supply::sign::Signatures::new(client, &repository.name, &tags)
+            .signed(&digest)?;
+        let provenance = !crate::registry::referrers::list(
+            client,
+            &repository.name,
+            &digest,
+            Some(crate::supply::provenance::MEDIA_TYPE),
+        )?
+        .is_empty();
+        Ok(Evidence { signed, provenance })
+    }
 }
 
 /// What a deploy did.
@@ -168,20 +201,40 @@ pub fn pull_request_branch(group: &Group) -> String {
 
 /// The pull request's title and body: each image's old and new tag and digest, the source
 /// commit, and the commit message's trailers left out.
-fn pull_request_text(plan: &Plan) -> (String, String) {
+fn pull_request_text(plan: &Plan, evidence: &[(String, Evidence)]) -> (String, String) {
     let title = plan.message().lines().next().unwrap_or_default().to_owned();
     let mut body = format!(
-        "Deploys commit `{}` ({}) to environment `{}`.\n\n| image | from | to |\n|---|---|---|\n",
+        "Deploys commit `{}` ({}) to environment `{}`.\n\n| image | from | to | signed | provenance |\n|---|---|---|---|---|\n",
         plan.source_sha, plan.source_ref, plan.environment
     );
+    let yes_no = |known: Option<bool>| match known {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    };
     for image in &plan.images {
+        let carried = evidence
+            .iter()
+            .find(|(name, _)| *name == image.image)
+            .map(|(_, e)| *e);
         body.push_str(&format!(
-            "| `{}` | `{}` | `{}@{}` |\n",
+            "| `{}` | `{}` | `{}@{}` | {} | {} |\n",
             image.image,
             plan::old_reference(image),
             image.tag,
-            image.digest
+            image.digest,
+            yes_no(carried.map(|e| e.signed)),
+            yes_no(carried.map(|e| e.provenance)),
         ));
+    }
+    if !plan.gates.is_empty() {
+        // Quoted as a block: a skip's reason is free text.
+        body.push_str("\nGates:\n\n```text\n");
+        for gates in &plan.gates {
+            body.push_str(&gates.replace('`', "'"));
+            body.push('\n');
+        }
+        body.push_str("```\n");
     }
     body.push_str("\nOpened by `cargo gitops deploy`; a later deploy of this environment updates this pull request.\n");
     (title, body)
@@ -274,7 +327,7 @@ pub fn run(group: &Group, dry_run: bool) -> Result<Outcome, Error> {
                 let Some((forge, token, branch)) = &pull_request else {
                     return Ok(outcome(Done::Committed, Some(commit), None));
                 };
-                let (title, body) = pull_request_text(&plan);
+                let (title, body) = pull_request_text(&plan, &group.evidence);
                 let (result, request) = match &existing {
                     Some(open) => (
                         Done::PullRequestUpdated,

@@ -196,9 +196,14 @@ fn github_pull_request_is_opened_then_updated_never_duplicated_and_main_is_untou
     let text = created["body"].as_str().unwrap();
     assert!(
         text.contains(&format!(
-            "| `{}/api` | `prd-1.0.0@(none)` | `prd-1.1.0@{first}` |",
+            "| `{}/api` | `prd-1.0.0@(none)` | `prd-1.1.0@{first}` | no | no |",
             release.registry.host()
         )),
+        "{text}"
+    );
+    // Whether each image is signed and has provenance: these test images carry neither.
+    assert!(
+        text.contains("| image | from | to | signed | provenance |"),
         "{text}"
     );
     assert!(
