@@ -135,6 +135,7 @@ pub fn run(
                 requests: Vec::new(),
                 gates: Vec::new(),
                 evidence: Vec::new(),
+                source_dir: Some(cwd.to_path_buf()),
             });
         let group = groups
             .get_mut(&(name.to_owned(), group_url.clone(), target.branch.clone()))

@@ -51,6 +51,9 @@ pub struct Group {
     pub gates: Vec<String>,
     /// What each image carries, by image name: for the pull request's body.
     pub evidence: Vec<(String, Evidence)>,
+    /// The source repository's clone, where the commits between an old and a new image are
+    /// read for the pull request's body.
+    pub source_dir: Option<std::path::PathBuf>,
 }
 
 /// Whether an image carries a signature and a provenance statement (present, not verified:
@@ -201,7 +204,11 @@ pub fn pull_request_branch(group: &Group) -> String {
 
 /// The pull request's title and body: each image's old and new tag and digest, the source
 /// commit, and the commit message's trailers left out.
-fn pull_request_text(plan: &Plan, evidence: &[(String, Evidence)]) -> (String, String) {
+fn pull_request_text(
+    plan: &Plan,
+    evidence: &[(String, Evidence)],
+    commits: &[(String, Option<Vec<String>>)],
+) -> (String, String) {
     let title = plan.message().lines().next().unwrap_or_default().to_owned();
     let mut body = format!(
         "Deploys commit `{}` ({}) to environment `{}`.\n\n| image | from | to | signed | provenance |\n|---|---|---|---|---|\n",
@@ -227,6 +234,21 @@ fn pull_request_text(plan: &Plan, evidence: &[(String, Evidence)]) -> (String, S
             yes_no(carried.map(|e| e.provenance)),
         ));
     }
+    if !commits.is_empty() {
+        body.push_str("\nSource commits since the image each replaces:\n\n");
+        for (image, list) in commits {
+            let shown = match list {
+                Some(list) if list.is_empty() => "none".to_owned(),
+                Some(list) => list
+                    .iter()
+                    .map(|sha| format!("`{}`", &sha[..sha.len().min(7)]))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => "not in this clone's history (fetch it whole to list them)".to_owned(),
+            };
+            body.push_str(&format!("- `{image}`: {shown}\n"));
+        }
+    }
     if !plan.gates.is_empty() {
         // Quoted as a block: a skip's reason is free text.
         body.push_str("\nGates:\n\n```text\n");
@@ -238,6 +260,39 @@ fn pull_request_text(plan: &Plan, evidence: &[(String, Evidence)]) -> (String, S
     }
     body.push_str("\nOpened by `cargo gitops deploy`; a later deploy of this environment updates this pull request.\n");
     (title, body)
+}
+
+/// For each image that replaces one this tool wrote, the source commits after that image's
+/// up to this one (oldest first, at most 100; `None` where the source clone lacks them).
+fn source_commits(
+    group: &Group,
+    checkout: &Checkout,
+    plan: &Plan,
+) -> Vec<(String, Option<Vec<String>>)> {
+    let Some(dir) = &group.source_dir else {
+        return Vec::new();
+    };
+    plan.images
+        .iter()
+        .filter_map(|image| {
+            let from = checkout.source_of(image.old_digest.as_deref()?)?;
+            let listed = crate::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.display().to_string())
+                .args(["rev-list", "--reverse", "--max-count=100"])
+                .arg(format!("{from}..{}", group.source_sha))
+                .run()
+                .ok()
+                .map(|output| {
+                    String::from_utf8_lossy(&output.stdout)
+                        .lines()
+                        .filter(|line| crate::tags::is_sha40(line))
+                        .map(str::to_owned)
+                        .collect()
+                });
+            Some((image.image.clone(), listed))
+        })
+        .collect()
 }
 
 /// Deploys one group: clone, plan, and (unless `dry_run`) commit and push, redoing the plan
@@ -327,7 +382,8 @@ pub fn run(group: &Group, dry_run: bool) -> Result<Outcome, Error> {
                 let Some((forge, token, branch)) = &pull_request else {
                     return Ok(outcome(Done::Committed, Some(commit), None));
                 };
-                let (title, body) = pull_request_text(&plan, &group.evidence);
+                let commits = source_commits(group, &checkout, &plan);
+                let (title, body) = pull_request_text(&plan, &group.evidence, &commits);
                 let (result, request) = match &existing {
                     Some(open) => (
                         Done::PullRequestUpdated,

@@ -218,6 +218,27 @@ impl Checkout {
         self.git_here(["rev-parse", "HEAD"])
     }
 
+    /// The source commit of the newest commit of the branch that wrote `digest` (its
+    /// `Source commit:` line), when this tool wrote it.
+    pub fn source_of(&self, digest: &str) -> Option<String> {
+        let message = self
+            .git_here([
+                "log",
+                "-1",
+                "--format=%B",
+                "--fixed-strings",
+                &format!("--grep={DIGEST_TRAILER}: {digest}"),
+                "HEAD",
+            ])
+            .ok()?;
+        message
+            .lines()
+            .find_map(|line| line.strip_prefix("Source commit: "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .filter(|sha| crate::tags::is_sha40(sha))
+            .map(str::to_owned)
+    }
+
     /// Whether a commit of the branch says this tool wrote `digest`. The history is read once
     /// (the messages of the commits with the trailer only) and kept until the clone moves.
     pub fn wrote(&self, digest: &str) -> bool {

@@ -152,6 +152,8 @@ fn github_pull_request_is_opened_then_updated_never_duplicated_and_main_is_untou
         "{proposed}"
     );
 
+    release.source.create("CHANGELOG.md", "a fix\n");
+    release.source.commit("a fix");
     let second = release.release("v1.2.0");
     release.source.commit("next");
     let report = release.deploy("v1.2.0");
@@ -212,6 +214,25 @@ fn github_pull_request_is_opened_then_updated_never_duplicated_and_main_is_untou
     );
     let updated = body(&seen[3]);
     let text = updated["body"].as_str().unwrap();
+    // The source commits after the image it replaces (v1.1.0's) up to this one.
+    let v110 = release.source.rev("v1.1.0").unwrap();
+    let v120 = release.source.rev("v1.2.0").unwrap();
+    let between = release
+        .source
+        .git(["rev-list", "--reverse", &format!("{v110}..{v120}")]);
+    let shown: Vec<String> = between
+        .lines()
+        .map(|sha| format!("`{}`", &sha[..7]))
+        .collect();
+    assert!(!shown.is_empty());
+    assert!(
+        text.contains(&format!(
+            "Source commits since the image each replaces:\n\n- `{}/api`: {}\n",
+            release.registry.host(),
+            shown.join(", ")
+        )),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("| `prd-1.1.0@{first}` | `prd-1.2.0@{second}` |")),
         "{text}"
