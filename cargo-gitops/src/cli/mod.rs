@@ -230,7 +230,8 @@ pub fn run(cli: Cli, expire: fn(Error)) -> Result<u8, Error> {
         Command::Flux(_)
         | Command::InitWorkflows(_)
         | Command::Affected(_)
-        | Command::Deploy(_) => config::load_each(&source)?,
+        | Command::Deploy(_)
+        | Command::History(_) => config::load_each(&source)?,
         _ => vec![config::load(&source)?],
     };
     for config in &mut configs {
@@ -273,7 +274,7 @@ pub fn run(cli: Cli, expire: fn(Error)) -> Result<u8, Error> {
         Command::Flux(args) => flux::run(args, &configs, global)?,
         Command::Release(args) => release::run(global, args, config, &cwd, &runner)?,
         Command::Promote(args) => promote::run(global, args, config, &cwd)?,
-        Command::History(args) => history::run(global, args, config)?,
+        Command::History(args) => history::run(global, args, &configs)?,
         Command::Pins(args) => pins::run(args, config, global)?,
         Command::Affected(args) => affected::run(global, args, &configs, &runner, &cwd)?,
         Command::Deploy(args) => deploy::run(global, args, &configs, &runner, &cwd)?,

@@ -244,6 +244,87 @@ impl LookupCommits<'_> {
     }
 }
 
+/// Where one service of a repository that ships several stands in an environment: its newest
+/// image there, and the commit that image was built from (which differs from the commit the
+/// tag names when `build --reuse-unchanged` kept an earlier commit's image).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Placed {
+    pub package: String,
+    /// `None` when the environment has no image of the service yet.
+    pub newest: Option<Entry>,
+    pub built_from: Option<String>,
+}
+
+impl Placed {
+    /// The newest image of `package` in `repository` for `query` (its limit is ignored).
+    pub fn read(
+        client: &RegistryClient,
+        repository: &Repository,
+        query: &Query<'_>,
+        package: &str,
+    ) -> Result<Placed, Error> {
+        let newest = list(client, repository, &Query { limit: 1, ..*query })?
+            .into_iter()
+            .next();
+        let built_from = match newest.as_ref().and_then(|e| e.digest.as_deref()) {
+            Some(digest) => crate::build::converge::revision_label(client, repository, digest)?,
+            None => None,
+        };
+        Ok(Placed {
+            package: package.to_owned(),
+            newest,
+            built_from,
+        })
+    }
+}
+
+/// The service set as an aligned table: each service's newest tag, the commit it names, the
+/// commit its image was built from, and the digest.
+pub fn service_table(placed: &[Placed]) -> String {
+    let short = |sha: Option<&str>| {
+        sha.map_or_else(|| "-".to_owned(), |s| s.get(..7).unwrap_or(s).to_owned())
+    };
+    let mut rows = vec![[
+        "SERVICE".to_owned(),
+        "TAG".to_owned(),
+        "COMMIT".to_owned(),
+        "BUILT FROM".to_owned(),
+        "DIGEST".to_owned(),
+    ]];
+    for service in placed {
+        let entry = service.newest.as_ref();
+        rows.push([
+            service.package.clone(),
+            entry.map_or_else(|| "(none yet)".to_owned(), |e| e.tag.clone()),
+            short(entry.and_then(|e| e.commit.as_deref())),
+            short(service.built_from.as_deref()),
+            entry
+                .and_then(|e| e.digest.clone())
+                .unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let line = format!(
+                "{:<a$}  {:<b$}  {:<c$}  {:<d$}  {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                a = widths[0],
+                b = widths[1],
+                c = widths[2],
+                d = widths[3]
+            );
+            format!("{}\n", line.trim_end())
+        })
+        .collect()
+}
+
 /// The image repository an environment's images are in.
 pub fn repository_of(config: &Config, environment: &Environment) -> Result<Repository, Error> {
     let image = config.image_for(Some(environment)).ok_or(Error::NoImage)?;

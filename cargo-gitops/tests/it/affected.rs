@@ -749,3 +749,62 @@ fn the_generated_pipelines_of_several_services_retag_what_did_not_change() {
     assert!(!pipeline.contains("--reuse-unchanged"), "{pipeline}");
     assert!(!pipeline.contains("fetch-depth"), "{pipeline}");
 }
+
+#[test]
+fn history_without_p_shows_where_each_service_stands() {
+    let registry = Registry::start();
+    let repo = workspace(&registry.host());
+    let first = repo.head();
+    for service in ["api", "worker"] {
+        staged(&registry, &format!("acme/{service}"), &first, 1_700_000_000);
+    }
+    repo.create("services/api/src/main.rs", "fn main() { 6; }\n");
+    let second = repo.commit("api");
+    staged(&registry, "acme/api", &second, 1_700_000_100);
+    // worker is unchanged: this commit's tags on the first commit's image.
+    TestCommand::new(repo.path())
+        .timeout(Duration::from_secs(60))
+        .args([
+            "build",
+            "-p",
+            "worker",
+            "--retag-with",
+            "builtin",
+            "--image-of",
+            &first,
+        ])
+        .succeeds();
+
+    let set = TestCommand::new(repo.path())
+        .args(["history", "staging", "--format", "json"])
+        .json();
+    let rows = set.as_array().unwrap_or_else(|| panic!("{set}"));
+    assert_eq!(rows.len(), 3, "{set}");
+    let row = |package: &str| rows.iter().find(|r| r["package"] == package).unwrap();
+    assert_eq!(row("api")["newest"]["commit"], second.as_str());
+    assert_eq!(row("api")["built_from"], second.as_str());
+    assert_eq!(
+        row("worker")["newest"]["commit"].as_str().unwrap(),
+        &second[..7]
+    );
+    assert_eq!(row("worker")["built_from"], first.as_str(), "{set}");
+    assert!(row("web")["newest"].is_null(), "{set}");
+
+    let table = TestCommand::new(repo.path())
+        .args(["history", "staging"])
+        .stdout();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("SERVICE"), "{table}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("worker")
+            && l.contains(&second[..7])
+            && l.contains(&first[..7])),
+        "{table}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("web") && l.contains("(none yet)")),
+        "{table}"
+    );
+}
