@@ -4,7 +4,7 @@
 //! (`main.rs`, `cli/`); everything it calls is here.
 //!
 //! Layers, each importing only from the ones above it in this list:
-//! - foundations: `error`, `exit_codes`, `files`, `process`, `progress`, `time`, `deadline`
+//! - foundations: `error`, `exit_codes`, `files`, `process`, `progress`, `time`, `urls`, `deadline`
 //! - the vocabulary: `tags`, `environment`, `git`
 //! - `config`: finding, reading and validating the configuration
 //! - `registry`: references, one transport, client operations, credentials, OCI types
@@ -39,5 +39,6 @@ pub mod registry;
 pub mod supply;
 pub mod tags;
 pub mod time;
+pub mod urls;
 
 pub use error::Error;

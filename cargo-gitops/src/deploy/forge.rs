@@ -54,21 +54,6 @@ fn host_and_path(url: &str) -> Option<(String, String)> {
     Some((host, path))
 }
 
-/// Whether a URL may carry the token: https, or plain http to this machine only.
-fn allowed_api(url: &str) -> bool {
-    if url.starts_with("https://") {
-        return true;
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let host = rest.split(['/', ':']).next().unwrap_or("");
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 impl Forge {
     /// The forge of the manifests repository `url`: as configured, else github.com's or a
     /// GitLab's (a host with `gitlab` in its name) API.
@@ -97,9 +82,9 @@ impl Forge {
             (None, ForgeKind::Github) => format!("https://{host}/api/v3"),
             (None, ForgeKind::Gitlab) => format!("https://{host}/api/v4"),
         };
-        if !allowed_api(&api) {
+        if !crate::urls::allowed(&api) {
             return Err(Error::usage(format!(
-                "`deploy.forge-api` {api} is not https (plain http is for 127.0.0.1 and localhost only)"
+                "`deploy.forge-api` {api} is not an https URL without credentials (plain http is for 127.0.0.1 and localhost only)"
             )));
         }
         let project = project.map_or(path, str::to_owned);

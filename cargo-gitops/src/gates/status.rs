@@ -127,21 +127,6 @@ impl Forge {
     }
 }
 
-/// Whether a URL may be asked: https, or plain http to this machine only.
-fn allowed(url: &str) -> bool {
-    if url.starts_with("https://") {
-        return true;
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let host = rest.split(['/', ':']).next().unwrap_or("");
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// `name` as a query value.
 fn escape(name: &str) -> String {
     name.bytes()
@@ -161,9 +146,9 @@ pub(crate) fn check(
     sha: &str,
     source_url: Option<&str>,
 ) -> Result<Answer, Error> {
-    if !allowed(&forge.api) {
+    if !crate::urls::allowed(&forge.api) {
         return Err(Error::usage(format!(
-            "GITHUB_API_URL `{}` is not an https URL (plain http is for 127.0.0.1 and localhost only)",
+            "GITHUB_API_URL `{}` is not an https URL without credentials (plain http is for 127.0.0.1 and localhost only)",
             quote_external(&forge.api)
         )));
     }
@@ -243,8 +228,6 @@ mod tests {
         };
         assert_eq!(named.repository(None), None);
         assert!(!format!("{forge:?}").contains("SECRET"));
-        assert!(allowed("http://127.0.0.1:8080") && allowed("https://api.github.com"));
-        assert!(!allowed("http://example.com"));
         assert_eq!(escape("argocd/app (prod)"), "argocd%2Fapp%20%28prod%29");
     }
 }
