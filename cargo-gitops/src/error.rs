@@ -174,6 +174,22 @@ pub enum Error {
         refusals: Vec<String>,
     },
 
+    /// A set promotion that could not start: no tag of the set moved.
+    #[error("{0}")]
+    Promotion(String),
+
+    /// A set promotion that failed while its tags moved: the tags already moved were put back
+    /// (`outcome` says whether all of them could be), and `source` says what failed.
+    #[error(
+        "the set promotion failed at `{package}`, and {outcome}; fix the cause below and run it again"
+    )]
+    SetPromotion {
+        package: String,
+        outcome: String,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A bug in cargo-gitops itself, not in what it was asked to do.
     #[error("internal error: {0}; please report it")]
     Internal(String),
@@ -219,6 +235,8 @@ impl Error {
             | Error::Timeout { .. }
             | Error::Deploy(_)
             | Error::GatesRefused { .. }
+            | Error::Promotion(_)
+            | Error::SetPromotion { .. }
             | Error::Internal(_) => exit_codes::FAILURE,
         }
     }

@@ -17,6 +17,7 @@
 //! - `build`: the job (lookup, then retag or build), its plan and its drivers
 //! - `delivery`: Flux policies, releases, promotions, history
 //! - `affected`: which services a commit changes, against what their environment last received
+//! - `promotion`: the services of a repository promoted as one set, all or none
 //! - `deploy`: the image written back into the GitOps manifests (reads `delivery`'s tag filters)
 
 pub mod affected;
@@ -35,6 +36,7 @@ pub mod gates;
 pub mod git;
 pub mod process;
 pub mod progress;
+pub mod promotion;
 pub mod registry;
 pub mod supply;
 pub mod tags;

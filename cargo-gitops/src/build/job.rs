@@ -100,6 +100,29 @@ pub struct Job<'a> {
     pub forge: Forge,
 }
 
+/// A run `Job::prepare` began: what its lookup found (`None` for a ref no environment
+/// tracks), and the steps still to take.
+pub struct Prepared {
+    outcome: Option<Outcome>,
+    state: State,
+    rest: Vec<Step>,
+}
+
+impl Prepared {
+    /// The image the lookup found, when it found one: a promotion, no build.
+    pub fn found(&self) -> Option<&str> {
+        match &self.outcome {
+            Some(Outcome::Found { digest, .. }) => Some(digest),
+            _ => None,
+        }
+    }
+
+    /// Whether the run has an environment to act for.
+    pub fn acts(&self) -> bool {
+        self.outcome.is_some()
+    }
+}
+
 /// What a run has learnt so far, for the steps that need it.
 #[derive(Default)]
 struct State {
@@ -155,18 +178,53 @@ impl Job<'_> {
 
     /// Runs `plan`: the lookup, then what follows its outcome.
     pub fn run(&self, plan: &Plan) -> Result<Report, Error> {
+        let prepared = self.prepare(plan)?;
+        self.finish(plan, prepared)
+    }
+
+    /// The part of a run that moves no tag: the lookup, and the checks that open what
+    /// follows it (the gates, and that no versioned tag names another commit's image). A set
+    /// promotion prepares every service before it finishes any.
+    pub fn prepare(&self, plan: &Plan) -> Result<Prepared, Error> {
+        let mut prepared = Prepared {
+            outcome: None,
+            state: State::default(),
+            rest: Vec::new(),
+        };
         if plan.environment.is_none() {
-            return Ok(self.report(Action::None, None));
+            return Ok(prepared);
         }
-        let mut state = State::default();
-        let outcome = self.look_up(plan, &mut state)?;
+        let outcome = self.look_up(plan, &mut prepared.state)?;
         if let (Outcome::Missing, Some(commit)) = (&outcome, &plan.image_of) {
             return Err(Error::ImageOfMissing {
                 commit: commit.clone(),
                 lookup_tag: plan.lookup_tag.clone(),
             });
         }
-        for step in plan.after(&outcome) {
+        let mut steps = plan.after(&outcome).into_iter().peekable();
+        while let Some(step) =
+            steps.next_if(|s| matches!(s, Step::Gates { .. } | Step::Guard { .. }))
+        {
+            self.progress.step(&step.title(), || {
+                self.execute(plan, &step, &mut prepared.state)
+            })?;
+        }
+        prepared.rest = steps.collect();
+        prepared.outcome = Some(outcome);
+        Ok(prepared)
+    }
+
+    /// The rest of a run `prepare` began: building, evidence and the tags.
+    pub fn finish(&self, plan: &Plan, prepared: Prepared) -> Result<Report, Error> {
+        let Prepared {
+            outcome,
+            mut state,
+            rest,
+        } = prepared;
+        let Some(outcome) = outcome else {
+            return Ok(self.report(Action::None, None));
+        };
+        for step in rest {
             self.progress
                 .step(&step.title(), || self.execute(plan, &step, &mut state))?;
         }

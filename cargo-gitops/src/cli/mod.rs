@@ -232,6 +232,7 @@ pub fn run(cli: Cli, expire: fn(Error)) -> Result<u8, Error> {
         | Command::Affected(_)
         | Command::Deploy(_)
         | Command::History(_) => config::load_each(&source)?,
+        Command::Build(args) if args.all => config::load_each(&source)?,
         _ => vec![config::load(&source)?],
     };
     for config in &mut configs {
@@ -269,6 +270,7 @@ pub fn run(cli: Cli, expire: fn(Error)) -> Result<u8, Error> {
     };
     match &cli.command {
         Command::Env => env::run(&plan()?, global, &runner)?,
+        Command::Build(args) if args.all => build::run_set(global, args, &configs, &runner, &cwd)?,
         Command::Build(args) => build::run(global, args, config, &plan()?, &runner, &cwd)?,
         Command::InitWorkflows(args) => init_workflows::run(args, &configs, global)?,
         Command::Flux(args) => flux::run(args, &configs, global)?,

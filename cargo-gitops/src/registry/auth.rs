@@ -34,6 +34,12 @@ impl Scope {
         Scope(format!("repository:{name}:pull,push"))
     }
 
+    /// Pull, push and delete: what undoing a tag needs (registries that check actions ask
+    /// for `delete` to remove one).
+    pub fn delete(name: &str) -> Scope {
+        Scope(format!("repository:{name}:pull,push,delete"))
+    }
+
     pub fn mount(target: &str, source: &str) -> Scope {
         Scope(format!(
             "repository:{target}:pull,push repository:{source}:pull"

@@ -239,6 +239,26 @@ impl RegistryClient {
         }
     }
 
+    /// Removes `tag` (the tag only: the manifest stays, by digest and under its other tags),
+    /// as the distribution spec allows for tags. `Ok(false)` when the registry does not
+    /// delete tags (Distribution 2.x answers 400 `UNSUPPORTED`, others 405), so the caller can
+    /// say what is left; a tag that is not there is gone already.
+    pub fn delete_tag(&self, name: &str, tag: &str) -> Result<bool, Error> {
+        let mut op = self.transport.operation("delete tag", Duration::ZERO);
+        let scope = Scope::delete(name);
+        let response = op.send(&request(
+            Method::Delete,
+            manifest_path(name, tag),
+            &scope,
+            "delete tag",
+        ))?;
+        match response.status().as_u16() {
+            200..=202 | 404 => Ok(true),
+            400 | 405 => Ok(false),
+            _ => Err(self.transport.failure(response, "delete tag")),
+        }
+    }
+
     /// Copies a manifest and everything it references from `source` into `target` here, then
     /// stores it by digest. Indexes copy their child manifests by digest first.
     pub fn copy_image(

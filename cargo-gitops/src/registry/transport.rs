@@ -33,6 +33,7 @@ pub(crate) enum Method {
     Get,
     Put,
     Post,
+    Delete,
 }
 
 /// What a request sends. Every kind can be sent again, for a retry or a redirect.
@@ -383,6 +384,7 @@ impl Operation<'_> {
             }
             (Method::Put, body) => send!(agent.put(url), send, bytes_of(body)),
             (Method::Post, body) => send!(agent.post(url), send, bytes_of(body)),
+            (Method::Delete, _) => send!(agent.delete(url), call),
         };
         result.map_err(|err| self.classify(err, request.step, url))
     }

@@ -311,7 +311,7 @@ fn a_commit_that_cannot_be_found_is_one_line_that_says_what_to_do() {
 }
 
 /// Stores a tiny image under `tags` in `name`, its config naming `sha`.
-fn push_image(registry: &Registry, name: &str, sha: &str, tags: &[String]) {
+pub(crate) fn push_image(registry: &Registry, name: &str, sha: &str, tags: &[String]) {
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"org.opencontainers.image.revision":"{sha}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
     );

@@ -24,6 +24,7 @@ mod referrers;
 mod registry_client;
 mod release;
 mod release_workflow;
+mod set_promotion;
 mod signals;
 mod signing;
 mod supply;

@@ -129,6 +129,8 @@ impl Registry {
                     command
                         .args(["serve", "--store-type", "mem", "--addr", "127.0.0.1"])
                         .args(["--port", &self.port.to_string(), "-v", "trace"])
+                        // As the docker-registry config enables delete: tags can be removed.
+                        .arg("--api-delete")
                         .current_dir(self.dir.path());
                     command
                 }

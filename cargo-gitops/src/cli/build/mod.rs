@@ -18,6 +18,10 @@ use cargo_gitops::progress::{Mode, Progress};
 use cargo_gitops::registry::referrers::Artifact;
 use cargo_gitops::supply::sign::{KeySource, SigningKey};
 
+mod set;
+
+pub use set::run_set;
+
 use super::output::{Format, is_interactive, write_dotenv, write_stdout};
 use super::{GlobalArgs, RegistryArgs};
 
@@ -79,6 +83,14 @@ pub struct BuildArgs {
     /// usual. For repositories that ship several images
     #[arg(long, conflicts_with_all = ["output", "attach", "image_of"])]
     pub reuse_unchanged: bool,
+
+    /// Promote every image of the repository as one set, all or none: each service's image
+    /// of this commit (or, for one unchanged since what the environment last received, the
+    /// image it kept) is looked up and its gates checked before any tag moves; when a tag
+    /// fails to move, the tags already moved are put back. Never builds: a service with no
+    /// image is refused before anything moves. For production releases of a monorepo
+    #[arg(long, conflicts_with_all = ["output", "attach", "image_of", "reuse_unchanged"])]
+    pub all: bool,
 }
 
 fn parse_sha40(text: &str) -> Result<String, String> {
@@ -168,15 +180,7 @@ pub fn run(
         .unwrap_or_else(retag::default_retagger);
     let retagger = Retagger::new(retagger_kind, options, credential);
     let progress = Progress::from_env(progress_mode(global, runner))?;
-    let scratch = tempfile::tempdir().map_err(|source| Error::Write {
-        what: "a temporary folder".to_owned(),
-        source,
-    })?;
-    let signing = match (&args.signing_key, config.build.sign) {
-        (Some(path), _) => Some(KeySource::File(path.clone())),
-        (None, SignMode::Key) => Some(KeySource::Env(config.build.signing_key_env().to_owned())),
-        (None, SignMode::None | SignMode::Keyless) => None,
-    };
+    let scratch = scratch_dir()?;
     let attachments = args
         .attach
         .iter()
@@ -194,36 +198,16 @@ pub fn run(
         })
         .collect::<Result<Vec<_>, Error>>()?;
     let key;
-    let mut job = Job {
-        config: &config,
+    let mut job = new_job(
+        args,
+        &config,
         deployment,
-        builder,
-        retagger: &retagger,
-        progress: &progress,
-        // The CI's word first; either way only an https address, never a local path.
-        source_url: runner
-            .source_url
-            .as_deref()
-            .and_then(cargo_gitops::git::web_url)
-            .or_else(|| cargo_gitops::git::origin_url(cwd)),
-        scratch_dir: scratch.path(),
-        output: args.output.clone(),
-        epoch: source_date_epoch()?
-            .or_else(|| cargo_gitops::git::commit_time(cwd, &deployment.sha))
-            .unwrap_or(deployment.timestamp),
-        signing,
-        key: None,
-        attachments,
-        image_of: args.image_of.clone(),
-        skips: Skips {
-            gates: args.skip_gate.clone(),
-            reason: args.reason.clone(),
-        },
-        forge: Forge::from_env(),
-    };
-    if let Some(environment) = &deployment.environment {
-        gates::check_skips(&config.gates_of(environment), environment, &job.skips)?;
-    }
+        (builder, &retagger, &progress),
+        scratch.path(),
+        runner,
+        cwd,
+    )?;
+    job.attachments = attachments;
     if args.reuse_unchanged && args.dry_run {
         progress.note(
             "--reuse-unchanged compares with the registry when it runs; the plan below is this commit's own",
@@ -262,6 +246,63 @@ pub fn run(
         ));
     }
     print_report(&report, global, runner)
+}
+
+/// A temporary folder for the builders' files, removed when the run ends.
+fn scratch_dir() -> Result<tempfile::TempDir, Error> {
+    tempfile::tempdir().map_err(|source| Error::Write {
+        what: "a temporary folder".to_owned(),
+        source,
+    })
+}
+
+/// The job of one image: the settings the flags and the CI give it, with no attachments and
+/// no key yet (read once the plan says the run signs).
+fn new_job<'a>(
+    args: &BuildArgs,
+    config: &'a Config,
+    deployment: &'a Deployment,
+    (builder, retagger, progress): (BuilderKind, &'a Retagger, &'a Progress),
+    scratch_dir: &'a Path,
+    runner: &Runner,
+    cwd: &Path,
+) -> Result<Job<'a>, Error> {
+    let signing = match (&args.signing_key, config.build.sign) {
+        (Some(path), _) => Some(KeySource::File(path.clone())),
+        (None, SignMode::Key) => Some(KeySource::Env(config.build.signing_key_env().to_owned())),
+        (None, SignMode::None | SignMode::Keyless) => None,
+    };
+    let job = Job {
+        config,
+        deployment,
+        builder,
+        retagger,
+        progress,
+        // The CI's word first; either way only an https address, never a local path.
+        source_url: runner
+            .source_url
+            .as_deref()
+            .and_then(cargo_gitops::git::web_url)
+            .or_else(|| cargo_gitops::git::origin_url(cwd)),
+        scratch_dir,
+        output: args.output.clone(),
+        epoch: source_date_epoch()?
+            .or_else(|| cargo_gitops::git::commit_time(cwd, &deployment.sha))
+            .unwrap_or(deployment.timestamp),
+        signing,
+        key: None,
+        attachments: Vec::new(),
+        image_of: args.image_of.clone(),
+        skips: Skips {
+            gates: args.skip_gate.clone(),
+            reason: args.reason.clone(),
+        },
+        forge: Forge::from_env(),
+    };
+    if let Some(environment) = &deployment.environment {
+        gates::check_skips(&config.gates_of(environment), environment, &job.skips)?;
+    }
+    Ok(job)
 }
 
 /// `--reuse-unchanged`: the commit whose image this service keeps, when it is unchanged since
@@ -359,11 +400,7 @@ fn source_date_epoch() -> Result<Option<u64>, Error> {
 
 fn print_report(report: &Report, global: &GlobalArgs, runner: &Runner) -> Result<(), Error> {
     let format = global.format;
-    let action = match report.action {
-        Action::Built => "built",
-        Action::Retagged => "retagged",
-        Action::None => "none",
-    };
+    let action = action_word(report);
     let outputs = github::format_outputs(&report_values(report, action, "\n"));
     // In Actions the outputs always go to $GITHUB_OUTPUT; elsewhere, as `env` does, only
     // with --format github, and to stdout when there is no such file.
@@ -386,6 +423,14 @@ fn print_report(report: &Report, global: &GlobalArgs, runner: &Runner) -> Result
             global.dotenv.as_deref(),
         ),
         Format::Human => write_stdout(&human_report(report, action)),
+    }
+}
+
+fn action_word(report: &Report) -> &'static str {
+    match report.action {
+        Action::Built => "built",
+        Action::Retagged => "retagged",
+        Action::None => "none",
     }
 }
 

@@ -1,0 +1,247 @@
+//! `cargo gitops build --all`: a release of a repository with three services promoted as one
+//! set in the real registry (docker-registry, and olareg, which deletes tags), all or none:
+//! every service's tags move, or, when one has no image or one gate refuses, none does; when a
+//! retag fails midway (refused by the fault proxy), the tags already moved are put back.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::affected::push_image;
+use crate::support::{Dir, Fault, Proxy, Registry, TestCommand};
+
+const SERVICES: [&str; 3] = ["api", "web", "worker"];
+
+/// A `gitops.toml` repository with three Dockerfile services in `registry`, production gated
+/// by `gates`, committed once on `main`.
+fn repository(registry: &str, gates: &str) -> Dir {
+    let repo = Dir::git_repo();
+    let mut config = format!("registry = \"{registry}/acme\"\nbuilder = \"podman\"\n");
+    for service in SERVICES {
+        config.push_str(&format!(
+            "\n[images.{service}]\ndockerfile = \"{service}/Dockerfile\"\ncontext = \"{service}\"\n"
+        ));
+        repo.create(format!("{service}/Dockerfile"), "FROM scratch\n");
+    }
+    config.push_str(&format!(
+        "\n[[environments]]\nname = \"production\"\ngates = {gates}\n\n[[environments]]\nname = \"staging\"\n"
+    ));
+    repo.create("gitops.toml", config);
+    repo.commit("three services");
+    repo
+}
+
+/// What the staging pipeline left for commit `sha` of every service, and a release of the
+/// earlier commit `old` (`prd-0.9.0`, `prd-latest`).
+fn staged_and_released(registry: &Registry, sha: &str, old: &str) {
+    for service in SERVICES {
+        let name = format!("acme/{service}");
+        push_image(
+            registry,
+            &name,
+            old,
+            &[
+                format!("commit-{old}"),
+                "prd-0.9.0".to_owned(),
+                "prd-latest".to_owned(),
+            ],
+        );
+        push_image(
+            registry,
+            &name,
+            sha,
+            &[
+                format!("commit-{sha}"),
+                format!("stg-{}-1700000000", &sha[..7]),
+                "stg-latest".to_owned(),
+            ],
+        );
+    }
+}
+
+/// Every tag of every service with the digest it names: what "as it was" compares.
+fn every_tag(registry: &Registry) -> Vec<(String, String, String)> {
+    let mut all = Vec::new();
+    for service in SERVICES {
+        let name = format!("acme/{service}");
+        let mut tags = registry.tags(&name);
+        tags.sort();
+        for tag in tags {
+            let digest = registry.digest(&name, &tag).unwrap();
+            all.push((name.clone(), tag, digest));
+        }
+    }
+    all
+}
+
+fn set_promotion(repo: &Dir, args: &[&str]) -> TestCommand {
+    let mut command = TestCommand::new(repo.path());
+    command
+        .timeout(Duration::from_secs(120))
+        .args(["build", "--all", "--ref", "refs/tags/v1.0.0"])
+        .args(["--retag-with", "builtin"])
+        .args(args);
+    command
+}
+
+/// A repository whose head is released as v1.0.0, and the commit before it.
+fn released(registry_host: &str, gates: &str) -> (Dir, String, String) {
+    let repo = repository(registry_host, gates);
+    let old = repo.head();
+    repo.create("README.md", "# three services\n");
+    let sha = repo.commit("the release");
+    repo.git(["tag", "v1.0.0"]);
+    (repo, sha, old)
+}
+
+#[test]
+fn every_service_of_the_set_moves_together() {
+    let registry = Registry::start();
+    let (repo, sha, old) = released(&registry.host(), "{ previous = \"staging\" }");
+    staged_and_released(&registry, &sha, &old);
+    let output = set_promotion(&repo, &["--format", "json"]).expect_exit(0);
+    let report: Value = crate::support::json(&output.stdout);
+    assert_eq!(report["environment"], "production", "{report}");
+    let services = report["services"].as_array().unwrap();
+    let names: Vec<&str> = services
+        .iter()
+        .map(|s| s["package"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, SERVICES, "{report}");
+    for service in services {
+        assert_eq!(service["action"], "retagged", "{service}");
+        assert_eq!(service["gates"][0]["outcome"], "passed", "{service}");
+    }
+    for service in SERVICES {
+        let name = format!("acme/{service}");
+        let image = registry.digest(&name, &format!("commit-{sha}")).unwrap();
+        for tag in ["prd-1.0.0", "prd-latest"] {
+            assert_eq!(
+                registry.digest(&name, tag).as_deref(),
+                Some(image.as_str()),
+                "{name}:{tag}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_service_without_an_image_or_refused_by_a_gate_moves_no_tag_of_the_set() {
+    let registry = Registry::start();
+    let (repo, sha, old) = released(&registry.host(), "{ previous = \"staging\" }");
+    staged_and_released(&registry, &sha, &old);
+    // Staging moved on for worker: its newest staging tag names another image now.
+    push_image(
+        &registry,
+        "acme/worker",
+        &old,
+        &["stg-0123456-1800000000".to_owned()],
+    );
+    let before = every_tag(&registry);
+    let line = set_promotion(&repo, &["-q"]).expect_exit(1);
+    let stderr = String::from_utf8_lossy(&line.stderr).into_owned();
+    assert!(
+        stderr.contains("error: the gates of `production` refused sha256:")
+            && stderr.contains("so no tag moved"),
+        "{stderr}"
+    );
+    assert_eq!(every_tag(&registry), before, "a refused set moved a tag");
+
+    // A service that has no image of the release at all: web was never staged for it, and
+    // production has nothing to compare it with.
+    let registry2 = Registry::start();
+    let (repo2, sha2, old2) = released(&registry2.host(), "{}");
+    for service in ["api", "worker"] {
+        push_image(
+            &registry2,
+            &format!("acme/{service}"),
+            &sha2,
+            &[format!("commit-{sha2}")],
+        );
+    }
+    push_image(
+        &registry2,
+        "acme/web",
+        &old2,
+        &[format!("commit-{old2}"), "prd-latest".to_owned()],
+    );
+    let before = every_tag(&registry2);
+    let line = set_promotion(&repo2, &["-q"]).one_line_error(1);
+    assert!(
+        line.starts_with(&format!("error: `web` has no image of commit {sha2}")),
+        "{line}"
+    );
+    assert!(line.contains("so no tag of the set moved"), "{line}");
+    assert_eq!(
+        every_tag(&registry2),
+        before,
+        "a set with a missing image moved a tag"
+    );
+}
+
+/// Refuses the manifest PUT of `worker`'s `prd-latest`: the last tag of the last service.
+fn refusing_proxy(registry: &Registry) -> Proxy {
+    Proxy::start(registry.port, |seen| {
+        if seen.method == "PUT" && seen.path.ends_with("/acme/worker/manifests/prd-latest") {
+            Fault::status(400)
+        } else {
+            Fault::Forward
+        }
+    })
+}
+
+#[test]
+fn a_retag_that_fails_midway_puts_every_moved_tag_back() {
+    let registry = Registry::start_olareg();
+    let proxy = refusing_proxy(&registry);
+    let (repo, sha, old) = released(&proxy.addr, "{}");
+    staged_and_released(&registry, &sha, &old);
+    let before = every_tag(&registry);
+    let line = set_promotion(&repo, &["-q"]).one_line_error(1);
+    assert!(
+        line.starts_with(
+            "error: the set promotion failed at `worker`, and every tag already moved was put back"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("run it again"), "{line}");
+    assert_eq!(
+        every_tag(&registry),
+        before,
+        "the tags are not as they were before the set promotion"
+    );
+    // The new tags were deleted, not only moved: the registry was asked to.
+    let log = proxy.log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("DELETE /v2/acme/api/manifests/prd-1.0.0")),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn on_a_registry_that_deletes_no_tags_the_ones_left_are_named() {
+    let registry = Registry::start();
+    let proxy = refusing_proxy(&registry);
+    let (repo, sha, old) = released(&proxy.addr, "{}");
+    staged_and_released(&registry, &sha, &old);
+    let before = every_tag(&registry);
+    let line = set_promotion(&repo, &["-q"]).one_line_error(1);
+    assert!(
+        line.contains("could not be: ") && line.contains("this registry deletes no tags"),
+        "{line}"
+    );
+    // Every tag that existed names what it named before; the new release tags that stay are
+    // each named in the error.
+    let after = every_tag(&registry);
+    for entry in &before {
+        assert!(after.contains(entry), "{entry:?} changed: {after:?}");
+    }
+    for (name, tag, _) in after.iter().filter(|e| !before.contains(e)) {
+        assert_eq!(tag, "prd-1.0.0", "{name}:{tag} is new");
+        assert!(
+            line.contains(&format!("{}/{name}:{tag}", proxy.addr)),
+            "{line}"
+        );
+    }
+}
