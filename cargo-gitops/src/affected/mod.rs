@@ -144,7 +144,9 @@ pub fn received_for(
 
 /// Whether the one service `config` configures is unchanged at `deployment`'s commit since
 /// what its environment last received: the comparison `build --reuse-unchanged` makes.
-/// `None` when it changed, or has nothing to compare with.
+/// Failing that, whether another environment gave this commit an earlier commit's image that
+/// the service's inputs still match (a release of a commit staging received with a kept
+/// image). `None` when it changed, or has nothing to compare with.
 pub fn unchanged(
     client: &RegistryClient,
     config: &Config,
@@ -158,6 +160,29 @@ pub fn unchanged(
     else {
         return Ok(None);
     };
+    let received = received_for(client, config, environment, &deployment.git_ref)?;
+    if let Some(unchanged) = unchanged_since(config, deployment, cwd, received)? {
+        return Ok(Some(unchanged));
+    }
+    match carried(client, config, deployment)? {
+        Some(rev) => {
+            let since = Since::Commit {
+                rev: rev.clone(),
+                image_of: Some(rev),
+            };
+            unchanged_since(config, deployment, cwd, since)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Whether the service `config` configures is unchanged at `deployment`'s commit since `since`.
+fn unchanged_since(
+    config: &Config,
+    deployment: &Deployment,
+    cwd: &Path,
+    since: Since,
+) -> Result<Option<Unchanged>, Error> {
     let mut repo = LocalRepo::open(cwd)?;
     let workspace = match (&config.source, &config.manifest) {
         (SourceKind::Cargo, Some(manifest)) => Some(Workspace::read(manifest)?),
@@ -172,9 +197,48 @@ pub fn unchanged(
         image: deployment.image.clone().unwrap_or_default(),
         inputs: inputs::of(config, workspace.as_ref(), &repo.root())?,
     };
-    let since = received_for(client, config, environment, &deployment.git_ref)?;
     let report = compare(&mut repo, &deployment.sha, &[(service, since)])?;
     Ok(report.unchanged.into_iter().next())
+}
+
+/// The commit whose image a tag of some environment gives `deployment`'s commit (by the short
+/// sha the tag carries; a versioned tag carries none), read from that image's revision label:
+/// where a commit that has no image of its own went with an earlier one.
+fn carried(
+    client: &RegistryClient,
+    config: &Config,
+    deployment: &Deployment,
+) -> Result<Option<String>, Error> {
+    let mut listed: HashMap<String, Vec<String>> = HashMap::new();
+    for environment in &config.environments {
+        let repository = history::repository_of(config, environment)?;
+        if repository.registry != client.registry() {
+            continue;
+        }
+        let tags = match listed.entry(repository.name.clone()) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => slot.insert(client.list_tags(&repository.name)?),
+        };
+        for found in history::tags_in(environment, tags)? {
+            let carries = found
+                .sha
+                .as_deref()
+                .is_some_and(|sha| deployment.sha.starts_with(sha));
+            if !carries {
+                continue;
+            }
+            let scope = crate::registry::client::Scope::pull(&repository.name);
+            let Some(digest) = client.manifest_digest(&repository.name, &found.tag, &scope)? else {
+                continue;
+            };
+            if let Some(rev) = crate::build::converge::revision_label(client, &repository, &digest)?
+                .filter(|rev| crate::tags::is_sha40(rev) && *rev != deployment.sha)
+            {
+                return Ok(Some(rev));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Compares each service with what it is compared with, in `repo` at commit `head`

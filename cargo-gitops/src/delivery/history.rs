@@ -163,6 +163,18 @@ pub fn list(
     Ok(entries)
 }
 
+/// The tags of `environment` among `tags`, newest first, as `flux` selects them.
+pub(crate) fn tags_in(environment: &Environment, tags: &[String]) -> Result<Vec<Found>, Error> {
+    let filter = flux::tag_filter(environment, BranchChoice::Any)?;
+    let regex = regex::Regex::new(&filter.pattern).map_err(|e| {
+        Error::Internal(format!(
+            "the tag pattern `{}` does not compile: {e}",
+            filter.pattern
+        ))
+    })?;
+    Ok(environment_tags(&filter, &regex, tags))
+}
+
 /// The tags the filter (compiled as `regex`) admits, newest first (ties broken by tag,
 /// highest first).
 pub(crate) fn environment_tags(

@@ -4,7 +4,6 @@
 //! timestamp in the tag, the one `build` pushed is found among the registry's tags, since a
 //! later job cannot know the time it was built at. Writing manifests is not this module's job.
 
-use crate::delivery::flux::{self, BranchChoice};
 use crate::delivery::history::{self, Key};
 use crate::deployment::Deployment;
 use crate::environment::Environment;
@@ -121,13 +120,5 @@ fn environment_tags(
     repository: &Repository,
     environment: &Environment,
 ) -> Result<Vec<history::Found>, Error> {
-    let filter = flux::tag_filter(environment, BranchChoice::Any)?;
-    let regex = regex::Regex::new(&filter.pattern).map_err(|e| {
-        Error::Internal(format!(
-            "the tag pattern `{}` does not compile: {e}",
-            filter.pattern
-        ))
-    })?;
-    let tags = client.list_tags(&repository.name)?;
-    Ok(history::environment_tags(&filter, &regex, &tags))
+    history::tags_in(environment, &client.list_tags(&repository.name)?)
 }

@@ -245,3 +245,63 @@ fn on_a_registry_that_deletes_no_tags_the_ones_left_are_named() {
         );
     }
 }
+
+#[test]
+fn a_first_release_takes_the_images_staging_kept_for_the_services_that_did_not_change() {
+    let registry = Registry::start();
+    let repo = repository(&registry.host(), "{ previous = \"staging\" }");
+    let earlier = repo.head();
+    repo.create("api/main.txt", "api 2\n");
+    let sha = repo.commit("api only");
+    repo.git(["tag", "v1.0.0"]);
+    // Staging built all three at the earlier commit, then only api at the release's commit:
+    // web and worker got the release commit's staging tag on the image they had.
+    for service in SERVICES {
+        push_image(
+            &registry,
+            &format!("acme/{service}"),
+            &earlier,
+            &[
+                format!("commit-{earlier}"),
+                format!("stg-{}-1700000000", &earlier[..7]),
+            ],
+        );
+    }
+    push_image(
+        &registry,
+        "acme/api",
+        &sha,
+        &[
+            format!("commit-{sha}"),
+            format!("stg-{}-1700000100", &sha[..7]),
+        ],
+    );
+    for service in ["web", "worker"] {
+        let name = format!("acme/{service}");
+        let (bytes, media_type, _) = registry
+            .manifest(&name, &format!("commit-{earlier}"))
+            .unwrap();
+        registry.put_manifest(
+            &name,
+            &format!("stg-{}-1700000100", &sha[..7]),
+            &bytes,
+            &media_type,
+        );
+    }
+    let output = set_promotion(&repo, &["--format", "json"]).expect_exit(0);
+    let report: Value = crate::support::json(&output.stdout);
+    for service in SERVICES {
+        let name = format!("acme/{service}");
+        let built_from = if service == "api" { &sha } else { &earlier };
+        assert_eq!(
+            registry.digest(&name, "prd-1.0.0"),
+            registry.digest(&name, &format!("commit-{built_from}")),
+            "{name}: {report}"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("web is unchanged since {}", &earlier[..7])),
+        "{stderr}"
+    );
+}
