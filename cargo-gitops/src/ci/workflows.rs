@@ -232,6 +232,64 @@ pub(crate) fn template_error(name: &str, err: &minijinja::Error) -> Error {
 
 /// Renders every workflow for the configuration.
 pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<GeneratedFile>, Error> {
+    generate_in_set(config, settings, &Set::default())
+}
+
+/// The environments whose runs promote every image of the repository as one set, and whether
+/// this image's files carry their workflows.
+#[derive(Debug, Clone, Default)]
+struct Set {
+    environments: Vec<String>,
+    lead: bool,
+}
+
+/// Renders the workflows of every image of the repository, named after each image when there
+/// are several. A release (an environment that tracks tags only: production and its channels)
+/// then has one workflow for the whole set, which runs `build --all` in the first image's
+/// pipeline so that every service's tags move together or none do; that needs one login plan
+/// for every image (the images share their registries), else each image keeps its own
+/// release workflow.
+pub fn generate_each(configs: &[Config]) -> Result<Vec<GeneratedFile>, Error> {
+    let mut set = Set::default();
+    if let Some(first) = configs.first().filter(|_| configs.len() > 1) {
+        let plan = |config: &Config| logins::plan(config, &config.workflows);
+        let first_logins = plan(first)?;
+        let mut shared = true;
+        for config in &configs[1..] {
+            let same_environments = config.environments.len() == first.environments.len()
+                && config
+                    .environments
+                    .iter()
+                    .zip(&first.environments)
+                    .enumerate()
+                    .all(|(i, (a, b))| {
+                        a.name == b.name
+                            && triggers(&config.environments, i) == triggers(&first.environments, i)
+                    });
+            shared &= same_environments && plan(config)? == first_logins;
+        }
+        if shared {
+            set.environments = first
+                .environments
+                .iter()
+                .filter(|env| env.tags.is_some() && env.branches.is_empty())
+                .map(|env| env.name.clone())
+                .collect();
+        }
+    }
+    let mut files = Vec::new();
+    for (index, config) in configs.iter().enumerate() {
+        set.lead = index == 0;
+        files.extend(generate_in_set(config, &config.workflows, &set)?);
+    }
+    Ok(files)
+}
+
+fn generate_in_set(
+    config: &Config,
+    settings: &WorkflowSettings,
+    set: &Set,
+) -> Result<Vec<GeneratedFile>, Error> {
     let templates = template_environment(settings, &config.root_dir)?;
     check_pins(settings)?;
     let logins = logins::plan(config, settings)?;
@@ -311,7 +369,11 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
         contents: pipeline,
     }];
     for index in 0..config.environments.len() {
-        let deploy = super::deploy_job::plan(
+        let all = set.environments.contains(&config.environments[index].name);
+        if all && !set.lead {
+            continue;
+        }
+        let mut deploy = super::deploy_job::plan(
             config,
             &config.environments[index],
             &logins,
@@ -320,10 +382,14 @@ pub fn generate(config: &Config, settings: &WorkflowSettings) -> Result<Vec<Gene
             &actions["checkout"],
             actions.get("cache").map(String::as_str),
         )?;
+        if let Some(deploy) = deploy.as_mut().filter(|_| all) {
+            // One write-back for the whole set: every image's manifests in one commit.
+            deploy.package = None;
+        }
         files.push(environment_workflow(
             &templates,
             config,
-            index,
+            (index, all),
             &logins,
             &signing,
             (id_token, status_gate),
@@ -454,13 +520,16 @@ fn pinned_actions(
 fn environment_workflow(
     templates: &Templates<'static>,
     config: &Config,
-    index: usize,
+    (index, all): (usize, bool),
     logins: &logins::Logins,
     signing: &signing::Signing,
     (id_token, status_gate): (bool, bool),
     deploy: Option<super::deploy_job::DeployJob>,
 ) -> Result<GeneratedFile, Error> {
-    let image = image_of(config);
+    // A set's workflow is the repository's, named after no image; it runs in the pipeline
+    // of the image that leads the set.
+    let pipeline = pipeline_file(image_of(config));
+    let image = image_of(config).filter(|_| !all);
     let environments = &config.environments;
     let env = &environments[index];
     let triggers = triggers(environments, index);
@@ -483,7 +552,8 @@ fn environment_workflow(
                 tags => triggers.tags,
                 per_ref_concurrency => !env.branches.is_empty() && env.branches.iter().any(BranchPattern::has_wildcard),
                 cancel_in_progress => cancels_in_progress(env),
-                pipeline_file => pipeline_file(image),
+                pipeline_file => pipeline,
+                all => all,
                 secrets => logins.secrets.clone(),
                 packages_write => logins.packages_write,
                 id_token => id_token,

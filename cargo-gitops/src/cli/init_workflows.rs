@@ -58,10 +58,7 @@ fn generate(
         match kind {
             PipelineKind::Github => {
                 // Every image's workflows, named after it when there are several.
-                let mut generated = Vec::new();
-                for config in configs {
-                    generated.extend(workflows::generate(config, &config.workflows)?);
-                }
+                let generated = workflows::generate_each(configs)?;
                 if args.check {
                     drift.extend(workflows::drift(root, &generated));
                 }

@@ -720,9 +720,10 @@ fn the_generated_pipelines_of_several_services_retag_what_did_not_change() {
         .unwrap();
         assert_eq!(
             pipeline.matches("--reuse-unchanged").count(),
-            2,
+            1,
             "{pipeline}"
         );
+        assert!(pipeline.contains("set -- --all"), "{pipeline}");
         assert!(pipeline.contains("fetch-depth: 0"), "{pipeline}");
     }
     let gitlab = std::fs::read_to_string(repo.join(".gitlab/gitops.gitlab-ci.yml")).unwrap();

@@ -305,3 +305,94 @@ fn a_first_release_takes_the_images_staging_kept_for_the_services_that_did_not_c
         "{stderr}"
     );
 }
+
+/// The `run:` of the step named `name` in the `build` job of a generated pipeline.
+fn step_script(pipeline: &str, name: &str) -> String {
+    let docs = yaml_rust2::YamlLoader::load_from_str(pipeline).unwrap();
+    docs[0]["jobs"]["build"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|step| step["name"].as_str() == Some(name))
+        .and_then(|step| step["run"].as_str())
+        .unwrap_or_else(|| panic!("no step `{name}` with a run: {pipeline}"))
+        .to_owned()
+}
+
+#[test]
+fn the_generated_release_workflow_promotes_the_set_and_its_step_does_so_when_run() {
+    let registry = Registry::start();
+    let (repo, sha, old) = released(&registry.host(), "{}");
+    let config = std::fs::read_to_string(repo.join("gitops.toml")).unwrap();
+    repo.create(
+        "gitops.toml",
+        format!(
+            "{config}\n[install]\nmode = \"cargo\"\n\n[registry-logins.\"{}\"]\nusername-secret = \"REGISTRY_USER\"\npassword-secret = \"REGISTRY_PASSWORD\"\n",
+            registry.host()
+        ),
+    );
+    TestCommand::new(repo.path())
+        .args(["init-workflows", "-q"])
+        .succeeds();
+    let workflows = repo.join(".github/workflows");
+    // One release workflow for the set, none per service; every other environment keeps
+    // one workflow per service.
+    let release = std::fs::read_to_string(workflows.join("gitops-production.yml")).unwrap();
+    assert!(
+        release.contains("uses: ./.github/workflows/gitops-api-pipeline.yml"),
+        "{release}"
+    );
+    assert!(release.contains("      all: true\n"), "{release}");
+    for service in SERVICES {
+        assert!(
+            !workflows
+                .join(format!("gitops-{service}-production.yml"))
+                .exists()
+        );
+        assert!(
+            workflows
+                .join(format!("gitops-{service}-staging.yml"))
+                .exists()
+        );
+        let staging =
+            std::fs::read_to_string(workflows.join(format!("gitops-{service}-staging.yml")))
+                .unwrap();
+        assert!(!staging.contains("all: true"), "{staging}");
+    }
+    crate::workflows::validate_dir(&repo);
+
+    // The pipeline's build step, run by bash as the release's job runs it: every service's
+    // tags move together.
+    staged_and_released(&registry, &sha, &old);
+    let pipeline = std::fs::read_to_string(workflows.join("gitops-api-pipeline.yml")).unwrap();
+    let script = step_script(&pipeline, "build or retag");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_cargo-gitops"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let output = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(repo.path())
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", repo.path())
+        .env("GITOPS_ALL", "true")
+        .env("GITOPS_PACKAGE", "api")
+        .env("GITOPS_ENVIRONMENT", "production")
+        .env("GITOPS_INPUT_REF", "refs/tags/v1.0.0")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::support::printed(&output)
+    );
+    for service in SERVICES {
+        let name = format!("acme/{service}");
+        assert_eq!(
+            registry.digest(&name, "prd-1.0.0"),
+            registry.digest(&name, &format!("commit-{sha}")),
+            "{name}"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use cargo_gitops::build::retag::{self, Retagger};
-use cargo_gitops::ci::Runner;
+use cargo_gitops::ci::{Runner, github};
 use cargo_gitops::config::{BuilderKind, Config};
 use cargo_gitops::deployment::{self, Deployment, Request};
 use cargo_gitops::error::Error;
@@ -166,6 +166,41 @@ fn set_of_none(deployment: &Deployment) -> SetReport {
 }
 
 fn print(global: &GlobalArgs, set: &SetReport, runner: &Runner) -> Result<(), Error> {
+    // The step's outputs in Actions, as one build's are, for the steps and jobs after it: no
+    // one digest or image stands for the set, so those stay empty and `tags` lists every
+    // service's tags in full.
+    if let Some(path) = runner.output_file.as_ref().filter(|_| runner.is_actions()) {
+        let tags: Vec<String> = set
+            .services
+            .iter()
+            .flat_map(|s| {
+                let image = s.report.image.clone().unwrap_or_default();
+                s.report
+                    .tags
+                    .iter()
+                    .map(move |tag| format!("{image}:{tag}"))
+            })
+            .collect();
+        let values = vec![
+            (
+                "action",
+                if set.services.is_empty() {
+                    "none"
+                } else {
+                    "retagged"
+                }
+                .to_owned(),
+            ),
+            ("built", "false".to_owned()),
+            ("digest", String::new()),
+            ("image", String::new()),
+            ("tags", tags.join("\n")),
+            ("environment", set.environment.clone().unwrap_or_default()),
+            ("ref", set.git_ref.clone()),
+            ("sha", set.sha.clone()),
+        ];
+        github::append(path, &github::format_outputs(&values))?;
+    }
     for service in &set.services {
         post_summary(
             &service.report,
