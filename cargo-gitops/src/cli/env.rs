@@ -1,8 +1,13 @@
 //! `cargo gitops env`: prints the ref, commit, environment and tags of a deployment, and the
 //! CI they were read from.
 
+use std::path::Path;
+
+use serde::Serialize;
+
 use cargo_gitops::ci::{Runner, github};
-use cargo_gitops::deployment::Deployment;
+use cargo_gitops::config::Config;
+use cargo_gitops::deployment::{self, Deployment, Request};
 use cargo_gitops::error::Error;
 
 use super::GlobalArgs;
@@ -90,4 +95,109 @@ fn human_text(d: &Deployment) -> String {
         .iter()
         .map(|(k, v)| format!("{k:<12} {v}\n"))
         .collect()
+}
+
+/// `env` of a repository that ships several images, without -p: the ref, commit and
+/// environment once, then each service's image and tags (`--format json`: under `services`;
+/// `--format github`: `packages`, a JSON list for a job matrix).
+#[derive(Debug, Serialize)]
+struct ServiceSet {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    sha: String,
+    environment: Option<String>,
+    timestamp: u64,
+    services: Vec<Service>,
+}
+
+#[derive(Debug, Serialize)]
+struct Service {
+    package: String,
+    image: Option<String>,
+    tags: Vec<String>,
+    lookup_tag: String,
+}
+
+pub fn run_set(
+    configs: &[Config],
+    global: &GlobalArgs,
+    runner: &Runner,
+    cwd: &Path,
+) -> Result<(), Error> {
+    let mut request = Request {
+        ref_arg: global.git_ref.as_deref(),
+        sha_arg: global.sha.as_deref(),
+        timestamp: global.timestamp,
+    };
+    let mut set: Option<ServiceSet> = None;
+    for config in configs {
+        let d = deployment::plan(config, &request, runner, cwd)?;
+        // One time for the set, so that its tags agree.
+        request.timestamp = Some(d.timestamp);
+        let set = set.get_or_insert_with(|| ServiceSet {
+            git_ref: d.git_ref.clone(),
+            sha: d.sha.clone(),
+            environment: d.environment.clone(),
+            timestamp: d.timestamp,
+            services: Vec::new(),
+        });
+        set.services.push(Service {
+            package: config
+                .package
+                .clone()
+                .or_else(|| config.image_name.clone())
+                .unwrap_or_else(|| "image".to_owned()),
+            image: d.image,
+            tags: d.tags,
+            lookup_tag: d.lookup_tag,
+        });
+    }
+    let set = set.ok_or_else(|| Error::Internal("no configuration was loaded".to_owned()))?;
+    match global.format {
+        Format::Human => {
+            let mut text = format!(
+                "{:<12} {}\n{:<12} {}\n{:<12} {}\n",
+                "ref",
+                set.git_ref,
+                "sha",
+                set.sha,
+                "environment",
+                set.environment.as_deref().unwrap_or("none")
+            );
+            for service in &set.services {
+                text.push_str(&format!("{:<12} {}\n", "service", service.package));
+                let image = service.image.as_deref().unwrap_or("none");
+                for (i, tag) in service.tags.iter().enumerate() {
+                    let key = if i == 0 { "  tags" } else { "" };
+                    text.push_str(&format!("{key:<12} {image}:{tag}\n"));
+                }
+                text.push_str(&format!("{:<12} {}\n", "  lookup tag", service.lookup_tag));
+            }
+            write_stdout(&text)
+        }
+        Format::Json => {
+            let json = serde_json::to_string_pretty(&set).expect("a service set always serialises");
+            write_stdout(&format!("{json}\n"))
+        }
+        Format::Github => {
+            let packages: Vec<&str> = set.services.iter().map(|s| s.package.as_str()).collect();
+            let text = github::format_outputs(&[
+                ("ref", set.git_ref.clone()),
+                ("sha", set.sha.clone()),
+                ("environment", set.environment.clone().unwrap_or_default()),
+                (
+                    "packages",
+                    serde_json::to_string(&packages).expect("names always serialise"),
+                ),
+                ("timestamp", set.timestamp.to_string()),
+            ]);
+            match &runner.output_file {
+                Some(path) => github::append(path, &text),
+                None => write_stdout(&text),
+            }
+        }
+        Format::Gitlab => Err(Error::usage(
+            "env --format gitlab reports one image; add -p NAME for the image to report",
+        )),
+    }
 }

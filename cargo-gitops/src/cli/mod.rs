@@ -233,6 +233,15 @@ pub fn run(cli: Cli, expire: fn(Error)) -> Result<u8, Error> {
         | Command::Deploy(_)
         | Command::History(_) => config::load_each(&source)?,
         Command::Build(args) if args.all => config::load_each(&source)?,
+        // `env` of a repository that ships several images, without -p and outside any of
+        // its packages' folders, shows each one's tags.
+        Command::Env => match config::load(&source) {
+            Ok(config) => vec![config],
+            Err(err) => match config::load_each(&source) {
+                Ok(each) if each.len() > 1 => each,
+                _ => return Err(err),
+            },
+        },
         _ => vec![config::load(&source)?],
     };
     for config in &mut configs {
@@ -269,6 +278,7 @@ pub fn run(cli: Cli, expire: fn(Error)) -> Result<u8, Error> {
         Ok(deployment)
     };
     match &cli.command {
+        Command::Env if configs.len() > 1 => env::run_set(&configs, global, &runner, &cwd)?,
         Command::Env => env::run(&plan()?, global, &runner)?,
         Command::Build(args) if args.all => build::run_set(global, args, &configs, &runner, &cwd)?,
         Command::Build(args) => build::run(global, args, config, &plan()?, &runner, &cwd)?,

@@ -1526,13 +1526,25 @@ fn package_metadata_is_chosen_with_p() {
 }
 
 #[test]
-fn several_shipping_packages_need_p() {
+fn several_shipping_packages_show_as_a_set_without_p() {
     let (dir, _) = workspace_with_packages();
-    let line = dir.command().args(["env", "--timestamp", TS]).usage_error();
-    assert_eq!(
-        line,
-        "error: several packages ship images (api, web); choose one with -p"
-    );
+    let got = dir
+        .command()
+        .args(["env", "--format", "json", "--timestamp", TS])
+        .json();
+    let packages: Vec<&str> = got["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["package"].as_str().unwrap())
+        .collect();
+    assert_eq!(packages, ["api", "web"], "{got}");
+    // GitLab's dotenv report is one image's.
+    let line = dir
+        .command()
+        .args(["env", "--format", "gitlab", "--timestamp", TS])
+        .usage_error();
+    assert!(line.contains("add -p NAME"), "{line}");
     let line = dir
         .command()
         .args(["env", "-p", "nosuchpkg", "--timestamp", TS])

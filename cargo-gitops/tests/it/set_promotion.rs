@@ -396,3 +396,47 @@ fn the_generated_release_workflow_promotes_the_set_and_its_step_does_so_when_run
         );
     }
 }
+
+#[test]
+fn env_without_p_shows_every_service_of_the_set() {
+    let (repo, sha, _) = released("ghcr.io", "{}");
+    let output = TestCommand::new(repo.path())
+        .args(["env", "--ref", "refs/tags/v1.0.0", "--format", "json"])
+        .expect_exit(0);
+    let set: Value = crate::support::json(&output.stdout);
+    assert_eq!(set["environment"], "production", "{set}");
+    assert_eq!(set["sha"], sha.as_str(), "{set}");
+    let services = set["services"].as_array().unwrap();
+    assert_eq!(services.len(), 3, "{set}");
+    for (service, name) in services.iter().zip(SERVICES) {
+        assert_eq!(service["package"], name, "{set}");
+        assert_eq!(service["image"], format!("ghcr.io/acme/{name}"), "{set}");
+        assert_eq!(service["tags"][0], "prd-1.0.0", "{set}");
+        assert_eq!(service["lookup_tag"], format!("commit-{sha}"), "{set}");
+    }
+    let human = TestCommand::new(repo.path())
+        .args(["env", "--ref", "refs/tags/v1.0.0"])
+        .expect_exit(0);
+    let text = String::from_utf8(human.stdout).unwrap();
+    for name in SERVICES {
+        assert!(text.contains(&format!("service      {name}\n")), "{text}");
+        assert!(
+            text.contains(&format!("ghcr.io/acme/{name}:prd-1.0.0")),
+            "{text}"
+        );
+    }
+    // One image still prints as before.
+    let one = TestCommand::new(repo.path())
+        .args([
+            "env",
+            "-p",
+            "web",
+            "--ref",
+            "refs/tags/v1.0.0",
+            "--format",
+            "json",
+        ])
+        .expect_exit(0);
+    let one: Value = crate::support::json(&one.stdout);
+    assert_eq!(one["image"], "ghcr.io/acme/web", "{one}");
+}
