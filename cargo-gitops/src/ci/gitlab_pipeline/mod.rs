@@ -92,12 +92,13 @@ impl Shared {
             serde_json::to_value(other).expect("serialises"),
         );
         [
-            ("stage", "gitlab.stage"),
-            ("image", "gitlab.image"),
-            ("services", "gitlab.services"),
+            // The builder first: it decides the services and the login too.
             ("buildx", "builder"),
             ("native", "builder and platforms"),
             ("login", "builder and retagger"),
+            ("stage", "gitlab.stage"),
+            ("image", "gitlab.image"),
+            ("services", "gitlab.services"),
             ("registry", "registry"),
             ("registry_variables", "gitlab.registry-variables"),
             ("install", "install"),
@@ -386,7 +387,10 @@ fn job(
             format!("gitops:{package}:{}", env.name),
             format!("gitops/{package}/{}", env.name),
         ),
-        None => (format!("gitops-{}", env.name), format!("gitops-{}", env.name)),
+        None => (
+            format!("gitops-{}", env.name),
+            format!("gitops-{}", env.name),
+        ),
     };
     let resource_group = match (per_ref, package) {
         (false, _) => group,
