@@ -1332,3 +1332,54 @@ fn snapshot_of_two_images() {
     let dir = two_image_gitops_toml(TWO_IMAGES);
     insta::assert_snapshot!("gitlab__two_images", generate(&dir));
 }
+
+#[test]
+fn a_deploy_job_of_several_images_needs_every_image_to_deploy_to_the_same_environments() {
+    let deploy = "[deploy]\nrepository = \"https://gitlab.com/acme/fleet.git\"\ncredential = \"FLEET_TOKEN\"\n";
+    // A deploy table for one image only: the deploy job would fail on the other.
+    let dir = two_service_workspace();
+    let manifest = std::fs::read_to_string(dir.join("services/api/Cargo.toml")).unwrap();
+    dir.create(
+        "services/api/Cargo.toml",
+        format!(
+            "{manifest}\n{}",
+            deploy.replace("[deploy]", "[package.metadata.gitops.deploy]")
+        ),
+    );
+    let line = dir
+        .command()
+        .args(["init-workflows", "--ci", "gitlab"])
+        .usage_error();
+    assert_eq!(
+        line,
+        "error: the GitLab deploy job runs `cargo gitops deploy` for every image of an environment, and worker has no `deploy` table; give every image one (or put it in the shared table), or none"
+    );
+    // Environments of its own for one image: a ref could need a build that is not there.
+    let dir = two_service_workspace();
+    let root = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    dir.create(
+        "Cargo.toml",
+        format!(
+            "{root}\n{}",
+            deploy.replace("[deploy]", "[workspace.metadata.gitops.deploy]")
+        ),
+    );
+    dir.command()
+        .args(["init-workflows", "-q", "--ci", "gitlab"])
+        .succeeds();
+    check_jsonschema(dir.path(), &[GENERATED]);
+    dir.create(
+        "services/api/Cargo.toml",
+        format!(
+            "{manifest}\n[[package.metadata.gitops.environments]]\nname = \"staging\"\nbranches = [\"trunk\"]\n"
+        ),
+    );
+    let line = dir
+        .command()
+        .args(["init-workflows", "--ci", "gitlab"])
+        .usage_error();
+    assert_eq!(
+        line,
+        "error: the GitLab deploy job deploys every image of an environment at once, and images `api` and `worker` define their environments differently; define them once in the shared table, or run `cargo gitops deploy -p NAME` in jobs of your own"
+    );
+}
