@@ -1,6 +1,7 @@
 //! The GitLab CI pipeline generated from the configuration: one file,
 //! `.gitlab/gitops.gitlab-ci.yml`, that the repository's `.gitlab-ci.yml` includes, with one job
-//! per environment. Each job's `rules:` are derived from the same environment definitions
+//! per environment (per image and environment, when the repository ships several, all in one
+//! stage so they run in parallel, each in a resource group of its own). Each job's `rules:` are derived from the same environment definitions
 //! `environment` matches: branch globs become anchored RE2 patterns on `$CI_COMMIT_BRANCH`,
 //! SemVer tag selectors patterns on `$CI_COMMIT_TAG`, and an environment first excludes (with
 //! `when: never`) the refs an earlier environment takes, so that a ref runs exactly the job of
@@ -398,11 +399,14 @@ fn job(
         (true, None) => format!("{group}-$CI_COMMIT_REF_SLUG"),
     };
     // Each service's compile of its own last run: one service's changes never evict another's.
-    let cache = package.and(shared.native.as_ref()).map(|native| {
-        let mut cache = toolchain::gitlab_cache(native, &shared.image);
-        cache.prefix = format!("{}-{}", cache.prefix, package.unwrap_or_default());
-        cache
-    });
+    let cache = match (package, &shared.native) {
+        (Some(package), Some(native)) => {
+            let mut cache = toolchain::gitlab_cache(native, &shared.image);
+            cache.prefix = format!("{}-{package}", cache.prefix);
+            Some(cache)
+        }
+        _ => None,
+    };
     Ok(Job {
         name,
         environment: env.name.clone(),
