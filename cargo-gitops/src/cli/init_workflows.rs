@@ -64,18 +64,10 @@ fn generate(
                 }
                 files.extend(generated);
             }
-            PipelineKind::Gitlab if configs.len() > 1 => {
-                let names: Vec<&str> = configs
-                    .iter()
-                    .filter_map(|c| c.package.as_deref())
-                    .collect();
-                return Err(Error::usage(format!(
-                    "the GitLab pipeline is written for one image, and this repository ships several ({}); generate GitHub workflows for all of them, or the GitLab pipeline of one with -p",
-                    names.join(", ")
-                )));
-            }
             PipelineKind::Gitlab => {
-                let generated = vec![gitlab_pipeline::generate(&configs[0])?];
+                // One file for every image: GitLab includes one file, and its jobs run in
+                // parallel within the stage.
+                let generated = vec![gitlab_pipeline::generate_each(configs)?];
                 if args.check {
                     drift.extend(workflows::file_drift(root, &generated));
                 }

@@ -454,12 +454,17 @@ fn a_two_service_workspace_gets_both_images_without_overwriting() {
         .args(["init-workflows", "--check", "-q"])
         .succeeds();
     validate_workflows(&dir);
-    // One image's GitLab pipeline at a time: said, not overwritten.
-    let line = dir
-        .command()
-        .args(["init-workflows", "--ci", "gitlab"])
-        .usage_error();
-    assert!(line.contains("ships several (api, web)"), "{line}");
+    // GitLab gets one file with both images' jobs, beside the GitHub workflows.
+    dir.command()
+        .args(["init-workflows", "-q", "--ci", "gitlab"])
+        .succeeds();
+    let gitlab = std::fs::read_to_string(dir.join(".gitlab/gitops.gitlab-ci.yml")).unwrap();
+    for name in ["api", "web"] {
+        assert!(
+            gitlab.contains(&format!("\"gitops:{name}:staging\":")),
+            "{gitlab}"
+        );
+    }
 }
 
 /// Generated files and configuration errors name the file (and table) the settings came from.

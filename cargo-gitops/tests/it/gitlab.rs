@@ -967,3 +967,419 @@ fn keyless_signing_is_refused_for_gitlab_instead_of_leaving_images_unsigned() {
     );
     generate(&dir);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Several images: one file, a job per image and environment
+// ---------------------------------------------------------------------------------------------
+
+/// The install pins every configuration below carries, for the table it sits in.
+fn pins(table: &str) -> String {
+    format!(
+        "\n[{table}]\nx86_64-unknown-linux-musl = \"{PIN}\"\naarch64-unknown-linux-musl = \"{PIN}\"\n"
+    )
+}
+
+/// A Cargo workspace of two Rust services built natively (so each has a compile cache), on a
+/// Rust job image.
+fn two_service_workspace() -> Dir {
+    let dir = Dir::git_repo();
+    dir.create(
+        "Cargo.toml",
+        format!(
+            "[workspace]\nresolver = \"2\"\nmembers = [\"services/api\", \"services/worker\"]\n\n[workspace.metadata.gitops]\nregistry = \"registry.gitlab.com/acme\"\nbuilder = \"native\"\nci = [\"gitlab\"]\n\n[workspace.metadata.gitops.gitlab]\nimage = \"rust:1.95-slim@sha256:{PIN}\"\n{}",
+            pins("workspace.metadata.gitops.install.sha256")
+        ),
+    );
+    for service in ["api", "worker"] {
+        dir.create(
+            format!("services/{service}/Cargo.toml"),
+            format!(
+                "[package]\nname = \"{service}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.gitops]\nimage = \"{service}\"\n"
+            ),
+        );
+        dir.create(format!("services/{service}/src/main.rs"), "fn main() {}\n");
+    }
+    dir.commit("two services");
+    dir
+}
+
+/// A `gitops.toml` repository of two images built from Dockerfiles, one a Node app, with a
+/// `deploy` table: each environment gets a deploy job after both builds.
+fn two_image_gitops_toml(images: &str) -> Dir {
+    let dir = Dir::git_repo();
+    dir.create(
+        "gitops.toml",
+        format!(
+            "registry = \"registry.gitlab.com/acme\"\nci = [\"gitlab\"]\n{}\n[deploy]\nrepository = \"https://gitlab.com/acme/fleet.git\"\ncredential = \"FLEET_TOKEN\"\n\n{images}",
+            pins("install.sha256")
+        ),
+    );
+    dir.create(
+        "api/Dockerfile",
+        "FROM scratch\nCOPY index.txt /index.txt\n",
+    );
+    dir.create("api/index.txt", "api\n");
+    dir.create(
+        "web/package.json",
+        r#"{"name": "web", "version": "1.4.0", "main": "server.js"}"#,
+    );
+    dir.create(
+        "web/server.js",
+        "require('http').createServer((q, s) => s.end('ok')).listen(8080);\n",
+    );
+    dir.create(
+        "web/Dockerfile",
+        "FROM node:20-alpine\nWORKDIR /app\nCOPY . .\nCMD [\"node\", \"server.js\"]\n",
+    );
+    dir.commit("two images");
+    dir
+}
+
+const TWO_IMAGES: &str = "[images.api]\ndockerfile = \"api/Dockerfile\"\ncontext = \"api\"\n\n[images.web]\ndockerfile = \"web/Dockerfile\"\ncontext = \"web\"\n";
+
+fn load(dir: &Dir) -> Yaml {
+    YamlLoader::load_from_str(&generate(dir)).unwrap().remove(0)
+}
+
+/// The build jobs of a multi-image file: (job name, image, environment).
+fn build_jobs(pipeline: &Yaml) -> Vec<(String, String, String)> {
+    pipeline
+        .as_hash()
+        .unwrap()
+        .keys()
+        .filter_map(|key| {
+            let name = key.as_str()?;
+            let mut parts = name.split(':');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("gitops"), Some(image), Some(env), None) => {
+                    Some((name.to_owned(), image.to_owned(), env.to_owned()))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn several_images_get_one_file_that_passes_gitlabs_schema() {
+    for dir in [two_service_workspace(), two_image_gitops_toml(TWO_IMAGES)] {
+        let pipeline = load(&dir);
+        check_jsonschema(dir.path(), &[GENERATED, ".gitlab-ci.yml"]);
+        // What every job shares is there once: one hidden job, one install fragment.
+        let text = std::fs::read_to_string(dir.join(GENERATED)).unwrap();
+        assert_eq!(text.matches("\n.gitops:\n").count(), 1, "{text}");
+        assert_eq!(text.matches("GITOPS_RELEASE_BASE_URL: ").count(), 1);
+        assert_eq!(text.matches("base=${GITOPS_RELEASE_BASE_URL:-}").count(), 1);
+        let hidden: Vec<&str> = pipeline
+            .as_hash()
+            .unwrap()
+            .keys()
+            .filter_map(|k| k.as_str())
+            .filter(|k| k.starts_with('.'))
+            .collect();
+        assert_eq!(hidden, [".gitops"]);
+        // A shallow clone of a known depth: the build fetches an older commit itself.
+        assert_eq!(
+            pipeline[".gitops"]["variables"]["GIT_DEPTH"].as_str(),
+            Some("20")
+        );
+        assert_eq!(build_jobs(&pipeline).len(), 2 * 6, "{text}");
+    }
+}
+
+/// For each ref, the jobs GitLab would run are, for each image, the job of the environment
+/// `cargo gitops env -p IMAGE` picks, and that environment's deploy job when there is one.
+fn assert_each_image_runs_the_job_env_picks(dir: &Dir, images: &[&str], deploy: bool) {
+    let pipeline = load(dir);
+    let refs = [
+        "refs/heads/main",
+        "refs/heads/feature/login",
+        "refs/heads/test/uat1",
+        "refs/tags/v1.2.3",
+        "refs/tags/v1.3.0-beta.1",
+        "refs/tags/nightly",
+    ];
+    for git_ref in refs {
+        let mut expected = Vec::new();
+        let mut environments = Vec::new();
+        for image in images {
+            let got = dir
+                .command()
+                .args(["env", "-p", image, "--format", "json"])
+                .args(["--ref", git_ref, "--sha", SHA])
+                .json();
+            if let Some(env) = got["environment"].as_str() {
+                expected.push(format!("gitops:{image}:{env}"));
+                environments.push(env.to_owned());
+            }
+        }
+        environments.dedup();
+        if deploy {
+            expected.extend(
+                environments
+                    .iter()
+                    .map(|env| format!("gitops-{env}-deploy")),
+            );
+        }
+        let mut running = jobs_that_run(&pipeline, &pipeline_variables(git_ref));
+        running.sort();
+        expected.sort();
+        assert_eq!(running, expected, "{git_ref}");
+        if git_ref != "refs/tags/nightly" {
+            assert_eq!(environments.len(), 1, "{git_ref}: {environments:?}");
+        }
+    }
+}
+
+#[test]
+fn for_main_a_branch_and_a_tag_each_image_runs_the_job_of_the_environment_env_picks() {
+    assert_each_image_runs_the_job_env_picks(&two_service_workspace(), &["api", "worker"], false);
+    assert_each_image_runs_the_job_env_picks(
+        &two_image_gitops_toml(TWO_IMAGES),
+        &["api", "web"],
+        true,
+    );
+}
+
+#[test]
+fn each_images_job_has_its_own_name_resource_group_cache_and_package() {
+    let dir = two_service_workspace();
+    let pipeline = load(&dir);
+    let jobs = build_jobs(&pipeline);
+    let mut groups = Vec::new();
+    let mut caches = Vec::new();
+    for (name, image, env) in &jobs {
+        let job = &pipeline[name.as_str()];
+        assert_eq!(job["extends"].as_str(), Some(".gitops"), "{name}");
+        assert_eq!(job["environment"]["name"].as_str(), Some(env.as_str()));
+        assert_eq!(
+            job["variables"]["GITOPS_ENVIRONMENT"].as_str(),
+            Some(env.as_str())
+        );
+        let group = job["resource_group"].as_str().unwrap().to_owned();
+        let per_branch = matches!(env.as_str(), "testing" | "development");
+        let want = if per_branch {
+            format!("gitops/{image}/{env}/$CI_COMMIT_REF_SLUG")
+        } else {
+            format!("gitops/{image}/{env}")
+        };
+        assert_eq!(group, want, "{name}");
+        assert_eq!(job["interruptible"].as_bool().unwrap_or(false), per_branch);
+        let prefix = job["cache"]["key"]["prefix"].as_str().unwrap().to_owned();
+        assert!(prefix.ends_with(&format!("-{image}")), "{name}: {prefix}");
+        assert_eq!(
+            job["cache"]["key"]["files"].as_vec().unwrap()[0].as_str(),
+            Some("Cargo.lock")
+        );
+        // The script line builds this job's package, and only it.
+        let builds: Vec<&str> = job["script"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .filter_map(|line| line.as_str())
+            .filter(|line| line.contains("cargo-gitops build"))
+            .collect();
+        assert_eq!(
+            builds,
+            [format!(
+                "cargo-gitops build -p {image} --environment \"$GITOPS_ENVIRONMENT\" --reuse-unchanged --retag-with builtin --format gitlab --dotenv gitops.env"
+            )],
+            "{name}"
+        );
+        groups.push(group);
+        caches.push((image.clone(), prefix));
+    }
+    groups.sort();
+    groups.dedup();
+    assert_eq!(groups.len(), jobs.len(), "{groups:?}");
+    caches.sort();
+    caches.dedup();
+    assert_eq!(caches.len(), 2, "one cache key per service: {caches:?}");
+    // The hidden job holds no cache (each service has its own) and no build line of its own.
+    assert!(pipeline[".gitops"]["cache"].is_badvalue());
+    assert!(pipeline[".gitops"]["script"].is_badvalue());
+}
+
+#[test]
+fn each_environments_deploy_job_needs_all_its_builds() {
+    let dir = two_image_gitops_toml(TWO_IMAGES);
+    let pipeline = load(&dir);
+    for env in [
+        "production",
+        "alpha",
+        "beta",
+        "testing",
+        "staging",
+        "development",
+    ] {
+        let deploy = &pipeline[format!("gitops-{env}-deploy").as_str()];
+        let needs: Vec<(&str, Option<bool>)> = deploy["needs"]
+            .as_vec()
+            .unwrap_or_else(|| panic!("{env}: no deploy job"))
+            .iter()
+            .map(|need| (need["job"].as_str().unwrap(), need["artifacts"].as_bool()))
+            .collect();
+        let api = format!("gitops:api:{env}");
+        let web = format!("gitops:web:{env}");
+        assert_eq!(
+            needs,
+            [(api.as_str(), Some(false)), (web.as_str(), Some(false))]
+        );
+        // It runs exactly when its builds do, and deploys every image at once.
+        assert_eq!(deploy["rules"], pipeline[api.as_str()]["rules"], "{env}");
+        assert_eq!(
+            deploy["resource_group"].as_str(),
+            Some(format!("gitops-deploy-{env}").as_str())
+        );
+        assert_eq!(deploy["script"][0].as_str(), Some("cargo-gitops deploy"));
+    }
+}
+
+#[test]
+fn a_package_name_that_would_break_yaml_or_shell_is_refused() {
+    for name in [
+        "\"web; rm -rf /\"",
+        "\"web\\\"\\nx: y\"",
+        "\"web$CI_JOB_TOKEN\"",
+    ] {
+        let images = TWO_IMAGES.replace(
+            "[images.web]\n",
+            &format!("[images.{name}]\nimage = \"web\"\n"),
+        );
+        let dir = two_image_gitops_toml(&images);
+        let line = dir
+            .command()
+            .args(["init-workflows", "--ci", "gitlab"])
+            .usage_error();
+        assert!(
+            line.starts_with("error: configuration key `package.name`: `web")
+                && line.ends_with(
+                    "is not a cargo package name (ASCII letters, digits, `-` and `_`, not starting with a digit)"
+                ),
+            "{name}: {line}"
+        );
+        assert!(!dir.join(GENERATED).exists());
+    }
+}
+
+#[test]
+fn images_that_need_different_job_setups_are_refused_with_the_key() {
+    let images = TWO_IMAGES.replace("[images.web]\n", "[images.web]\nbuilder = \"podman\"\n");
+    let dir = two_image_gitops_toml(&images);
+    let line = dir
+        .command()
+        .args(["init-workflows", "--ci", "gitlab"])
+        .usage_error();
+    assert_eq!(
+        line,
+        "error: the GitLab pipeline's jobs share one job setup, and images `api` and `web` set `builder` differently; set it once in the shared table ([workspace.metadata.gitops] or gitops.toml's top level), or generate the pipeline of one image with -p"
+    );
+    // One image's pipeline, as before.
+    dir.command()
+        .args(["init-workflows", "-q", "--ci", "gitlab", "-p", "web"])
+        .succeeds();
+    check_jsonschema(dir.path(), &[GENERATED]);
+}
+
+#[test]
+fn drift_is_checked_for_the_file_of_several_images() {
+    let dir = two_image_gitops_toml(TWO_IMAGES);
+    generate(&dir);
+    let (_, stderr) = dir
+        .command()
+        .args(["init-workflows", "--check", "--ci", "gitlab"])
+        .succeeds();
+    assert_eq!(stderr, "1 workflows are up to date\n");
+    let path = dir.join(GENERATED);
+    let edited = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("build -p web ", "build -p api ");
+    std::fs::write(&path, edited).unwrap();
+    let output = dir
+        .command()
+        .args(["init-workflows", "--check", "--ci", "gitlab"])
+        .expect_exit(1);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.starts_with(&format!("--- a/{GENERATED}\n+++ b/{GENERATED}\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-    - cargo-gitops build -p api "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+    - cargo-gitops build -p web "),
+        "{stdout}"
+    );
+    // Another image added to the configuration is drift too.
+    generate(&dir);
+    let config = std::fs::read_to_string(dir.join("gitops.toml")).unwrap();
+    dir.create(
+        "gitops.toml",
+        format!("{config}\n[images.jobs]\ndockerfile = \"api/Dockerfile\"\ncontext = \"api\"\n"),
+    );
+    let output = dir
+        .command()
+        .args(["init-workflows", "--check", "--ci", "gitlab"])
+        .expect_exit(1);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("+\"gitops:jobs:staging\":"), "{stdout}");
+}
+
+#[test]
+fn snapshot_of_two_images() {
+    let dir = two_image_gitops_toml(TWO_IMAGES);
+    insta::assert_snapshot!("gitlab__two_images", generate(&dir));
+}
+
+#[test]
+fn a_deploy_job_of_several_images_needs_every_image_to_deploy_to_the_same_environments() {
+    let deploy = "[deploy]\nrepository = \"https://gitlab.com/acme/fleet.git\"\ncredential = \"FLEET_TOKEN\"\n";
+    // A deploy table for one image only: the deploy job would fail on the other.
+    let dir = two_service_workspace();
+    let manifest = std::fs::read_to_string(dir.join("services/api/Cargo.toml")).unwrap();
+    dir.create(
+        "services/api/Cargo.toml",
+        format!(
+            "{manifest}\n{}",
+            deploy.replace("[deploy]", "[package.metadata.gitops.deploy]")
+        ),
+    );
+    let line = dir
+        .command()
+        .args(["init-workflows", "--ci", "gitlab"])
+        .usage_error();
+    assert_eq!(
+        line,
+        "error: the GitLab deploy job runs `cargo gitops deploy` for every image of an environment, and worker has no `deploy` table; give every image one (or put it in the shared table), or none"
+    );
+    // Environments of its own for one image: a ref could need a build that is not there.
+    let dir = two_service_workspace();
+    let root = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    dir.create(
+        "Cargo.toml",
+        format!(
+            "{root}\n{}",
+            deploy.replace("[deploy]", "[workspace.metadata.gitops.deploy]")
+        ),
+    );
+    dir.command()
+        .args(["init-workflows", "-q", "--ci", "gitlab"])
+        .succeeds();
+    check_jsonschema(dir.path(), &[GENERATED]);
+    dir.create(
+        "services/api/Cargo.toml",
+        format!(
+            "{manifest}\n[[package.metadata.gitops.environments]]\nname = \"staging\"\nbranches = [\"trunk\"]\n"
+        ),
+    );
+    let line = dir
+        .command()
+        .args(["init-workflows", "--ci", "gitlab"])
+        .usage_error();
+    assert_eq!(
+        line,
+        "error: the GitLab deploy job deploys every image of an environment at once, and images `api` and `worker` define their environments differently; define them once in the shared table, or run `cargo gitops deploy -p NAME` in jobs of your own"
+    );
+}

@@ -1,6 +1,7 @@
 //! The GitLab CI pipeline generated from the configuration: one file,
 //! `.gitlab/gitops.gitlab-ci.yml`, that the repository's `.gitlab-ci.yml` includes, with one job
-//! per environment. Each job's `rules:` are derived from the same environment definitions
+//! per environment (per image and environment, when the repository ships several, all in one
+//! stage so they run in parallel, each in a resource group of its own). Each job's `rules:` are derived from the same environment definitions
 //! `environment` matches: branch globs become anchored RE2 patterns on `$CI_COMMIT_BRANCH`,
 //! SemVer tag selectors patterns on `$CI_COMMIT_TAG`, and an environment first excludes (with
 //! `when: never`) the refs an earlier environment takes, so that a ref runs exactly the job of
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::workflows::{self, GeneratedFile};
-use super::{install, toolchain};
+use super::{grammar, install, toolchain};
 use crate::config::{
     BuilderKind, Config, DEFAULT_DIND, RegistrySecrets, RetaggerKind, WorkflowSettings,
     is_variable_name,
@@ -40,7 +41,8 @@ pub const DOTENV_FILE: &str = "gitops.env";
 /// Where a job puts the prebuilt binary: on the PATH of every job image (they run as root).
 const INSTALL_DIR: &str = "/usr/local/bin";
 
-/// What the template needs of one environment's job.
+/// What the template needs of one build job: one environment's, and with several images, of
+/// one image in it.
 #[derive(Debug, Clone, Serialize)]
 struct Job {
     name: String,
@@ -50,8 +52,62 @@ struct Job {
     resource_group: String,
     interruptible: bool,
     rules: Vec<Rule>,
-    /// With a `deploy` table: the deploy job's resource group (one deploy at a time).
-    deploy: Option<String>,
+    /// With several images: the package this job builds, checked by the package grammar, and
+    /// its own compile cache (native builds).
+    package: Option<String>,
+    cache: Option<toolchain::GitlabCache>,
+    /// With a `deploy` table, on the environment's last build job: the deploy job after it.
+    deploy: Option<Deploy>,
+}
+
+/// One environment's deploy job: after every build job of that environment.
+#[derive(Debug, Clone, Serialize)]
+struct Deploy {
+    name: String,
+    /// One deploy at a time per environment.
+    resource_group: String,
+    needs: Vec<String>,
+}
+
+/// What every job of the file shares through the hidden `.gitops` job. GitLab's `extends`
+/// replaces a job's lists (`before_script`, `services`) rather than merging them, so with
+/// several images each image's must be the same; [`Shared::differs`] says where they are not.
+#[derive(Debug, Clone, Serialize)]
+struct Shared {
+    stage: String,
+    image: String,
+    services: Vec<Service>,
+    buildx: bool,
+    native: Option<toolchain::Toolchain>,
+    login: &'static str,
+    registry: String,
+    registry_variables: Option<RegistrySecrets>,
+    install: install::Install,
+}
+
+impl Shared {
+    /// The first part `other` sets otherwise, by the name the configuration gives it.
+    fn differs(&self, other: &Shared) -> Option<&'static str> {
+        let (a, b) = (
+            serde_json::to_value(self).expect("serialises"),
+            serde_json::to_value(other).expect("serialises"),
+        );
+        [
+            // The builder first: it decides the services and the login too.
+            ("buildx", "builder"),
+            ("native", "builder and platforms"),
+            ("login", "builder and retagger"),
+            ("stage", "gitlab.stage"),
+            ("image", "gitlab.image"),
+            ("services", "gitlab.services"),
+            ("registry", "registry"),
+            ("registry_variables", "gitlab.registry-variables"),
+            ("install", "install"),
+        ]
+        .into_iter()
+        .find(|(field, _)| a[field] != b[field])
+        .map(|(_, key)| key)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,10 +140,100 @@ fn yaml_single(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// Renders the GitLab pipeline for the configuration.
+/// Renders the GitLab pipeline for the configuration of one image.
 pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
+    let shared = shared(config)?;
+    let cache = shared
+        .native
+        .as_ref()
+        .map(|native| toolchain::gitlab_cache(native, &shared.image));
+    // Through a job variable: the single-image file has always passed it quoted.
+    let package = config.package.clone().filter(|p| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    });
+    let mut jobs = Vec::new();
+    for index in 0..config.environments.len() {
+        let mut job = job(config, index, None, &shared)?;
+        if let Some(resource_group) = deploy_group(config, index)? {
+            job.deploy = Some(Deploy {
+                name: format!("{}-deploy", job.name),
+                resource_group,
+                needs: vec![job.name.clone()],
+            });
+        }
+        jobs.push(job);
+    }
+    render(
+        config,
+        &workflows::header(config, COMMAND),
+        minijinja::context! {
+            multi => false,
+            cache => minijinja::value::Serde(&cache),
+            package => package,
+            reuse_unchanged => config.images.len() > 1,
+        },
+        &shared,
+        &jobs,
+    )
+}
+
+/// Renders one GitLab pipeline for every image the repository ships: a build job per image
+/// and environment, all in the same stage so the services build in parallel, each queued in
+/// a resource group of its own; and per environment one deploy job after all its builds.
+pub fn generate_each(configs: &[Config]) -> Result<GeneratedFile, Error> {
+    let (first, others) = match configs {
+        [] => return Err(Error::NoImage),
+        [one] => return generate(one),
+        [first, others @ ..] => (first, others),
+    };
+    let shared = shared(first)?;
+    for config in others {
+        if let Some(key) = shared.differs(&self::shared(config)?) {
+            return Err(Error::usage(format!(
+                "the GitLab pipeline's jobs share one job setup, and images `{}` and `{}` set `{key}` differently; set it once in the shared table ([workspace.metadata.gitops] or gitops.toml's top level), or generate the pipeline of one image with -p",
+                name_of(first),
+                name_of(config)
+            )));
+        }
+    }
+    let jobs = jobs_each(configs, &shared)?;
+    let sources: Vec<&str> = configs
+        .iter()
+        .map(|c| c.described_source.as_str())
+        .collect();
+    let header = workflows::header_from(&sources.join(", "), COMMAND);
+    render(
+        first,
+        &header,
+        minijinja::context! {
+            multi => true,
+            cache => None::<()>,
+            package => None::<()>,
+            reuse_unchanged => true,
+        },
+        &shared,
+        &jobs,
+    )
+}
+
+const COMMAND: &str = "cargo gitops init-workflows --ci gitlab";
+
+fn name_of(config: &Config) -> &str {
+    config.package.as_deref().unwrap_or("(unnamed)")
+}
+
+/// The template rendered with what every file has, and `extra`: what differs between the
+/// file of one image and that of several.
+fn render(
+    config: &Config,
+    header: &str,
+    extra: minijinja::Value,
+    shared: &Shared,
+    jobs: &[Job],
+) -> Result<GeneratedFile, Error> {
     let settings = &config.workflows;
-    let gitlab = &settings.gitlab;
     let mut templates = workflows::new_templates();
     templates.add_filter("yaml", |value: String| yaml_single(&value));
     workflows::add_template(
@@ -97,11 +243,39 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
         TEMPLATE.0,
         TEMPLATE.1,
     )?;
+    let context = minijinja::context! {
+        header => header,
+        path => PIPELINE_PATH,
+        stage => &shared.stage,
+        image => &shared.image,
+        services => minijinja::value::Serde(&shared.services),
+        buildx => shared.buildx,
+        native => minijinja::value::Serde(&shared.native),
+        login => shared.login,
+        registry => &shared.registry,
+        registry_variables => minijinja::value::Serde(&shared.registry_variables),
+        install => minijinja::value::Serde(&shared.install),
+        dotenv => DOTENV_FILE,
+        jobs => minijinja::value::Serde(jobs),
+        ..extra
+    };
+    let contents = templates
+        .get_template(TEMPLATE.0)
+        .and_then(|t| t.render(context))
+        .map_err(|e| workflows::template_error(TEMPLATE.0, &e))?;
+    Ok(GeneratedFile {
+        path: PathBuf::from(PIPELINE_PATH),
+        contents,
+    })
+}
+
+/// One image's checks, and what its jobs would put into the hidden `.gitops` job.
+fn shared(config: &Config) -> Result<Shared, Error> {
+    let settings = &config.workflows;
+    let gitlab = &settings.gitlab;
     let image = config.image_for(None).ok_or(Error::NoImage)?;
     let registry = Repository::parse(&image)?.registry;
     let buildx = matches!(config.build.builder, None | Some(BuilderKind::Buildx));
-    let login = login(config);
-    let services = services(gitlab.services.as_deref(), buildx);
     let native = toolchain::plan(config)?;
     if native.is_some() && gitlab.image == crate::config::DEFAULT_IMAGE {
         return Err(Error::usage(
@@ -121,43 +295,16 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
             config.build.platforms.join(", ")
         )));
     }
-    let cache = native
-        .as_ref()
-        .map(|native| toolchain::gitlab_cache(native, &gitlab.image));
-    let registry_variables = registry_variables(settings)?;
-    let install = install(settings)?;
-    let package = config.package.clone().filter(|p| {
-        !p.is_empty()
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    });
-    let jobs = jobs(config)?;
-    let contents = templates
-        .get_template(TEMPLATE.0)
-        .and_then(|t| {
-            t.render(minijinja::context! {
-                header => workflows::header(config, "cargo gitops init-workflows --ci gitlab"),
-                path => PIPELINE_PATH,
-                stage => &gitlab.stage,
-                image => &gitlab.image,
-                services => minijinja::value::Serde(&services),
-                buildx => buildx,
-                native => minijinja::value::Serde(&native),
-                cache => minijinja::value::Serde(&cache),
-                login => login,
-                registry => registry,
-                registry_variables => minijinja::value::Serde(registry_variables),
-                install => minijinja::value::Serde(&install),
-                package => package,
-                reuse_unchanged => config.images.len() > 1,
-                dotenv => DOTENV_FILE,
-                jobs => minijinja::value::Serde(&jobs),
-            })
-        })
-        .map_err(|e| workflows::template_error(TEMPLATE.0, &e))?;
-    Ok(GeneratedFile {
-        path: PathBuf::from(PIPELINE_PATH),
-        contents,
+    Ok(Shared {
+        stage: gitlab.stage.clone(),
+        image: gitlab.image.clone(),
+        services: services(gitlab.services.as_deref(), buildx),
+        buildx,
+        native,
+        login: login(config),
+        registry,
+        registry_variables: registry_variables(settings)?.cloned(),
+        install: install(settings)?,
     })
 }
 
@@ -224,41 +371,157 @@ fn install(settings: &WorkflowSettings) -> Result<install::Install, Error> {
     Ok(plan)
 }
 
-/// One job per environment, in the configured order.
-fn jobs(config: &Config) -> Result<Vec<Job>, Error> {
+/// The build job of the environment at `index`; with several images, of `package` in it.
+fn job(
+    config: &Config,
+    index: usize,
+    package: Option<&str>,
+    shared: &Shared,
+) -> Result<Job, Error> {
     let environments = &config.environments;
-    let mut jobs = Vec::new();
-    for (index, env) in environments.iter().enumerate() {
-        let deploy = match &config.deploy {
-            Some(settings) => {
-                // The job token cannot push: the deploy needs a token of its own.
-                if settings.target(env).credential.is_none() {
-                    return Err(Error::usage(format!(
-                        "the generated deploy job of environment `{}` needs `deploy.credential`: name the masked CI/CD variable holding a token that may push to the manifests repository",
-                        env.name
-                    )));
-                }
-                Some(format!("gitops-deploy-{}", env.name))
+    let env = &environments[index];
+    let per_ref = env.branches.iter().any(BranchPattern::has_wildcard);
+    // A `:` is in no package or environment name, so these names cannot collide; resource
+    // groups may not hold one, and `/` is as unambiguous there.
+    let (name, group) = match package {
+        Some(package) => (
+            format!("gitops:{package}:{}", env.name),
+            format!("gitops/{package}/{}", env.name),
+        ),
+        None => (
+            format!("gitops-{}", env.name),
+            format!("gitops-{}", env.name),
+        ),
+    };
+    let resource_group = match (per_ref, package) {
+        (false, _) => group,
+        (true, Some(_)) => format!("{group}/$CI_COMMIT_REF_SLUG"),
+        (true, None) => format!("{group}-$CI_COMMIT_REF_SLUG"),
+    };
+    // Each service's compile of its own last run: one service's changes never evict another's.
+    let cache = match (package, &shared.native) {
+        (Some(package), Some(native)) => {
+            let mut cache = toolchain::gitlab_cache(native, &shared.image);
+            cache.prefix = format!("{}-{package}", cache.prefix);
+            Some(cache)
+        }
+        _ => None,
+    };
+    Ok(Job {
+        name,
+        environment: env.name.clone(),
+        description: workflows::describe(env).replace(|c: char| c.is_control(), " "),
+        tier: deployment_tier(env),
+        resource_group,
+        interruptible: env.tags.is_none() && per_ref,
+        rules: rules(environments, index)?,
+        package: package.map(str::to_owned),
+        cache,
+        deploy: None,
+    })
+}
+
+/// With a `deploy` table, the resource group of the deploy job of the environment at `index`.
+fn deploy_group(config: &Config, index: usize) -> Result<Option<String>, Error> {
+    let env = &config.environments[index];
+    let Some(settings) = &config.deploy else {
+        return Ok(None);
+    };
+    // The job token cannot push: the deploy needs a token of its own.
+    if settings.target(env).credential.is_none() {
+        return Err(Error::usage(format!(
+            "the generated deploy job of environment `{}` needs `deploy.credential`: name the masked CI/CD variable holding a token that may push to the manifests repository",
+            env.name
+        )));
+    }
+    Ok(Some(format!("gitops-deploy-{}", env.name)))
+}
+
+/// Every image's build jobs, environment by environment in the configured order, and after
+/// each environment's builds its deploy job.
+fn jobs_each(configs: &[Config], shared: &Shared) -> Result<Vec<Job>, Error> {
+    let deploys = configs.iter().filter(|c| c.deploy.is_some()).count();
+    if deploys != 0 && deploys != configs.len() {
+        let without: Vec<&str> = configs
+            .iter()
+            .filter(|c| c.deploy.is_none())
+            .map(name_of)
+            .collect();
+        return Err(Error::usage(format!(
+            "the GitLab deploy job runs `cargo gitops deploy` for every image of an environment, and {} has no `deploy` table; give every image one (or put it in the shared table), or none",
+            without.join(", ")
+        )));
+    }
+    if deploys != 0 {
+        same_environments(configs)?;
+    }
+    let mut order: Vec<&str> = Vec::new();
+    for config in configs {
+        for env in &config.environments {
+            if !order.contains(&env.name.as_str()) {
+                order.push(&env.name);
             }
-            None => None,
-        };
-        let per_ref = env.branches.iter().any(BranchPattern::has_wildcard);
-        jobs.push(Job {
-            name: format!("gitops-{}", env.name),
-            environment: env.name.clone(),
-            description: workflows::describe(env).replace(|c: char| c.is_control(), " "),
-            tier: deployment_tier(env),
-            resource_group: if per_ref {
-                format!("gitops-{}-$CI_COMMIT_REF_SLUG", env.name)
-            } else {
-                format!("gitops-{}", env.name)
-            },
-            interruptible: env.tags.is_none() && per_ref,
-            rules: rules(environments, index)?,
-            deploy,
-        });
+        }
+    }
+    let mut jobs = Vec::new();
+    for name in order {
+        let mut builds: Vec<Job> = Vec::new();
+        let mut deploy = None;
+        for config in configs {
+            let Some(index) = config.environments.iter().position(|e| e.name == name) else {
+                continue;
+            };
+            let package = config.package.as_deref().unwrap_or_default();
+            // Both reach job names, resource groups and the build's script line as written.
+            grammar::package("package.name", package)?;
+            grammar::environment(&format!("environments[{index}].name"), name)?;
+            builds.push(job(config, index, Some(package), shared)?);
+            if let Some(group) = deploy_group(config, index)? {
+                deploy = Some(group);
+            }
+        }
+        if let (Some(resource_group), Some(last)) = (deploy, builds.last_mut()) {
+            last.deploy = Some(Deploy {
+                name: format!("gitops-{name}-deploy"),
+                resource_group,
+                needs: Vec::new(),
+            });
+        }
+        let needs: Vec<String> = builds.iter().map(|j| j.name.clone()).collect();
+        if let Some(deploy) = builds.last_mut().and_then(|j| j.deploy.as_mut()) {
+            deploy.needs = needs;
+        }
+        jobs.extend(builds);
     }
     Ok(jobs)
+}
+
+/// The deploy job of an environment runs on that environment's rules after all its build
+/// jobs: every image must define the environments alike, or a ref could run the deploy with
+/// a build it needs absent from the pipeline (which GitLab refuses to create).
+fn same_environments(configs: &[Config]) -> Result<(), Error> {
+    let shape = |config: &Config| -> Result<serde_json::Value, Error> {
+        let mut all = Vec::new();
+        for index in 0..config.environments.len() {
+            let rules = rules(&config.environments, index)?;
+            all.push(serde_json::json!([
+                config.environments[index].name,
+                serde_json::to_value(rules).expect("serialises")
+            ]));
+        }
+        Ok(serde_json::Value::Array(all))
+    };
+    let first = shape(&configs[0])?;
+    for config in &configs[1..] {
+        if shape(config)? != first {
+            return Err(Error::usage(format!(
+                "the GitLab deploy job deploys every image of an environment at once, and images `{}` and `{}` define their environments differently; define them once in the shared table, or run `cargo gitops deploy -p NAME` in jobs of your own",
+                name_of(&configs[0]),
+                name_of(config)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The `.gitlab-ci.yml` written when the repository has none: it includes the generated file,
