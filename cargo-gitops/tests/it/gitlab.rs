@@ -1083,9 +1083,27 @@ fn several_images_get_one_file_that_passes_gitlabs_schema() {
             pipeline[".gitops"]["variables"]["GIT_DEPTH"].as_str(),
             Some("20")
         );
-        assert_eq!(build_jobs(&pipeline).len(), 2 * 6, "{text}");
+        // Testing, staging and development build each image; each release (production and
+        // its channels) is one job that promotes both as a set.
+        assert_eq!(build_jobs(&pipeline).len(), 2 * 3, "{text}");
+        for release in RELEASES {
+            let job = &pipeline[format!("gitops:{release}").as_str()];
+            let script = job["script"][0].as_str().unwrap_or_default();
+            assert!(
+                script
+                    .starts_with("cargo-gitops build --all --environment \"$GITOPS_ENVIRONMENT\""),
+                "{text}"
+            );
+            assert_eq!(
+                job["resource_group"].as_str(),
+                Some(format!("gitops/{release}").as_str())
+            );
+        }
     }
 }
+
+/// The environments that track tags only: one job promotes every image to each, as a set.
+const RELEASES: [&str; 3] = ["production", "alpha", "beta"];
 
 /// For each ref, the jobs GitLab would run are, for each image, the job of the environment
 /// `cargo gitops env -p IMAGE` picks, and that environment's deploy job when there is one.
@@ -1109,7 +1127,14 @@ fn assert_each_image_runs_the_job_env_picks(dir: &Dir, images: &[&str], deploy: 
                 .args(["--ref", git_ref, "--sha", SHA])
                 .json();
             if let Some(env) = got["environment"].as_str() {
-                expected.push(format!("gitops:{image}:{env}"));
+                let job = if RELEASES.contains(&env) {
+                    format!("gitops:{env}")
+                } else {
+                    format!("gitops:{image}:{env}")
+                };
+                if !expected.contains(&job) {
+                    expected.push(job);
+                }
                 environments.push(env.to_owned());
             }
         }
@@ -1221,6 +1246,14 @@ fn each_environments_deploy_job_needs_all_its_builds() {
             .collect();
         let api = format!("gitops:api:{env}");
         let web = format!("gitops:web:{env}");
+        let set = format!("gitops:{env}");
+        if RELEASES.contains(&env) {
+            // After the one job that promoted the set.
+            assert_eq!(needs, [(set.as_str(), Some(false))], "{env}");
+            assert_eq!(deploy["rules"], pipeline[set.as_str()]["rules"], "{env}");
+            assert_eq!(deploy["script"][0].as_str(), Some("cargo-gitops deploy"));
+            continue;
+        }
         assert_eq!(
             needs,
             [(api.as_str(), Some(false)), (web.as_str(), Some(false))]

@@ -440,3 +440,68 @@ fn env_without_p_shows_every_service_of_the_set() {
     let one: Value = crate::support::json(&one.stdout);
     assert_eq!(one["image"], "ghcr.io/acme/web", "{one}");
 }
+
+#[test]
+fn the_generated_gitlab_release_job_promotes_the_set_when_run() {
+    let registry = Registry::start();
+    let (repo, sha, old) = released(&registry.host(), "{}");
+    let config = std::fs::read_to_string(repo.join("gitops.toml")).unwrap();
+    repo.create(
+        "gitops.toml",
+        format!("{config}\n[install]\nmode = \"cargo\"\n"),
+    );
+    TestCommand::new(repo.path())
+        .args(["init-workflows", "-q", "--ci", "gitlab"])
+        .succeeds();
+    crate::gitlab::check_jsonschema(repo.path(), &[".gitlab/gitops.gitlab-ci.yml"]);
+    let text = std::fs::read_to_string(repo.join(".gitlab/gitops.gitlab-ci.yml")).unwrap();
+    let pipeline = &yaml_rust2::YamlLoader::load_from_str(&text).unwrap()[0];
+    for service in SERVICES {
+        assert!(
+            pipeline[format!("gitops:{service}:production").as_str()].is_badvalue(),
+            "{text}"
+        );
+    }
+    let job = &pipeline["gitops:production"];
+    let script: Vec<&str> = job["script"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|line| line.as_str().unwrap())
+        .collect();
+    // The job's script, run by a shell with the variables GitLab gives a tag pipeline.
+    staged_and_released(&registry, &sha, &old);
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_cargo-gitops"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let output = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script.join("\n")])
+        .current_dir(repo.path())
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", repo.path())
+        .env("GITLAB_CI", "true")
+        .env("CI", "true")
+        .env("CI_COMMIT_TAG", "v1.0.0")
+        .env("CI_COMMIT_SHA", &sha)
+        .env(
+            "GITOPS_ENVIRONMENT",
+            job["variables"]["GITOPS_ENVIRONMENT"].as_str().unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::support::printed(&output)
+    );
+    for service in SERVICES {
+        let name = format!("acme/{service}");
+        assert_eq!(
+            registry.digest(&name, "prd-1.0.0"),
+            registry.digest(&name, &format!("commit-{sha}")),
+            "{name}"
+        );
+    }
+}

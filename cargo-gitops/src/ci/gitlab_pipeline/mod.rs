@@ -58,6 +58,8 @@ struct Job {
     cache: Option<toolchain::GitlabCache>,
     /// With a `deploy` table, on the environment's last build job: the deploy job after it.
     deploy: Option<Deploy>,
+    /// A release of several images: one job promotes them all as one set (`build --all`).
+    all: bool,
 }
 
 /// One environment's deploy job: after every build job of that environment.
@@ -418,6 +420,7 @@ fn job(
         package: package.map(str::to_owned),
         cache,
         deploy: None,
+        all: false,
     })
 }
 
@@ -467,7 +470,17 @@ fn jobs_each(configs: &[Config], shared: &Shared) -> Result<Vec<Job>, Error> {
     for name in order {
         let mut builds: Vec<Job> = Vec::new();
         let mut deploy = None;
-        for config in configs {
+        let set = release_of_the_set(configs, name)?;
+        if let Some(index) = set {
+            grammar::environment(&format!("environments[{index}].name"), name)?;
+            let mut release = job(&configs[0], index, None, shared)?;
+            release.name = format!("gitops:{name}");
+            release.resource_group = format!("gitops/{name}");
+            release.all = true;
+            deploy = deploy_group(&configs[0], index)?;
+            builds.push(release);
+        }
+        for config in configs.iter().filter(|_| set.is_none()) {
             let Some(index) = config.environments.iter().position(|e| e.name == name) else {
                 continue;
             };
@@ -494,6 +507,33 @@ fn jobs_each(configs: &[Config], shared: &Shared) -> Result<Vec<Job>, Error> {
         jobs.extend(builds);
     }
     Ok(jobs)
+}
+
+/// Where environment `name` is a release (it tracks tags only) that every image defines with
+/// the same rules, its index: one job promotes every image to it as one set, all or none.
+fn release_of_the_set(configs: &[Config], name: &str) -> Result<Option<usize>, Error> {
+    let mut shape = None;
+    let mut first = None;
+    for config in configs {
+        let Some(index) = config.environments.iter().position(|e| e.name == name) else {
+            return Ok(None);
+        };
+        let env = &config.environments[index];
+        if env.tags.is_none() || !env.branches.is_empty() {
+            return Ok(None);
+        }
+        let rules = serde_json::to_value(rules(&config.environments, index)?)
+            .map_err(|e| Error::Internal(format!("rules do not serialise: {e}")))?;
+        match &shape {
+            None => {
+                shape = Some(rules);
+                first = Some(index);
+            }
+            Some(known) if *known == rules => {}
+            Some(_) => return Ok(None),
+        }
+    }
+    Ok(first)
 }
 
 /// The deploy job of an environment runs on that environment's rules after all its build
