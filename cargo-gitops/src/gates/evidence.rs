@@ -9,6 +9,7 @@ use crate::gates::Answer;
 use crate::gates::spec::{Gates, SignatureKey};
 use crate::registry::client::{Descriptor, Digest, Parsed, RegistryClient, Repository, Scope};
 use crate::registry::referrers::{self, artifact_type_of};
+use crate::supply::keyless::{self, Identity, Refused, TrustedRoot};
 use crate::supply::sign::{self, PublicKey, SigningKey, Unverified};
 
 /// The CycloneDX JSON media type: an SBOM other tools attach.
@@ -17,11 +18,22 @@ const CYCLONEDX_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
 /// The largest document read for a gate.
 const MAX_DOCUMENT: u64 = 16 << 20;
 
-/// The key `signature` verifies with, and how refusals name it.
-pub(crate) fn key(
+/// What `signature` verifies with, and how refusals name it.
+pub(crate) enum Verifier {
+    Key(PublicKey, String),
+    Keyless {
+        root: TrustedRoot,
+        identity: Identity,
+    },
+}
+
+/// The verifier of the `signature` gate: a key, or for keyless signatures the trusted root
+/// and the identity (by default the repository's own GitHub workflows, from `source_url`).
+pub(crate) fn verifier(
     gates: &Gates,
     signing_key: Option<&SigningKey>,
-) -> Result<(PublicKey, String), Error> {
+    source_url: Option<&str>,
+) -> Result<Verifier, Error> {
     match &gates.signature {
         Some(SignatureKey::File(path)) => {
             let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
@@ -29,10 +41,25 @@ pub(crate) fn key(
                 source,
             })?;
             let from = format!("the key {}", path.display());
-            Ok((PublicKey::from_pem(&text, &from)?, from))
+            Ok(Verifier::Key(PublicKey::from_pem(&text, &from)?, from))
+        }
+        Some(SignatureKey::Keyless(keyless)) => {
+            let pattern = match &keyless.identity {
+                Some(pattern) => pattern.clone(),
+                None => own_workflows(source_url)?,
+            };
+            let identity = crate::gates::spec::anchored(&pattern)
+                .map_err(|m| Error::usage(format!("the signature gate's identity: {m}")))?;
+            Ok(Verifier::Keyless {
+                root: TrustedRoot::read(&keyless.trusted_root)?,
+                identity: Identity {
+                    identity,
+                    issuer: keyless.issuer.clone(),
+                },
+            })
         }
         Some(SignatureKey::SigningKey) | None => match signing_key {
-            Some(key) => Ok((
+            Some(key) => Ok(Verifier::Key(
                 PublicKey::of(key),
                 format!("the public half of the signing key from {}", key.source()),
             )),
@@ -41,6 +68,23 @@ pub(crate) fn key(
             )),
         },
     }
+}
+
+/// The identity of this repository's GitHub workflows, as Fulcio writes it in a certificate:
+/// `https://github.com/OWNER/REPO/.github/workflows/FILE@REF`, any file and ref.
+fn own_workflows(source_url: Option<&str>) -> Result<String, Error> {
+    let repository = source_url
+        .map(normalize_repository)
+        .filter(|r| r.starts_with("github.com/") && r.matches('/').count() == 2)
+        .ok_or_else(|| {
+            Error::usage(
+                "the signature gate checks keyless signatures of this repository's own GitHub workflows by default, and this repository's origin is not on github.com; set signature.identity to the signer's identity (a regular expression)",
+            )
+        })?;
+    Ok(format!(
+        "https://{}/\\.github/workflows/[^@]+@refs/.+",
+        regex::escape(&repository)
+    ))
 }
 
 /// The image's referrers, read once, and what they hold.
@@ -90,9 +134,10 @@ impl<'a> Attached<'a> {
         }
     }
 
-    /// `signature`: a sigstore bundle attached to the image verifies with `key` and names
+    /// `signature`: a sigstore bundle attached to the image verifies with `verifier` (a key,
+    /// or a certificate of the trusted identity that chains to the trusted root) and names
     /// this digest.
-    pub(crate) fn signature(&mut self, (key, from): &(PublicKey, String)) -> Result<Answer, Error> {
+    pub(crate) fn signature(&mut self, verifier: &Verifier) -> Result<Answer, Error> {
         let bundles: Vec<Descriptor> = self
             .referrers()?
             .into_iter()
@@ -116,31 +161,80 @@ impl<'a> Attached<'a> {
             }));
         }
         let mut moved = None;
+        let mut keyless_refusal: Option<Refused> = None;
         for bundle in &bundles {
             let Some(bytes) = self.document(bundle)? else {
                 continue;
             };
-            match sign::verify_bundle(&bytes, key, self.digest) {
-                Ok(()) => {
-                    return Ok(Ok(format!(
-                        "signature {} verifies with {from} (offline: no transparency log is consulted)",
-                        bundle.digest
-                    )));
+            let (key, signer) = match verifier {
+                Verifier::Key(key, from) => (key.clone(), from.clone()),
+                Verifier::Keyless { root, identity } => {
+                    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                        continue;
+                    };
+                    match keyless::verify(&json, root, identity) {
+                        Ok(signer) => (
+                            signer.key,
+                            format!("{} (issuer {})", signer.identity, signer.issuer),
+                        ),
+                        Err(refused) => {
+                            // The most telling refusal is kept: a certificate of another
+                            // identity over one that is not keyless at all.
+                            if keyless_refusal
+                                .as_ref()
+                                .is_none_or(|r| matches!(r, Refused::Unreadable(_)))
+                            {
+                                keyless_refusal = Some(refused);
+                            }
+                            continue;
+                        }
+                    }
                 }
-                Err(Unverified::OtherDigest(other)) => moved = Some(other),
+            };
+            match sign::verify_bundle(&bytes, &key, self.digest) {
+                Ok(()) => {
+                    return Ok(Ok(match verifier {
+                        Verifier::Key(..) => format!(
+                            "signature {} verifies with {signer} (offline: no transparency log is consulted)",
+                            bundle.digest
+                        ),
+                        Verifier::Keyless { .. } => format!(
+                            "signature {} by {signer} verifies: its certificate chains to the trusted root and the transparency log's entry checks out (offline)",
+                            bundle.digest
+                        ),
+                    }));
+                }
+                Err(Unverified::OtherDigest(other)) => moved = Some((other, signer)),
                 Err(Unverified::OtherKey | Unverified::Unreadable(_)) => {}
             }
         }
-        Ok(Err(match moved {
-            Some(other) => format!(
-                "a signature by {from} is attached, but it signs another image ({}): it was copied from there; sign {} itself",
+        Ok(Err(match (moved, verifier, keyless_refusal) {
+            (Some((other, signer)), _, _) => format!(
+                "a signature by {signer} is attached, but it signs another image ({}): it was copied from there; sign {} itself",
                 quote_external(&other),
                 self.digest
             ),
-            None => format!(
+            (None, Verifier::Key(_, from), _) => format!(
                 "{} signature(s) attached, none verifies with {from}; sign the image with that key",
                 bundles.len()
             ),
+            (None, Verifier::Keyless { identity, .. }, refused) => {
+                let why = match refused {
+                    Some(
+                        Refused::Untrusted(why)
+                        | Refused::OtherIdentity(why)
+                        | Refused::Log(why)
+                        | Refused::Unreadable(why),
+                    ) => quote_external(&why),
+                    None => "its envelope does not verify with its certificate".to_owned(),
+                };
+                format!(
+                    "{} signature(s) attached, none is a keyless signature by `{}` (issuer {}): {why}; sign the image in the trusted workflow",
+                    bundles.len(),
+                    identity.identity.as_str(),
+                    identity.issuer
+                )
+            }
         }))
     }
 

@@ -140,8 +140,9 @@ pub fn check(
                 ))
             }
             Gate::Signature => {
-                let key = evidence::key(gates, promotion.signing_key)?;
-                attached.signature(&key)?
+                let verifier =
+                    evidence::verifier(gates, promotion.signing_key, promotion.source_url)?;
+                attached.signature(&verifier)?
             }
             Gate::Provenance => attached.provenance(promotion.sha, promotion.source_url)?,
             Gate::Sbom => attached.sbom(gates.sbom.as_deref().unwrap_or_default())?,

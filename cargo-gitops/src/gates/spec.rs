@@ -69,8 +69,14 @@ pub enum RawSignature {
 pub struct RawSignatureTable {
     /// A public key PEM file, relative to the configuration's folder.
     pub key: Option<PathBuf>,
+    /// Keyless: a regular expression the certificate's identity must match, whole.
     pub identity: Option<String>,
+    /// Keyless: the OIDC issuer that vouched for the identity.
     pub issuer: Option<String>,
+    /// Keyless: the Sigstore trusted root (`trusted_root.json`), relative to the
+    /// configuration's folder.
+    #[serde(rename = "trusted-root")]
+    pub trusted_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,7 +103,22 @@ pub enum SignatureKey {
     SigningKey,
     /// A public key PEM file (absolute, resolved against the configuration's folder).
     File(PathBuf),
+    /// A Fulcio certificate chaining to the trusted root, naming this identity.
+    Keyless(Keyless),
 }
+
+/// What a keyless signature is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyless {
+    /// The identity's pattern, anchored; `None`: the repository's own GitHub workflows.
+    pub identity: Option<String>,
+    pub issuer: String,
+    /// The trusted root file (absolute).
+    pub trusted_root: PathBuf,
+}
+
+/// The OIDC issuer of GitHub Actions' job tokens: the default for keyless signatures.
+pub const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
 /// The gates of one environment, checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -228,23 +249,55 @@ pub fn check(
                 "has no key to verify with; give `signature = { key = \"cosign.pub\" }` (a public key PEM), or set `sign = \"key\"` to verify with the signing key's public half".to_owned(),
             ));
         }
-        Some(RawSignature::Table(table)) => {
-            if table.identity.is_some() || table.issuer.is_some() {
+        Some(RawSignature::Table(table))
+            if table.identity.is_some()
+                || table.issuer.is_some()
+                || table.trusted_root.is_some() =>
+        {
+            if table.key.is_some() {
                 return Err(bad(
                     "signature",
-                    "keyless verification (identity, issuer) is not supported yet: the tool cannot check a Fulcio certificate chain offline; verify a key signature with `key = \"cosign.pub\"`, or check keyless signatures with `cosign verify` at admission".to_owned(),
+                    "has both a key and keyless settings (identity, issuer, trusted-root); keep the one the images are signed with".to_owned(),
                 ));
             }
-            match &table.key {
-                Some(path) => Some(SignatureKey::File(root.join(path))),
-                None => {
-                    return Err(bad(
-                        "signature",
-                        "names no key; give `key = \"cosign.pub\"` (a public key PEM)".to_owned(),
-                    ));
-                }
+            let Some(trusted_root) = &table.trusted_root else {
+                return Err(bad(
+                    "signature.trusted-root",
+                    "is needed to check a keyless signature: the Sigstore trusted root (trusted_root.json) its certificate must chain to; commit Sigstore's (from its TUF repository) or your own Sigstore's, and name it here".to_owned(),
+                ));
+            };
+            if let Some(pattern) = &table.identity {
+                anchored(pattern).map_err(|m| bad("signature.identity", m))?;
             }
+            if let Some(issuer) = &table.issuer
+                && !issuer.starts_with("https://")
+            {
+                return Err(bad(
+                    "signature.issuer",
+                    format!(
+                        "`{}` is not an OIDC issuer URL (https://…, e.g. {GITHUB_ACTIONS_ISSUER})",
+                        issuer.escape_debug()
+                    ),
+                ));
+            }
+            Some(SignatureKey::Keyless(Keyless {
+                identity: table.identity.clone(),
+                issuer: table
+                    .issuer
+                    .clone()
+                    .unwrap_or_else(|| GITHUB_ACTIONS_ISSUER.to_owned()),
+                trusted_root: root.join(trusted_root),
+            }))
         }
+        Some(RawSignature::Table(table)) => match &table.key {
+            Some(path) => Some(SignatureKey::File(root.join(path))),
+            None => {
+                return Err(bad(
+                    "signature",
+                    "names no key; give `key = \"cosign.pub\"` (a public key PEM)".to_owned(),
+                ));
+            }
+        },
     };
     let sbom = match &raw.sbom {
         None | Some(RawSbom::Enabled(false)) => None,
@@ -301,6 +354,17 @@ fn is_status_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b" -_./:()".contains(&b))
+}
+
+/// `pattern` compiled to match a whole identity, or why it does not compile.
+pub fn anchored(pattern: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+        format!(
+            "`{}` is not a regular expression: {}",
+            pattern.escape_debug(),
+            e.to_string().lines().last().unwrap_or_default()
+        )
+    })
 }
 
 /// `30m`, `2h`, `45s`, `1d`, or several (`1h30m`), in seconds; at least one second.
@@ -456,8 +520,23 @@ mod tests {
             ("signature = true", "signature", "no key to verify with"),
             (
                 "signature = { identity = \"x\" }",
+                "signature.trusted-root",
+                "is needed to check a keyless signature",
+            ),
+            (
+                "signature = { identity = \"(\", trusted-root = \"root.json\" }",
+                "signature.identity",
+                "not a regular expression",
+            ),
+            (
+                "signature = { issuer = \"github\", trusted-root = \"root.json\" }",
+                "signature.issuer",
+                "not an OIDC issuer URL",
+            ),
+            (
+                "signature = { key = \"k.pub\", trusted-root = \"root.json\" }",
                 "signature",
-                "not supported yet",
+                "has both a key and keyless settings",
             ),
             (
                 "sbom = { deny = [\"a b\"] }",

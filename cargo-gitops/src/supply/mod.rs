@@ -12,6 +12,7 @@
 
 pub mod auditable;
 pub mod crates;
+pub mod keyless;
 pub mod provenance;
 pub mod sbom;
 pub mod sign;

@@ -264,6 +264,21 @@ impl PublicKey {
             })
     }
 
+    /// A key from its SubjectPublicKeyInfo DER (a certificate's, a transparency log's).
+    pub fn from_der(der: &[u8]) -> Option<PublicKey> {
+        use p256::pkcs8::DecodePublicKey as _;
+        p256::ecdsa::VerifyingKey::from_public_key_der(der)
+            .ok()
+            .map(|key| PublicKey { key })
+    }
+
+    /// Whether `signature` (ASN.1 DER) is this key's ECDSA signature over `message`'s SHA-256.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        use p256::ecdsa::signature::Verifier as _;
+        p256::ecdsa::Signature::from_der(signature)
+            .is_ok_and(|sig| self.key.verify(message, &sig).is_ok())
+    }
+
     /// The public half of a signing key.
     pub fn of(key: &SigningKey) -> PublicKey {
         PublicKey {

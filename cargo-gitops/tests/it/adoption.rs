@@ -217,11 +217,15 @@ dockerfile = "api/Dockerfile"
 image = "shop-web"
 "#,
     );
-    let line = dir.command().arg("env").usage_error();
+    // One image's build needs -p; `env` shows every image.
+    let line = dir.command().args(["build", "--dry-run"]).usage_error();
     assert!(
         line.contains("ships several images (api, web); choose one with -p"),
         "{line}"
     );
+    let set = dir.command().args(["env", "--format", "json"]).json();
+    assert_eq!(set["services"][0]["package"], "api", "{set}");
+    assert_eq!(set["services"][1]["package"], "web", "{set}");
     assert_eq!(env_json(&dir, &["-p", "api"])["image"], "ghcr.io/acme/api");
     assert_eq!(
         env_json(&dir, &["-p", "web"])["image"],
@@ -386,11 +390,15 @@ fn two_services() -> Dir {
 #[test]
 fn a_two_service_workspace_gets_both_images_without_overwriting() {
     let dir = two_services();
-    let line = dir.command().arg("env").usage_error();
+    // One image's build needs -p; `env` shows every image.
+    let line = dir.command().args(["build", "--dry-run"]).usage_error();
     assert!(
         line.contains("several packages ship images (api, web); choose one with -p"),
         "{line}"
     );
+    let set = dir.command().args(["env", "--format", "json"]).json();
+    assert_eq!(set["services"][0]["package"], "api", "{set}");
+    assert_eq!(set["services"][1]["package"], "web", "{set}");
     assert_eq!(env_json(&dir, &["-p", "api"])["image"], "ghcr.io/acme/api");
     assert_eq!(env_json(&dir, &["-p", "web"])["image"], "ghcr.io/acme/web");
     // From inside a service's folder, that service.

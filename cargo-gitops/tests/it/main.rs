@@ -17,6 +17,7 @@ mod gates;
 mod gitlab;
 mod history;
 mod integrity;
+mod keyless;
 mod native;
 mod pins;
 mod progress;
