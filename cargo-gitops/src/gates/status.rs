@@ -1,9 +1,12 @@
 //! The `status` gate: a named commit status, or else a check run of that name, is successful
-//! on the source commit, read through GitHub's REST API (what Flux's notification-controller
-//! and Argo CD notifications post after a healthy rollout). Two GETs at most:
-//! `/repos/{owner}/{repo}/commits/{sha}/status`, then `…/check-runs?check_name=NAME`. The
-//! token (`GITOPS_STATUS_TOKEN`, else `GITHUB_TOKEN`) goes to the API's origin only, and is
-//! never shown; `GITHUB_API_URL` moves the API (GitHub Enterprise, tests on loopback).
+//! on the source commit (what Flux's notification-controller and Argo CD notifications post
+//! after a healthy rollout). On GitHub, through its REST API, two GETs at most:
+//! `/repos/{owner}/{repo}/commits/{sha}/status`, then `…/check-runs?check_name=NAME`; the
+//! token is `GITOPS_STATUS_TOKEN`, else `GITHUB_TOKEN`, and `GITHUB_API_URL` moves the API
+//! (GitHub Enterprise, tests on loopback). In a GitLab job (`GITLAB_CI`), through GitLab's API
+//! (`CI_API_V4_URL`, project `CI_PROJECT_ID`), one GET:
+//! `/projects/{id}/repository/commits/{sha}/statuses?name=NAME`, with the token of
+//! `GITOPS_STATUS_TOKEN`. A token goes to the API's origin only, and is never shown.
 
 use std::fmt;
 use std::time::Duration;
@@ -41,13 +44,30 @@ pub struct Forge {
     /// `owner/repo`; without it, taken from the repository's URL when it is on GitHub.
     pub repository: Option<String>,
     pub token: Option<Token>,
+    /// In a GitLab job: the project's numeric id, whose statuses GitLab's API gives.
+    pub gitlab_project: Option<String>,
 }
+
+/// GitLab's API unless `CI_API_V4_URL` says otherwise.
+pub const DEFAULT_GITLAB_API: &str = "https://gitlab.com/api/v4";
 
 impl Forge {
     /// From the environment a GitHub Actions job has: `GITHUB_API_URL`, `GITHUB_REPOSITORY`,
     /// and the token in `GITOPS_STATUS_TOKEN` or `GITHUB_TOKEN`.
     pub fn from_env() -> Forge {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if var("GITLAB_CI").is_some() {
+            // The job token may not read commit statuses: a token of its own, by name.
+            return Forge {
+                api: var("CI_API_V4_URL").unwrap_or_else(|| DEFAULT_GITLAB_API.to_owned()),
+                repository: None,
+                token: var("GITOPS_STATUS_TOKEN").map(|value| Token {
+                    value,
+                    from: "GITOPS_STATUS_TOKEN",
+                }),
+                gitlab_project: var("CI_PROJECT_ID"),
+            };
+        }
         let token = ["GITOPS_STATUS_TOKEN", "GITHUB_TOKEN"]
             .into_iter()
             .find_map(|from| var(from).map(|value| Token { value, from }));
@@ -55,6 +75,7 @@ impl Forge {
             api: var("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_API.to_owned()),
             repository: var("GITHUB_REPOSITORY"),
             token,
+            gitlab_project: None,
         }
     }
 
@@ -94,22 +115,41 @@ impl Forge {
             .user_agent(concat!("cargo-gitops/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        let mut request = agent
-            .get(url)
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28");
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", &format!("Bearer {}", token.value));
+        let gitlab = self.gitlab_project.is_some();
+        let mut request = agent.get(url);
+        request = if gitlab {
+            request.header("Accept", "application/json")
+        } else {
+            request
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28")
+        };
+        match (&self.token, gitlab) {
+            (Some(token), true) => request = request.header("PRIVATE-TOKEN", &token.value),
+            (Some(token), false) => {
+                request = request.header("Authorization", &format!("Bearer {}", token.value));
+            }
+            (None, _) => {}
         }
         let mut response = request.call().map_err(|e| {
             failed(format!(
-                "{}; check GITHUB_API_URL",
-                quote_external(&e.to_string())
+                "{}; check {}",
+                quote_external(&e.to_string()),
+                if gitlab {
+                    "CI_API_V4_URL"
+                } else {
+                    "GITHUB_API_URL"
+                }
             ))
         })?;
         let status = response.status().as_u16();
         match status {
             200 => {}
+            401 | 403 | 404 if gitlab => {
+                return Err(failed(format!(
+                    "HTTP {status}; give a token that may read the project's commit statuses (`read_api`) in the masked CI/CD variable GITOPS_STATUS_TOKEN"
+                )));
+            }
             401 | 403 | 404 => {
                 return Err(failed(format!(
                     "HTTP {status}; give a token that may read the repository's statuses and checks in GITOPS_STATUS_TOKEN or GITHUB_TOKEN (`statuses: read`, `checks: read`)"
@@ -148,9 +188,17 @@ pub(crate) fn check(
 ) -> Result<Answer, Error> {
     if !crate::urls::allowed(&forge.api) {
         return Err(Error::usage(format!(
-            "GITHUB_API_URL `{}` is not an https URL without credentials (plain http is for 127.0.0.1 and localhost only)",
+            "{} `{}` is not an https URL without credentials (plain http is for 127.0.0.1 and localhost only)",
+            if forge.gitlab_project.is_some() {
+                "CI_API_V4_URL"
+            } else {
+                "GITHUB_API_URL"
+            },
             quote_external(&forge.api)
         )));
+    }
+    if let Some(project) = &forge.gitlab_project {
+        return check_gitlab(forge, project, name, sha);
     }
     let Some(repository) = forge.repository(source_url) else {
         return Ok(Err(
@@ -203,6 +251,42 @@ pub(crate) fn check(
     Ok(Ok(format!("check run `{name}` is success")))
 }
 
+/// The `status` gate on GitLab: the newest commit status named `name` is `success`.
+fn check_gitlab(forge: &Forge, project: &str, name: &str, sha: &str) -> Result<Answer, Error> {
+    if project.is_empty() || !project.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Err(format!(
+            "CI_PROJECT_ID `{}` is not a GitLab project id; run the gate in the project's own pipeline",
+            quote_external(project)
+        )));
+    }
+    let url = format!(
+        "{}/projects/{project}/repository/commits/{sha}/statuses?name={}&per_page=100",
+        forge.api.trim_end_matches('/'),
+        escape(name)
+    );
+    let statuses = forge.get(&url)?;
+    // GitLab lists the newest status of each name first.
+    let Some(status) = statuses
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == name)
+    else {
+        return Ok(Err(format!(
+            "commit {sha} has no commit status named `{name}`; wait until it is posted (by Flux, Argo CD or CI), or check the name"
+        )));
+    };
+    let state = status["status"].as_str().unwrap_or("unknown");
+    Ok(if state == "success" {
+        Ok(format!("commit status `{name}` is success"))
+    } else {
+        Err(format!(
+            "commit status `{name}` on {sha} is {}, not success; wait for it, or fix what it reports",
+            quote_external(state)
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +300,7 @@ mod tests {
                 value: "ghp_SECRET".to_owned(),
                 from: "GITHUB_TOKEN",
             }),
+            gitlab_project: None,
         };
         assert_eq!(
             forge.repository(Some("https://github.com/Acme/App.git")),

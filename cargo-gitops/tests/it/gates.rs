@@ -793,3 +793,80 @@ fn a_fresh_build_that_would_tag_before_the_gates_could_look_is_refused_before_it
         assert!(registry.tags("fresh").is_empty(), "nothing was pushed");
     }
 }
+
+#[test]
+fn in_a_gitlab_job_the_status_gate_reads_gitlabs_commit_statuses() {
+    let registry = Registry::start();
+    let fixture = gated(
+        &registry,
+        "glstatus",
+        "",
+        "{ status = \"flux/production\" }",
+    );
+    staging(&fixture, now() - 60, &[], &[]);
+    let sha = fixture.head();
+    release(&fixture);
+    let round = Arc::new(AtomicUsize::new(0));
+    let stub = {
+        let round = round.clone();
+        Stub::start("127.0.0.1", move |_| {
+            let body: &[u8] = match round.load(Ordering::SeqCst) {
+                0 => br#"[]"#,
+                1 => br#"[{"name":"flux/production","status":"running"},{"name":"flux/production","status":"success"}]"#,
+                _ => br#"[{"name":"flux/production","status":"success"}]"#,
+            };
+            answer(200, &[("Content-Type", "application/json")], body)
+        })
+    };
+    let api = format!("http://{}/api/v4", stub.addr);
+    let env = [
+        ("GITLAB_CI", "true"),
+        ("CI_API_V4_URL", api.as_str()),
+        ("CI_PROJECT_ID", "42"),
+        ("CI_COMMIT_TAG", "v1.0.0"),
+        ("CI_COMMIT_SHA", sha.as_str()),
+        ("GITOPS_STATUS_TOKEN", "glpat-SECRET"),
+    ];
+    let stderr = assert_refused(&fixture, &registry, &env, &[]);
+    assert!(
+        stderr.contains(&format!(
+            "  status: commit {sha} has no commit status named `flux/production`"
+        )),
+        "{stderr}"
+    );
+    round.store(1, Ordering::SeqCst);
+    // The newest status of the name is the one that counts.
+    let stderr = assert_refused(&fixture, &registry, &env, &[]);
+    assert!(
+        stderr.contains("  status: commit status `flux/production` on")
+            && stderr.contains("is running, not success"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("glpat-SECRET"), "{stderr}");
+    round.store(2, Ordering::SeqCst);
+    let out = promote(&fixture, &env, &["--format", "json"]);
+    assert!(out.status.success(), "{}", printed(&out));
+    assert!(!printed(&out).contains("glpat-SECRET"));
+    let path = format!(
+        "/api/v4/projects/42/repository/commits/{sha}/statuses?name=flux%2Fproduction&per_page=100"
+    );
+    let seen: Vec<(String, String, Option<String>, Option<String>)> = stub
+        .seen()
+        .iter()
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.path.clone(),
+                r.header("PRIVATE-TOKEN").map(str::to_owned),
+                r.header("Authorization").map(str::to_owned),
+            )
+        })
+        .collect();
+    let one = (
+        "GET".to_owned(),
+        path,
+        Some("glpat-SECRET".to_owned()),
+        None,
+    );
+    assert_eq!(seen, [one.clone(), one.clone(), one]);
+}
