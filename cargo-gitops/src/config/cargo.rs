@@ -1,6 +1,8 @@
 //! Configuration in `Cargo.toml`: finding the manifest and its workspace root, the packages that
-//! ship an image (`[package.metadata.gitops]`), choosing one, and merging its table over
-//! `[workspace.metadata.gitops]`. Checking the merged keys is `resolve`'s job, in `mod.rs`.
+//! ship an image (`[package.metadata.gitops]`) and the images no package builds
+//! (`[workspace.metadata.gitops.images.NAME]`, a Dockerfile service of the same repository),
+//! choosing one, and merging its table over `[workspace.metadata.gitops]`. Checking the merged
+//! keys is `resolve`'s job, in `mod.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -9,11 +11,13 @@ use super::{Config, SourceKind, environments, resolve};
 use crate::environment;
 use crate::error::Error;
 
-/// A package of the workspace: its name, manifest and `gitops` table.
+/// A package of the workspace: its name, manifest and `gitops` table; or an image of the
+/// workspace's `images` tables, which no package builds (`image_table`).
 struct Package {
     name: String,
     manifest: PathBuf,
     table: Option<RawConfig>,
+    image_table: bool,
 }
 
 impl Package {
@@ -67,9 +71,12 @@ pub fn load(start: &Path, package: Option<&str>, cwd: &Path) -> Result<Config, E
             .as_ref()
             .and_then(|p| packages.iter().find(|q| q.name == p.name))
     });
-    let workspace_raw = gitops_of(root.workspace.as_ref().and_then(|w| w.metadata.as_ref()))
+    let mut workspace_raw = gitops_of(root.workspace.as_ref().and_then(|w| w.metadata.as_ref()))
         .cloned()
         .unwrap_or_default();
+    // Read by `packages`: each image table is one of the images to choose from.
+    workspace_raw.images = None;
+    let image_table = chosen.is_some_and(|p| p.image_table);
     if workspace_raw.own_workflow.is_some() {
         return Err(super::bad_key(
             &root_path,
@@ -79,7 +86,10 @@ pub fn load(start: &Path, package: Option<&str>, cwd: &Path) -> Result<Config, E
     }
     // A package's own `registry` and `image` are checked where they are written, so an error
     // names that table's key and file rather than the workspace table merged under them.
-    if let Some((package, written)) = chosen.and_then(|p| p.table.as_ref().map(|t| (p, t))) {
+    if let Some((package, written)) = chosen
+        .filter(|p| !p.image_table)
+        .and_then(|p| p.table.as_ref().map(|t| (p, t)))
+    {
         let registry = written
             .registry
             .as_deref()
@@ -93,6 +103,11 @@ pub fn load(start: &Path, package: Option<&str>, cwd: &Path) -> Result<Config, E
     }
     let (mut merged, env_file, table) = match chosen.and_then(|p| p.table.as_ref().map(|t| (p, t)))
     {
+        Some((_, table)) if image_table => (
+            table.clone().or(workspace_raw),
+            root_path.clone(),
+            "workspace.metadata.gitops",
+        ),
         Some((package, table)) if table.environments.is_some() => (
             table.clone().or(workspace_raw),
             package.manifest.clone(),
@@ -121,9 +136,15 @@ pub fn load(start: &Path, package: Option<&str>, cwd: &Path) -> Result<Config, E
     }
     let mut config = resolve(merged, environments, &root_path, table)?;
     config.described_source = describe_source(chosen, &root, root_dir);
-    config.source = SourceKind::Cargo;
+    config.source = if image_table {
+        SourceKind::CargoImage
+    } else {
+        SourceKind::Cargo
+    };
     config.package = package_name;
-    config.package_dir = chosen.and_then(|p| p.manifest.parent().map(Path::to_path_buf));
+    config.package_dir = chosen
+        .filter(|p| !p.image_table)
+        .and_then(|p| p.manifest.parent().map(Path::to_path_buf));
     config.root_dir = root_dir.to_path_buf();
     config.images = packages
         .iter()
@@ -142,7 +163,15 @@ fn describe_source(chosen: Option<&Package>, root: &Manifest, root_dir: &Path) -
         .then(|| "[workspace.metadata.gitops] in Cargo.toml".to_owned());
     let package = chosen.filter(|p| p.table.is_some()).map(|p| {
         let manifest = p.manifest.strip_prefix(root_dir).unwrap_or(&p.manifest);
-        format!("[package.metadata.gitops] in {}", manifest.display())
+        if p.image_table {
+            format!(
+                "[workspace.metadata.gitops.images.{}] in {}",
+                p.name,
+                manifest.display()
+            )
+        } else {
+            format!("[package.metadata.gitops] in {}", manifest.display())
+        }
     });
     match (package, workspace) {
         (Some(package), Some(workspace)) => format!("{package} over {workspace}"),
@@ -229,6 +258,7 @@ fn packages(root_path: &Path, root: &Manifest, root_dir: &Path) -> Result<Vec<Pa
             name: package.name.clone(),
             manifest: root_path.to_path_buf(),
             table: gitops_of(package.metadata.as_ref()).cloned(),
+            image_table: false,
         });
     }
     if let Some(workspace) = &root.workspace {
@@ -244,9 +274,43 @@ fn packages(root_path: &Path, root: &Manifest, root_dir: &Path) -> Result<Vec<Pa
                     name: package.name,
                     table: gitops_of(package.metadata.as_ref()).cloned(),
                     manifest: member_path,
+                    image_table: false,
                 });
             }
         }
+    }
+    let images = gitops_of(root.workspace.as_ref().and_then(|w| w.metadata.as_ref()))
+        .and_then(|t| t.images.clone())
+        .unwrap_or_default();
+    for (name, table) in images {
+        let key = format!("workspace.metadata.gitops.images.{name}");
+        if packages.iter().any(|p| p.name == name) {
+            return Err(super::bad_key(
+                root_path,
+                &key,
+                "is also the name of a package of the workspace; give that package a [package.metadata.gitops] table instead, or name the image otherwise",
+            ));
+        }
+        if table.images.is_some() || table.own_workflow.is_some() {
+            return Err(super::bad_key(
+                root_path,
+                &format!(
+                    "{key}.{}",
+                    if table.images.is_some() {
+                        "images"
+                    } else {
+                        "own-workflow"
+                    }
+                ),
+                "an image table takes the keys of the workspace table, less `images` and `own-workflow`",
+            ));
+        }
+        packages.push(Package {
+            name,
+            manifest: root_path.to_path_buf(),
+            table: Some(table),
+            image_table: true,
+        });
     }
     Ok(packages)
 }

@@ -43,6 +43,9 @@ pub enum SourceKind {
     Cargo,
     /// `gitops.toml`.
     GitopsFile,
+    /// An `[workspace.metadata.gitops.images.NAME]` table of `Cargo.toml`: an image of the
+    /// workspace's repository that no Cargo package builds (a Node service, say).
+    CargoImage,
 }
 
 /// Where to look for the configuration, from the command line.
@@ -445,7 +448,7 @@ fn resolve(
         return Err(bad_key(
             file,
             &key("images"),
-            "`images` tables belong in gitops.toml; in Cargo.toml each package ships its image from [package.metadata.gitops]",
+            "`images` tables belong in gitops.toml or in [workspace.metadata.gitops]; a package ships its own image from [package.metadata.gitops]",
         ));
     }
     check_native_keys(&merged, file, &key)?;

@@ -164,7 +164,7 @@ pub fn run(
         .unwrap_or(BuilderKind::Buildx);
     if builder == BuilderKind::Native && config.source != SourceKind::Cargo {
         return Err(Error::usage(
-            "--build-with native compiles a Rust package, and this repository has no Cargo.toml configuration; build its Dockerfile with --build-with buildx or podman",
+            "--build-with native compiles a Rust package, and this image is none (its configuration is gitops.toml or an `images` table); build its Dockerfile with --build-with buildx or podman",
         ));
     }
     if args.output.is_some() && builder != BuilderKind::Native {
