@@ -299,7 +299,12 @@ fn generate_in_set(
     let logins = logins::plan(config, settings)?;
     let install = install::plan(settings)?;
     let needs_crane = config.build.retagger == Some(RetaggerKind::Crane);
-    let native = toolchain::plan(config)?;
+    let mut native = toolchain::plan(config)?;
+    // Each service's compile cache of its own: services built in parallel never race to save
+    // one key, and one service's changes never evict another's.
+    if let (Some(native), Some(image)) = (native.as_mut(), image_of(config)) {
+        native.key_prefix = format!("{}-{image}", native.key_prefix);
+    }
     // A native build packs images itself; Buildx stays for the builds and retags that use it.
     let needs_buildx = native.is_none() || config.build.retagger == Some(RetaggerKind::Imagetools);
     let needs_qemu = needs_emulation(config);
