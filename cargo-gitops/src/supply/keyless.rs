@@ -261,6 +261,12 @@ pub fn verify(
         )));
     }
     entry.check(root)?;
+    if !signs_code(&leaf) {
+        return Err(Refused::Untrusted(
+            "its certificate is not for code signing (no extended key usage codeSigning)"
+                .to_owned(),
+        ));
+    }
     let (identity, issuer) = names(&leaf)?;
     if !identity.iter().any(|i| expected.identity.is_match(i)) {
         return Err(Refused::OtherIdentity(format!(
@@ -349,6 +355,20 @@ fn signature_holds(cert: &Certificate, issuer: &Certificate) -> bool {
             .is_ok_and(|sig| key.verify_prehash(&digest, &sig).is_ok());
     }
     false
+}
+
+/// Whether the certificate's extended key usage allows code signing, as Fulcio's always do.
+fn signs_code(cert: &Certificate) -> bool {
+    const CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
+    cert.tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.extn_id.to_string() == "2.5.29.37")
+        .any(|e| {
+            x509_cert::ext::pkix::ExtendedKeyUsage::from_der(e.extn_value.as_bytes())
+                .is_ok_and(|usage| usage.0.iter().any(|oid| oid.to_string() == CODE_SIGNING))
+        })
 }
 
 /// The certificate's subject names (SAN URIs and e-mails) and its OIDC issuer.

@@ -133,12 +133,17 @@ fn authority(dir: &Path, prefix: &str) -> (Vec<u8>, Vec<u8>) {
 
 /// A Fulcio-like certificate for `identity` and `issuer`, issued by `prefix`'s intermediate
 /// to a fresh P-256 key (`leaf.key`), valid from now for `days`.
-fn leaf(dir: &Path, prefix: &str, identity: &str, issuer: &str) -> Vec<u8> {
+fn leaf(dir: &Path, prefix: &str, identity: &str, issuer: &str, code_signing: bool) -> Vec<u8> {
     key(dir, "leaf.key", "P-256");
+    let usage = if code_signing {
+        "codeSigning"
+    } else {
+        "emailProtection"
+    };
     std::fs::write(
         dir.join("leaf.ext"),
         format!(
-            "subjectAltName=critical,URI:{identity}\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:{issuer}\n"
+            "subjectAltName=critical,URI:{identity}\nkeyUsage=critical,digitalSignature\nextendedKeyUsage={usage}\n1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:{issuer}\n"
         ),
     )
     .unwrap();
@@ -312,6 +317,8 @@ struct Tamper {
     other_digest: bool,
     /// The inclusion proof claims another root than its leaf leads to.
     other_root: bool,
+    /// The certificate is for e-mail, not code signing.
+    not_for_code_signing: bool,
 }
 
 /// A repository releasing `v1.0.0` of image `app` from the registry `host`, production gated
@@ -358,6 +365,7 @@ fn signed_image(registry: &Registry, repo: &Dir, dir: &Path, tamper: &Tamper) ->
         issuer_prefix,
         tamper.identity.unwrap_or(IDENTITY),
         tamper.issuer.unwrap_or(ISSUER),
+        !tamper.not_for_code_signing,
     );
     let log = TestLog::new(dir);
     std::fs::write(
@@ -541,13 +549,20 @@ fn a_keyless_signature_of_another_identity_or_issuer_is_refused() {
 }
 
 #[test]
-fn a_certificate_of_an_authority_the_root_does_not_list_is_refused() {
+fn a_certificate_of_an_authority_the_root_does_not_list_or_not_for_code_signing_is_refused() {
     refused(
         Tamper {
             untrusted: true,
             ..Tamper::default()
         },
         "not issued by a certificate authority of the trusted root",
+    );
+    refused(
+        Tamper {
+            not_for_code_signing: true,
+            ..Tamper::default()
+        },
+        "not for code signing",
     );
 }
 
