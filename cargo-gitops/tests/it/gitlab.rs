@@ -1295,23 +1295,375 @@ fn a_package_name_that_would_break_yaml_or_shell_is_refused() {
     }
 }
 
+/// The Docker CLI image the generated jobs default to, and a podman image, for the Dockerfile
+/// service's own `gitlab.image`.
+const DOCKER_CLI: &str =
+    "docker:27.4.0-cli@sha256:561338cb111f09a755c9c28e00b66a2466a3dacd88bca6f2f0aeaf909e95730a";
+const PODMAN: &str = "quay.io/podman/stable:v5@sha256:0f4c1d2e3b4a59687766554433221100ffeeddccbbaa99887766554433221100";
+
+/// A monorepo's mix: a Cargo workspace of two Rust services built natively on a Rust job image
+/// (the shared table's builder), and a third package built from its Dockerfile with `builder`
+/// on its own job image, all deploying with the shared `deploy` table.
+fn mixed_workspace(builder: &str) -> Dir {
+    let dir = two_service_workspace();
+    let root = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    dir.create(
+        "Cargo.toml",
+        format!(
+            "{}\n[workspace.metadata.gitops.deploy]\nrepository = \"https://gitlab.com/acme/fleet.git\"\ncredential = \"FLEET_TOKEN\"\n",
+            root.replace(
+                "\"services/worker\"]",
+                "\"services/worker\", \"services/web\"]"
+            )
+        ),
+    );
+    let image = if builder == "podman" {
+        PODMAN
+    } else {
+        DOCKER_CLI
+    };
+    dir.create(
+        "services/web/Cargo.toml",
+        format!(
+            "[package]\nname = \"web\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.gitops]\nimage = \"web\"\nbuilder = \"{builder}\"\ndockerfile = \"services/web/Dockerfile\"\ncontext = \"services/web\"\n\n[package.metadata.gitops.gitlab]\nimage = \"{image}\"\n"
+        ),
+    );
+    dir.create("services/web/src/main.rs", "fn main() {}\n");
+    dir.create(
+        "services/web/Dockerfile",
+        "FROM node:20-alpine\nWORKDIR /app\nCOPY . .\nCMD [\"node\", \"server.js\"]\n",
+    );
+    dir.commit("a Dockerfile service");
+    dir
+}
+
+/// A job as GitLab runs it: its `extends` resolved, hashes merged key by key (deeply), any
+/// other value, lists included, replaced by the extending job's.
+fn effective(pipeline: &Yaml, name: &str) -> Yaml {
+    fn merge(base: &mut Yaml, over: &Yaml) {
+        match (base, over) {
+            (Yaml::Hash(base), Yaml::Hash(over)) => {
+                for (key, value) in over {
+                    match base.get_mut(key) {
+                        Some(known) => merge(known, value),
+                        None => {
+                            base.insert(key.clone(), value.clone());
+                        }
+                    }
+                }
+            }
+            (base, over) => *base = over.clone(),
+        }
+    }
+    let job = &pipeline[name];
+    assert!(!job.is_badvalue(), "no job {name}");
+    let mut resolved = match job["extends"].as_str() {
+        Some(parent) => effective(pipeline, parent),
+        None => Yaml::Hash(Default::default()),
+    };
+    let mut own = job.clone();
+    if let Yaml::Hash(hash) = &mut own {
+        hash.remove(&Yaml::String("extends".to_owned()));
+    }
+    merge(&mut resolved, &own);
+    resolved
+}
+
+fn hidden_jobs(pipeline: &Yaml) -> Vec<String> {
+    pipeline
+        .as_hash()
+        .unwrap()
+        .keys()
+        .filter_map(|k| k.as_str())
+        .filter(|k| k.starts_with('.'))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn strings(list: &Yaml) -> Vec<&str> {
+    list.as_vec()
+        .unwrap_or_else(|| panic!("not a list: {list:?}"))
+        .iter()
+        .map(|item| item.as_str().unwrap())
+        .collect()
+}
+
 #[test]
-fn images_that_need_different_job_setups_are_refused_with_the_key() {
-    let images = TWO_IMAGES.replace("[images.web]\n", "[images.web]\nbuilder = \"podman\"\n");
-    let dir = two_image_gitops_toml(&images);
+fn native_services_beside_a_dockerfile_service_get_a_hidden_job_per_setup() {
+    for builder in ["buildx", "podman"] {
+        let dir = mixed_workspace(builder);
+        let pipeline = load(&dir);
+        check_jsonschema(dir.path(), &[GENERATED, ".gitlab-ci.yml"]);
+        let text = std::fs::read_to_string(dir.join(GENERATED)).unwrap();
+        let own = format!(".gitops-{builder}");
+        assert_eq!(
+            hidden_jobs(&pipeline),
+            [".gitops", ".gitops-native", own.as_str()],
+            "{text}"
+        );
+        // What every setup shares is there once: the stage, the registry, the install's
+        // variables and, by its anchor, its script.
+        let common = &pipeline[".gitops"];
+        assert_eq!(common["stage"].as_str(), Some("deploy"));
+        assert!(common["image"].is_badvalue() && common["before_script"].is_badvalue());
+        assert_eq!(
+            common["variables"]["GITOPS_REGISTRY"].as_str(),
+            Some("registry.gitlab.com")
+        );
+        assert_eq!(common["variables"]["GIT_DEPTH"].as_str(), Some("20"));
+        assert_eq!(text.matches("GITOPS_RELEASE_BASE_URL: ").count(), 1);
+        assert_eq!(text.matches("base=${GITOPS_RELEASE_BASE_URL:-}").count(), 1);
+        assert_eq!(text.matches("&gitops-install").count(), 1, "{text}");
+        assert_eq!(text.matches("*gitops-install").count(), 1, "{text}");
+
+        // The native setup: the Rust image, its targets, the compile under the project.
+        let native = effective(&pipeline, ".gitops-native");
+        assert!(
+            native["image"]
+                .as_str()
+                .unwrap()
+                .starts_with("rust:1.95-slim@sha256:"),
+            "{text}"
+        );
+        assert!(native["services"].is_badvalue());
+        assert_eq!(
+            native["variables"]["CARGO_HOME"].as_str(),
+            Some("$CI_PROJECT_DIR/.cargo")
+        );
+        assert!(native["variables"]["DOCKER_HOST"].is_badvalue());
+        let native_script = strings(&native["before_script"]);
+        assert!(native_script[0].contains("rustup target add"), "{text}");
+        // The Dockerfile setup: its builder's image, services and login.
+        let dockerfile = effective(&pipeline, &own);
+        let dockerfile_script = strings(&dockerfile["before_script"]);
+        assert!(
+            native["variables"]["GITOPS_RUST_TARGETS"]
+                .as_str()
+                .is_some()
+        );
+        assert!(dockerfile["variables"]["CARGO_HOME"].is_badvalue());
+        assert!(dockerfile["variables"]["GITOPS_VERSION"].as_str().is_some());
+        if builder == "buildx" {
+            assert_eq!(dockerfile["image"].as_str(), Some(DOCKER_CLI));
+            assert_eq!(
+                dockerfile["services"][0]["alias"].as_str(),
+                Some("docker"),
+                "{text}"
+            );
+            assert_eq!(
+                dockerfile["variables"]["DOCKER_HOST"].as_str(),
+                Some("tcp://docker:2376")
+            );
+            assert_eq!(
+                dockerfile_script[dockerfile_script.len() - 2..],
+                [
+                    "docker context create gitops",
+                    "docker buildx create --use gitops"
+                ]
+            );
+        } else {
+            assert_eq!(dockerfile["image"].as_str(), Some(PODMAN));
+            assert!(dockerfile["services"].is_badvalue(), "{text}");
+            assert!(dockerfile["variables"]["DOCKER_HOST"].is_badvalue());
+        }
+        let login = dockerfile_script.last().unwrap();
+        let login = if builder == "buildx" {
+            dockerfile_script[dockerfile_script.len() - 3]
+        } else {
+            login
+        };
+        assert!(
+            login.contains(&format!(
+                "| {} login --username \"$CI_REGISTRY_USER\"",
+                if builder == "buildx" {
+                    "docker"
+                } else {
+                    "podman"
+                }
+            )),
+            "{login}"
+        );
+        // The one install script, in both setups (the alias is the anchor's text).
+        let install = |script: &[&str]| -> String {
+            script
+                .iter()
+                .find(|line| line.contains("base=${GITOPS_RELEASE_BASE_URL:-}"))
+                .unwrap_or_else(|| panic!("no install in {script:?}"))
+                .to_string()
+        };
+        assert_eq!(install(&native_script), install(&dockerfile_script));
+        assert!(native_script[2].contains("export GITOPS_REGISTRY_USER="));
+
+        // Each image's jobs extend its own setup, and its build line fits that setup's login.
+        let jobs = build_jobs(&pipeline);
+        assert_eq!(jobs.len(), 3 * 3, "{text}");
+        for (name, image, _) in &jobs {
+            let job = &pipeline[name.as_str()];
+            let built = effective(&pipeline, name);
+            let line = strings(&job["script"])[0].to_owned();
+            if image == "web" {
+                assert_eq!(job["extends"].as_str(), Some(own.as_str()), "{name}");
+                assert!(job["cache"].is_badvalue(), "{name}");
+                assert!(!line.contains("--retag-with"), "{line}");
+                assert_eq!(built["image"], dockerfile["image"], "{name}");
+            } else {
+                assert_eq!(job["extends"].as_str(), Some(".gitops-native"), "{name}");
+                let prefix = job["cache"]["key"]["prefix"].as_str().unwrap();
+                assert!(prefix.ends_with(&format!("-{image}")), "{name}: {prefix}");
+                assert!(line.contains(" --retag-with builtin "), "{line}");
+                assert_eq!(built["before_script"], native["before_script"], "{name}");
+            }
+            assert!(line.starts_with(&format!("cargo-gitops build -p {image} ")));
+            assert_eq!(built["stage"].as_str(), Some("deploy"));
+            assert!(built["variables"]["GITOPS_VERSION"].as_str().is_some());
+            assert!(built["variables"]["GITOPS_ENVIRONMENT"].as_str().is_some());
+        }
+        // A release's one job and the deploy jobs act for every image with the first image's
+        // setup: one registry, one login.
+        for release in RELEASES {
+            let job = &pipeline[format!("gitops:{release}").as_str()];
+            assert_eq!(job["extends"].as_str(), Some(".gitops-native"), "{release}");
+            assert_eq!(
+                strings(&job["script"]),
+                [
+                    "cargo-gitops build --all --environment \"$GITOPS_ENVIRONMENT\" --retag-with builtin"
+                ]
+            );
+        }
+        for env in RELEASES
+            .iter()
+            .chain(&["testing", "staging", "development"])
+        {
+            let deploy = &pipeline[format!("gitops-{env}-deploy").as_str()];
+            assert_eq!(deploy["extends"].as_str(), Some(".gitops-native"), "{env}");
+            assert_eq!(strings(&deploy["script"]), ["cargo-gitops deploy"]);
+        }
+    }
+}
+
+#[test]
+fn for_main_a_branch_and_a_tag_each_image_of_a_mixed_workspace_runs_the_job_env_picks() {
+    for builder in ["buildx", "podman"] {
+        assert_each_image_runs_the_job_env_picks(
+            &mixed_workspace(builder),
+            &["api", "worker", "web"],
+            true,
+        );
+    }
+}
+
+#[test]
+fn a_mixed_workspace_reports_no_drift_after_generating() {
+    let dir = mixed_workspace("buildx");
+    generate(&dir);
+    let (_, stderr) = dir
+        .command()
+        .args(["init-workflows", "--check", "--ci", "gitlab"])
+        .succeeds();
+    assert_eq!(stderr, "1 workflows are up to date\n");
+}
+
+#[test]
+fn setups_of_the_same_builder_are_named_by_their_first_image() {
+    let dir = mixed_workspace("buildx");
+    // The worker on a Rust image of its own: a second native setup.
+    let manifest = std::fs::read_to_string(dir.join("services/worker/Cargo.toml")).unwrap();
+    dir.create(
+        "services/worker/Cargo.toml",
+        format!(
+            "{manifest}\n[package.metadata.gitops.gitlab]\nimage = \"rust:1.96-slim@sha256:{PIN}\"\n"
+        ),
+    );
+    let pipeline = load(&dir);
+    check_jsonschema(dir.path(), &[GENERATED]);
+    assert_eq!(
+        hidden_jobs(&pipeline),
+        [
+            ".gitops",
+            ".gitops-native-api",
+            ".gitops-native-worker",
+            ".gitops-buildx"
+        ]
+    );
+    for (image, setup) in [
+        ("api", ".gitops-native-api"),
+        ("worker", ".gitops-native-worker"),
+        ("web", ".gitops-buildx"),
+    ] {
+        let job = &pipeline[format!("gitops:{image}:staging").as_str()];
+        assert_eq!(job["extends"].as_str(), Some(setup), "{image}");
+    }
+    assert_eq!(
+        pipeline["gitops:production"]["extends"].as_str(),
+        Some(".gitops-native-api")
+    );
+}
+
+#[test]
+fn images_that_cannot_share_a_registry_login_are_refused_with_the_key() {
+    // Another registry for the Dockerfile service: a release's one job logs in once.
+    let dir = mixed_workspace("buildx");
+    let manifest = std::fs::read_to_string(dir.join("services/web/Cargo.toml")).unwrap();
+    dir.create(
+        "services/web/Cargo.toml",
+        manifest.replace(
+            "image = \"web\"\n",
+            "image = \"web\"\nregistry = \"ghcr.io/acme\"\n",
+        ),
+    );
     let line = dir
         .command()
         .args(["init-workflows", "--ci", "gitlab"])
         .usage_error();
     assert_eq!(
         line,
-        "error: the GitLab pipeline's jobs share one job setup, and images `api` and `web` set `builder` differently; set it once in the shared table ([workspace.metadata.gitops] or gitops.toml's top level), or generate the pipeline of one image with -p"
+        "error: the GitLab pipeline's jobs share one stage, install and registry login (a release's job and the deploy job act for every image), and images `api` and `web` set `registry` differently; set it once in the shared table ([workspace.metadata.gitops] or gitops.toml's top level), or generate the pipeline of one image with -p"
     );
+    assert!(!dir.join(GENERATED).exists());
     // One image's pipeline, as before.
     dir.command()
         .args(["init-workflows", "-q", "--ci", "gitlab", "-p", "web"])
         .succeeds();
     check_jsonschema(dir.path(), &[GENERATED]);
+
+    // The login's CI/CD variables of its own for one image of a gitops.toml.
+    let images = TWO_IMAGES.replace(
+        "[images.web]\n",
+        "[images.web]\nbuilder = \"podman\"\ngitlab = { registry-variables = { username = \"WEB_USER\", password = \"WEB_PASSWORD\" } }\n",
+    );
+    let dir = two_image_gitops_toml(&images);
+    let line = dir
+        .command()
+        .args(["init-workflows", "--ci", "gitlab"])
+        .usage_error();
+    assert!(
+        line.contains("images `api` and `web` set `gitlab.registry-variables` differently"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_buildx_and_a_podman_image_get_a_setup_each() {
+    let images = TWO_IMAGES.replace(
+        "[images.web]\n",
+        &format!("[images.web]\nbuilder = \"podman\"\ngitlab = {{ image = \"{PODMAN}\" }}\n"),
+    );
+    let dir = two_image_gitops_toml(&images);
+    let pipeline = load(&dir);
+    check_jsonschema(dir.path(), &[GENERATED]);
+    assert_eq!(
+        hidden_jobs(&pipeline),
+        [".gitops", ".gitops-buildx", ".gitops-podman"]
+    );
+    assert_eq!(
+        pipeline["gitops:web:staging"]["extends"].as_str(),
+        Some(".gitops-podman")
+    );
+    assert_eq!(
+        pipeline["gitops:production"]["extends"].as_str(),
+        Some(".gitops-buildx")
+    );
+    assert_each_image_runs_the_job_env_picks(&dir, &["api", "web"], true);
 }
 
 #[test]
@@ -1364,6 +1716,12 @@ fn drift_is_checked_for_the_file_of_several_images() {
 fn snapshot_of_two_images() {
     let dir = two_image_gitops_toml(TWO_IMAGES);
     insta::assert_snapshot!("gitlab__two_images", generate(&dir));
+}
+
+#[test]
+fn snapshot_of_native_services_beside_a_dockerfile_service() {
+    let dir = mixed_workspace("buildx");
+    insta::assert_snapshot!("gitlab__mixed_setups", generate(&dir));
 }
 
 #[test]

@@ -5,9 +5,12 @@
 //! `environment` matches: branch globs become anchored RE2 patterns on `$CI_COMMIT_BRANCH`,
 //! SemVer tag selectors patterns on `$CI_COMMIT_TAG`, and an environment first excludes (with
 //! `when: never`) the refs an earlier environment takes, so that a ref runs exactly the job of
-//! the environment `cargo gitops env` picks, or none; those conditions are `rules`'. This
-//! module owns the jobs, their tiers and the install, rendered from `templates/gitlab-ci.yml`
-//! with the syntax the GitHub templates use; drift is checked like theirs.
+//! the environment `cargo gitops env` picks, or none; those conditions are `rules`'. Jobs
+//! extend a hidden job: `.gitops` when every image has the same job setup, else one per setup
+//! (`.gitops-native` beside `.gitops-buildx`), each over a `.gitops` of what they all share.
+//! This module owns the jobs, their tiers and the install, rendered from
+//! `templates/gitlab-ci.yml` with the syntax the GitHub templates use; drift is checked like
+//! theirs.
 
 mod rules;
 
@@ -60,6 +63,11 @@ struct Job {
     deploy: Option<Deploy>,
     /// A release of several images: one job promotes them all as one set (`build --all`).
     all: bool,
+    /// The hidden job of its image's setup (for a release, the first image's).
+    extends: String,
+    /// Whether the setup logs in through the tool's variables, which only its built-in client
+    /// reads.
+    builtin: bool,
 }
 
 /// One environment's deploy job: after every build job of that environment.
@@ -69,11 +77,16 @@ struct Deploy {
     /// One deploy at a time per environment.
     resource_group: String,
     needs: Vec<String>,
+    /// The hidden job of the first image's setup: every setup installs the tool and logs in to
+    /// the one registry of all the images.
+    extends: String,
 }
 
-/// What every job of the file shares through the hidden `.gitops` job. GitLab's `extends`
-/// replaces a job's lists (`before_script`, `services`) rather than merging them, so with
-/// several images each image's must be the same; [`Shared::differs`] says where they are not.
+/// What an image's jobs get from their hidden job: the job setup (the job image, services,
+/// builder and login) and what every setup of the file shares (the stage, the registry and its
+/// login's variables, the install). GitLab's `extends` merges hashes but replaces lists
+/// (`before_script`, `services`), so images whose setups differ get a hidden job each, which
+/// extends one `.gitops` of what they share; [`Shared::differs`] says where two differ.
 #[derive(Debug, Clone, Serialize)]
 struct Shared {
     stage: String,
@@ -87,29 +100,106 @@ struct Shared {
     install: install::Install,
 }
 
+/// The parts of [`Shared`] that make a job setup, by the name the configuration gives them:
+/// images may differ in these, each setup getting a hidden job of its own. The builder first:
+/// it decides the services and the login too.
+const SETUP_KEYS: &[(&str, &str)] = &[
+    ("buildx", "builder"),
+    ("native", "builder and platforms"),
+    ("login", "builder and retagger"),
+    ("image", "gitlab.image"),
+    ("services", "gitlab.services"),
+];
+
+/// The parts every setup shares: one stage (the deploy job needs builds of every setup), one
+/// install, and one registry login, with which a release's one job and the deploy job act for
+/// every image whatever setup they extend.
+const COMMON_KEYS: &[(&str, &str)] = &[
+    ("stage", "gitlab.stage"),
+    ("registry", "registry"),
+    ("registry_variables", "gitlab.registry-variables"),
+    ("install", "install"),
+];
+
 impl Shared {
-    /// The first part `other` sets otherwise, by the name the configuration gives it.
-    fn differs(&self, other: &Shared) -> Option<&'static str> {
+    /// The first of `keys` that `other` sets otherwise, by the name the configuration gives it.
+    fn differs(&self, other: &Shared, keys: &[(&str, &'static str)]) -> Option<&'static str> {
         let (a, b) = (
             serde_json::to_value(self).expect("serialises"),
             serde_json::to_value(other).expect("serialises"),
         );
-        [
-            // The builder first: it decides the services and the login too.
-            ("buildx", "builder"),
-            ("native", "builder and platforms"),
-            ("login", "builder and retagger"),
-            ("stage", "gitlab.stage"),
-            ("image", "gitlab.image"),
-            ("services", "gitlab.services"),
-            ("registry", "registry"),
-            ("registry_variables", "gitlab.registry-variables"),
-            ("install", "install"),
-        ]
-        .into_iter()
-        .find(|(field, _)| a[field] != b[field])
-        .map(|(_, key)| key)
+        keys.iter()
+            .find(|(field, _)| a[field] != b[field])
+            .map(|(_, key)| *key)
     }
+
+    /// The builder the setup runs, which names its hidden job.
+    fn builder(&self) -> &'static str {
+        match (&self.native, self.buildx) {
+            (Some(_), _) => "native",
+            (None, true) => "buildx",
+            (None, false) => "podman",
+        }
+    }
+}
+
+/// One job setup and its hidden job's name: `.gitops` when the file has one setup.
+#[derive(Debug, Clone)]
+struct Setup {
+    name: String,
+    shared: Shared,
+    /// The images whose jobs extend it.
+    images: Vec<String>,
+}
+
+/// A hidden job of the file. With one setup, `.gitops` holds it whole; with several,
+/// `.gitops` holds what they share (`common`), and each setup's hidden job extends it.
+#[derive(Debug, Clone, Serialize)]
+struct Hidden {
+    name: String,
+    extends: Option<&'static str>,
+    common: bool,
+    setup: Option<Shared>,
+    /// How its `before_script` holds the install: written out (`inline`), written out under
+    /// the file's anchor (`anchor`), or the anchor's alias (`alias`).
+    install_item: &'static str,
+    images: Vec<String>,
+    builder: &'static str,
+}
+
+/// The hidden jobs of `setups`, in the file's order.
+fn hidden_jobs(setups: &[Setup]) -> Vec<Hidden> {
+    if let [setup] = setups {
+        return vec![Hidden {
+            name: setup.name.clone(),
+            extends: None,
+            common: true,
+            setup: Some(setup.shared.clone()),
+            install_item: "inline",
+            images: setup.images.clone(),
+            builder: setup.shared.builder(),
+        }];
+    }
+    let base = Hidden {
+        name: ".gitops".to_owned(),
+        extends: None,
+        common: true,
+        setup: None,
+        install_item: "none",
+        images: Vec::new(),
+        builder: "",
+    };
+    std::iter::once(base)
+        .chain(setups.iter().enumerate().map(|(index, setup)| Hidden {
+            name: setup.name.clone(),
+            extends: Some(".gitops"),
+            common: false,
+            setup: Some(setup.shared.clone()),
+            install_item: if index == 0 { "anchor" } else { "alias" },
+            images: setup.images.clone(),
+            builder: setup.shared.builder(),
+        }))
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,11 +234,16 @@ fn yaml_single(text: &str) -> String {
 
 /// Renders the GitLab pipeline for the configuration of one image.
 pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
-    let shared = shared(config)?;
-    let cache = shared
+    let setup = Setup {
+        name: ".gitops".to_owned(),
+        shared: shared(config)?,
+        images: Vec::new(),
+    };
+    let cache = setup
+        .shared
         .native
         .as_ref()
-        .map(|native| toolchain::gitlab_cache(native, &shared.image));
+        .map(|native| toolchain::gitlab_cache(native, &setup.shared.image));
     // Through a job variable: the single-image file has always passed it quoted.
     let package = config.package.clone().filter(|p| {
         !p.is_empty()
@@ -157,12 +252,13 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
     });
     let mut jobs = Vec::new();
     for index in 0..config.environments.len() {
-        let mut job = job(config, index, None, &shared)?;
+        let mut job = job(config, index, None, &setup)?;
         if let Some(resource_group) = deploy_group(config, index)? {
             job.deploy = Some(Deploy {
                 name: format!("{}-deploy", job.name),
                 resource_group,
                 needs: vec![job.name.clone()],
+                extends: setup.name.clone(),
             });
         }
         jobs.push(job);
@@ -176,7 +272,7 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
             package => package,
             reuse_unchanged => config.images.len() > 1,
         },
-        &shared,
+        std::slice::from_ref(&setup),
         &jobs,
     )
 }
@@ -184,23 +280,16 @@ pub fn generate(config: &Config) -> Result<GeneratedFile, Error> {
 /// Renders one GitLab pipeline for every image the repository ships: a build job per image
 /// and environment, all in the same stage so the services build in parallel, each queued in
 /// a resource group of its own; and per environment one deploy job after all its builds.
+/// Images whose job setups differ (a native build beside a Dockerfile's) get a hidden job per
+/// setup.
 pub fn generate_each(configs: &[Config]) -> Result<GeneratedFile, Error> {
-    let (first, others) = match configs {
+    let first = match configs {
         [] => return Err(Error::NoImage),
         [one] => return generate(one),
-        [first, others @ ..] => (first, others),
+        [first, ..] => first,
     };
-    let shared = shared(first)?;
-    for config in others {
-        if let Some(key) = shared.differs(&self::shared(config)?) {
-            return Err(Error::usage(format!(
-                "the GitLab pipeline's jobs share one job setup, and images `{}` and `{}` set `{key}` differently; set it once in the shared table ([workspace.metadata.gitops] or gitops.toml's top level), or generate the pipeline of one image with -p",
-                name_of(first),
-                name_of(config)
-            )));
-        }
-    }
-    let jobs = jobs_each(configs, &shared)?;
+    let (setups, setup_of) = setups(configs)?;
+    let jobs = jobs_each(configs, &setups, &setup_of)?;
     let sources: Vec<&str> = configs
         .iter()
         .map(|c| c.described_source.as_str())
@@ -215,9 +304,62 @@ pub fn generate_each(configs: &[Config]) -> Result<GeneratedFile, Error> {
             package => None::<()>,
             reuse_unchanged => true,
         },
-        &shared,
+        &setups,
         &jobs,
     )
+}
+
+/// The images' job setups in the order of their first image, and each image's setup (an index
+/// into them). Images that differ in what every setup shares are refused with the key.
+fn setups(configs: &[Config]) -> Result<(Vec<Setup>, Vec<usize>), Error> {
+    let mut setups: Vec<Setup> = Vec::new();
+    let mut setup_of = Vec::with_capacity(configs.len());
+    for config in configs {
+        let shared = shared(config)?;
+        if let Some(first) = setups.first()
+            && let Some(key) = first.shared.differs(&shared, COMMON_KEYS)
+        {
+            return Err(Error::usage(format!(
+                "the GitLab pipeline's jobs share one stage, install and registry login (a release's job and the deploy job act for every image), and images `{}` and `{}` set `{key}` differently; set it once in the shared table ([workspace.metadata.gitops] or gitops.toml's top level), or generate the pipeline of one image with -p",
+                name_of(&configs[0]),
+                name_of(config)
+            )));
+        }
+        let image = config.package.clone().unwrap_or_default();
+        match setups
+            .iter()
+            .position(|s| s.shared.differs(&shared, SETUP_KEYS).is_none())
+        {
+            Some(index) => {
+                setups[index].images.push(image);
+                setup_of.push(index);
+            }
+            None => {
+                setup_of.push(setups.len());
+                setups.push(Setup {
+                    name: String::new(),
+                    shared,
+                    images: vec![image],
+                });
+            }
+        }
+    }
+    // Named by builder, and where two setups have the same builder (other job images, say)
+    // by their first image too; a package name is a plain name, checked before it is written.
+    let builders: Vec<&str> = setups.iter().map(|s| s.shared.builder()).collect();
+    for index in 0..setups.len() {
+        let builder = builders[index];
+        setups[index].name = if setups.len() == 1 {
+            ".gitops".to_owned()
+        } else if builders.iter().filter(|b| **b == builder).count() == 1 {
+            format!(".gitops-{builder}")
+        } else {
+            let image = &setups[index].images[0];
+            grammar::package("package.name", image)?;
+            format!(".gitops-{builder}-{image}")
+        };
+    }
+    Ok((setups, setup_of))
 }
 
 const COMMAND: &str = "cargo gitops init-workflows --ci gitlab";
@@ -232,9 +374,12 @@ fn render(
     config: &Config,
     header: &str,
     extra: minijinja::Value,
-    shared: &Shared,
+    setups: &[Setup],
     jobs: &[Job],
 ) -> Result<GeneratedFile, Error> {
+    // The first setup's values stay in the context by their old names, for templates of a
+    // repository's own written against them.
+    let shared = &setups[0].shared;
     let settings = &config.workflows;
     let mut templates = workflows::new_templates();
     templates.add_filter("yaml", |value: String| yaml_single(&value));
@@ -258,6 +403,7 @@ fn render(
         registry_variables => minijinja::value::Serde(&shared.registry_variables),
         install => minijinja::value::Serde(&shared.install),
         dotenv => DOTENV_FILE,
+        hidden => minijinja::value::Serde(hidden_jobs(setups)),
         jobs => minijinja::value::Serde(jobs),
         ..extra
     };
@@ -374,12 +520,8 @@ fn install(settings: &WorkflowSettings) -> Result<install::Install, Error> {
 }
 
 /// The build job of the environment at `index`; with several images, of `package` in it.
-fn job(
-    config: &Config,
-    index: usize,
-    package: Option<&str>,
-    shared: &Shared,
-) -> Result<Job, Error> {
+fn job(config: &Config, index: usize, package: Option<&str>, setup: &Setup) -> Result<Job, Error> {
+    let shared = &setup.shared;
     let environments = &config.environments;
     let env = &environments[index];
     let per_ref = env.branches.iter().any(BranchPattern::has_wildcard);
@@ -421,6 +563,8 @@ fn job(
         cache,
         deploy: None,
         all: false,
+        extends: setup.name.clone(),
+        builtin: shared.login == "variables",
     })
 }
 
@@ -441,8 +585,11 @@ fn deploy_group(config: &Config, index: usize) -> Result<Option<String>, Error> 
 }
 
 /// Every image's build jobs, environment by environment in the configured order, and after
-/// each environment's builds its deploy job.
-fn jobs_each(configs: &[Config], shared: &Shared) -> Result<Vec<Job>, Error> {
+/// each environment's builds its deploy job. Each image's jobs extend its setup's hidden job
+/// (`setup_of`), a release's one job and the deploy jobs the first image's: every setup
+/// installs the tool and logs in to the one registry.
+fn jobs_each(configs: &[Config], setups: &[Setup], setup_of: &[usize]) -> Result<Vec<Job>, Error> {
+    let first_setup = &setups[setup_of[0]];
     let deploys = configs.iter().filter(|c| c.deploy.is_some()).count();
     if deploys != 0 && deploys != configs.len() {
         let without: Vec<&str> = configs
@@ -473,14 +620,14 @@ fn jobs_each(configs: &[Config], shared: &Shared) -> Result<Vec<Job>, Error> {
         let set = release_of_the_set(configs, name)?;
         if let Some(index) = set {
             grammar::environment(&format!("environments[{index}].name"), name)?;
-            let mut release = job(&configs[0], index, None, shared)?;
+            let mut release = job(&configs[0], index, None, first_setup)?;
             release.name = format!("gitops:{name}");
             release.resource_group = format!("gitops/{name}");
             release.all = true;
             deploy = deploy_group(&configs[0], index)?;
             builds.push(release);
         }
-        for config in configs.iter().filter(|_| set.is_none()) {
+        for (config, setup) in configs.iter().zip(setup_of).filter(|_| set.is_none()) {
             let Some(index) = config.environments.iter().position(|e| e.name == name) else {
                 continue;
             };
@@ -488,7 +635,7 @@ fn jobs_each(configs: &[Config], shared: &Shared) -> Result<Vec<Job>, Error> {
             // Both reach job names, resource groups and the build's script line as written.
             grammar::package("package.name", package)?;
             grammar::environment(&format!("environments[{index}].name"), name)?;
-            builds.push(job(config, index, Some(package), shared)?);
+            builds.push(job(config, index, Some(package), &setups[*setup])?);
             if let Some(group) = deploy_group(config, index)? {
                 deploy = Some(group);
             }
@@ -498,6 +645,7 @@ fn jobs_each(configs: &[Config], shared: &Shared) -> Result<Vec<Job>, Error> {
                 name: format!("gitops-{name}-deploy"),
                 resource_group,
                 needs: Vec::new(),
+                extends: first_setup.name.clone(),
             });
         }
         let needs: Vec<String> = builds.iter().map(|j| j.name.clone()).collect();
