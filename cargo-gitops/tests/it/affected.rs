@@ -828,6 +828,18 @@ fn workspace_with_node(registry: &str) -> Dir {
             "{manifest}install = {{ mode = \"cargo\" }}\n\n[workspace.metadata.gitops.images.frontend]\ndockerfile = \"frontend/Dockerfile\"\ncontext = \"frontend\"\npaths = [\"frontend/**\"]\n"
         ),
     );
+    // GitLab's native jobs need a Rust job image, pinned.
+    for service in ["api", "worker"] {
+        let path = format!("services/{service}/Cargo.toml");
+        let manifest = std::fs::read_to_string(repo.join(&path)).unwrap();
+        repo.create(
+            &path,
+            format!(
+                "{manifest}\n[package.metadata.gitops.gitlab]\nimage = \"rust:1.95-slim@sha256:{}\"\n",
+                "a".repeat(64)
+            ),
+        );
+    }
     repo.create("frontend/Dockerfile", "FROM scratch\nCOPY dist /srv\n");
     repo.create(
         "frontend/package.json",
@@ -907,6 +919,19 @@ fn a_node_service_in_a_cargo_workspace_is_one_more_image_that_changes_with_its_p
         "{pipeline}"
     );
     crate::workflows::validate_dir(&repo);
+    // And GitLab's one file: the native services and the Dockerfile ones, each with its setup.
+    TestCommand::new(repo.path())
+        .args(["init-workflows", "-q", "--ci", "gitlab"])
+        .succeeds();
+    crate::gitlab::check_jsonschema(repo.path(), &[".gitlab/gitops.gitlab-ci.yml"]);
+    let gitlab = std::fs::read_to_string(repo.join(".gitlab/gitops.gitlab-ci.yml")).unwrap();
+    for service in ["api", "worker", "web", "frontend"] {
+        assert!(
+            gitlab.contains(&format!("cargo-gitops build -p {service} --environment")),
+            "{gitlab}"
+        );
+    }
+    assert!(gitlab.contains("\n.gitops-native:\n"), "{gitlab}");
 }
 
 #[test]
