@@ -26,6 +26,7 @@
 # same tags again (a retag of what is there already).
 # Usage: bench/keyless-gate.sh   Knobs (defaults): RUNS=20 (per variant) KEEP=0
 #   OUT=bench/keyless-gate-results.md  GITOPS_BIN= (default: cargo build --release)
+#   BIN_LABEL= (what the results call the binary; default: GITOPS_BIN, or "release build")
 # Needs cargo, olareg and cosign (.ci/install-tools), curl, git, python3, openssl.
 set -euo pipefail
 RUNS=${RUNS:-20}
@@ -44,6 +45,11 @@ unset GITHUB_ACTIONS GITHUB_REF GITHUB_SHA GITHUB_OUTPUT GITHUB_STEP_SUMMARY GIT
 export DOCKER_CONFIG=$work/no-docker-config
 mkdir -p "$DOCKER_CONFIG" && echo '{}' >"$DOCKER_CONFIG/config.json"
 
+# Taken before the build: what it compiles (a tree edited meanwhile says so).
+label="$(git -C "$root" rev-parse --short HEAD), source of $(git -C "$root" log -1 --format=%h -- cargo-gitops Cargo.toml Cargo.lock)"
+if [[ -z ${GITOPS_BIN:-} && -n $(git -C "$root" status --porcelain -- cargo-gitops Cargo.toml Cargo.lock) ]]; then
+  label+=" + uncommitted changes"
+fi
 if [[ -n ${GITOPS_BIN:-} ]]; then
   bin=$GITOPS_BIN
 else
@@ -51,7 +57,6 @@ else
   cargo build --quiet --release -p cargo-gitops --manifest-path "$root/Cargo.toml"
   bin=$CARGO_TARGET_DIR/release/cargo-gitops
 fi
-label="$(git -C "$root" rev-parse --short HEAD), source of $(git -C "$root" log -1 --format=%h -- cargo-gitops Cargo.toml Cargo.lock)"
 # olareg's binary does not know its version (built in its module tree): the one .ci/tools pins.
 olareg_version=$(awk '$1 == "olareg" {sub(/.*@/, "", $2); print $2}' "$root/.ci/tools" 2>/dev/null || true)
 cosign_version=$(cosign version 2>/dev/null | awk '/^GitVersion/{print $2}' || true)
@@ -379,7 +384,7 @@ PY
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 python3 - "$work/times.json" "$OUT" "$label" "$RUNS" "$keyless_requests" "$ungated_requests" "$cosign_requests" \
-  "${GITOPS_BIN:-release build}" "$load" "$load_end" "$(machine)" "${olareg_version:-?}" "${cosign_version:-?}" <<'PY'
+  "${BIN_LABEL:-${GITOPS_BIN:-release build}}" "$load" "$load_end" "$(machine)" "${olareg_version:-?}" "${cosign_version:-?}" <<'PY'
 import json, statistics, sys
 (times, out, label, runs, keyless_requests, ungated_requests, cosign_requests, binary, load,
  load_end, machine, olareg, cosign) = sys.argv[1:14]
