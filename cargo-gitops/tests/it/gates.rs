@@ -635,8 +635,12 @@ fn bad_gate_tables_are_configuration_errors_naming_key_and_file() {
         ("{ previous = \"qa\" }", "is not a configured environment"),
         ("{ signature = true }", "no key to verify with"),
         (
-            "{ signature = { identity = \"x\", issuer = \"y\" } }",
-            "keyless verification",
+            "{ signature = { identity = \"x\", issuer = \"https://y\" } }",
+            "is needed to check a keyless signature",
+        ),
+        (
+            "{ signature = { issuer = \"y\", trusted-root = \"root.json\" } }",
+            "is not an OIDC issuer URL",
         ),
     ] {
         let fixture = gated(&registry, "conf", "", gates);
