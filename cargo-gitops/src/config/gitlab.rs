@@ -36,6 +36,21 @@ pub struct RawGitlab {
     pub stage: Option<String>,
 }
 
+impl RawGitlab {
+    /// Key by key, this table's value, else `fallback`'s: a package that sets its own job
+    /// image keeps the shared stage and registry login.
+    pub fn or(self, fallback: RawGitlab) -> RawGitlab {
+        RawGitlab {
+            image: self.image.or(fallback.image),
+            services: self.services.or(fallback.services),
+            registry_variables: self.registry_variables.or(fallback.registry_variables),
+            install_url: self.install_url.or(fallback.install_url),
+            install_sha256: self.install_sha256.or(fallback.install_sha256),
+            stage: self.stage.or(fallback.stage),
+        }
+    }
+}
+
 /// The GitLab pipeline's settings, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitlabSettings {
@@ -192,6 +207,23 @@ fn check_stage(stage: &str) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packages_table_overrides_the_shared_one_key_by_key() {
+        let package = RawGitlab {
+            image: Some("rust@sha256:1".into()),
+            ..RawGitlab::default()
+        };
+        let shared = RawGitlab {
+            image: Some("docker@sha256:2".into()),
+            stage: Some("release".into()),
+            ..RawGitlab::default()
+        };
+        let merged = package.or(shared);
+        assert_eq!(merged.image.as_deref(), Some("rust@sha256:1"));
+        assert_eq!(merged.stage.as_deref(), Some("release"));
+        assert!(merged.services.is_none());
+    }
 
     #[test]
     fn pinned_images() {

@@ -111,7 +111,10 @@ impl RawConfig {
             registry_logins: self.registry_logins.or(fallback.registry_logins),
             install: self.install.or(fallback.install),
             ci: self.ci.or(fallback.ci),
-            gitlab: self.gitlab.or(fallback.gitlab),
+            gitlab: match (self.gitlab, fallback.gitlab) {
+                (Some(own), Some(shared)) => Some(own.or(shared)),
+                (own, shared) => own.or(shared),
+            },
             timeout: self.timeout.or(fallback.timeout),
             deploy: self.deploy.or(fallback.deploy),
             // Not inherited: it says how one package's image is built.
