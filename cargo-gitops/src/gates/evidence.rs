@@ -81,8 +81,9 @@ fn own_workflows(source_url: Option<&str>) -> Result<String, Error> {
                 "the signature gate checks keyless signatures of this repository's own GitHub workflows by default, and this repository's origin is not on github.com; set signature.identity to the signer's identity (a regular expression)",
             )
         })?;
+    // GitHub's names are case-insensitive, and Fulcio writes them as GitHub spells them.
     Ok(format!(
-        "https://{}/\\.github/workflows/[^@]+@refs/.+",
+        "https://(?i:{})/\\.github/workflows/[^@]+@refs/.+",
         regex::escape(&repository)
     ))
 }

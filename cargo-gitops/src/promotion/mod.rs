@@ -39,12 +39,15 @@ pub struct ServiceReport {
     pub report: Report,
 }
 
-/// One tag as it was before the set moved: the digest it named, if any.
+/// One tag as it was before the set moved: the digest it named, if any; the member whose tag
+/// it is, and the digest this run moves it to.
 #[derive(Debug, Clone)]
 struct Before {
+    member: usize,
     repository: Repository,
     tag: String,
     digest: Option<String>,
+    moved_to: Option<String>,
 }
 
 /// How putting one tag back went.
@@ -53,6 +56,8 @@ enum Undone {
     Restored,
     /// It is new and stays: the registry deletes no tags.
     Left,
+    /// Another run moved it since: it is that run's now, and left as it is.
+    Theirs,
 }
 
 /// Promotes every member or none. No tag moves until every member is prepared; a member with
@@ -91,7 +96,11 @@ pub fn promote(
         }
         prepared.push(ready);
     }
-    let before = snapshot(&members, retagger)?;
+    let moved_to: Vec<Option<String>> = prepared
+        .iter()
+        .map(|ready| ready.found().map(str::to_owned))
+        .collect();
+    let before = snapshot(&members, &moved_to, retagger)?;
     for (index, (member, ready)) in members.iter().zip(prepared).enumerate() {
         match member.job.finish(&member.plan, ready) {
             Ok(report) => set.services.push(ServiceReport {
@@ -99,14 +108,7 @@ pub fn promote(
                 report,
             }),
             Err(failure) => {
-                let touched: Vec<&Before> = before
-                    .iter()
-                    .filter(|b| {
-                        members[..=index]
-                            .iter()
-                            .any(|m| m.plan.target.as_ref() == Some(&b.repository))
-                    })
-                    .collect();
+                let touched: Vec<&Before> = before.iter().filter(|b| b.member <= index).collect();
                 return Err(undo(&member.package, &touched, retagger, progress, failure));
             }
         }
@@ -115,17 +117,23 @@ pub fn promote(
 }
 
 /// What every member's environment tags name before any moves.
-fn snapshot(members: &[Member<'_>], retagger: &Retagger) -> Result<Vec<Before>, Error> {
+fn snapshot(
+    members: &[Member<'_>],
+    moved_to: &[Option<String>],
+    retagger: &Retagger,
+) -> Result<Vec<Before>, Error> {
     let mut before = Vec::new();
-    for member in members {
+    for (index, member) in members.iter().enumerate() {
         let Some(target) = &member.plan.target else {
             continue;
         };
         for tag in &member.plan.tags {
             before.push(Before {
+                member: index,
                 repository: target.clone(),
                 tag: tag.clone(),
                 digest: retagger.lookup(target, tag)?,
+                moved_to: moved_to.get(index).cloned().flatten(),
             });
         }
     }
@@ -147,7 +155,11 @@ fn undo(
         match undo_one(before, retagger) {
             Ok(Some(Undone::Restored)) => restored += 1,
             Ok(Some(Undone::Left)) => left.push(format!(
-                "{} (new, and this registry deletes no tags: delete it there)",
+                "{} (new, and the registry did not delete it: it may delete no tags; delete it there)",
+                before.repository.with_tag(&before.tag)
+            )),
+            Ok(Some(Undone::Theirs)) => left.push(format!(
+                "{} (another run moved it since; left as that run set it)",
                 before.repository.with_tag(&before.tag)
             )),
             Ok(None) => {}
@@ -184,6 +196,10 @@ fn undo_one(before: &Before, retagger: &Retagger) -> Result<Option<Undone>, Erro
     if now == before.digest {
         return Ok(None);
     }
+    // Only what this run set is put back: a tag on any other digest is another run's.
+    if now.is_some() && now != before.moved_to {
+        return Ok(Some(Undone::Theirs));
+    }
     match &before.digest {
         Some(digest) => {
             retagger.retag(
@@ -196,8 +212,11 @@ fn undo_one(before: &Before, retagger: &Retagger) -> Result<Option<Undone>, Erro
         }
         None => {
             let client = retagger.client(&before.repository.registry)?;
+            client.delete_tag(&before.repository.name, &before.tag)?;
+            // Whatever the registry answered (some answer 404 to a delete they refuse), the
+            // tag is gone only when a lookup no longer finds it.
             Ok(Some(
-                if client.delete_tag(&before.repository.name, &before.tag)? {
+                if retagger.lookup(&before.repository, &before.tag)?.is_none() {
                     Undone::Restored
                 } else {
                     Undone::Left

@@ -239,10 +239,10 @@ impl RegistryClient {
         }
     }
 
-    /// Removes `tag` (the tag only: the manifest stays, by digest and under its other tags),
-    /// as the distribution spec allows for tags. `Ok(false)` when the registry does not
-    /// delete tags (Distribution 2.x answers 400 `UNSUPPORTED`, others 405), so the caller can
-    /// say what is left; a tag that is not there is gone already.
+    /// Asks the registry to remove `tag` (the tag only: the manifest stays, by digest and under
+    /// its other tags), as the distribution spec allows for tags. `Ok(false)` when it says it
+    /// does not delete tags (Distribution 2.x answers 400 `UNSUPPORTED`, others 405). An
+    /// answer is not proof: a caller that must know looks the tag up afterwards.
     pub fn delete_tag(&self, name: &str, tag: &str) -> Result<bool, Error> {
         let mut op = self.transport.operation("delete tag", Duration::ZERO);
         let scope = Scope::delete(name);

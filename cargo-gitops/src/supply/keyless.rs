@@ -523,13 +523,17 @@ impl Entry {
             .find(|l| l.key_id == self.key_id && within(self.time, l.valid))
             .ok_or_else(|| {
                 Refused::Log(
-                    "the entry is in a transparency log the trusted root does not list".into(),
+                    "the entry is in a transparency log the trusted root does not list with an ECDSA P-256 key (Rekor v2's Ed25519 logs are not read yet)".into(),
                 )
             })?;
         let promise = self
             .promise
             .as_ref()
-            .ok_or_else(|| Refused::Log("the log entry has no signed entry timestamp".into()))?;
+            .ok_or_else(|| {
+                Refused::Log(
+                    "the log entry has no signed entry timestamp (a Rekor v2 entry, timed by a timestamp authority, which this gate does not read yet)".into(),
+                )
+            })?;
         let hex: String = self.key_id.iter().map(|b| format!("{b:02x}")).collect();
         // RFC 8785 canonical JSON of these four keys: sorted, no spaces.
         let signed = format!(

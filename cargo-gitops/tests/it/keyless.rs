@@ -626,3 +626,16 @@ fn a_configured_identity_and_issuer_replace_the_defaults() {
         printed(&output)
     );
 }
+
+#[test]
+fn the_default_identity_takes_the_repositorys_name_as_github_spells_it() {
+    // Fulcio writes the repository as GitHub spells it; the origin remote says acme/app.
+    let (output, _, registry) = scenario(Tamper {
+        identity: Some(
+            "https://github.com/Acme/App/.github/workflows/gitops-pipeline.yml@refs/tags/v1.0.0",
+        ),
+        ..Tamper::default()
+    });
+    assert!(output.status.success(), "{}", printed(&output));
+    assert!(registry.tags("acme/app").contains(&"prd-1.0.0".to_owned()));
+}

@@ -228,7 +228,7 @@ fn on_a_registry_that_deletes_no_tags_the_ones_left_are_named() {
     let before = every_tag(&registry);
     let line = set_promotion(&repo, &["-q"]).one_line_error(1);
     assert!(
-        line.contains("could not be: ") && line.contains("this registry deletes no tags"),
+        line.contains("could not be: ") && line.contains("the registry did not delete it"),
         "{line}"
     );
     // Every tag that existed names what it named before; the new release tags that stay are
@@ -504,4 +504,80 @@ fn the_generated_gitlab_release_job_promotes_the_set_when_run() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn a_tag_another_run_moved_during_the_set_is_left_as_that_run_set_it() {
+    let registry = Registry::start_olareg();
+    let upstream = registry.host();
+    // While the set fails at worker, another run moves api's prd-latest to an image of its own.
+    let proxy = Proxy::start(registry.port, move |seen| {
+        if seen.method == "PUT" && seen.path.ends_with("/acme/worker/manifests/prd-latest") {
+            let moved = crate::signing::tool("crane")
+                .args([
+                    "tag",
+                    "--insecure",
+                    &format!("{upstream}/acme/api:other"),
+                    "prd-latest",
+                ])
+                .output()
+                .expect("crane must be installed: .ci/install-tools builds it");
+            assert!(
+                moved.status.success(),
+                "{}",
+                crate::support::printed(&moved)
+            );
+            Fault::status(400)
+        } else {
+            Fault::Forward
+        }
+    });
+    let (repo, sha, old) = released(&proxy.addr, "{}");
+    staged_and_released(&registry, &sha, &old);
+    push_image(
+        &registry,
+        "acme/api",
+        &"ab".repeat(20),
+        &["other".to_owned()],
+    );
+    let theirs = registry.digest("acme/api", "other").unwrap();
+    let line = set_promotion(&repo, &["-q"]).one_line_error(1);
+    assert!(
+        line.contains(&format!(
+            "{}/acme/api:prd-latest (another run moved it since; left as that run set it)",
+            proxy.addr
+        )),
+        "{line}"
+    );
+    assert_eq!(registry.digest("acme/api", "prd-latest"), Some(theirs));
+    // What this run alone moved is put back: the new release tags are gone.
+    for service in SERVICES {
+        assert_eq!(
+            registry.digest(&format!("acme/{service}"), "prd-1.0.0"),
+            None,
+            "{service}"
+        );
+    }
+}
+
+#[test]
+fn a_set_whose_images_go_to_different_environments_is_refused() {
+    let registry = Registry::start();
+    let (repo, _, _) = released(&registry.host(), "{}");
+    let config = std::fs::read_to_string(repo.join("gitops.toml")).unwrap();
+    // web ships to staging only: v1.0.0 deploys it nowhere.
+    repo.create(
+        "gitops.toml",
+        config.replace(
+            "[images.web]\n",
+            "[images.web]\nenvironments = [{ name = \"staging\", branches = [\"main\"] }]\n",
+        ),
+    );
+    repo.commit("web to staging only");
+    repo.git(["tag", "-f", "v1.0.0"]);
+    let line = set_promotion(&repo, &["-q"]).one_line_error(2);
+    assert!(
+        line.contains("deploys `api` to `production` and `web` to no environment"),
+        "{line}"
+    );
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use cargo_gitops::build::plan::{Plan, Step};
 use cargo_gitops::build::retag::{self, Retagger};
 use cargo_gitops::ci::{Runner, github};
 use cargo_gitops::config::{BuilderKind, Config};
@@ -50,6 +51,26 @@ pub fn run_set(
         // One time for the whole set, so that its services' tags agree.
         request.timestamp = Some(deployment.timestamp);
         deployments.push(deployment);
+    }
+    // One set goes to one environment: a service whose configuration sends the ref elsewhere
+    // (or nowhere) is not promoted silently beside the others.
+    if let Some(other) = deployments
+        .iter()
+        .zip(configs)
+        .find(|(d, _)| d.environment != deployments[0].environment)
+    {
+        let shown = |e: &Option<String>| {
+            e.as_deref()
+                .map_or("no environment".to_owned(), |e| format!("`{e}`"))
+        };
+        return Err(Error::usage(format!(
+            "{} deploys `{}` to {} and `{}` to {}; a set promotion moves every image to one environment, so give the images the same environments, or promote each with -p",
+            deployments[0].git_ref,
+            configs[0].package.as_deref().unwrap_or("the first image"),
+            shown(&deployments[0].environment),
+            other.1.package.as_deref().unwrap_or("another image"),
+            shown(&other.0.environment)
+        )));
     }
     let Some(environment) = deployments[0].environment.clone() else {
         if !global.quiet {
@@ -102,10 +123,11 @@ pub fn run_set(
             runner,
             cwd,
         )?;
-        if !args.dry_run && !has_own_image(&retagger, deployment)? {
+        let mut plan = job.plan()?;
+        if !args.dry_run && !has_own_image(&retagger, &plan)? {
             job.image_of = reused(config, deployment, &retagger, cwd, &progress);
+            plan = job.plan()?;
         }
-        let plan = job.plan()?;
         let package = config
             .package
             .clone()
@@ -145,15 +167,17 @@ pub fn run_set(
     print(global, &set, runner)
 }
 
-/// Whether the commit's own lookup tag names an image of this service.
-fn has_own_image(retagger: &Retagger, deployment: &Deployment) -> Result<bool, Error> {
-    let Some(image) = deployment.image.as_deref() else {
-        return Ok(false);
-    };
-    let repository = Repository::parse(image)?;
-    Ok(retagger
-        .lookup(&repository, &deployment.lookup_tag)?
-        .is_some())
+/// Whether the commit's own lookup tag names an image of this service in any repository the
+/// plan looks in (the environment's, and those of the environments it promotes from).
+fn has_own_image(retagger: &Retagger, plan: &Plan) -> Result<bool, Error> {
+    for step in &plan.lookup {
+        if let Step::Lookup { repository, tag } = step
+            && retagger.lookup(repository, tag)?.is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn set_of_none(deployment: &Deployment) -> SetReport {
@@ -173,13 +197,8 @@ fn print(global: &GlobalArgs, set: &SetReport, runner: &Runner) -> Result<(), Er
         let tags: Vec<String> = set
             .services
             .iter()
-            .flat_map(|s| {
-                let image = s.report.image.clone().unwrap_or_default();
-                s.report
-                    .tags
-                    .iter()
-                    .map(move |tag| format!("{image}:{tag}"))
-            })
+            .filter_map(|s| s.report.image.as_ref().map(|image| (image, &s.report.tags)))
+            .flat_map(|(image, tags)| tags.iter().map(move |tag| format!("{image}:{tag}")))
             .collect();
         let values = vec![
             (
