@@ -54,6 +54,27 @@ pub struct Deployment {
 /// Timestamps are 10 digits so that numeric and alphabetical order agree.
 const TIMESTAMP_RANGE: std::ops::RangeInclusive<u64> = 1_000_000_000..=9_999_999_999;
 
+/// The deployment of every image of a repository for one request, with one time for all of
+/// them, so that the tags of a set agree.
+pub fn plan_each(
+    configs: &[Config],
+    request: &Request<'_>,
+    runner: &Runner,
+    cwd: &Path,
+) -> Result<Vec<Deployment>, Error> {
+    let mut request = request.clone();
+    let mut deployments = Vec::with_capacity(configs.len());
+    for config in configs {
+        let deployment = plan(config, &request, runner, cwd)?;
+        request.timestamp = Some(deployment.timestamp);
+        deployments.push(deployment);
+    }
+    if deployments.is_empty() {
+        return Err(Error::Internal("no configuration was loaded".to_owned()));
+    }
+    Ok(deployments)
+}
+
 /// Works out the deployment of the current commit (or the one the request names).
 pub fn plan(
     config: &Config,

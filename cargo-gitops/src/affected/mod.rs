@@ -189,11 +189,7 @@ fn unchanged_since(
         _ => None,
     };
     let service = Service {
-        package: config
-            .package
-            .clone()
-            .or_else(|| config.image_name.clone())
-            .unwrap_or_else(|| "image".to_owned()),
+        package: config.service_name(),
         image: deployment.image.clone().unwrap_or_default(),
         inputs: inputs::of(config, workspace.as_ref(), &repo.root())?,
     };

@@ -64,11 +64,7 @@ pub fn run(
             untracked = Some(deployment.git_ref.clone());
             continue;
         };
-        let package = config
-            .package
-            .clone()
-            .or_else(|| config.image_name.clone())
-            .unwrap_or_else(|| "image".to_owned());
+        let package = config.service_name();
         let image = deployment.image.clone().unwrap_or_else(|| package.clone());
         let since = match &args.since {
             Some(rev) => Compared::Given(Since::Commit {

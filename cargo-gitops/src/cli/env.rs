@@ -124,35 +124,29 @@ pub fn run_set(
     runner: &Runner,
     cwd: &Path,
 ) -> Result<(), Error> {
-    let mut request = Request {
+    let request = Request {
         ref_arg: global.git_ref.as_deref(),
         sha_arg: global.sha.as_deref(),
         timestamp: global.timestamp,
     };
-    let mut set: Option<ServiceSet> = None;
-    for config in configs {
-        let d = deployment::plan(config, &request, runner, cwd)?;
-        // One time for the set, so that its tags agree.
-        request.timestamp = Some(d.timestamp);
-        let set = set.get_or_insert_with(|| ServiceSet {
-            git_ref: d.git_ref.clone(),
-            sha: d.sha.clone(),
-            environment: d.environment.clone(),
-            timestamp: d.timestamp,
-            services: Vec::new(),
-        });
-        set.services.push(Service {
-            package: config
-                .package
-                .clone()
-                .or_else(|| config.image_name.clone())
-                .unwrap_or_else(|| "image".to_owned()),
-            image: d.image,
-            tags: d.tags,
-            lookup_tag: d.lookup_tag,
-        });
-    }
-    let set = set.ok_or_else(|| Error::Internal("no configuration was loaded".to_owned()))?;
+    let deployments = deployment::plan_each(configs, &request, runner, cwd)?;
+    let first = &deployments[0];
+    let set = ServiceSet {
+        git_ref: first.git_ref.clone(),
+        sha: first.sha.clone(),
+        environment: first.environment.clone(),
+        timestamp: first.timestamp,
+        services: configs
+            .iter()
+            .zip(&deployments)
+            .map(|(config, d)| Service {
+                package: config.service_name(),
+                image: d.image.clone(),
+                tags: d.tags.clone(),
+                lookup_tag: d.lookup_tag.clone(),
+            })
+            .collect(),
+    };
     match global.format {
         Format::Human => {
             let mut text = format!(

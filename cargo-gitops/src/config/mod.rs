@@ -115,6 +115,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The name of the service this configuration ships, as reports and `-p` name it: the
+    /// package (or image table), else the image, else `image`.
+    pub fn service_name(&self) -> String {
+        self.package
+            .clone()
+            .or_else(|| self.image_name.clone())
+            .unwrap_or_else(|| "image".to_owned())
+    }
+
     /// The defaults alone, as in a repository without a `Cargo.toml`.
     pub fn defaults() -> Config {
         Config {

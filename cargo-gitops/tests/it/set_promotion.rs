@@ -94,6 +94,41 @@ fn released(registry_host: &str, gates: &str) -> (Dir, String, String) {
     (repo, sha, old)
 }
 
+/// Runs a generated CI script with bash in `repo`, with only `vars` and the cargo-gitops
+/// under test on the PATH, as the CI job would; it must succeed.
+fn run_as_ci(repo: &Dir, script: &str, vars: &[(&str, &str)]) {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_cargo-gitops"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let output = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(repo.path())
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", repo.path())
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::support::printed(&output)
+    );
+}
+
+/// Every service's `prd-1.0.0` names the image of commit `built_from(service)`.
+fn assert_released(registry: &Registry, built_from: impl Fn(&str) -> String, context: &str) {
+    for service in SERVICES {
+        let name = format!("acme/{service}");
+        assert_eq!(
+            registry.digest(&name, "prd-1.0.0"),
+            registry.digest(&name, &format!("commit-{}", built_from(service))),
+            "{name}: {context}"
+        );
+    }
+}
+
 #[test]
 fn every_service_of_the_set_moves_together() {
     let registry = Registry::start();
@@ -290,15 +325,17 @@ fn a_first_release_takes_the_images_staging_kept_for_the_services_that_did_not_c
     }
     let output = set_promotion(&repo, &["--format", "json"]).expect_exit(0);
     let report: Value = crate::support::json(&output.stdout);
-    for service in SERVICES {
-        let name = format!("acme/{service}");
-        let built_from = if service == "api" { &sha } else { &earlier };
-        assert_eq!(
-            registry.digest(&name, "prd-1.0.0"),
-            registry.digest(&name, &format!("commit-{built_from}")),
-            "{name}: {report}"
-        );
-    }
+    assert_released(
+        &registry,
+        |service| {
+            if service == "api" {
+                sha.clone()
+            } else {
+                earlier.clone()
+            }
+        },
+        &report.to_string(),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(&format!("web is unchanged since {}", &earlier[..7])),
@@ -366,35 +403,17 @@ fn the_generated_release_workflow_promotes_the_set_and_its_step_does_so_when_run
     staged_and_released(&registry, &sha, &old);
     let pipeline = std::fs::read_to_string(workflows.join("gitops-api-pipeline.yml")).unwrap();
     let script = step_script(&pipeline, "build or retag");
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_cargo-gitops"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let output = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(repo.path())
-        .env_clear()
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env("HOME", repo.path())
-        .env("GITOPS_ALL", "true")
-        .env("GITOPS_PACKAGE", "api")
-        .env("GITOPS_ENVIRONMENT", "production")
-        .env("GITOPS_INPUT_REF", "refs/tags/v1.0.0")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        crate::support::printed(&output)
+    run_as_ci(
+        &repo,
+        &script,
+        &[
+            ("GITOPS_ALL", "true"),
+            ("GITOPS_PACKAGE", "api"),
+            ("GITOPS_ENVIRONMENT", "production"),
+            ("GITOPS_INPUT_REF", "refs/tags/v1.0.0"),
+        ],
     );
-    for service in SERVICES {
-        let name = format!("acme/{service}");
-        assert_eq!(
-            registry.digest(&name, "prd-1.0.0"),
-            registry.digest(&name, &format!("commit-{sha}")),
-            "{name}"
-        );
-    }
+    assert_released(&registry, |_| sha.clone(), "the GitHub step");
 }
 
 #[test]
@@ -471,39 +490,21 @@ fn the_generated_gitlab_release_job_promotes_the_set_when_run() {
         .collect();
     // The job's script, run by a shell with the variables GitLab gives a tag pipeline.
     staged_and_released(&registry, &sha, &old);
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_cargo-gitops"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let output = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script.join("\n")])
-        .current_dir(repo.path())
-        .env_clear()
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env("HOME", repo.path())
-        .env("GITLAB_CI", "true")
-        .env("CI", "true")
-        .env("CI_COMMIT_TAG", "v1.0.0")
-        .env("CI_COMMIT_SHA", &sha)
-        .env(
-            "GITOPS_ENVIRONMENT",
-            job["variables"]["GITOPS_ENVIRONMENT"].as_str().unwrap(),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        crate::support::printed(&output)
+    run_as_ci(
+        &repo,
+        &script.join("\n"),
+        &[
+            ("GITLAB_CI", "true"),
+            ("CI", "true"),
+            ("CI_COMMIT_TAG", "v1.0.0"),
+            ("CI_COMMIT_SHA", &sha),
+            (
+                "GITOPS_ENVIRONMENT",
+                job["variables"]["GITOPS_ENVIRONMENT"].as_str().unwrap(),
+            ),
+        ],
     );
-    for service in SERVICES {
-        let name = format!("acme/{service}");
-        assert_eq!(
-            registry.digest(&name, "prd-1.0.0"),
-            registry.digest(&name, &format!("commit-{sha}")),
-            "{name}"
-        );
-    }
+    assert_released(&registry, |_| sha.clone(), "the GitLab job");
 }
 
 #[test]

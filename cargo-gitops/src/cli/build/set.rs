@@ -36,21 +36,15 @@ pub fn run_set(
     if !matches!(global.format, Format::Human | Format::Json) {
         return Err(unsupported_format("build --all"));
     }
-    let first = configs
-        .first()
-        .ok_or_else(|| Error::Internal("no configuration was loaded".to_owned()))?;
-    let mut request = Request {
+    let request = Request {
         ref_arg: global.git_ref.as_deref(),
         sha_arg: global.sha.as_deref(),
         timestamp: global.timestamp,
     };
-    let mut deployments: Vec<Deployment> = Vec::with_capacity(configs.len());
-    for config in configs {
-        let deployment = deployment::plan(config, &request, runner, cwd)?;
-        check_environment(args, &deployment)?;
-        // One time for the whole set, so that its services' tags agree.
-        request.timestamp = Some(deployment.timestamp);
-        deployments.push(deployment);
+    let deployments = deployment::plan_each(configs, &request, runner, cwd)?;
+    let first = &configs[0];
+    for deployment in &deployments {
+        check_environment(args, deployment)?;
     }
     // One set goes to one environment: a service whose configuration sends the ref elsewhere
     // (or nowhere) is not promoted silently beside the others.
@@ -128,11 +122,7 @@ pub fn run_set(
             job.image_of = reused(config, deployment, &retagger, cwd, &progress);
             plan = job.plan()?;
         }
-        let package = config
-            .package
-            .clone()
-            .or_else(|| config.image_name.clone())
-            .unwrap_or_else(|| "image".to_owned());
+        let package = config.service_name();
         members.push((package, job, plan));
     }
     if args.dry_run {
